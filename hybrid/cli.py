@@ -1,0 +1,167 @@
+"""The ``hybrid`` command: demo, index, search."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from hybrid.presets import PRESETS
+
+DEMO_DOCUMENTS = [
+    "텔레픽스는 위성 데이터를 분석하여 해양, 농업 등 다양한 분야에 솔루션을 제공합니다.",
+    "고해상도 광학 위성 영상은 국방 및 정찰 목적으로 중요하게 활용됩니다.",
+    "TelePIX provides advanced solutions by analyzing satellite data for ocean and agriculture.",
+    "High-resolution optical satellite imagery is critical for defense and reconnaissance.",
+    "Space economy creates new value through the utilization of space-based data.",
+]
+DEMO_QUERIES = [
+    "텔레픽스는 어떤 산업 분야에서 위성 데이터를 활용하나요?",
+    "Utilization of satellite imagery for defense",
+]
+
+
+def _print_hits(query: str, hits, explain: bool, top_tokens: int = 5) -> None:
+    print(f"\nQuery: {query}")
+    if not hits:
+        print("  (no hits)")
+    for hit in hits:
+        ranks = "  ".join(
+            f"{name}#{s.rank}" if s.rank else f"{name}:-" for name, s in hit.sources.items()
+        )
+        print(f"{hit.rank:>3}. [{hit.id}] {hit.score:.4f}  ({ranks})  {_shorten(hit.text)}")
+        if explain:
+            e = hit.explain(top=top_tokens)
+            if e.splade_tokens:
+                tokens = ", ".join(
+                    f"{t.token} {t.query_weight:.2f}x{t.doc_weight:.2f}={t.product:.2f}"
+                    for t in e.splade_tokens
+                )
+                print(f"       SPLADE: {tokens}")
+            if e.bm25_terms:
+                terms = ", ".join(f"{t.term} {t.contribution:.2f}" for t in e.bm25_terms)
+                print(f"       BM25:   {terms}")
+
+
+def _shorten(text: str, width: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hybrid import HybridRetriever
+
+    engine = HybridRetriever.from_preset(args.preset)
+    engine.add(DEMO_DOCUMENTS, ids=[str(i) for i in range(len(DEMO_DOCUMENTS))])
+    print(f"Preset {engine.preset!r}: {engine!r}")
+    for query, hits in zip(DEMO_QUERIES, engine.search(DEMO_QUERIES, k=args.k), strict=True):
+        _print_hits(query, hits, explain=True)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from hybrid import HybridRetriever
+    from hybrid.data import read_documents
+
+    docs = read_documents(args.source, limit=args.limit)
+    if not len(docs):
+        print(f"error: no documents in {args.source}", file=sys.stderr)
+        return 2
+    note = f" ({docs.skipped} empty skipped)" if docs.skipped else ""
+    print(f"Read {len(docs)} documents from {args.source}{note}", file=sys.stderr)
+    engine = HybridRetriever.from_preset(args.preset)
+    engine.add(docs.texts, ids=docs.ids, metadata=docs.metadata)
+    out = engine.save(args.out)
+    print(f"Indexed {len(engine)} documents with preset {engine.preset!r} into {out}")
+    return 0
+
+
+def _parse_weights(pairs: Sequence[str] | None) -> dict[str, float] | None:
+    if not pairs:
+        return None
+    weights = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"error: --weight takes NAME=VALUE, got {pair!r}")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise SystemExit(f"error: weight {value!r} of {name!r} is not a number") from None
+    return weights
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from hybrid import HybridRetriever
+
+    engine = HybridRetriever.load(args.index)
+    hits = engine.search(
+        args.query,
+        k=args.k,
+        fusion=args.fusion,
+        weights=_parse_weights(args.weight),
+        depth=args.depth,
+    )
+    if args.json:
+        payload = {
+            "query": args.query,
+            "hits": [h.to_dict(explain=args.explain) for h in hits],
+        }
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        _print_hits(args.query, hits, explain=args.explain)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hybrid", description="Hybrid retrieval: SPLADE + dense + BM25, fused and explained."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+    presets = list(PRESETS)
+
+    demo = sub.add_parser("demo", help="index five bilingual documents and run two queries")
+    demo.add_argument("--preset", default="auto", choices=presets)
+    demo.add_argument("--k", type=int, default=3)
+    demo.set_defaults(func=cmd_demo)
+
+    index = sub.add_parser("index", help="index a BEIR folder or a JSONL file of documents")
+    index.add_argument("source", help="BEIR folder (with corpus.jsonl) or JSONL file")
+    index.add_argument("--out", required=True, help="folder to write the index to")
+    index.add_argument("--preset", default="auto", choices=presets)
+    index.add_argument("--limit", type=int, default=None, help="index only the first N documents")
+    index.set_defaults(func=cmd_index)
+
+    search = sub.add_parser("search", help="search a saved index")
+    search.add_argument("index", help="folder written by 'hybrid index'")
+    search.add_argument("query")
+    search.add_argument("--k", type=int, default=10)
+    search.add_argument("--fusion", default=None, help="fusion method (default: the index's)")
+    search.add_argument(
+        "--weight", action="append", metavar="NAME=VALUE", help="retriever weight (repeatable)"
+    )
+    search.add_argument("--depth", type=int, default=None, help="candidates per retriever")
+    search.add_argument("--explain", action="store_true", help="show SPLADE tokens, BM25 terms")
+    search.add_argument("--json", action="store_true", help="machine-readable output")
+    search.set_defaults(func=cmd_search)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
+    )
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

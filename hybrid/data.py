@@ -1,0 +1,91 @@
+"""Reading document collections: BEIR folders and JSONL files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_ID_KEYS = ("_id", "id", "docid", "doc_id")
+_TEXT_KEYS = ("text", "contents", "body")
+
+
+@dataclass
+class Documents:
+    """Parallel lists of ids, texts and metadata."""
+
+    ids: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    metadata: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+    """Lines whose title and text were both empty."""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{line_no}: expected a JSON object per line")
+            yield line_no, row
+
+
+def read_documents(source: str | Path, limit: int | None = None) -> Documents:
+    """Documents from a BEIR folder (its ``corpus.jsonl``) or a JSONL file.
+
+    Each line needs an id (``_id``, ``id``, ``docid`` or ``doc_id``) and a text (``text``,
+    ``contents`` or ``body``); a non-empty ``title`` is prepended as ``title + " " + text`` (the
+    BEIR convention). Every other field is kept as metadata.
+    """
+    path = Path(source)
+    if path.is_dir():
+        path = path / "corpus.jsonl"
+        if not path.is_file():
+            raise FileNotFoundError(f"{source} is a folder without corpus.jsonl (not BEIR format)")
+    elif not path.is_file():
+        raise FileNotFoundError(f"no such file or folder: {source}")
+    docs = Documents()
+    for line_no, row in _jsonl(path):
+        doc_id = next((row[k] for k in _ID_KEYS if k in row), None)
+        text = next((row[k] for k in _TEXT_KEYS if k in row), None)
+        if doc_id is None or not isinstance(text, str):
+            raise ValueError(f"{path}:{line_no}: each document needs an id field and a text field")
+        title = row.get("title") or ""
+        full = f"{title} {text}".strip() if title else text
+        if not full.strip():
+            docs.skipped += 1  # an empty document cannot be retrieved; count it, go on
+            continue
+        used = {k for k in (*_ID_KEYS, *_TEXT_KEYS) if k in row}
+        docs.ids.append(str(doc_id))
+        docs.texts.append(full)
+        docs.metadata.append({k: v for k, v in row.items() if k not in used})
+        if limit is not None and len(docs) >= limit:
+            break
+    return docs
+
+
+def read_queries(path: str | Path) -> dict[str, str]:
+    """BEIR ``queries.jsonl``: query id -> text."""
+    return {str(row["_id"]): row["text"] for _, row in _jsonl(Path(path))}
+
+
+def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
+    """BEIR ``qrels/<split>.tsv`` (header row, then query-id, corpus-id, score)."""
+    qrels: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8") as f:
+        next(f, None)
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 3:
+                qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    return qrels

@@ -1,0 +1,136 @@
+"""What a search returns: hits, their per-retriever scores, and their explanations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SourceScore:
+    """How one retriever saw a hit.
+
+    ``rank`` starts at 1 (0: the retriever did not return the hit among its candidates);
+    ``score`` is the retriever's raw score (NaN when absent); ``normalized_score`` is the value
+    the fusion method used (for RRF the ``1 / (k + rank)`` term); ``contribution`` is that value
+    times the retriever's weight, i.e. its share of the fused score.
+    """
+
+    rank: int
+    score: float
+    normalized_score: float
+    contribution: float
+    weight: float
+
+    @property
+    def raw_score(self) -> float:
+        return self.score
+
+
+@dataclass(frozen=True)
+class TokenContribution:
+    """One SPLADE vocabulary token shared by the query and the document."""
+
+    token: str
+    token_id: int
+    query_weight: float
+    doc_weight: float
+    product: float
+
+
+@dataclass(frozen=True)
+class TermContribution:
+    """One BM25 query term and the score it added to the document."""
+
+    term: str
+    contribution: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a hit is where it is: per retriever, the SPLADE tokens and the BM25 terms."""
+
+    id: Any
+    score: float
+    fusion: str
+    retrievers: dict[str, SourceScore]
+    splade_tokens: list[TokenContribution] = field(default_factory=list)
+    bm25_terms: list[TermContribution] = field(default_factory=list)
+    reranker_score: float | None = None
+
+    def __str__(self) -> str:
+        lines = [f"{self.id}  score={self.score:.4f}  ({self.fusion})"]
+        for name, s in self.retrievers.items():
+            where = f"rank {s.rank:>3}" if s.rank else "not retrieved"
+            lines.append(
+                f"  {name:<7} {where}  raw={s.score:.4f}  norm={s.normalized_score:.4f}"
+                f"  weight={s.weight:g}  contribution={s.contribution:.4f}"
+            )
+        if self.splade_tokens:
+            lines.append("  SPLADE tokens (query x doc = product):")
+            lines += [
+                f"    {t.token:<16} {t.query_weight:6.3f} x {t.doc_weight:6.3f} = {t.product:.4f}"
+                for t in self.splade_tokens
+            ]
+        if self.bm25_terms:
+            lines.append("  BM25 terms:")
+            lines += [f"    {t.term:<16} {t.contribution:.4f}" for t in self.bm25_terms]
+        if self.reranker_score is not None:
+            lines.append(f"  reranker score: {self.reranker_score:.4f}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Hit:
+    """One search result, best first. ``score`` is the final score, ``fused_score`` the fusion's."""
+
+    id: Any
+    score: float
+    text: str
+    rank: int
+    sources: dict[str, SourceScore]
+    fused_score: float
+    fused_rank: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    reranker_score: float | None = None
+    _explainer: Callable[[Hit, int | None], Explanation] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def explain(self, top: int | None = 5) -> Explanation:
+        """Per-retriever scores and the ``top`` SPLADE tokens / BM25 terms (None: all of them)."""
+        if self._explainer is None:
+            raise RuntimeError("this hit carries no explanation context")
+        return self._explainer(self, top)
+
+    def to_dict(self, explain: bool = False, top: int | None = 5) -> dict[str, Any]:
+        """A JSON-able view of the hit (with its explanation when ``explain``)."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "rank": self.rank,
+            "score": self.score,
+            "fused_score": self.fused_score,
+            "fused_rank": self.fused_rank,
+            "text": self.text,
+            "metadata": self.metadata,
+            "sources": {
+                name: {
+                    "rank": s.rank,
+                    "score": None if s.score != s.score else s.score,
+                    "normalized_score": None
+                    if s.normalized_score != s.normalized_score
+                    else s.normalized_score,
+                    "weight": s.weight,
+                    "contribution": s.contribution,
+                }
+                for name, s in self.sources.items()
+            },
+        }
+        if self.reranker_score is not None:
+            out["reranker_score"] = self.reranker_score
+        if explain:
+            e = self.explain(top)
+            out["splade_tokens"] = [vars(t) for t in e.splade_tokens]
+            out["bm25_terms"] = [vars(t) for t in e.bm25_terms]
+        return out

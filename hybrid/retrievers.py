@@ -1,0 +1,262 @@
+"""Retrievers: an encoder (or analyzer) paired with the index it feeds.
+
+Each retriever encodes first and indexes second, so a failure while encoding leaves its index
+untouched. All retrievers of one engine receive the same documents in the same order, so their
+internal ids (consecutive integers assigned by the indexes) agree.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from indexes import SearchResult
+
+RETRIEVER_FILE = "retriever.json"
+
+
+class Retriever(ABC):
+    """Base class: ``encode_*`` turns texts into the index's input, ``search`` ranks documents."""
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def encode_documents(self, texts: list[str]) -> Any: ...
+
+    @abstractmethod
+    def encode_queries(self, texts: list[str]) -> Any: ...
+
+    @abstractmethod
+    def add_encoded(self, encoded: Any) -> np.ndarray:
+        """Index encoded documents; returns their internal ids."""
+
+    @abstractmethod
+    def search_encoded(self, encoded: Any, k: int) -> SearchResult: ...
+
+    @abstractmethod
+    def delete(self, ids: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def _settings(self) -> dict[str, Any]:
+        """JSON-able description of the encoder/analyzer, saved beside the index."""
+
+    @abstractmethod
+    def _save_index(self, path: Path) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def _load(cls, settings: dict[str, Any], path: Path, encoder: Any | None) -> Retriever: ...
+
+    def add(self, texts: list[str]) -> np.ndarray:
+        """Encode and index documents."""
+        return self.add_encoded(self.encode_documents(texts))
+
+    def search(self, queries: list[str], k: int) -> SearchResult:
+        """Encode queries and return their top-``k`` documents."""
+        return self.search_encoded(self.encode_queries(queries), k)
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self._save_index(path / "index")
+        settings = {"type": self.kind, **self._settings()}
+        (path / RETRIEVER_FILE).write_text(json.dumps(settings, indent=2, ensure_ascii=False))
+
+    @staticmethod
+    def load(path: str | Path, encoder: Any | None = None) -> Retriever:
+        """Open a saved retriever; ``encoder`` replaces the saved encoder (needed for callables)."""
+        path = Path(path)
+        spec_file = path / RETRIEVER_FILE
+        if not spec_file.is_file():
+            from indexes import IndexFormatError
+
+            raise IndexFormatError(f"{path} is not a saved retriever: no {RETRIEVER_FILE}")
+        settings = json.loads(spec_file.read_text())
+        kinds = {cls.kind: cls for cls in (SpladeRetriever, DenseRetriever, BM25Retriever)}
+        if settings.get("type") not in kinds:
+            raise ValueError(f"{spec_file}: unknown retriever type {settings.get('type')!r}")
+        return kinds[settings["type"]]._load(settings, path, encoder)
+
+    def explain_terms(self, encoded_query: Any, doc_id: int, top: int | None) -> list[Any]:
+        """Token- or term-level contributions of one document to one query (default: none)."""
+        return []
+
+
+class SpladeRetriever(Retriever):
+    """SPLADE encoder + exact sparse inverted index."""
+
+    kind = "splade"
+
+    def __init__(self, encoder: Any, index: Any | None = None) -> None:
+        from indexes import SparseIndex
+
+        self.encoder = encoder
+        self.index = index if index is not None else SparseIndex(dim=encoder.dim)
+
+    def encode_documents(self, texts: list[str]):
+        return self.encoder.encode_documents(texts)
+
+    def encode_queries(self, texts: list[str]):
+        return self.encoder.encode_queries(texts)
+
+    def add_encoded(self, encoded) -> np.ndarray:
+        return self.index.add(encoded)
+
+    def search_encoded(self, encoded, k: int) -> SearchResult:
+        return self.index.search(encoded, k)
+
+    def delete(self, ids: np.ndarray) -> None:
+        self.index.delete(ids)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def explain_terms(self, encoded_query, doc_id: int, top: int | None) -> list[Any]:
+        from hybrid.results import TokenContribution
+
+        query = encoded_query.tocsr()
+        doc = self.index.doc_vectors(np.array([doc_id])).tocsr()
+        shared, q_pos, d_pos = np.intersect1d(
+            query.indices, doc.indices, assume_unique=True, return_indices=True
+        )
+        q_w = query.data[q_pos].astype(np.float64)
+        d_w = doc.data[d_pos].astype(np.float64)
+        products = q_w * d_w
+        order = np.lexsort((shared, -products))
+        if top is not None:
+            order = order[:top]
+        tokens = self.encoder.decode(shared[order])
+        return [
+            TokenContribution(tok, int(shared[i]), float(q_w[i]), float(d_w[i]), float(products[i]))
+            for tok, i in zip(tokens, order, strict=True)
+        ]
+
+    def _settings(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.spec}
+
+    def _save_index(self, path: Path) -> None:
+        self.index.save(path)
+
+    @classmethod
+    def _load(cls, settings, path, encoder):
+        from hybrid.encoders.splade import splade_encoder_from_spec
+        from indexes import SparseIndex
+
+        encoder = encoder if encoder is not None else splade_encoder_from_spec(settings["encoder"])
+        return cls(encoder, SparseIndex.load(path / "index"))
+
+
+class DenseRetriever(Retriever):
+    """Dense encoder (sentence-transformers or any callable) + FAISS index."""
+
+    kind = "dense"
+
+    def __init__(self, encoder: Any, index: Any | None = None, factory: str = "Flat") -> None:
+        self.encoder = encoder
+        self.factory = factory
+        self.index = index
+
+    def _ensure_index(self) -> Any:
+        if self.index is None:
+            from indexes import DenseIndex
+
+            self.index = DenseIndex(
+                self.encoder.dim,
+                metric=self.encoder.metric,
+                factory=self.factory,
+                model_name=self.encoder.name,
+            )
+        return self.index
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return self.encoder.encode_documents(texts)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.encoder.encode_queries(texts)
+
+    def add_encoded(self, encoded: np.ndarray) -> np.ndarray:
+        return self._ensure_index().add(encoded)
+
+    def search_encoded(self, encoded: np.ndarray, k: int) -> SearchResult:
+        return self._ensure_index().search(encoded, k)
+
+    def delete(self, ids: np.ndarray) -> None:
+        self._ensure_index().delete(ids)
+
+    def __len__(self) -> int:
+        return 0 if self.index is None else len(self.index)
+
+    def _settings(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.spec, "factory": self.factory}
+
+    def _save_index(self, path: Path) -> None:
+        self._ensure_index().save(path)
+
+    @classmethod
+    def _load(cls, settings, path, encoder):
+        from hybrid.encoders.dense import dense_encoder_from_spec
+        from indexes import DenseIndex
+
+        encoder = encoder if encoder is not None else dense_encoder_from_spec(settings["encoder"])
+        index = DenseIndex.load(path / "index")
+        return cls(encoder, index, factory=settings.get("factory", "Flat"))
+
+
+class BM25Retriever(Retriever):
+    """Text analyzer (Korean-aware by default) + BM25 index."""
+
+    kind = "bm25"
+
+    def __init__(self, analyzer: Any = "multilingual", index: Any | None = None) -> None:
+        from hybrid.analyzers import get_analyzer
+        from indexes import BM25Index
+
+        self.analyzer = get_analyzer(analyzer)
+        self.index = index if index is not None else BM25Index()
+
+    def encode_documents(self, texts: list[str]) -> list[list[str]]:
+        return self.analyzer.analyze_batch(texts)
+
+    def encode_queries(self, texts: list[str]) -> list[list[str]]:
+        return self.analyzer.analyze_batch(texts, progress=False)
+
+    def add_encoded(self, encoded: list[list[str]]) -> np.ndarray:
+        return self.index.add(encoded)
+
+    def search_encoded(self, encoded: list[list[str]], k: int) -> SearchResult:
+        return self.index.search(encoded, k)
+
+    def delete(self, ids: np.ndarray) -> None:
+        self.index.delete(ids)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def explain_terms(self, encoded_query, doc_id: int, top: int | None) -> list[Any]:
+        from hybrid.results import TermContribution
+
+        terms = self.index.explain(encoded_query, int(doc_id))
+        if top is not None:
+            terms = terms[:top]
+        return [TermContribution(t, float(c)) for t, c in terms]
+
+    def _settings(self) -> dict[str, Any]:
+        return {"analyzer": self.analyzer.config}
+
+    def _save_index(self, path: Path) -> None:
+        self.index.save(path, extra={"analyzer": self.analyzer.config})
+
+    @classmethod
+    def _load(cls, settings, path, encoder):
+        from hybrid.analyzers import analyzer_from_config
+        from indexes import BM25Index
+
+        analyzer = encoder if encoder is not None else analyzer_from_config(settings["analyzer"])
+        return cls(analyzer, BM25Index.load(path / "index"))

@@ -1,0 +1,122 @@
+"""The documents an engine holds: external ids, texts and metadata, by internal id."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DocId = str | int
+
+
+class DocumentStore:
+    """Append-only rows of (id, text, metadata); deleted rows keep their slot as tombstones.
+
+    Row numbers are the internal ids every index assigns, so they are never reused.
+    """
+
+    def __init__(self) -> None:
+        self.ids: list[DocId] = []
+        self.texts: list[str] = []
+        self.metadata: list[dict[str, Any]] = []
+        self.live: list[bool] = []
+        self._row: dict[DocId, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._row
+
+    def check_new(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[DocId] | None,
+        metadata: Sequence[Mapping[str, Any] | None] | None,
+    ) -> tuple[list[DocId], list[dict[str, Any]]]:
+        """Validate a batch before anything is encoded; returns its ids and metadata."""
+        n = len(texts)
+        if ids is None:
+            ids = [str(self.n_rows + i) for i in range(n)]
+            clash = [i for i in ids if i in self._row]
+            if clash:
+                raise ValueError(
+                    f"automatic id {clash[0]!r} is already taken by a document; pass ids="
+                )
+        else:
+            if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+                raise TypeError("ids must be a list of str or int, one per document")
+            ids = list(ids)
+            if len(ids) != n:
+                raise ValueError(f"got {n} documents but {len(ids)} ids")
+            for i, doc_id in enumerate(ids):
+                if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
+                    raise TypeError(f"ids[{i}] is {type(doc_id).__name__}; ids must be str or int")
+            seen: set[DocId] = set()
+            for doc_id in ids:
+                if doc_id in seen:
+                    raise ValueError(f"duplicate id {doc_id!r} in this batch")
+                if doc_id in self._row:
+                    raise ValueError(f"id {doc_id!r} is already in the index")
+                seen.add(doc_id)
+        if metadata is None:
+            meta = [{} for _ in range(n)]
+        else:
+            meta = list(metadata)
+            if len(meta) != n:
+                raise ValueError(f"got {n} documents but {len(meta)} metadata entries")
+            for i, m in enumerate(meta):
+                if m is not None and not isinstance(m, Mapping):
+                    raise TypeError(f"metadata[{i}] must be a dict or None")
+            meta = [dict(m) if m else {} for m in meta]
+        return ids, meta
+
+    def append(self, texts: Sequence[str], ids: list[DocId], meta: list[dict[str, Any]]) -> None:
+        for doc_id, text, m in zip(ids, texts, meta, strict=True):
+            self._row[doc_id] = len(self.ids)
+            self.ids.append(doc_id)
+            self.texts.append(text)
+            self.metadata.append(m)
+            self.live.append(True)
+
+    def rows_of(self, ids: Iterable[DocId]) -> np.ndarray:
+        """Internal ids of external ids; unknown ids raise ``KeyError`` naming them."""
+        ids = list(ids)
+        missing = [i for i in ids if i not in self._row]
+        if missing:
+            raise KeyError(f"unknown document ids: {missing[:5]}")
+        return np.array([self._row[i] for i in ids], dtype=np.int64)
+
+    def remove(self, rows: np.ndarray) -> None:
+        for row in rows:
+            self.live[row] = False
+            del self._row[self.ids[row]]
+
+    def save(self, path: Path) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            for doc_id, text, m, live in zip(
+                self.ids, self.texts, self.metadata, self.live, strict=True
+            ):
+                row = {"id": doc_id, "text": text, "metadata": m, "live": live}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> DocumentStore:
+        store = cls()
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                store.ids.append(row["id"])
+                store.texts.append(row["text"])
+                store.metadata.append(row["metadata"])
+                store.live.append(row["live"])
+                if row["live"]:
+                    store._row[row["id"]] = len(store.ids) - 1
+        return store

@@ -6,16 +6,20 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import numpy as np
 
 import fusion as fusion_lib
+from hybrid.config import FusionConfig
 from hybrid.encoders._common import validate_texts
+from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
 from hybrid.retrievers import Retriever
 from hybrid.store import DocId, DocumentStore
+from indexes import SearchResult
 from indexes._base import IndexFormatError, check_k, read_meta, write_meta
 
 FORMAT_VERSION = 1
@@ -42,11 +46,14 @@ class HybridRetriever:
         self,
         retrievers: Mapping[str, Retriever],
         *,
-        fusion: str = "wsum",
-        norm: str | None = None,
+        config: FusionConfig | None = None,
+        fusion: str | None = None,
         weights: Mapping[str, float] | None = None,
-        rrf_k: int = 60,
-        depth: int = 100,
+        norm: str | None = None,
+        rrf_k: float | None = None,
+        depth: int | None = None,
+        reranker: Any | None = None,
+        rerank_top: int = 100,
         parallel: bool = True,
         preset: str | None = None,
     ) -> None:
@@ -54,19 +61,16 @@ class HybridRetriever:
             raise ValueError("a HybridRetriever needs at least one retriever")
         for name, retriever in retrievers.items():
             if not isinstance(retriever, Retriever):
-                raise TypeError(
-                    f"retriever {name!r} is a {type(retriever).__name__}, not a Retriever"
-                )
+                kind = type(retriever).__name__
+                raise TypeError(f"retriever {name!r} is a {kind}, not a Retriever")
         self.retrievers: dict[str, Retriever] = dict(retrievers)
         self.store = DocumentStore()
-        self.fusion = fusion
-        self.norm = norm
-        self.rrf_k = rrf_k
-        self.depth = check_k(depth)
         self.parallel = parallel
         self.preset = preset
-        self.weights = self._resolve_weights(weights)
-        _check_fusion(fusion, norm, rrf_k)
+        self.config = FusionConfig()
+        self.config = self._config(config, fusion, weights, norm, rrf_k, depth)
+        self.reranker = None if reranker is None else get_reranker(reranker)
+        self.rerank_top = check_k(rerank_top)
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -92,7 +96,7 @@ class HybridRetriever:
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{n}={type(r).__name__}" for n, r in self.retrievers.items())
-        return f"HybridRetriever({parts}; {len(self)} documents; fusion={self.fusion!r})"
+        return f"HybridRetriever({parts}; {len(self)} documents; {_fusion_label(self.config)})"
 
     # -- documents ------------------------------------------------------------------------------
 
@@ -101,15 +105,28 @@ class HybridRetriever:
         texts: str | Sequence[str],
         ids: Sequence[DocId] | None = None,
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        encoded: Mapping[str, Any] | None = None,
     ) -> list[DocId]:
         """Index documents in every retriever; returns their ids (``str(row)`` when not given).
 
-        Every retriever encodes the whole batch before any index changes, so a failure while
-        encoding leaves the engine as it was.
+        ``encoded`` optionally gives some retrievers' document encodings already computed
+        (retriever name -> what its ``encode_documents`` returns: a CSR matrix for SPLADE, an
+        array for dense, token lists for BM25), so they are not encoded again. Every retriever
+        encodes the whole batch before any index changes, so a failure while encoding leaves
+        the engine as it was.
         """
         texts = validate_texts(texts, "documents")
         ids, meta = self.store.check_new(texts, ids, metadata)
-        encoded = self._map(lambda r: r.encode_documents(texts), self.names)
+        given = dict(encoded or {})
+        unknown = set(given) - set(self.names)
+        if unknown:
+            raise ValueError(f"encoded given for unknown retrievers {sorted(unknown)}")
+        for name, value in given.items():
+            rows = value.shape[0] if hasattr(value, "shape") else len(value)
+            if rows != len(texts):
+                raise ValueError(f"encoded[{name!r}] has not one row per document ({len(texts)})")
+        todo = [n for n in self.names if n not in given]
+        encoded = {**given, **self._map(lambda r: r.encode_documents(texts), todo)}
         expected = np.arange(self.store.n_rows, self.store.n_rows + len(texts))
         for name in self.names:
             assigned = np.asarray(self.retrievers[name].add_encoded(encoded[name]))
@@ -142,48 +159,128 @@ class HybridRetriever:
         query: str | Sequence[str],
         k: int = 10,
         *,
+        config: FusionConfig | None = None,
         fusion: str | None = None,
         weights: Mapping[str, float] | None = None,
         norm: str | None = None,
-        rrf_k: int | None = None,
+        rrf_k: float | None = None,
         depth: int | None = None,
+        reranker: Any | None = None,
+        rerank_top: int | None = None,
     ) -> list[Hit] | list[list[Hit]]:
-        """Top-``k`` fused hits for one query (a list) or a batch (a list of lists)."""
+        """Top-``k`` fused hits for one query (a list) or a batch (a list of lists).
+
+        ``config`` replaces the engine's :class:`FusionConfig` for this call; the keyword
+        arguments override single fields of it (``fusion`` is the method name). ``reranker``
+        (a name such as ``"dense"``, ``"splade"``, ``"cross-encoder:<model>"``, a
+        :class:`~hybrid.rerankers.Reranker`, or any ``(query, texts) -> scores`` callable)
+        re-orders the best ``rerank_top`` fused candidates (default: the engine's reranker and
+        ``rerank_top``); each hit keeps its ``fused_score`` and ``fused_rank``.
+        """
         single = isinstance(query, str)
         queries = validate_texts(query, "queries")
         k = check_k(k)
-        method = fusion if fusion is not None else self.fusion
-        norm = norm if norm is not None else (self.norm if fusion is None else None)
-        rrf_k = self.rrf_k if rrf_k is None else rrf_k
-        _check_fusion(method, norm, rrf_k)
-        w = self._resolve_weights(weights) if weights is not None else self.weights
-        active = [n for n in self.names if w[n] > 0]
-        if not active:
-            raise ValueError("every retriever weight is 0: nothing to search")
-        depth = max(check_k(depth) if depth is not None else self.depth, k)
+        cfg = self._config(config, fusion, weights, norm, rrf_k, depth)
         if len(self.store) == 0:
             empty: list[list[Hit]] = [[] for _ in queries]
             return empty[0] if single else empty
+        rerank = self.reranker if reranker is None else get_reranker(reranker)
+        top = k
+        if rerank is not None:
+            top = max(k, check_k(rerank_top) if rerank_top is not None else self.rerank_top)
+        names = [n for n in self.names if self._weight(cfg, n) > 0]
+        candidates = self.retrieve(queries, max(cfg.depth, top), names)
+        hits = self.fuse(candidates, top, cfg)
+        if rerank is not None:
+            hits = [self._rerank(rerank, q, h, k) for q, h in zip(queries, hits, strict=True)]
+        return hits[0] if single else hits
+
+    def _rerank(self, reranker: Reranker, query: str, hits: list[Hit], k: int) -> list[Hit]:
+        """Order ``hits`` by the reranker's scores (ties: fused rank) and keep the top ``k``."""
+        if not hits:
+            return hits
+        rows = np.array([h._row for h in hits], dtype=np.int64)
+        scores = np.asarray(
+            reranker.score(query, RerankCandidates([h.text for h in hits], rows, self)),
+            dtype=np.float64,
+        ).ravel()
+        if scores.shape != (len(hits),):
+            raise ValueError(
+                f"reranker {reranker.name!r} returned {scores.size} scores for {len(hits)} texts"
+            )
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(f"reranker {reranker.name!r} returned NaN or infinite scores")
+        order = np.lexsort((np.arange(len(hits)), -scores))[:k]
+        out = []
+        for new_rank, i in enumerate(order.tolist(), 1):
+            hit = hits[i]
+            hit.score = hit.reranker_score = float(scores[i])
+            hit.rank = new_rank
+            out.append(hit)
+        return out
+
+    def retrieve(
+        self,
+        queries: str | Sequence[str],
+        depth: int | None = None,
+        names: Sequence[str] | None = None,
+    ) -> Candidates:
+        """Each retriever's top-``depth`` candidates (internal ids), before any fusion.
+
+        Retrievers run in parallel threads. The result can be fused many times with
+        :meth:`fuse` (e.g. while tuning weights) without encoding or searching again.
+        """
+        queries = validate_texts(queries, "queries")
+        depth = check_k(depth if depth is not None else self.config.depth)
+        names = list(self.names if names is None else names)
+        unknown = [n for n in names if n not in self.retrievers]
+        if unknown or not names:
+            raise ValueError(
+                f"unknown retrievers {unknown}; this engine has: {', '.join(self.names)}"
+            )
 
         def run(retriever: Retriever):
             encoded = retriever.encode_queries(queries)
             return encoded, retriever.search_encoded(encoded, depth)
 
-        out = self._map(run, active)
+        out = self._map(run, names)
+        return Candidates(
+            queries=queries,
+            results={n: out[n][1] for n in names},
+            encoded={n: out[n][0] for n in names},
+        )
+
+    def fuse(
+        self, candidates: Candidates, k: int = 10, config: FusionConfig | None = None
+    ) -> list[list[Hit]]:
+        """Fuse retrieved candidates into the top-``k`` hits of each query."""
+        k = check_k(k)
+        cfg = self._config(config)
+        names = [n for n in candidates.results if self._weight(cfg, n) > 0]
+        if not names:
+            raise ValueError("every retriever weight is 0: nothing to fuse")
+        weights = {n: self._weight(cfg, n) for n in names}
         fused = fusion_lib.fuse_padded(
-            [(out[n][1].ids, out[n][1].scores) for n in active],
-            method=method,
-            weights=[w[n] for n in active],
-            norm=norm,
-            k=rrf_k,
+            [
+                (
+                    candidates.results[n].ids[:, : cfg.depth],
+                    candidates.results[n].scores[:, : cfg.depth],
+                )
+                for n in names
+            ],
+            method=cfg.method,
+            weights=[weights[n] for n in names],
+            norm=cfg.norm,
+            k=cfg.rrf_k,
             top=k,
         )
-        label = _fusion_label(method, norm, rrf_k)
-        encoded = {n: out[n][0] for n in active}
-        hits = [self._hits(result, active, w, label, encoded, q) for q, result in enumerate(fused)]
-        return hits[0] if single else hits
+        label = _fusion_label(cfg)
+        return [
+            self._hits(result, names, weights, label, candidates, q)
+            for q, result in enumerate(fused)
+        ]
 
-    def _hits(self, result, active, weights, label, encoded, q: int) -> list[Hit]:
+    def _hits(self, result, names, weights, label, candidates: Candidates, q: int) -> list[Hit]:
         hits = []
         for i, row in enumerate(result.ids.tolist()):
             sources = {
@@ -192,9 +289,9 @@ class HybridRetriever:
                     score=float(result.raw_scores[i, j]),
                     normalized_score=float(result.normalized[i, j]),
                     contribution=float(result.contributions[i, j]),
-                    weight=float(weights[name]),
+                    weight=weights[name],
                 )
-                for j, name in enumerate(active)
+                for j, name in enumerate(names)
             }
             score = float(result.scores[i])
             hits.append(
@@ -207,31 +304,27 @@ class HybridRetriever:
                     fused_score=score,
                     fused_rank=i + 1,
                     metadata=self.store.metadata[row],
-                    _explainer=self._explainer(row, label, encoded, q),
+                    _row=row,
+                    _explainer=self._explainer(row, label, candidates, q),
                 )
             )
         return hits
 
-    def _explainer(self, row: int, label: str, encoded: dict[str, Any], q: int) -> Callable:
+    def _explainer(self, row: int, label: str, candidates: Candidates, q: int) -> Callable:
         def explain(hit: Hit, top: int | None) -> Explanation:
-            terms = {
-                name: self.retrievers[name].explain_terms(enc[q], row, top)
-                for name, enc in encoded.items()
-            }
+            splade, bm25 = [], []
+            for name in hit.sources:
+                retriever = self.retrievers[name]
+                encoded = candidates.encoded_query(retriever, name, q)
+                terms = retriever.explain_terms(encoded, row, top)
+                (splade if retriever.kind == "splade" else bm25).extend(terms)
             return Explanation(
                 id=hit.id,
                 score=hit.score,
                 fusion=label,
                 retrievers=hit.sources,
-                splade_tokens=[
-                    t
-                    for name in terms
-                    if self.retrievers[name].kind == "splade"
-                    for t in terms[name]
-                ],
-                bm25_terms=[
-                    t for name in terms if self.retrievers[name].kind == "bm25" for t in terms[name]
-                ],
+                splade_tokens=splade,
+                bm25_terms=bm25,
                 reranker_score=hit.reranker_score,
             )
 
@@ -259,11 +352,7 @@ class HybridRetriever:
                 _KIND,
                 FORMAT_VERSION,
                 retrievers=self.names,
-                fusion=self.fusion,
-                norm=self.norm,
-                rrf_k=self.rrf_k,
-                depth=self.depth,
-                weights=self.weights,
+                config=self.config.to_dict(),
                 preset=self.preset,
             )
             if path.exists():
@@ -292,8 +381,9 @@ class HybridRetriever:
             name: Retriever.load(path / "retrievers" / name, encoders.get(name))
             for name in meta["retrievers"]
         }
-        settings = {
-            key: meta[key] for key in ("fusion", "norm", "rrf_k", "depth", "weights", "preset")
+        settings: dict[str, Any] = {
+            "config": FusionConfig.from_dict(meta["config"]),
+            "preset": meta.get("preset"),
         }
         settings.update(options)
         engine = cls(retrievers, **settings)
@@ -308,10 +398,28 @@ class HybridRetriever:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _resolve_weights(self, weights: Mapping[str, float] | None) -> dict[str, float]:
-        resolved = dict.fromkeys(self.retrievers, 1.0)
-        if weights is None:
-            return resolved
+    def _config(
+        self,
+        config: FusionConfig | None = None,
+        fusion: str | None = None,
+        weights: Mapping[str, float] | None = None,
+        norm: str | None = None,
+        rrf_k: float | None = None,
+        depth: int | None = None,
+    ) -> FusionConfig:
+        """The engine's configuration (or ``config``) with the given fields replaced, checked."""
+        base = self.config if config is None else config
+        if not isinstance(base, FusionConfig):
+            raise TypeError(f"config must be a FusionConfig, got {type(base).__name__}")
+        if fusion is not None and fusion != base.method and norm is None:
+            base = replace(base, norm=None)  # the old method's norm may not apply to the new one
+        cfg = base.replace(method=fusion, norm=norm, rrf_k=rrf_k, depth=depth)
+        cfg = replace(cfg, weights=self._check_weights(cfg.weights if weights is None else weights))
+        check_k(cfg.depth)
+        fusion_lib.api._check_options(cfg.method, None, cfg.norm, cfg.rrf_k, None, 1, None)
+        return cfg
+
+    def _check_weights(self, weights: Mapping[str, float]) -> dict[str, float]:
         if not isinstance(weights, Mapping):
             raise TypeError("weights must be a dict of retriever name -> weight")
         for name, value in weights.items():
@@ -322,23 +430,39 @@ class HybridRetriever:
                 raise TypeError(f"weight of {name!r} must be a number, got {value!r}")
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"weight of {name!r} must be finite and >= 0, got {value}")
-            resolved[name] = float(value)
-        return resolved
+        if all(weights.get(n, 1.0) == 0 for n in self.names):
+            raise ValueError("every retriever weight is 0: nothing to search")
+        return {name: float(value) for name, value in weights.items()}
+
+    @staticmethod
+    def _weight(cfg: FusionConfig, name: str) -> float:
+        return float(cfg.weights.get(name, 1.0))
 
     def _map(self, fn: Callable[[Any], _T], names: list[str]) -> dict[str, _T]:
         """Apply ``fn`` to each named retriever, in parallel threads when enabled."""
-        if not self.parallel or len(names) == 1:
+        if not self.parallel or len(names) <= 1:
             return {n: fn(self.retrievers[n]) for n in names}
         with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="retriever") as pool:
             futures = {n: pool.submit(fn, self.retrievers[n]) for n in names}
             return {n: f.result() for n, f in futures.items()}
 
 
-def _check_fusion(method: str, norm: str | None, rrf_k: float) -> None:
-    fusion_lib.api._check_options(method, None, norm, rrf_k, None, 1, None)
+def _fusion_label(cfg: FusionConfig) -> str:
+    if cfg.method in fusion_lib.RANK_METHODS:
+        return f"{cfg.method} k={cfg.rrf_k:g}" if cfg.method == "rrf" else cfg.method
+    return f"{cfg.method} norm={cfg.norm or 'minmax'}"
 
 
-def _fusion_label(method: str, norm: str | None, rrf_k: int) -> str:
-    if method == "rrf":
-        return f"rrf k={rrf_k}"
-    return f"{method} norm={norm or 'minmax'}"
+@dataclass
+class Candidates:
+    """Per-retriever candidates of a batch of queries (internal ids), ready to be fused."""
+
+    queries: list[str]
+    results: dict[str, SearchResult]
+    encoded: dict[str, Any] = field(default_factory=dict)
+
+    def encoded_query(self, retriever: Retriever, name: str, q: int) -> Any:
+        """Query ``q`` as retriever ``name`` encoded it (encoded again when not kept)."""
+        if name in self.encoded:
+            return self.encoded[name][q]
+        return retriever.encode_queries([self.queries[q]])[0]

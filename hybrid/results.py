@@ -94,6 +94,7 @@ class Hit:
     fused_rank: int
     metadata: dict[str, Any] = field(default_factory=dict)
     reranker_score: float | None = None
+    _row: int = field(default=-1, repr=False, compare=False)
     _explainer: Callable[[Hit, int | None], Explanation] | None = field(
         default=None, repr=False, compare=False
     )

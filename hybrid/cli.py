@@ -95,14 +95,18 @@ def _parse_weights(pairs: Sequence[str] | None) -> dict[str, float] | None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from hybrid import HybridRetriever
+    from hybrid.config import FusionConfig
 
     engine = HybridRetriever.load(args.index)
     hits = engine.search(
         args.query,
         k=args.k,
+        config=FusionConfig.load(args.config) if args.config else None,
         fusion=args.fusion,
         weights=_parse_weights(args.weight),
         depth=args.depth,
+        reranker=args.rerank,
+        rerank_top=args.rerank_top,
     )
     if args.json:
         payload = {
@@ -144,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--weight", action="append", metavar="NAME=VALUE", help="retriever weight (repeatable)"
     )
     search.add_argument("--depth", type=int, default=None, help="candidates per retriever")
+    search.add_argument("--config", default=None, help="fusion configuration file (JSON)")
+    search.add_argument(
+        "--rerank", default=None, help="reranker: dense, splade or cross-encoder:<model>"
+    )
+    search.add_argument("--rerank-top", type=int, default=None, help="candidates to rerank")
     search.add_argument("--explain", action="store_true", help="show SPLADE tokens, BM25 terms")
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(func=cmd_search)

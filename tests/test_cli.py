@@ -56,6 +56,21 @@ def test_search_explain_and_weights(index_dir, capsys):
     assert "SPLADE:" in capsys.readouterr().out
 
 
+def test_search_with_config_file_and_reranker(index_dir, tmp_path, capsys):
+    from hybrid.config import FusionConfig
+
+    cfg = FusionConfig(method="rrf", weights={"bm25": 0.0}, rrf_k=10).save(tmp_path / "c.json")
+    args = ["search", str(index_dir), "satellite imagery for defense", "--k", "2", "--json"]
+    assert main([*args, "--config", str(cfg)]) == 0
+    hit = json.loads(capsys.readouterr().out)["hits"][0]
+    assert set(hit["sources"]) == {"splade", "dense"}
+    expected = sum(1 / (10 + s["rank"]) for s in hit["sources"].values() if s["rank"])
+    assert hit["score"] == pytest.approx(expected)
+    assert main([*args, "--rerank", "splade", "--rerank-top", "5"]) == 0
+    hit = json.loads(capsys.readouterr().out)["hits"][0]
+    assert hit["reranker_score"] == hit["score"] and hit["fused_rank"] >= 1
+
+
 def test_errors_are_one_line_not_tracebacks(tmp_path, capsys):
     assert main(["search", str(tmp_path), "q"]) == 2
     assert "not a saved index" in capsys.readouterr().err

@@ -1,0 +1,73 @@
+"""Rank fusion: rankings in, one fused and explainable ranking out. Pure numpy.
+
+Entry points: :func:`fuse` (one query), :func:`fuse_batch` / :func:`fuse_padded` (many queries,
+vectorised). The per-method and per-normalisation functions are public in
+:mod:`fusion.methods` and :mod:`fusion.normalize` and re-exported here. Conventions (ranks from 1,
+missing documents, duplicates, ties, degenerate lists, weights) are listed in :mod:`fusion.api`.
+"""
+
+from ._core import FusionResult
+from .api import (
+    METHODS,
+    NORMS,
+    RANK_METHODS,
+    SCORE_METHODS,
+    check_options,
+    fuse,
+    fuse_batch,
+    fuse_padded,
+)
+from .methods import (
+    borda,
+    combanz,
+    combmax,
+    combmin,
+    combmnz,
+    combsum,
+    isr,
+    isr_term,
+    rrf,
+    rrf_term,
+    wsum,
+)
+from .normalize import (
+    bounded_minmax,
+    dbsf_norm,
+    identity_norm,
+    max_norm,
+    minmax_norm,
+    rank_norm,
+    sum_norm,
+    zscore_norm,
+)
+
+__all__ = [
+    "METHODS",
+    "NORMS",
+    "RANK_METHODS",
+    "SCORE_METHODS",
+    "FusionResult",
+    "borda",
+    "bounded_minmax",
+    "check_options",
+    "combanz",
+    "combmax",
+    "combmin",
+    "combmnz",
+    "combsum",
+    "dbsf_norm",
+    "fuse",
+    "fuse_batch",
+    "fuse_padded",
+    "identity_norm",
+    "isr",
+    "isr_term",
+    "max_norm",
+    "minmax_norm",
+    "rank_norm",
+    "rrf",
+    "rrf_term",
+    "sum_norm",
+    "wsum",
+    "zscore_norm",
+]

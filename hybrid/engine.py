@@ -416,7 +416,7 @@ class HybridRetriever:
         cfg = base.replace(method=fusion, norm=norm, rrf_k=rrf_k, depth=depth)
         cfg = replace(cfg, weights=self._check_weights(cfg.weights if weights is None else weights))
         check_k(cfg.depth)
-        fusion_lib.api._check_options(cfg.method, None, cfg.norm, cfg.rrf_k, None, 1, None)
+        fusion_lib.check_options(cfg.method, cfg.norm, cfg.rrf_k)
         return cfg
 
     def _check_weights(self, weights: Mapping[str, float]) -> dict[str, float]:

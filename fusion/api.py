@@ -1,0 +1,393 @@
+"""Entry points: :func:`fuse` (one query), :func:`fuse_batch` and :func:`fuse_padded` (many).
+
+Conventions (pinned by ``tests/test_fusion*.py``):
+
+- **Ranks** start at 1. A list's rank of a document is its position in that list sorted by
+  descending score, equal scores by ascending id, after removing duplicates. Input lists need
+  not be sorted.
+- **Duplicates** within one list count once: the best score (hence the best rank) is kept.
+- **Missing documents** contribute nothing: for RRF/ISR no term; for score methods the
+  normalised value of an absent document is taken as 0 (the bottom of min-max's range; the list
+  mean for z-score). Borda is the documented exception (absent documents share the leftover
+  points). ``ranks`` report 0, ``raw_scores``/``normalized`` NaN, ``contributions`` 0.
+- **Ties** of the fused score go to the smaller document id.
+- **Degenerate lists** (one hit, all-equal scores) never divide by zero: see each function in
+  :mod:`fusion.normalize` (min-max gives 0.5, not 1.0).
+- **Weights** are non-negative, one per list; a weight of 0 removes the list entirely (its
+  documents do not enter the union and it is not counted by CombMNZ/ISR/Borda); its columns in
+  the result report ranks 0 / NaN. Negative, NaN or all-zero weights raise ``ValueError``.
+- **Padding**: id ``-1`` marks padding in any input (its score is ignored, so the indexes'
+  ``-inf`` padding is fine); other negative ids, non-finite scores of real entries, and length
+  mismatches raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import methods as _m
+from . import normalize as _n
+from ._core import PAD_ID, FusionResult, align, canonicalize, check_padded, order_rows, scatter
+
+__all__ = [
+    "METHODS",
+    "NORMS",
+    "RANK_METHODS",
+    "SCORE_METHODS",
+    "check_options",
+    "fuse",
+    "fuse_batch",
+    "fuse_padded",
+]
+
+RANK_METHODS = ("rrf", "isr", "borda")
+"""Methods that use only ranks (``norm`` does not apply)."""
+
+SCORE_METHODS = ("wsum", "combsum", "combmnz", "combmax", "combmin", "combanz")
+"""Methods that combine normalised scores (``norm`` defaults to ``"minmax"``)."""
+
+METHODS = RANK_METHODS + SCORE_METHODS
+
+_SCORE_FUNCS = {
+    "wsum": _m.wsum,
+    "combsum": _m.combsum,
+    "combmnz": _m.combmnz,
+    "combmax": _m.combmax,
+    "combmin": _m.combmin,
+    "combanz": _m.combanz,
+}
+
+_PER_LIST = ("rrf", "isr", "wsum", "combsum", "combmnz", "combanz")
+"""Methods whose contribution per list needs at most the document's list count: fast path."""
+
+_NORM_FUNCS = {
+    "minmax": _n.minmax_norm,
+    "zscore": _n.zscore_norm,
+    "max": _n.max_norm,
+    "sum": _n.sum_norm,
+    "rank": _n.rank_norm,
+    "dbsf": _n.dbsf_norm,
+    "bounded": None,  # needs per-list bounds, see _normalize
+    "none": _n.identity_norm,
+}
+NORMS = tuple(_NORM_FUNCS)
+"""Normalisation names for score methods. ``"bounded"`` needs ``bounds``."""
+
+Bounds = Sequence[tuple[float, float] | None] | None
+
+
+def _check_options(
+    method: str, weights: Any, norm: str | None, k: float, bounds: Bounds, n_lists: int, top: Any
+) -> tuple[np.ndarray, str | None]:
+    if method not in METHODS:
+        raise ValueError(f"unknown fusion method {method!r}; valid: {', '.join(METHODS)}")
+    if method in RANK_METHODS:
+        if norm is not None:
+            raise ValueError(
+                f"norm={norm!r} does not apply to the rank-based method {method!r} (it uses "
+                f"only ranks); pass norm=None, or a score method: {', '.join(SCORE_METHODS)}"
+            )
+    else:
+        norm = "minmax" if norm is None else norm
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
+    if bounds is not None and norm != "bounded":
+        raise ValueError("bounds only apply with norm='bounded'")
+    if norm == "bounded":
+        if bounds is None or len(bounds) != n_lists:
+            raise ValueError(
+                f"norm='bounded' needs bounds: one (lo, hi) or None per list ({n_lists} lists)"
+            )
+    if method == "rrf" and not (np.isfinite(k) and k >= 0):
+        raise ValueError(f"RRF k must be a finite number >= 0, got {k!r}")
+    is_int = isinstance(top, int | np.integer) and not isinstance(top, bool)
+    if top is not None and not (is_int and top >= 1):
+        raise ValueError(f"top must be a positive integer or None, got {top!r}")
+    if weights is None:
+        w = np.ones(n_lists)
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (n_lists,):
+            raise ValueError(f"weights must have one value per list ({n_lists}), got {w.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f"weights must be finite and >= 0, got {w.tolist()}")
+        if not np.any(w > 0):
+            raise ValueError("at least one weight must be positive")
+    return w, norm
+
+
+def check_options(method: str, norm: str | None = None, k: float = 60) -> str | None:
+    """Validate a method / norm / RRF-k choice without fusing; returns the norm that applies.
+
+    Lets callers (an engine's configuration, a CLI) fail early with the same messages
+    :func:`fuse` would give.
+    """
+    return _check_options(method, None, norm, k, None, 1, None)[1]
+
+
+def _normalize(norm: str, canon: list, active: list[int], bounds: Bounds) -> list[np.ndarray]:
+    out = []
+    for j, c in zip(active, canon, strict=True):
+        if norm == "rank":  # canonical rows: rank = column + 1; same as normalize.rank_norm
+            n = np.maximum(c.sizes, 1)[:, None]
+            vals = 1.0 - np.arange(c.scores.shape[1])[None, :] / n
+            out.append(np.where(np.isnan(c.scores), np.nan, vals))
+        elif norm == "bounded":
+            b = bounds[j]  # type: ignore[index]
+            out.append(_n.minmax_norm(c.scores) if b is None else _n.bounded_minmax(c.scores, *b))
+        else:
+            try:
+                out.append(_NORM_FUNCS[norm](c.scores))
+            except ValueError as exc:
+                raise ValueError(f"list {j}: {exc}") from None
+    return out
+
+
+_BLOCK_ENTRIES = 1 << 16
+"""Queries are fused in blocks of about this many (document, list) entries: small arrays stay in
+cache and in the allocator's reuse pool (one huge temporary costs more than the arithmetic)."""
+
+
+def _fuse_padded_arrays(
+    lists: list[tuple[np.ndarray, np.ndarray]],
+    method: str,
+    weights: Any,
+    norm: str | None,
+    k: float,
+    bounds: Bounds,
+    top: int | None,
+) -> list[FusionResult]:
+    """Core: validated padded lists in, one :class:`FusionResult` per query out."""
+    n_lists = len(lists)
+    w, norm = _check_options(method, weights, norm, k, bounds, n_lists, top)
+    active = [j for j in range(n_lists) if w[j] > 0]
+    n_q = lists[0][0].shape[0]
+    width = max(sum(lists[j][0].shape[1] for j in active), 1)
+    block = max(1, _BLOCK_ENTRIES // width)
+    results: list[FusionResult] = []
+    for q0 in range(0, n_q, block):
+        part = [(lists[j][0][q0 : q0 + block], lists[j][1][q0 : q0 + block]) for j in active]
+        results.extend(_fuse_block(part, method, w, norm, k, bounds, top, active, n_lists))
+    return results
+
+
+def _fuse_block(
+    lists: list[tuple[np.ndarray, np.ndarray]],
+    method: str,
+    w: np.ndarray,
+    norm: str | None,
+    k: float,
+    bounds: Bounds,
+    top: int | None,
+    active: list[int],
+    n_lists: int,
+) -> list[FusionResult]:
+    canon = [canonicalize(*pair) for pair in lists]
+    al = align(canon)
+    wa = w[active]
+    n_rows = al.ids.shape[0]
+    rank_of = [np.broadcast_to(np.arange(1, c.ids.shape[1] + 1), c.ids.shape) for c in canon]
+    if method in _PER_LIST:
+        # Per-list terms are computed on the (small) padded lists and summed into the union
+        # with one scatter-add per list: no (documents x lists) temporaries.
+        if method == "rrf":
+            padded = [_m.rrf_term(np.arange(1, c.ids.shape[1] + 1), k) for c in canon]
+        elif method == "isr":
+            padded = [_m.isr_term(np.arange(1, c.ids.shape[1] + 1)) for c in canon]
+        else:
+            padded = _normalize(norm, canon, active, bounds)  # type: ignore[arg-type]
+        terms = [
+            np.broadcast_to(t, c.ids.shape)[p]
+            for t, c, p in zip(padded, canon, al.present, strict=True)
+        ]
+        contrib = [t * wi for t, wi in zip(terms, wa, strict=True)]
+        if method in ("isr", "combmnz", "combanz"):
+            m = np.bincount(np.concatenate(al.rows), minlength=n_rows).astype(np.float64)
+            if method == "combanz":
+                contrib = [c / m[r] for c, r in zip(contrib, al.rows, strict=True)]
+            else:
+                contrib = [c * m[r] for c, r in zip(contrib, al.rows, strict=True)]
+        fused = np.zeros(n_rows)
+        for r, c in zip(al.rows, contrib, strict=True):
+            fused[r] += c  # rows are unique within a list; lists added left to right
+        terms_u = contrib_u = None
+    else:
+        if method == "borda":
+            ranks = scatter(al, rank_of, 0, np.int64)
+            counts = np.diff(al.offsets)
+            sizes = np.stack([c.sizes for c in canon], axis=1)
+            query_of_row = np.repeat(np.arange(counts.shape[0]), counts)
+            terms_u, contrib_u = _m.borda(ranks, counts[query_of_row], sizes[query_of_row], wa)
+        else:
+            normed = scatter(al, _normalize(norm, canon, active, bounds), np.nan)  # type: ignore[arg-type]
+            terms_u, contrib_u = _SCORE_FUNCS[method](normed, wa)
+        fused = contrib_u.sum(axis=1)
+    rows, keep = order_rows(al, fused, top)
+    n_out = rows.shape[0]
+    pos = np.full(n_rows, -1, dtype=np.int64)
+    pos[rows] = np.arange(n_out)
+    out_ranks = np.zeros((n_lists, n_out), dtype=np.int64)
+    out_raw = np.full((n_lists, n_out), np.nan)
+    out_terms = np.full((n_lists, n_out), np.nan)
+    out_contrib = np.zeros((n_lists, n_out))
+    for i, (j, c) in enumerate(zip(active, canon, strict=True)):
+        at = pos[al.rows[i]]
+        kept = at >= 0
+        at = at[kept]
+        out_ranks[j, at] = rank_of[i][al.present[i]][kept]
+        out_raw[j, at] = c.scores[al.present[i]][kept]
+        if terms_u is None:
+            out_terms[j, at] = terms[i][kept]
+            out_contrib[j, at] = contrib[i][kept]
+    if terms_u is not None:
+        out_terms[active] = np.take(terms_u, rows, axis=0).T
+        out_contrib[active] = np.take(contrib_u, rows, axis=0).T
+    fields = [al.ids[rows], fused[rows], out_ranks.T, out_raw.T, out_terms.T, out_contrib.T]
+    cuts = np.cumsum(keep)[:-1]
+    parts = [np.split(a, cuts) for a in fields]
+    return [FusionResult(*p) for p in zip(*parts, strict=True)]
+
+
+def _pad_lists(per_query: Sequence[Sequence[tuple[Any, Any]]], n_lists: int) -> list:
+    """Per-query 1-D lists -> per-retriever padded 2-D arrays (a loop per query, not per doc)."""
+    padded = []
+    n_q = len(per_query)
+    for j in range(n_lists):
+        pairs = [
+            check_padded(*_pair(q[j], f"query {i}, list {j}"), f"query {i}, list {j}", ndim=1)
+            for i, q in enumerate(per_query)
+        ]
+        depth = max((p[0].shape[0] for p in pairs), default=0)
+        ids = np.full((n_q, depth), PAD_ID, dtype=np.int64)
+        scores = np.full((n_q, depth), -np.inf)
+        for i, (a, s) in enumerate(pairs):
+            ids[i, : a.shape[0]] = a
+            scores[i, : s.shape[0]] = s
+        padded.append((ids, scores))
+    return padded
+
+
+def _pair(item: Any, where: str) -> tuple[Any, Any]:
+    if hasattr(item, "ids") and hasattr(item, "scores"):
+        return item.ids, item.scores
+    try:
+        ids, scores = item
+    except (TypeError, ValueError):
+        kind = type(item).__name__
+        raise ValueError(f"{where}: expected an (ids, scores) pair, got {kind}") from None
+    return ids, scores
+
+
+def fuse(
+    rankings: Sequence[tuple[Any, Any]],
+    method: str = "rrf",
+    weights: Sequence[float] | None = None,
+    norm: str | None = None,
+    k: float = 60,
+    bounds: Bounds = None,
+    top: int | None = None,
+) -> FusionResult:
+    """Fuse one query's ranked lists into one ranking, best first.
+
+    ``rankings``: one ``(ids, scores)`` pair of 1-D arrays per retriever (scores higher = better,
+    any order, id -1 = padding). ``ids`` may also be strings (then the result's ids are strings
+    and ties break by string order). ``method``: one of :data:`METHODS`. ``weights``: one
+    non-negative float per list (default all 1). ``norm``: for score methods one of
+    :data:`NORMS`, default ``"minmax"``; must be None for rank methods (``"rrf"``, ``"isr"``,
+    ``"borda"``). ``k``: the RRF constant (other methods ignore it). ``bounds``: with
+    ``norm="bounded"``, a ``(lo, hi)`` theoretical score range per list, or None for a list to
+    fall back to observed min-max. ``top``: keep only the best ``top`` documents.
+    """
+    if len(rankings) == 0:
+        raise ValueError("rankings is empty: give at least one (ids, scores) pair")
+    pairs = [_pair(r, f"list {j}") for j, r in enumerate(rankings)]
+    id_arrays = [np.asarray(p[0]) for p in pairs]
+    labels = None
+    if any(a.dtype.kind in "USO" for a in id_arrays):
+        if not all(a.dtype.kind in "USO" or a.size == 0 for a in id_arrays):
+            raise ValueError("ids must be all integers or all strings across lists")
+        labels, codes = np.unique(
+            np.concatenate([a.astype(str) for a in id_arrays]), return_inverse=True
+        )
+        splits = np.cumsum([a.size for a in id_arrays])[:-1]
+        id_arrays = np.split(codes.astype(np.int64), splits)
+    lists = []
+    for j, (ids, (_, scores)) in enumerate(zip(id_arrays, pairs, strict=True)):
+        a, s = check_padded(ids, scores, f"list {j}", ndim=1)
+        lists.append((a[None, :], s[None, :]))
+    result = _fuse_padded_arrays(lists, method, weights, norm, k, bounds, top)[0]
+    if labels is not None:
+        result = result._replace(ids=labels[result.ids])
+    return result
+
+
+def fuse_padded(
+    lists: Sequence[tuple[Any, Any]],
+    method: str = "rrf",
+    weights: Sequence[float] | None = None,
+    norm: str | None = None,
+    k: float = 60,
+    top: int | None = None,
+    bounds: Bounds = None,
+) -> list[FusionResult]:
+    """Fuse many queries at once from padded arrays, vectorised across queries.
+
+    ``lists``: one ``(ids, scores)`` pair per retriever (e.g. an index's ``SearchResult``), each
+    of shape ``(n_queries, depth_j)``, padded with id -1 (padding scores are ignored). Depths may
+    differ between retrievers, not the number of queries. Other arguments as in :func:`fuse`.
+    Returns one :class:`FusionResult` per query.
+    """
+    if len(lists) == 0:
+        raise ValueError("lists is empty: give at least one (ids, scores) pair")
+    checked = [
+        check_padded(*_pair(p, f"list {j}"), f"list {j}", ndim=2) for j, p in enumerate(lists)
+    ]
+    n_q = {a.shape[0] for a, _ in checked}
+    if len(n_q) != 1:
+        raise ValueError(f"all lists must have the same number of queries, got {sorted(n_q)}")
+    return _fuse_padded_arrays(checked, method, weights, norm, k, bounds, top)
+
+
+def _is_padded_form(batch: Sequence[Any]) -> bool:
+    first = batch[0]
+    if hasattr(first, "ids") and hasattr(first, "scores"):
+        return np.ndim(first.ids) == 2
+    return (
+        isinstance(first, tuple | list)
+        and len(first) == 2
+        and isinstance(first[0], np.ndarray)
+        and first[0].ndim == 2
+    )
+
+
+def fuse_batch(
+    per_query_rankings: Sequence[Any],
+    method: str = "rrf",
+    weights: Sequence[float] | None = None,
+    norm: str | None = None,
+    k: float = 60,
+    top: int | None = None,
+    bounds: Bounds = None,
+) -> list[FusionResult]:
+    """Fuse many queries; returns one :class:`FusionResult` per query.
+
+    Accepts either form: a list (one per query) of rankings as in :func:`fuse` (integer ids),
+    or the padded form of :func:`fuse_padded` (a list, one per retriever, of ``(ids, scores)``
+    2-D arrays; recognised by its first element's ids being a 2-D ``ndarray``). Both run the same
+    vectorised core; the per-query form is first padded with a loop per query.
+    """
+    if len(per_query_rankings) == 0:
+        return []
+    if _is_padded_form(per_query_rankings):
+        return fuse_padded(per_query_rankings, method, weights, norm, k, top=top, bounds=bounds)
+    n_lists = {len(q) for q in per_query_rankings}
+    if len(n_lists) != 1:
+        raise ValueError(f"every query must have the same number of lists, got {sorted(n_lists)}")
+    (n,) = n_lists
+    if n == 0:
+        raise ValueError("each query needs at least one (ids, scores) pair")
+    padded = _pad_lists(per_query_rankings, n)
+    return _fuse_padded_arrays(padded, method, weights, norm, k, bounds, top)

@@ -16,7 +16,11 @@ if TYPE_CHECKING:
     from indexes.dense import DenseIndex
     from indexes.sparse import SparseIndex
 
-_LAZY = {"SparseIndex": "indexes.sparse", "BM25Index": "indexes.bm25", "DenseIndex": "indexes.dense"}
+_LAZY = {
+    "SparseIndex": "indexes.sparse",
+    "BM25Index": "indexes.bm25",
+    "DenseIndex": "indexes.dense",
+}
 
 __all__ = ["BM25Index", "DenseIndex", "IndexFormatError", "SearchResult", "SparseIndex"]
 

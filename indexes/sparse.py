@@ -1,0 +1,391 @@
+"""Exact top-k inverted index for learned-sparse (SPLADE) vectors.
+
+Postings are 6 bytes: a 32-bit document id and a 16-bit quantised weight (``weight_dtype=
+"uint16"``, the default; ``"float32"`` stores weights unquantised at 8 bytes). Every term's list
+is sorted by weight and cut into tiers, so that a query scores the heavy postings first and
+stops once no unseen posting can lift a document into the top k; the few candidates left are
+completed by binary search (see ``indexes/_sparse_kernels.py``). Results equal a brute-force dot
+product with the *stored* weights (``doc_vectors``), ties broken by the smaller internal id.
+
+Documents are added in immutable segments that are merged as they grow (no full rebuild);
+deleted documents are masked and dropped from postings when their segment is merged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from indexes import _sparse_kernels as K
+from indexes._base import (
+    PAD_ID,
+    PAD_SCORE,
+    IndexFormatError,
+    SearchResult,
+    check_k,
+    empty_result,
+    read_meta,
+    write_meta,
+)
+
+FORMAT_VERSION = 1
+WEIGHT_DTYPES = {"uint16": np.uint16, "float32": np.float32}
+_QMAX = 65535
+_HEADROOM = 1.25  # the first batch's largest weight maps to 65535 / 1.25
+_FIRST_TIER = 8
+_SEG_ARRAYS = ("tier_ptr", "docs", "weights", "tier_max", "deleted")
+
+
+@dataclass
+class _Segment:
+    """Postings of the consecutive internal ids ``base .. base + n_docs - 1``."""
+
+    base: int
+    n_docs: int
+    tier_ptr: np.ndarray  # int64, dim * n_tiers + 1
+    docs: np.ndarray  # uint32 local ids
+    weights: np.ndarray  # uint16 codes or float32
+    tier_max: np.ndarray  # weights dtype, dim * n_tiers
+    deleted: np.ndarray  # uint8, n_docs
+
+    @property
+    def n_postings(self) -> int:
+        return int(self.docs.shape[0])
+
+
+def _as_csr(x: Any, what: str) -> sp.csr_matrix:
+    """Canonical float CSR, copied only when it must change: summed duplicates, no zeros.
+
+    Weights must be finite and >= 0 (a ``ValueError`` otherwise).
+    """
+    if not sp.issparse(x):
+        raise TypeError(f"{what} must be a scipy sparse matrix (CSR), got {type(x).__name__}")
+    m = x if x.format == "csr" else x.tocsr()
+    if m.dtype.kind != "f":
+        m = m.astype(np.float32)
+    d = m.data
+    lo = d.min() if d.size else 1.0
+    if not (lo > 0 and m.has_canonical_format):
+        m = m.copy()  # never modify the caller's arrays
+        m.sum_duplicates()
+        m.eliminate_zeros()
+        d = m.data
+        lo = d.min() if d.size else 1.0
+    if not (lo >= 0 and np.isfinite(d.max() if d.size else 0.0)):
+        if np.isnan(lo) or not np.all(np.isfinite(d)):
+            raise ValueError(f"{what} contain NaN or infinite weights")
+        raise ValueError(f"{what} contain negative weights; SPLADE weights must be >= 0")
+    return m
+
+
+class SparseIndex:
+    """Exact dot-product top-k over sparse document vectors (rows of a CSR matrix).
+
+    Args:
+        dim: number of vocabulary columns; inferred from the first ``add`` when ``None``.
+        weight_dtype: ``"uint16"`` (quantised, 6 bytes per posting) or ``"float32"`` (8 bytes).
+        quant_step: weight of one uint16 step; by default the first batch's largest weight
+            x 1.25 / 65535. A later batch with a larger weight re-quantises the index.
+        n_tiers: impact tiers per posting list.
+        beta: 0 (default) scores every posting of the query terms then scans once; > 0 prunes by
+            impact tiers until the remaining bound <= beta x threshold. Speed only, never results.
+        threads: default number of search threads (``None``: numba's default, all cores).
+    """
+
+    def __init__(
+        self,
+        dim: int | None = None,
+        weight_dtype: str = "uint16",
+        quant_step: float | None = None,
+        n_tiers: int = 8,
+        beta: float = 0.0,
+        threads: int | None = None,
+    ) -> None:
+        if weight_dtype not in WEIGHT_DTYPES:
+            raise ValueError(
+                f"weight_dtype must be one of {sorted(WEIGHT_DTYPES)}, got {weight_dtype!r}"
+            )
+        if dim is not None and (not isinstance(dim, (int, np.integer)) or dim < 1):
+            raise ValueError(f"dim must be a positive integer or None, got {dim!r}")
+        if quant_step is not None and not quant_step > 0:
+            raise ValueError(f"quant_step must be > 0, got {quant_step!r}")
+        if not 1 <= n_tiers <= 16:
+            raise ValueError(f"n_tiers must be in 1..16, got {n_tiers!r}")
+        self.dim = None if dim is None else int(dim)
+        self.weight_dtype = weight_dtype
+        self.quant_step = 1.0 if weight_dtype == "float32" else quant_step
+        self.n_tiers = int(n_tiers)
+        self.beta = float(beta)
+        self.threads = threads
+        self._segments: list[_Segment] = []
+        self._n_assigned = 0
+        self._n_live = 0
+        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
+
+    # ------------------------------------------------------------------ sizes
+
+    def __len__(self) -> int:
+        return self._n_live
+
+    @property
+    def n_postings(self) -> int:
+        """Postings stored (deleted documents' postings count until their segment merges)."""
+        return sum(s.n_postings for s in self._segments)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every stored array."""
+        return sum(getattr(s, a).nbytes for s in self._segments for a in _SEG_ARRAYS)
+
+    @property
+    def bytes_per_posting(self) -> float:
+        """Bytes of one posting: id + weight (6 for uint16, 8 for float32)."""
+        return 4 + np.dtype(WEIGHT_DTYPES[self.weight_dtype]).itemsize
+
+    # ------------------------------------------------------------------ building
+
+    def add(self, docs: Any) -> np.ndarray:
+        """Index the rows of ``docs``; returns their internal ids (consecutive, int64)."""
+        x = _as_csr(docs, "document vectors")
+        if self.dim is None:
+            self.dim = int(x.shape[1])
+        elif x.shape[1] > self.dim:
+            raise ValueError(f"documents have {x.shape[1]} columns, the index has dim={self.dim}")
+        n = int(x.shape[0])
+        ids = np.arange(self._n_assigned, self._n_assigned + n, dtype=np.int64)
+        if n == 0:
+            return ids
+        codes = self._quantise(x.data)
+        ptr, d, w = K.csr_to_term_major(
+            x.indptr.astype(np.int64), x.indices.astype(np.int32), codes, self.dim
+        )
+        self._segments.append(self._build(self._n_assigned, n, ptr, d, w, np.zeros(n, np.uint8)))
+        self._n_assigned += n
+        self._n_live += n
+        while len(self._segments) > 1 and (
+            self._segments[-2].n_postings <= 2 * self._segments[-1].n_postings
+        ):
+            b = self._segments.pop()
+            a = self._segments.pop()
+            self._segments.append(self._merge(a, b))
+        return ids
+
+    def delete(self, ids: Any) -> None:
+        """Delete documents by internal id; unknown or already deleted ids raise ``KeyError``."""
+        ids = np.unique(np.asarray(ids, dtype=np.int64).ravel())
+        bad = ids[(ids < 0) | (ids >= self._n_assigned)]
+        if bad.size:
+            raise KeyError(f"unknown document ids: {bad[:10].tolist()}")
+        for seg, local in self._locate(ids):
+            if seg.deleted[local].any():
+                gone = local[seg.deleted[local] != 0][:10] + seg.base
+                raise KeyError(f"documents already deleted: {gone.tolist()}")
+        for seg, local in self._locate(ids):
+            if not seg.deleted.flags.writeable:
+                seg.deleted = np.array(seg.deleted)
+            seg.deleted[local] = 1
+        self._n_live -= int(ids.size)
+        for i, seg in enumerate(self._segments):  # purge segments that are mostly dead
+            if seg.deleted.sum() * 2 > seg.n_docs and seg.n_postings:
+                self._segments[i] = self._rebuild(seg, 1.0)
+
+    def compact(self) -> None:
+        """Merge all segments into one, dropping deleted documents' postings."""
+        while len(self._segments) > 1:
+            b = self._segments.pop()
+            a = self._segments.pop()
+            self._segments.append(self._merge(a, b))
+        if self._segments and self._segments[0].deleted.any():
+            self._segments[0] = self._rebuild(self._segments[0], 1.0)
+
+    def _quantise(self, data: np.ndarray) -> np.ndarray:
+        if self.weight_dtype == "float32":
+            return data.astype(np.float32)
+        top = float(data.max()) if data.size else 0.0
+        if self.quant_step is None:
+            if top == 0.0:
+                return np.zeros(data.shape, np.uint16)
+            self.quant_step = top * _HEADROOM / _QMAX
+        elif top > _QMAX * self.quant_step:
+            new_step = top * _HEADROOM / _QMAX
+            ratio = self.quant_step / new_step
+            self._segments = [self._rebuild(s, ratio) for s in self._segments]
+            self.quant_step = new_step
+        return np.minimum(np.rint(data / self.quant_step), _QMAX).astype(np.uint16)
+
+    def _build(self, base, n_docs, ptr, d, w, deleted) -> _Segment:
+        tp, dd, ww, tm = K.build_tiers(ptr, d, w, self.n_tiers, _FIRST_TIER)
+        return _Segment(base, n_docs, tp, dd, ww, tm, deleted)
+
+    def _rebuild(self, seg: _Segment, ratio: float) -> _Segment:
+        ptr, d, w = K.tiers_to_term_major(
+            seg.tier_ptr, seg.docs, seg.weights, self.n_tiers, seg.deleted, 0, ratio
+        )
+        return self._build(seg.base, seg.n_docs, ptr, d, w, np.array(seg.deleted))
+
+    def _merge(self, a: _Segment, b: _Segment) -> _Segment:
+        pa = K.tiers_to_term_major(a.tier_ptr, a.docs, a.weights, self.n_tiers, a.deleted, 0, 1.0)
+        pb = K.tiers_to_term_major(
+            b.tier_ptr, b.docs, b.weights, self.n_tiers, b.deleted, b.base - a.base, 1.0
+        )
+        ptr, d, w = K.concat_term_major(*pa, *pb)
+        deleted = np.concatenate([a.deleted, b.deleted])
+        return self._build(a.base, a.n_docs + b.n_docs, ptr, d, w, deleted)
+
+    def _locate(self, ids: np.ndarray):
+        """(segment, sorted local ids) for sorted, valid global ``ids``."""
+        for seg in self._segments:
+            lo, hi = np.searchsorted(ids, [seg.base, seg.base + seg.n_docs])
+            if hi > lo:
+                yield seg, ids[lo:hi] - seg.base
+
+    # ------------------------------------------------------------------ searching
+
+    def search(self, queries: Any, k: int = 10, threads: int | None = None) -> SearchResult:
+        """Exact top-k by dot product for each row of ``queries`` (CSR).
+
+        Returns ids (int64) and scores (float32) of shape ``(n_queries, k)``, best first, ties
+        by smaller id; rows with fewer than k matching documents are padded with -1 / -inf.
+        """
+        k = check_k(k)
+        q = _as_csr(queries, "query vectors")
+        n_q = int(q.shape[0])
+        if self.dim is not None and q.shape[1] > self.dim:
+            raise ValueError(f"queries have {q.shape[1]} columns, the index has dim={self.dim}")
+        if not self._segments or n_q == 0:
+            return empty_result(n_q, k)
+        q_ptr = q.indptr.astype(np.int64)
+        q_idx = q.indices.astype(np.int64)
+        q_val = (q.data * self.quant_step).astype(np.float32)
+        n_threads = self._n_threads(threads, n_q)
+        best_i = np.full((n_q, k), PAD_ID, np.int64)
+        best_s = np.full((n_q, k), PAD_SCORE, np.float32)
+        theta = np.zeros(n_q, np.float32)
+        acc, touched = self._workspace(n_threads)
+        try:
+            for seg in self._segments:
+                out_s = np.full((n_q, k), PAD_SCORE, np.float32)
+                out_i = np.full((n_q, k), PAD_ID, np.int64)
+                out_n = np.zeros(n_q, np.int64)
+                args = (seg.tier_ptr, seg.docs, seg.weights, seg.tier_max, self.n_tiers,
+                        seg.deleted, q_ptr, q_idx, q_val, k, theta, self.beta)
+                if n_threads == 1:
+                    K.search_serial(*args, acc[0, :seg.n_docs], touched[0], out_s, out_i, out_n)
+                else:
+                    old = numba.get_num_threads()
+                    numba.set_num_threads(n_threads)
+                    try:
+                        K.search_parallel(*args, acc[:, :seg.n_docs], touched, out_s, out_i, out_n)
+                    finally:
+                        numba.set_num_threads(old)
+                out_i = np.where(out_i >= 0, out_i + seg.base, PAD_ID)
+                if len(self._segments) == 1:
+                    best_i, best_s = out_i, out_s
+                    break
+                ids = np.concatenate([best_i, out_i], axis=1)
+                scores = np.concatenate([best_s, out_s], axis=1)
+                order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores))
+                best_i = np.take_along_axis(ids, order, 1)[:, :k]
+                best_s = np.take_along_axis(scores, order, 1)[:, :k]
+                theta = np.where(np.isfinite(best_s[:, -1]), best_s[:, -1], 0).astype(np.float32)
+        finally:
+            self._pool.append((acc, touched))
+        return SearchResult(best_i, best_s)
+
+    def _n_threads(self, threads: int | None, n_q: int) -> int:
+        t = threads if threads is not None else self.threads
+        if t is None:
+            t = numba.config.NUMBA_NUM_THREADS
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
+            raise ValueError(f"threads must be a positive integer or None, got {t!r}")
+        return int(max(1, min(t, n_q, numba.config.NUMBA_NUM_THREADS)))
+
+    def _workspace(self, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """Zeroed per-thread accumulators sized for the largest segment (pooled, reused)."""
+        size = max(s.n_docs for s in self._segments)
+        while self._pool:
+            acc, touched = self._pool.pop()
+            if acc.shape[0] >= n_threads and acc.shape[1] >= size:
+                return acc, touched
+        return np.zeros((n_threads, size), np.float32), np.zeros((n_threads, size), np.uint32)
+
+    # ------------------------------------------------------------------ stored vectors
+
+    def doc_vectors(self, ids: Any) -> sp.csr_matrix:
+        """Stored (quantised) vectors of live documents ``ids``, one CSR row per id, in order."""
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        bad = uniq[(uniq < 0) | (uniq >= self._n_assigned)]
+        if bad.size:
+            raise KeyError(f"unknown document ids: {bad[:10].tolist()}")
+        rows, cols, vals = [], [], []
+        start = 0
+        for seg, local in self._locate(uniq):
+            if seg.deleted[local].any():
+                gone = (local[seg.deleted[local] != 0] + seg.base)[:10]
+                raise KeyError(f"deleted documents: {gone.tolist()}")
+            wanted = local.astype(np.uint32)
+            if wanted.size * 32 * (seg.tier_ptr.size - 1) < seg.n_postings:  # binary searches
+                r, t, v = K.extract_docs(seg.tier_ptr, seg.docs, seg.weights, self.n_tiers, wanted)
+            else:  # one scan of the postings
+                r, t, v = K.extract_docs_scan(seg.tier_ptr, seg.docs, seg.weights, self.n_tiers,
+                                              wanted, seg.n_docs)
+            rows.append(r + start)
+            cols.append(t)
+            vals.append(v)
+            start += local.size
+        dim = self.dim or 0
+        step = self.quant_step or 1.0
+        m = sp.csr_matrix(
+            ((np.concatenate(vals) * step).astype(np.float32) if vals else np.zeros(0, np.float32),
+             (np.concatenate(rows) if rows else np.zeros(0, np.int64),
+              np.concatenate(cols) if cols else np.zeros(0, np.int64))),
+            shape=(uniq.size, dim),
+        )
+        return m[inverse]
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path) -> Path:
+        """Write every segment as .npy arrays plus ``meta.json`` (type, format version)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        segs = []
+        for i, seg in enumerate(self._segments):
+            for name in _SEG_ARRAYS:
+                tmp = path / f".seg{i}_{name}.tmp.npy"
+                np.save(tmp, getattr(seg, name))
+                os.replace(tmp, path / f"seg{i}_{name}.npy")  # safe over a memory-mapped file
+            segs.append({"base": seg.base, "n_docs": seg.n_docs})
+        return write_meta(
+            path, "SparseIndex", FORMAT_VERSION, dim=self.dim, weight_dtype=self.weight_dtype,
+            quant_step=self.quant_step, n_tiers=self.n_tiers, beta=self.beta,
+            n_assigned=self._n_assigned, n_live=self._n_live, segments=segs,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, mmap: bool = True) -> SparseIndex:
+        """Open a saved index; posting arrays are memory-mapped read-only when ``mmap``."""
+        path = Path(path)
+        meta = read_meta(path, "SparseIndex", FORMAT_VERSION)
+        try:
+            index = cls(meta["dim"], meta["weight_dtype"], meta["quant_step"], meta["n_tiers"],
+                        meta["beta"])
+            index._n_assigned = int(meta["n_assigned"])
+            index._n_live = int(meta["n_live"])
+            for i, s in enumerate(meta["segments"]):
+                arrays = {
+                    name: np.load(path / f"seg{i}_{name}.npy", mmap_mode="r" if mmap else None)
+                    for name in _SEG_ARRAYS
+                }
+                arrays["deleted"] = np.array(arrays["deleted"])
+                index._segments.append(_Segment(int(s["base"]), int(s["n_docs"]), **arrays))
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise IndexFormatError(f"{path} holds a damaged SparseIndex: {exc}") from exc
+        return index

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 
 
-def validate_texts(texts: str | Sequence[str], what: str = "texts") -> list[str]:
-    """A list of non-empty strings; a single string counts as one text."""
+def validate_texts(texts: str | Iterable[str], what: str = "texts") -> list[str]:
+    """A list of non-empty strings; a single string counts as one text.
+
+    Wrong types raise ``TypeError``; an empty batch or a blank text raises ``ValueError``.
+    """
     if isinstance(texts, str):
         texts = [texts]
-    if not isinstance(texts, Sequence) or isinstance(texts, bytes):
+    if texts is None or isinstance(texts, (bytes, bytearray, Mapping)):
         raise TypeError(f"{what} must be a string or a list of strings, got {type(texts).__name__}")
-    out = list(texts)
+    try:
+        out = list(texts)
+    except TypeError:
+        raise TypeError(
+            f"{what} must be a string or a list of strings, got {type(texts).__name__}"
+        ) from None
     if not out:
         raise ValueError(f"{what} is empty: pass at least one text")
     for i, text in enumerate(out):

@@ -1,0 +1,513 @@
+"""FAISS dense-vector index with stable ids, deletion, training, thread control and persistence.
+
+``DenseIndex`` wraps any FAISS factory string (``"Flat"``, ``"HNSW32"``, ``"IVF1024,Flat"``,
+``"IVF1024,PQ48"``, ...) built for inner-product search, and adds what the engine needs on top:
+
+* **Stable ids.** ``add`` assigns consecutive int64 ids starting at the number of vectors ever
+  added; an id is never reused, even after ``delete``. FAISS stores exactly these ids (IVF
+  indexes natively, every other type through an ``IndexIDMap``), so FAISS ids == our ids.
+* **Deletion.** IVF indexes and flat-code indexes (Flat, PQ, SQ) drop the vectors. Graph
+  indexes (HNSW) cannot remove, so deleted ids become tombstones filtered inside the FAISS
+  search by an ``IDSelector`` (the graph still routes through them: rebuild the index once most
+  of it is deleted). Other types (e.g. ``...,RFlat`` refine indexes) also keep tombstones, and
+  their searches fetch ``k + #tombstones`` candidates and drop the deleted ones.
+* **Metric.** ``"ip"`` scores by raw inner product. ``"cosine"`` L2-normalises every stored and
+  every query vector (on copies), then uses inner product; a zero vector stays zero and scores 0.
+* **Training.** ``train(vectors)`` trains explicitly. Otherwise the first ``add`` trains on the
+  vectors it is given, provided there are enough (IVF{n} needs >= n, PQ needs >= 256); too few
+  raise a ``ValueError`` that says how many are needed. FAISS's polysemous training, which
+  ``index_factory`` turns on for 8-bit PQ but which only serves polysemous search (off here),
+  is switched off: it cost ~100 s for a 3,000-vector PQ8 on this 2-core machine.
+* **Threads.** ``threads`` (per index, or per ``add``/``train``/``search`` call) sets FAISS's
+  OpenMP thread count for that call and restores the previous value afterwards. Caveat: FAISS's
+  thread count is process-global, so two calls with different ``threads`` running concurrently
+  in different Python threads will see each other's setting. Nothing is set at import.
+* **Padding.** Results are ``(n_queries, k)``; rows with fewer hits are padded with ``PAD_ID``
+  (-1) and ``PAD_SCORE`` (-inf) at the end, and a padding entry is never a hit.
+* **Persistence.** ``save(path)`` writes ``index.faiss`` (``faiss.write_index``), ``state.npz``
+  (live mask, tombstones) and ``meta.json`` (type ``"DenseIndex"``, format version 1, dimension,
+  metric, factory, model name, search parameters). ``DenseIndex.load(path)`` restores it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexes._base import (
+    PAD_ID,
+    PAD_SCORE,
+    IndexFormatError,
+    SearchResult,
+    check_k,
+    empty_result,
+    read_meta,
+    write_meta,
+)
+
+FORMAT_VERSION = 1
+INDEX_FILE = "index.faiss"
+STATE_FILE = "state.npz"
+METRICS = ("ip", "cosine")
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "DenseIndex needs FAISS: pip install 'splade-hybrid[models]' (or faiss-cpu / faiss-gpu)"
+        ) from exc
+    return faiss
+
+
+@contextmanager
+def _omp_threads(faiss: Any, threads: int | None) -> Iterator[None]:
+    """Set FAISS's (process-global) OpenMP thread count for the block, then restore it."""
+    if threads is None:
+        yield
+        return
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+def _check_threads(threads: int | None) -> int | None:
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    return int(threads)
+
+
+def _stores_ids(faiss: Any, base: Any) -> bool:
+    """Whether ``base`` stores arbitrary ids itself: an IVF, possibly behind a pre-transform."""
+    inner = faiss.downcast_index(base)
+    if isinstance(inner, faiss.IndexPreTransform):
+        inner = faiss.downcast_index(inner.index)
+    return isinstance(inner, faiss.IndexIVF)
+
+
+class DenseIndex:
+    """Top-k inner-product / cosine search over float32 vectors with FAISS.
+
+    Args:
+        dim: vector dimension.
+        metric: ``"ip"`` (inner product) or ``"cosine"`` (vectors normalised, then inner product).
+        factory: a FAISS ``index_factory`` string without an ``IDMap`` prefix, e.g. ``"Flat"``,
+            ``"HNSW32"``, ``"IVF1024,Flat"``, ``"IVF1024,PQ48"``.
+        threads: FAISS threads for this index's calls (``None``: leave FAISS's setting alone).
+        model_name: name of the model that produced the vectors; recorded when saved and used
+            in error messages and to refuse queries from another model.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        metric: str = "ip",
+        factory: str = "Flat",
+        threads: int | None = None,
+        model_name: str | None = None,
+    ) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        if not isinstance(factory, str) or not factory.strip():
+            raise ValueError(f"factory must be a FAISS index_factory string, got {factory!r}")
+        factory = factory.strip()
+        if factory.upper().startswith("IDMAP"):
+            raise ValueError(
+                f"factory {factory!r}: leave out the IDMap prefix, DenseIndex maps ids itself"
+            )
+        self.dim = int(dim)
+        self.metric = metric
+        self.factory = factory
+        self.threads = _check_threads(threads)
+        self.model_name = model_name
+        faiss = _faiss()
+        try:
+            base = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"FAISS cannot build factory {factory!r} for dim {self.dim} (examples: 'Flat', "
+                f"'HNSW32', 'IVF1024,Flat', 'IVF1024,PQ48' with 48 dividing dim): "
+                f"{str(exc).strip().splitlines()[-1]}"
+            ) from exc
+        self._requires_training = not base.is_trained
+        self._index = base if _stores_ids(faiss, base) else faiss.IndexIDMap(base)
+        self._base = base  # the IDMap does not own it: keep it alive
+        for part in self._parts():
+            # index_factory turns on polysemous training for 8-bit PQ; it only serves
+            # polysemous (Hamming-filtered) search, which is off, and costs minutes on 2 cores
+            if getattr(part, "do_polysemous_training", False):
+                part.do_polysemous_training = False
+        self._alive = np.zeros(0, dtype=bool)  # _alive[i]: id i was added and not deleted
+        self._tombstones = np.zeros(0, dtype=np.int64)  # deleted ids still inside FAISS
+        self._count = 0  # live vectors
+        self._params: Any = None  # cached (bitmap, IDSelectorBitmap) over live ids
+
+    # ------------------------------------------------------------------ properties
+
+    def __len__(self) -> int:
+        """Number of live (added and not deleted) vectors."""
+        return self._count
+
+    def __repr__(self) -> str:
+        return (
+            f"DenseIndex(dim={self.dim}, metric={self.metric!r}, factory={self.factory!r}, "
+            f"model_name={self.model_name!r}, live={len(self)})"
+        )
+
+    @property
+    def next_id(self) -> int:
+        """The id the next added vector will get (= number of vectors ever added)."""
+        return int(self._alive.size)
+
+    @property
+    def is_trained(self) -> bool:
+        """Whether the FAISS index is trained (always true for Flat and HNSW)."""
+        return bool(self._index.is_trained)
+
+    def _parts(self) -> list[Any]:
+        """The FAISS index and the sub-indexes inside it (IVF, pre-transformed, HNSW storage)."""
+        faiss = _faiss()
+        parts, todo = [], [self._index]
+        while todo:
+            part = faiss.downcast_index(todo.pop())
+            parts.append(part)
+            for attr in ("index", "storage", "base_index"):
+                sub = getattr(part, attr, None)
+                if isinstance(sub, faiss.Index):
+                    todo.append(sub)
+        ivf = faiss.try_extract_index_ivf(self._index)
+        if ivf is not None:
+            parts.append(faiss.downcast_index(ivf))
+        return parts
+
+    @property
+    def min_train_size(self) -> int:
+        """Fewest training vectors FAISS accepts for this factory (IVF{n}: n; PQ: 2^nbits)."""
+        need = 1
+        for part in self._parts():
+            if hasattr(part, "nlist") and hasattr(part, "quantizer"):
+                need = max(need, int(part.nlist))
+            pq = getattr(part, "pq", None)
+            if pq is not None:
+                need = max(need, int(pq.ksub))
+        return need
+
+    def live_ids(self) -> np.ndarray:
+        """Sorted int64 ids of the live vectors."""
+        return np.flatnonzero(self._alive).astype(np.int64)
+
+    @property
+    def nprobe(self) -> int | None:
+        """IVF lists visited per query (``None`` for non-IVF indexes). Settable."""
+        ivf = _faiss().try_extract_index_ivf(self._index)
+        return None if ivf is None else int(ivf.nprobe)
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        ivf = _faiss().try_extract_index_ivf(self._index)
+        if ivf is None:
+            raise ValueError(f"nprobe applies to IVF indexes, not {self.factory!r}")
+        ivf.nprobe = int(value)
+
+    @property
+    def ef_search(self) -> int | None:
+        """HNSW search beam width (``None`` for non-HNSW indexes). Settable."""
+        hnsw = self._hnsw()
+        return None if hnsw is None else int(hnsw.hnsw.efSearch)
+
+    @ef_search.setter
+    def ef_search(self, value: int) -> None:
+        hnsw = self._hnsw()
+        if hnsw is None:
+            raise ValueError(f"ef_search applies to HNSW indexes, not {self.factory!r}")
+        hnsw.hnsw.efSearch = int(value)
+
+    def _can_remove(self, faiss: Any) -> bool:
+        """Physical removal keeps ids right only for IVF (ids stored) and for flat-code indexes
+        under the IDMap (which compact in order); anything else gets tombstones."""
+        if not isinstance(self._index, faiss.IndexIDMap):
+            return True  # an IVF storing our ids
+        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlatCodes)
+
+    def _hnsw(self) -> Any:
+        faiss = _faiss()
+        inner = faiss.downcast_index(self._index)
+        if isinstance(inner, faiss.IndexIDMap):
+            inner = faiss.downcast_index(inner.index)
+        return inner if hasattr(inner, "hnsw") else None
+
+    # ------------------------------------------------------------------ validation
+
+    def _where(self) -> str:
+        return f" (index model: {self.model_name!r})" if self.model_name else ""
+
+    def _as_matrix(self, vectors: Any, what: str, model_name: str | None = None) -> np.ndarray:
+        """Validate to a C-contiguous float32 (n, dim) matrix; cosine rows normalised (copy)."""
+        try:
+            arr = np.asarray(vectors, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{what} must be a numeric array of shape (n, {self.dim})") from exc
+        if arr.ndim == 1:
+            arr = arr.reshape(1, -1)
+        if arr.ndim != 2:
+            raise ValueError(f"{what} must have shape (n, {self.dim}), got shape {arr.shape}")
+        if arr.shape[1] != self.dim:
+            other = f" from model {model_name!r}" if model_name else ""
+            raise ValueError(
+                f"dimension mismatch: {what}{other} have dimension {arr.shape[1]}, but this "
+                f"index holds {self.dim}-d vectors{self._where()}; encode with the same model"
+            )
+        bad = ~np.isfinite(arr).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise ValueError(
+                f"{what} contain NaN or infinite values in {rows.size} row(s), "
+                f"first rows: {rows[:10].tolist()}"
+            )
+        if self.metric == "cosine":
+            norms = np.linalg.norm(arr, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            arr = arr / norms
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+    def _threads(self, threads: int | None) -> int | None:
+        return _check_threads(threads) if threads is not None else self.threads
+
+    # ------------------------------------------------------------------ building
+
+    def train(self, vectors: Any, threads: int | None = None) -> None:
+        """Train the FAISS index (IVF centroids, PQ codebooks); a no-op for Flat and HNSW.
+
+        Training twice is refused: FAISS would keep the first centroids.
+        """
+        x = self._as_matrix(vectors, "training vectors")
+        if not self._requires_training:
+            return
+        if self._index.is_trained:
+            raise ValueError(f"{self.factory!r} index is already trained")
+        self._train(x, threads)
+
+    def _train(self, x: np.ndarray, threads: int | None) -> None:
+        need = self.min_train_size
+        if x.shape[0] < need:
+            raise ValueError(
+                f"factory {self.factory!r} needs at least {need} training vectors, got "
+                f"{x.shape[0]}; add more vectors at once, call train() with a larger sample, "
+                f"or use a smaller factory (e.g. fewer IVF lists or 'Flat')"
+            )
+        faiss = _faiss()
+        with _omp_threads(faiss, self._threads(threads)):
+            try:
+                self._index.train(x)
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"FAISS could not train {self.factory!r} on {x.shape[0]} vectors: "
+                    f"{str(exc).strip().splitlines()[-1]}"
+                ) from exc
+
+    def add(self, vectors: Any, threads: int | None = None) -> np.ndarray:
+        """Add an (n, dim) float32 array; returns the int64 ids assigned (consecutive).
+
+        Trains the index on these vectors first if it needs training and is untrained.
+        Rejects NaN / infinite values and wrong dimensions before changing anything.
+        """
+        x = self._as_matrix(vectors, "vectors")
+        n = x.shape[0]
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        if not self._index.is_trained:
+            self._train(x, threads)
+        ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+        faiss = _faiss()
+        with _omp_threads(faiss, self._threads(threads)):
+            self._index.add_with_ids(x, ids)
+        self._alive = np.concatenate([self._alive, np.ones(n, dtype=bool)])
+        self._count += n
+        self._params = None
+        return ids
+
+    def delete(self, ids: Any) -> int:
+        """Delete vectors by id; returns how many were deleted.
+
+        Unknown or already deleted ids raise ``KeyError`` and nothing is deleted.
+        """
+        arr = np.unique(np.asarray(ids, dtype=np.int64).ravel())
+        if arr.size == 0:
+            return 0
+        valid = (arr >= 0) & (arr < self.next_id)
+        valid[valid] = self._alive[arr[valid]]
+        if not valid.all():
+            missing = arr[~valid]
+            raise KeyError(
+                f"{missing.size} id(s) not in the index (unknown or already deleted), "
+                f"first: {missing[:10].tolist()}"
+            )
+        faiss = _faiss()
+        if self._can_remove(faiss):
+            removed = self._index.remove_ids(faiss.IDSelectorBatch(arr))
+            if removed != arr.size:  # pragma: no cover - FAISS invariant
+                raise RuntimeError(f"FAISS removed {removed} of {arr.size} ids")
+        else:  # graph (HNSW), refine and other indexes: tombstone, filtered at search time
+            self._tombstones = np.union1d(self._tombstones, arr)
+        self._alive[arr] = False
+        self._count -= int(arr.size)
+        self._params = None
+        return int(arr.size)
+
+    # ------------------------------------------------------------------ search
+
+    def _search_params(self, faiss: Any) -> Any:
+        """HNSW SearchParameters filtering out tombstones; None without tombstones; False for
+        other tombstoned types, which are over-fetched and filtered instead."""
+        if self._tombstones.size == 0:
+            return None
+        hnsw = self._hnsw()
+        if hnsw is None:
+            return False  # other tombstoned types (refine, ...) may not take a selector
+        if self._params is None:  # the bitmap selector, rebuilt after add / delete
+            bitmap = np.packbits(self._alive, bitorder="little")
+            self._params = (
+                bitmap,
+                faiss.IDSelectorBitmap(self._alive.size, faiss.swig_ptr(bitmap)),
+            )
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = int(hnsw.hnsw.efSearch)
+        params.sel = self._params[1]
+        return params
+
+    def search(
+        self,
+        queries: Any,
+        k: int,
+        threads: int | None = None,
+        model_name: str | None = None,
+    ) -> SearchResult:
+        """Top-``k`` ids and scores (higher is better) for each query row.
+
+        ``queries`` is (n, dim) or a single (dim,) vector (gives one row). ``model_name``, when
+        given and the index has one too, must match it: a query from another model is refused
+        even when the dimensions happen to agree.
+        """
+        k = check_k(k)
+        q = self._as_matrix(queries, "query vectors", model_name)
+        if model_name and self.model_name and model_name != self.model_name:
+            raise ValueError(
+                f"query vectors come from model {model_name!r} but this index was built with "
+                f"{self.model_name!r}"
+            )
+        n_q = q.shape[0]
+        n_stored = int(self._index.ntotal)
+        if n_q == 0 or len(self) == 0:
+            return empty_result(n_q, k)
+        k_eff = min(k, n_stored)
+        faiss = _faiss()
+        params = self._search_params(faiss)
+        with _omp_threads(faiss, self._threads(threads)):
+            if params is None:
+                scores, ids = self._index.search(q, k_eff)
+            elif params is not False:
+                scores, ids = self._index.search(q, k_eff, params=params)
+            else:  # no selector support: over-fetch by the tombstone count, then filter
+                k_eff = min(k, n_stored - self._tombstones.size)
+                k_fetch = min(n_stored, k_eff + self._tombstones.size)
+                scores, ids = self._index.search(q, k_fetch)
+                dead = np.isin(ids, self._tombstones)
+                ids[dead] = PAD_ID
+        ids = ids.astype(np.int64, copy=False)
+        scores = scores.astype(np.float32, copy=False)
+        pad = ids < 0
+        if pad.any():
+            # move padding to the end of each row, keeping hit order, and give it PAD_SCORE
+            order = np.argsort(pad, axis=1, kind="stable")
+            ids = np.take_along_axis(ids, order, axis=1)
+            scores = np.take_along_axis(scores, order, axis=1)
+            pad = np.take_along_axis(pad, order, axis=1)
+            ids[pad] = PAD_ID
+            scores[pad] = PAD_SCORE
+        ids, scores = ids[:, :k_eff], scores[:, :k_eff]
+        if k_eff < k:
+            out = empty_result(n_q, k)
+            out.ids[:, :k_eff] = ids
+            out.scores[:, :k_eff] = scores
+            return out
+        return SearchResult(np.ascontiguousarray(ids), np.ascontiguousarray(scores))
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index to folder ``path`` (created if needed); returns the path."""
+        faiss = _faiss()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(self._index, str(path / INDEX_FILE))
+        np.savez(
+            path / STATE_FILE,
+            alive=np.packbits(self._alive, bitorder="little"),
+            tombstones=self._tombstones,
+        )
+        return write_meta(
+            path,
+            "DenseIndex",
+            FORMAT_VERSION,
+            dim=self.dim,
+            metric=self.metric,
+            factory=self.factory,
+            model_name=self.model_name,
+            threads=self.threads,
+            next_id=self.next_id,
+            count=len(self),
+            nprobe=self.nprobe,
+            ef_search=self.ef_search,
+            faiss_version=getattr(faiss, "__version__", None),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int | None = None) -> DenseIndex:
+        """Open an index written by ``save``; ``IndexFormatError`` if ``path`` is not one."""
+        path = Path(path)
+        meta = read_meta(path, "DenseIndex", FORMAT_VERSION)
+        for name in (INDEX_FILE, STATE_FILE):
+            if not (path / name).is_file():
+                raise IndexFormatError(f"{path} is missing {name}")
+        faiss = _faiss()
+        self = cls.__new__(cls)
+        try:
+            self.dim = int(meta["dim"])
+            self.metric = str(meta["metric"])
+            self.factory = str(meta["factory"])
+            self.model_name = meta.get("model_name")
+            self.threads = _check_threads(threads if threads is not None else meta.get("threads"))
+            next_id = int(meta["next_id"])
+            with np.load(path / STATE_FILE) as state:
+                packed, tombstones = state["alive"], state["tombstones"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexFormatError(f"{path}: incomplete or invalid DenseIndex metadata") from exc
+        self._alive = np.unpackbits(packed, count=next_id, bitorder="little").astype(bool)
+        self._tombstones = tombstones.astype(np.int64)
+        self._count = int(self._alive.sum())
+        self._params = None
+        self._index = faiss.read_index(str(path / INDEX_FILE))
+        self._requires_training = not faiss.index_factory(
+            self.dim, self.factory, faiss.METRIC_INNER_PRODUCT
+        ).is_trained
+        if self._index.d != self.dim:
+            raise IndexFormatError(f"{path}: FAISS index has dim {self._index.d}, meta {self.dim}")
+        if int(self._index.ntotal) != len(self) + self._tombstones.size:
+            raise IndexFormatError(f"{path}: FAISS index and id state disagree on the count")
+        if meta.get("nprobe") is not None:
+            self.nprobe = int(meta["nprobe"])
+        if meta.get("ef_search") is not None:
+            self.ef_search = int(meta["ef_search"])
+        return self

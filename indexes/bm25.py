@@ -1,0 +1,369 @@
+"""Exact BM25 over pre-tokenised documents, with precomputed impacts, deletes and mmap loading.
+
+Documents and queries are lists of string tokens (text processing lives in ``hybrid.analyzers``).
+Postings are kept term-major with each document's raw term frequency; a write (``add`` or
+``delete``) marks the index stale and the next read rebuilds the postings of live documents and
+recomputes every posting's *impact* (its full score contribution) from the exact statistics of
+the surviving documents: document count, average length and document frequencies, so scores
+always equal those of an index built from scratch on the live documents. That refresh costs
+O(postings) once per batch of writes; a query then touches only the postings of its own terms.
+
+Variants (``variant=``):
+
+- ``"lucene"`` (default): ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` and
+  ``tf / (tf + k1 * (1 - b + b * dl / avgdl))``, as Lucene >= 8 and Elasticsearch score (and
+  bm25s' ``method="lucene"``), defaults k1=1.2, b=0.75 (Elasticsearch's). IDF is always positive,
+  so every matching term helps. Lucene stores document lengths lossily in one byte; lengths
+  here are exact, like bm25s.
+- ``"okapi"``: exactly ``rank_bm25.BM25Okapi``: ``idf = ln(N - df + 0.5) - ln(df + 0.5)``, negative
+  values (terms in more than half the documents) replaced by ``epsilon`` x the mean IDF over
+  the live vocabulary, tf part ``tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl))``; defaults
+  k1=1.5, b=0.75, epsilon=0.25 (rank_bm25's).
+- ``"bm25l"``: exactly ``rank_bm25.BM25L`` (``idf = ln(N + 1) - ln(df + 0.5)``, including its
+  extra factor tf); defaults k1=1.5, b=0.75, delta=0.5.
+- ``"bm25+"``: exactly ``rank_bm25.BM25Plus`` (``idf = ln((N + 1) / df)``, tf part plus
+  ``delta``); defaults k1=1.5, b=0.75, delta=1.0. Its ``idf * delta`` is earned by every document
+  for every query term, so it is added to each hit as a per-query constant.
+
+Query terms repeated in a query count once per occurrence, as in rank_bm25 (and Lucene boolean
+queries with repeated clauses). Only documents sharing at least one term with the query are hits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexes import _bm25_kernels as _k
+from indexes._base import (
+    IndexFormatError,
+    SearchResult,
+    check_k,
+    empty_result,
+    read_meta,
+    write_meta,
+)
+
+FORMAT_VERSION = 1
+KIND = "BM25Index"
+
+VARIANTS: dict[str, dict[str, float]] = {
+    "lucene": {"k1": 1.2, "b": 0.75},
+    "okapi": {"k1": 1.5, "b": 0.75, "epsilon": 0.25},
+    "bm25l": {"k1": 1.5, "b": 0.75, "delta": 0.5},
+    "bm25+": {"k1": 1.5, "b": 0.75, "delta": 1.0},
+}
+_CODES = {"okapi": _k.OKAPI, "lucene": _k.LUCENE, "bm25l": _k.BM25L, "bm25+": _k.BM25PLUS}
+_ARRAYS = ("indptr", "docs", "tfs", "impacts", "absent", "doc_len", "live")
+
+
+def _check_tokens(token_lists: Sequence[Sequence[str]], what: str) -> None:
+    if isinstance(token_lists, str) or (
+        len(token_lists) > 0 and isinstance(token_lists[0], str)
+    ):
+        raise TypeError(
+            f"{what} must be a list of token lists (one list of strings per item), "
+            "got a single string or a flat list of strings; wrap one item as [tokens]"
+        )
+
+
+class BM25Index:
+    """BM25 inverted index over token lists; see the module docstring for variants.
+
+    ``k1``, ``b``, ``delta`` (bm25l, bm25+) and ``epsilon`` (okapi) default per variant to the
+    values of the implementation it follows (``VARIANTS``); the resolved values are ``params``.
+    Searches may run from several threads (the kernels hold the GIL, so they take turns on the
+    shared scratch buffers); writes must not run concurrently with anything else.
+    """
+
+    def __init__(
+        self,
+        variant: str = "lucene",
+        k1: float | None = None,
+        b: float | None = None,
+        delta: float | None = None,
+        epsilon: float | None = None,
+    ) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown BM25 variant {variant!r}; choose one of {sorted(VARIANTS)}")
+        defaults = VARIANTS[variant]
+        if delta is not None and "delta" not in defaults:
+            raise ValueError(f"delta applies to 'bm25l' and 'bm25+' only, not {variant!r}")
+        if epsilon is not None and "epsilon" not in defaults:
+            raise ValueError(f"epsilon applies to 'okapi' only, not {variant!r}")
+        given = {"k1": k1, "b": b, "delta": delta, "epsilon": epsilon}
+        params = {name: float(given[name] if given[name] is not None else v)
+                  for name, v in defaults.items()}
+        if params["k1"] < 0 or not 0.0 <= params["b"] <= 1.0:
+            raise ValueError(
+                f"need k1 >= 0 and 0 <= b <= 1, got k1={params['k1']}, b={params['b']}"
+            )
+        self.variant = variant
+        self.params = params
+        self.extra: dict[str, Any] | None = None
+        self._vocab: dict[str, int] = {}
+        self._indptr = np.zeros(1, dtype=np.int64)
+        self._docs = np.zeros(0, dtype=np.int32)
+        self._tfs = np.zeros(0, dtype=np.int32)
+        self._impacts = np.zeros(0, dtype=np.float32)
+        self._absent = np.zeros(0, dtype=np.float32)
+        self._doc_len = np.zeros(0, dtype=np.int32)
+        self._live = np.zeros(0, dtype=bool)
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._stale = False
+        self._scratch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ writes
+
+    def add(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """Index documents given as token lists; returns their new ids (int64, consecutive)."""
+        _check_tokens(token_lists, "documents")
+        start = self._doc_len.shape[0]
+        n = len(token_lists)
+        lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=n)
+        if start + n > np.iinfo(np.int32).max:
+            raise ValueError("BM25Index holds at most 2**31 - 1 documents")
+        vocab = self._vocab
+        flat = list(chain.from_iterable(token_lists))
+        for term in dict.fromkeys(flat):
+            if term not in vocab:
+                vocab[term] = len(vocab)
+        term_ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
+        if flat:
+            width = len(vocab)
+            local = np.repeat(np.arange(n, dtype=np.int64), lens)
+            keys, tfs = np.unique(local * width + term_ids, return_counts=True)
+            self._pending.append(
+                ((keys % width).astype(np.int32), (start + keys // width).astype(np.int32),
+                 tfs.astype(np.int32))
+            )
+        self._doc_len = np.concatenate([self._doc_len, lens.astype(np.int32)])
+        self._live = np.concatenate([self._live, np.ones(n, dtype=bool)])
+        self._stale = True
+        return np.arange(start, start + n, dtype=np.int64)
+
+    def delete(self, ids: Iterable[int]) -> None:
+        """Remove live documents by id; KeyError (nothing removed) if any id is not live."""
+        ids = np.unique(np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids,
+                                   dtype=np.int64).ravel())
+        bad = ids[(ids < 0) | (ids >= self._live.shape[0])]
+        if bad.size == 0:
+            bad = ids[~self._live[ids]]
+        if bad.size:
+            raise KeyError(f"not live document ids: {bad[:10].tolist()}")
+        if ids.size:
+            live = np.array(self._live)  # copy: the current array may be a read-only memory map
+            live[ids] = False
+            self._live = live
+            self._stale = True
+
+    # ------------------------------------------------------------------ statistics
+
+    def _refresh(self) -> None:
+        """Rebuild live postings and impacts after writes (no-op when nothing changed)."""
+        if not self._stale:
+            return
+        with self._lock:  # two searches right after a write must not both rebuild
+            if self._stale:
+                self._rebuild()
+
+    def _rebuild(self) -> None:
+        n_terms = len(self._vocab)
+        counts = np.diff(self._indptr)
+        terms = [np.repeat(np.arange(counts.shape[0], dtype=np.int32), counts)]
+        docs, tfs = [self._docs], [self._tfs]
+        for t, d, f in self._pending:
+            terms.append(t)
+            docs.append(d)
+            tfs.append(f)
+        terms_all = np.concatenate(terms)
+        docs_all = np.concatenate(docs)
+        tfs_all = np.concatenate(tfs)
+        keep = self._live[docs_all]
+        if not keep.all():
+            terms_all, docs_all, tfs_all = terms_all[keep], docs_all[keep], tfs_all[keep]
+        if self._pending:
+            # Stable: within a term, committed docs then each pending batch, all ascending.
+            order = np.argsort(terms_all, kind="stable")
+            docs_all, tfs_all = docs_all[order], tfs_all[order]
+        self._docs = docs_all
+        self._tfs = tfs_all
+        df = np.bincount(terms_all, minlength=n_terms)
+        self._indptr = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(df, out=self._indptr[1:])
+        self._pending = []
+        self._compute_impacts(df)
+        self._stale = False
+
+    def _idf(self, df: np.ndarray, n: int) -> np.ndarray:
+        dff = df.astype(np.float64)
+        has = df > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.variant == "okapi":
+                idf = np.log(n - dff + 0.5) - np.log(dff + 0.5)
+                idf[~has] = 0.0
+                if has.any():
+                    eps = self.params["epsilon"] * idf[has].sum() / has.sum()
+                    idf[has & (idf < 0)] = eps
+            elif self.variant == "lucene":
+                idf = np.log(1.0 + (n - dff + 0.5) / (dff + 0.5))
+            elif self.variant == "bm25l":
+                idf = np.log(n + 1.0) - np.log(dff + 0.5)
+            else:
+                idf = np.log((n + 1.0) / dff)
+        idf[~has] = 0.0
+        return idf
+
+    def _compute_impacts(self, df: np.ndarray) -> None:
+        n = int(self._live.sum())
+        total = int(self._doc_len[self._live].sum(dtype=np.int64)) if n else 0
+        avgdl = total / n if total else 1.0
+        idf = self._idf(df, n)
+        p = self.params
+        self._impacts = _k.compute_impacts(
+            self._indptr, self._docs, self._tfs, idf, self._doc_len, avgdl, p["k1"], p["b"],
+            p.get("delta", 0.0), _CODES[self.variant],
+        )
+        absent = idf * p["delta"] if self.variant == "bm25+" else np.zeros_like(idf)
+        self._absent = absent.astype(np.float32)
+
+    # ------------------------------------------------------------------ reads
+
+    def __len__(self) -> int:
+        return int(self._live.sum())
+
+    @property
+    def n_terms(self) -> int:
+        """Number of distinct terms ever added (including ones now only in deleted documents)."""
+        return len(self._vocab)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the index arrays (postings, impacts, lengths; not the term dict)."""
+        self._refresh()
+        arrays = (self._indptr, self._docs, self._tfs, self._impacts, self._absent,
+                  self._doc_len, self._live)
+        return int(sum(a.nbytes for a in arrays))
+
+    def search(self, token_lists: Sequence[Sequence[str]], k: int) -> SearchResult:
+        """Top-k documents for each query (a token list): ids int64, scores float32, padded."""
+        k = check_k(k)
+        _check_tokens(token_lists, "queries")
+        self._refresh()
+        n_q = len(token_lists)
+        get = self._vocab.get
+        q_terms: list[int] = []
+        q_ptr = np.zeros(n_q + 1, dtype=np.int64)
+        for i, tokens in enumerate(token_lists):
+            for tok in tokens:
+                tid = get(tok)
+                if tid is not None:
+                    q_terms.append(tid)
+            q_ptr[i + 1] = len(q_terms)
+        if not q_terms:
+            return empty_result(n_q, k)
+        n_docs = self._doc_len.shape[0]
+        if self._scratch is None or self._scratch[0].shape[0] != n_docs:
+            self._scratch = (
+                np.zeros(n_docs, dtype=np.float32),
+                np.zeros(n_docs, dtype=np.uint8),
+                np.empty(n_docs, dtype=np.int32),
+            )
+        ids, scores = _k.search_batch(
+            self._indptr, self._docs, self._impacts, self._absent, q_ptr,
+            np.array(q_terms, dtype=np.int32), k, *self._scratch,
+        )
+        return SearchResult(ids, scores)
+
+    def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:
+        """Per-term score contributions of one live document, largest first.
+
+        Each distinct query term appears once with its contribution times its count in the
+        query; terms contributing nothing are left out. The values sum to the document's score
+        (up to float32 rounding).
+        """
+        if isinstance(query_tokens, str):
+            raise TypeError("query_tokens must be a list of tokens, not a string")
+        self._refresh()
+        doc_id = int(doc_id)
+        if not 0 <= doc_id < self._live.shape[0] or not self._live[doc_id]:
+            raise KeyError(f"{doc_id} is not a live document id")
+        out: list[tuple[str, float]] = []
+        for term, count in Counter(query_tokens).items():
+            tid = self._vocab.get(term)
+            if tid is None:
+                continue
+            lo, hi = self._indptr[tid], self._indptr[tid + 1]
+            pos = lo + int(np.searchsorted(self._docs[lo:hi], doc_id))
+            value = float(self._absent[tid])
+            if pos < hi and self._docs[pos] == doc_id:
+                value += float(self._impacts[pos])
+            elif value == 0.0:
+                continue
+            out.append((term, count * value))
+        out.sort(key=lambda tv: (-tv[1], tv[0]))
+        return out
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write the index as .npy arrays + terms.json + meta.json; ``extra`` must be JSON-able."""
+        extra = self.extra if extra is None else extra
+        json.dumps(extra)  # fail before writing anything
+        self._refresh()
+        path = write_meta(
+            path, KIND, FORMAT_VERSION, variant=self.variant, params=self.params,
+            n_terms=len(self._vocab), extra=extra,
+        )
+        arrays = {
+            "indptr": self._indptr, "docs": self._docs, "tfs": self._tfs,
+            "impacts": self._impacts, "absent": self._absent, "doc_len": self._doc_len,
+            "live": self._live,
+        }
+        # Write beside and rename over: the old files may be memory-mapped by this very index.
+        for name, arr in arrays.items():
+            tmp = path / f"{name}.npy.tmp"
+            with open(tmp, "wb") as f:
+                np.save(f, np.ascontiguousarray(arr))
+            os.replace(tmp, path / f"{name}.npy")
+        (path / "terms.json").write_text(json.dumps(list(self._vocab), ensure_ascii=False))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, mmap: bool = True) -> BM25Index:
+        """Open a saved index; arrays are memory-mapped read-only unless ``mmap=False``."""
+        path = Path(path)
+        meta = read_meta(path, KIND, FORMAT_VERSION)
+        missing = [f"{n}.npy" for n in _ARRAYS if not (path / f"{n}.npy").is_file()]
+        if not (path / "terms.json").is_file():
+            missing.append("terms.json")
+        if missing:
+            raise IndexFormatError(f"{path} is missing {missing}")
+        try:
+            index = cls(meta["variant"], **meta["params"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexFormatError(f"{path}: bad BM25 parameters in meta.json: {exc}") from exc
+        terms = json.loads((path / "terms.json").read_text())
+        index._vocab = {t: i for i, t in enumerate(terms)}
+        mode = "r" if mmap else None
+        arrays = {n: np.load(path / f"{n}.npy", mmap_mode=mode) for n in _ARRAYS}
+        if arrays["indptr"].shape[0] != len(terms) + 1:
+            raise IndexFormatError(f"{path}: indptr does not match terms.json")
+        index._indptr, index._docs, index._tfs = arrays["indptr"], arrays["docs"], arrays["tfs"]
+        index._impacts, index._absent = arrays["impacts"], arrays["absent"]
+        index._doc_len, index._live = arrays["doc_len"], arrays["live"]
+        index.extra = meta.get("extra")
+        return index
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"BM25Index(variant={self.variant!r}, {params}, docs={len(self)})"

@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--explain", action="store_true", help="show SPLADE tokens, BM25 terms")
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(func=cmd_search)
+
+    from hybrid.cli_eval import add_commands
+
+    add_commands(sub)
     return parser
 
 

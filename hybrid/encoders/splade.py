@@ -13,6 +13,7 @@ from hybrid.encoders._common import auto_device, require, validate_texts
 from hybrid.models import resolve_model
 
 LongDocuments = Literal["truncate", "chunk"]
+Backend = Literal["fast", "sentence-transformers"]
 _PROGRESS_MIN_TEXTS = 256
 _BYTE_MARKERS = ("##", "▁", "Ġ", "Ċ")
 
@@ -67,11 +68,18 @@ class SpladeEncoder:
         precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto",
         show_progress: bool | None = None,
         revision: str | None = None,
+        # -- fast encoding (hybrid/encoders/_splade_fast.py) --
+        backend: Backend = "fast",
+        num_threads: int | None = None,
+        # -- end fast encoding --
     ) -> None:
         if long_documents not in ("truncate", "chunk"):
             raise ValueError(
                 f"long_documents must be 'truncate' or 'chunk', got {long_documents!r}"
             )
+        if backend not in ("fast", "sentence-transformers"):
+            raise ValueError(f"backend must be 'fast' or 'sentence-transformers', got {backend!r}")
+        self.backend: Backend = backend  # fast encoding (the local name is reused below)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         for name, value in (("doc_max_terms", doc_max_terms), ("query_max_terms", query_max_terms)):
@@ -100,6 +108,14 @@ class SpladeEncoder:
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         self._byte_level = "ByteLevel" in str(getattr(backend, "decoder", ""))
         self._vocab: list[str] | None = None
+        # -- fast encoding: exact fused forward, None when the model is not supported --
+        self.num_threads = num_threads
+        self._fast = None
+        if self.backend == "fast":
+            from hybrid.encoders._splade_fast import FastSplade
+
+            self._fast = FastSplade.from_model(self.model, num_threads=num_threads)
+        # -- end fast encoding --
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -142,6 +158,7 @@ class SpladeEncoder:
             "drop_special_tokens": self.drop_special_tokens,
             "long_documents": self.long_documents,
             "chunk_overlap": self.chunk_overlap,
+            "backend": self.backend,
         }
 
     # -- encoding ------------------------------------------------------------------------------
@@ -194,6 +211,16 @@ class SpladeEncoder:
         show = self.show_progress
         if show is None:
             show = len(texts) >= _PROGRESS_MIN_TEXTS
+        # -- fast encoding: the fused exact path for encode_document / encode_query --
+        fast_task = None
+        if self._fast is not None:
+            if encode_fn == self.model.encode_document:
+                fast_task = "document"
+            elif encode_fn == self.model.encode_query:
+                fast_task = "query"
+        if fast_task is not None:
+            step = max(self.batch_size * 64, 8192)  # length-sorted within each step
+        # -- end fast encoding --
         blocks = []
         with (
             torch.inference_mode(),
@@ -201,6 +228,15 @@ class SpladeEncoder:
         ):
             for start in range(0, len(texts), step):
                 batch = texts[start : start + step]
+                # -- fast encoding --
+                if fast_task is not None:
+                    blocks.append(
+                        self._fast.encode(
+                            batch, fast_task, batch_size=self.batch_size, on_batch=bar.update
+                        )
+                    )
+                    continue
+                # -- end fast encoding --
                 out = encode_fn(
                     batch,
                     batch_size=self.batch_size,

@@ -128,8 +128,9 @@ def test_splade_encoder_backend_option():
 
     plain = SpladeEncoder("offline:splade-tiny", backend="sentence-transformers")
     assert plain._fast is None and plain.spec["backend"] == "sentence-transformers"
-    fast = SpladeEncoder("offline:splade-tiny")
-    assert fast._fast is not None and fast.backend == "fast"
+    fast = SpladeEncoder("offline:splade-tiny")  # backend="auto" on CPU: the fast path
+    assert fast._fast is not None and fast.backend == "auto"
+    assert SpladeEncoder("offline:splade-tiny", backend="fast")._fast is not None
     docs = ["satellite imagery for defense", "ocean data", "space economy value " * 30]
     np.testing.assert_allclose(
         fast.encode_documents(docs).toarray(), plain.encode_documents(docs).toarray(), atol=ATOL

@@ -20,6 +20,7 @@ class FusionConfig:
     name -> non-negative weight (names left out weigh 1.0; 0 leaves a retriever out). ``norm``:
     score normalisation for score methods (None: the method's default, min-max). ``rrf_k``: the
     RRF constant. ``depth``: candidates each retriever contributes before fusion.
+    An engine starts from :data:`DEFAULT_CONFIG`.
     """
 
     method: str = "wsum"
@@ -64,3 +65,10 @@ class FusionConfig:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path} is not a JSON fusion configuration: {exc}") from exc
         return cls.from_dict(data)
+
+
+DEFAULT_CONFIG = FusionConfig(method="wsum", norm="zscore")
+"""The engine's default: a weighted sum of z-scored lists. It measured at least as good as
+min-max and far better than RRF on every dataset in ``../shared/data`` (nDCG@10, offline
+models, depth 100): SciFact 0.734 (min-max 0.732, RRF 0.715), AutoRAG-ko 0.863 (0.834, 0.534),
+Belebele ko->en 0.551 (0.469, 0.203)."""

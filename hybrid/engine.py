@@ -13,7 +13,7 @@ from typing import Any, TypeVar, overload
 import numpy as np
 
 import fusion as fusion_lib
-from hybrid.config import FusionConfig
+from hybrid.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.encoders._common import validate_texts
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
@@ -36,7 +36,7 @@ class HybridRetriever:
     >>> hits[0].id, hits[0].score, hits[0].sources["splade"].rank
 
     Fusion defaults (each overridable per search call): ``fusion`` is the method name understood
-    by :func:`fusion.fuse` (``"wsum"``: weighted sum of min-max normalised scores, or ``"rrf"``,
+    by :func:`fusion.fuse` (``"wsum"``: weighted sum of z-scored lists by default, or ``"rrf"``,
     ...); ``weights`` maps retriever names to non-negative weights (missing names weigh 1.0, a
     weight of 0 leaves that retriever out of the search); ``depth`` is how many candidates each
     retriever contributes before fusion.
@@ -67,7 +67,7 @@ class HybridRetriever:
         self.store = DocumentStore()
         self.parallel = parallel
         self.preset = preset
-        self.config = FusionConfig()
+        self.config = DEFAULT_CONFIG
         self.config = self._config(config, fusion, weights, norm, rrf_k, depth)
         self.reranker = None if reranker is None else get_reranker(reranker)
         self.rerank_top = check_k(rerank_top)
@@ -411,8 +411,8 @@ class HybridRetriever:
         base = self.config if config is None else config
         if not isinstance(base, FusionConfig):
             raise TypeError(f"config must be a FusionConfig, got {type(base).__name__}")
-        if fusion is not None and fusion != base.method and norm is None:
-            base = replace(base, norm=None)  # the old method's norm may not apply to the new one
+        if fusion in fusion_lib.RANK_METHODS and norm is None:
+            base = replace(base, norm=None)  # a rank method takes no normalisation
         cfg = base.replace(method=fusion, norm=norm, rrf_k=rrf_k, depth=depth)
         cfg = replace(cfg, weights=self._check_weights(cfg.weights if weights is None else weights))
         check_k(cfg.depth)
@@ -450,7 +450,7 @@ class HybridRetriever:
 def _fusion_label(cfg: FusionConfig) -> str:
     if cfg.method in fusion_lib.RANK_METHODS:
         return f"{cfg.method} k={cfg.rrf_k:g}" if cfg.method == "rrf" else cfg.method
-    return f"{cfg.method} norm={cfg.norm or 'minmax'}"
+    return f"{cfg.method} norm={fusion_lib.check_options(cfg.method, cfg.norm, cfg.rrf_k)}"
 
 
 @dataclass

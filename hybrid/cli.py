@@ -65,6 +65,19 @@ def cmd_index(args: argparse.Namespace) -> int:
     from hybrid import HybridRetriever
     from hybrid.data import read_documents
 
+    if args.ray is not None:
+        from hybrid.distributed import index_with_ray
+
+        engine = index_with_ray(
+            args.source,
+            args.out,
+            preset=args.preset,
+            limit=args.limit,
+            address=None if args.ray == "local" else args.ray,
+            num_actors=args.ray_actors,
+        )
+        print(f"Indexed {len(engine)} documents with preset {engine.preset!r} into {args.out}")
+        return 0
     docs = read_documents(args.source, limit=args.limit)
     if not len(docs):
         print(f"error: no documents in {args.source}", file=sys.stderr)
@@ -137,6 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--out", required=True, help="folder to write the index to")
     index.add_argument("--preset", default="auto", choices=presets)
     index.add_argument("--limit", type=int, default=None, help="index only the first N documents")
+    index.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="encode with Ray Data: a local Ray without ADDRESS, or 'auto' / ray://head:10001",
+    )
+    index.add_argument("--ray-actors", type=int, default=2, help="encoder actors (one model each)")
     index.set_defaults(func=cmd_index)
 
     search = sub.add_parser("search", help="search a saved index")

@@ -20,9 +20,23 @@ _LAZY = {
     "SparseIndex": "indexes.sparse",
     "BM25Index": "indexes.bm25",
     "DenseIndex": "indexes.dense",
+    "QdrantStore": "indexes.qdrant",
+    "QdrantSparseIndex": "indexes.qdrant",
+    "QdrantDenseIndex": "indexes.qdrant",
+    "QdrantBM25Index": "indexes.qdrant",
 }
 
-__all__ = ["BM25Index", "DenseIndex", "IndexFormatError", "SearchResult", "SparseIndex"]
+__all__ = [
+    "BM25Index",
+    "DenseIndex",
+    "IndexFormatError",
+    "QdrantBM25Index",
+    "QdrantDenseIndex",
+    "QdrantSparseIndex",
+    "QdrantStore",
+    "SearchResult",
+    "SparseIndex",
+]
 
 
 def __getattr__(name: str):

@@ -381,6 +381,17 @@ class HybridRetriever:
             name: Retriever.load(path / "retrievers" / name, encoders.get(name))
             for name in meta["retrievers"]
         }
+        return cls._assemble(path, meta, retrievers, options)
+
+    @classmethod
+    def _assemble(
+        cls,
+        path: Path,
+        meta: dict[str, Any],
+        retrievers: dict[str, Retriever],
+        options: dict[str, Any],
+    ) -> HybridRetriever:
+        """An engine from loaded retrievers and a saved folder's settings and documents."""
         settings: dict[str, Any] = {
             "config": FusionConfig.from_dict(meta["config"]),
             "preset": meta.get("preset"),

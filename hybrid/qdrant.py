@@ -301,23 +301,7 @@ class QdrantHybridRetriever(HybridRetriever):
         extra = path / "qdrant.json"
         if extra.is_file() and "server_fusion" not in options:
             options["server_fusion"] = json.loads(extra.read_text()).get("server_fusion")
-        settings: dict[str, Any] = {
-            "config": FusionConfig.from_dict(meta["config"]), "preset": meta.get("preset"),
-        }
-        settings.update(options)
-        engine = cls(retrievers, **settings)
-        from hybrid.store import DocumentStore
-
-        engine.store = DocumentStore.load(path / "documents.jsonl")
-        for name, retriever in retrievers.items():
-            if len(retriever) != len(engine.store):
-                from indexes import IndexFormatError
-
-                raise IndexFormatError(
-                    f"{path}: retriever {name!r} holds {len(retriever)} documents,"
-                    f" the document store {len(engine.store)}"
-                )
-        return engine
+        return cls._assemble(path, meta, retrievers, options)
 
 
 def _load_retriever(folder: Path, encoder: Any, store: Any, shared: dict) -> Retriever:

@@ -1,6 +1,4 @@
-"""``hybrid eval`` and ``hybrid tune``. Wire into the main parser with one line::
-
-    from hybrid.cli_eval import add_commands; add_commands(sub)   # in build_parser
+"""``hybrid eval`` and ``hybrid tune``, added to the main parser by :func:`add_commands`.
 
 Both commands retrieve each retriever's candidates once (to ``--depth``), cache them under
 ``--cache-dir`` keyed by data + retriever settings + depth, and fuse from that cache.
@@ -10,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -246,20 +243,3 @@ def add_commands(subparsers: Any) -> None:
     tu.add_argument("--seed", type=int, default=0)
     tu.add_argument("--out", default=None, help="save the chosen FusionConfig (JSON) here")
     tu.set_defaults(func=cmd_tune)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m hybrid.cli_eval eval ...``) until cli.py wires it."""
-    parser = argparse.ArgumentParser(prog="hybrid")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_commands(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -251,7 +251,7 @@ def test_load_dataset_plain_files(tmp_path):
 
 
 def _cli(argv):
-    from hybrid.cli_eval import main
+    from hybrid.cli import main
 
     return main(argv)
 

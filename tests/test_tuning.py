@@ -143,7 +143,7 @@ def test_sweep_and_objective_count():
 
 
 def test_cli_tune_then_eval_with_config(scifact_dir, tmp_path, capsys):
-    from hybrid.cli_eval import main
+    from hybrid.cli import main
 
     common = [
         str(scifact_dir),

@@ -43,28 +43,11 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def load_beir(folder: Path, split: str = "test") -> tuple[list[str], list[str], dict, dict]:
-    """Corpus ids and texts (title + " " + text), the split's queries, and its qrels."""
-    doc_ids, docs = [], []
-    with open(folder / "corpus.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            title, text = row.get("title") or "", row.get("text") or ""
-            doc_ids.append(str(row["_id"]))
-            docs.append(f"{title} {text}" if title else text)
-    qrels: dict[str, dict[str, int]] = {}
-    with open(folder / "qrels" / f"{split}.tsv", encoding="utf-8") as fh:
-        next(fh)
-        for line in fh:
-            qid, did, score = line.rstrip("\n").split("\t")
-            if int(score) > 0:
-                qrels.setdefault(qid, {})[did] = int(score)
-    queries = {}
-    with open(folder / "queries.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            if str(row["_id"]) in qrels:
-                queries[str(row["_id"])] = row["text"]
-    return doc_ids, docs, queries, qrels
+    """Corpus ids and texts (title + " " + text), the split's judged queries, and its qrels."""
+    from hybrid.evaluation import load_dataset
+
+    data = load_dataset(folder, split)
+    return data.doc_ids, data.doc_texts, data.queries, data.qrels
 
 
 def _slug(text: str) -> str:

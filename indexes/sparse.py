@@ -1,11 +1,13 @@
 """Exact top-k inverted index for learned-sparse (SPLADE) vectors.
 
-Postings are 6 bytes: a 32-bit document id and a 16-bit quantised weight (``weight_dtype=
-"uint16"``, the default; ``"float32"`` stores weights unquantised at 8 bytes). Every term's list
-is sorted by weight and cut into tiers, so that a query scores the heavy postings first and
-stops once no unseen posting can lift a document into the top k; the few candidates left are
-completed by binary search (see ``indexes/_sparse_kernels.py``). Results equal a brute-force dot
-product with the *stored* weights (``doc_vectors``), ties broken by the smaller internal id.
+Postings are at most 6 bytes: a 32-bit document id and a 16-bit quantised weight
+(``weight_dtype="uint16"``, the default; ``"float32"`` stores weights unquantised at 8 bytes).
+A term found in more than a third of a segment's documents is stored instead as one weight per
+document (2 bytes each), which is both smaller and, because SPLADE queries are dominated by such
+terms, much faster to score: a vectorised add rather than a scatter. Search is exhaustive and
+exact over cache-sized windows of documents (see ``indexes/_sparse_kernels.py``). Results equal
+a brute-force dot product with the *stored* weights (``doc_vectors``), ties broken by the
+smaller internal id.
 
 Documents are added in immutable segments that are merged as they grow (no full rebuild);
 deleted documents are masked and dropped from postings when their segment is merged.
@@ -34,12 +36,11 @@ from indexes._base import (
     write_meta,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: weight-tiered postings (read no more: rebuild the index)
 WEIGHT_DTYPES = {"uint16": np.uint16, "float32": np.float32}
 _QMAX = 65535
 _HEADROOM = 1.25  # the first batch's largest weight maps to 65535 / 1.25
-_FIRST_TIER = 8
-_SEG_ARRAYS = ("tier_ptr", "docs", "weights", "tier_max", "deleted")
+_SEG_ARRAYS = ("ptr", "docs", "weights", "dense_of", "dense", "deleted")
 
 
 @dataclass
@@ -48,15 +49,13 @@ class _Segment:
 
     base: int
     n_docs: int
-    tier_ptr: np.ndarray  # int64, dim * n_tiers + 1
-    docs: np.ndarray  # uint32 local ids
+    n_postings: int  # sparse postings + non-zeros of the dense rows
+    ptr: np.ndarray  # int64, dim + 1: term t's postings are ptr[t] .. ptr[t + 1]
+    docs: np.ndarray  # uint32 local ids, ascending within a term
     weights: np.ndarray  # uint16 codes or float32
-    tier_max: np.ndarray  # weights dtype, dim * n_tiers
+    dense_of: np.ndarray  # int32, dim: row of the term in ``dense``, or -1
+    dense: np.ndarray  # weights dtype, (n_dense, n_docs); 0 = absent
     deleted: np.ndarray  # uint8, n_docs
-
-    @property
-    def n_postings(self) -> int:
-        return int(self.docs.shape[0])
 
 
 def _as_csr(x: Any, what: str) -> sp.csr_matrix:
@@ -92,9 +91,6 @@ class SparseIndex:
         weight_dtype: ``"uint16"`` (quantised, 6 bytes per posting) or ``"float32"`` (8 bytes).
         quant_step: weight of one uint16 step; by default the first batch's largest weight
             x 1.25 / 65535. A later batch with a larger weight re-quantises the index.
-        n_tiers: impact tiers per posting list.
-        beta: 0 (default) scores every posting of the query terms then scans once; > 0 prunes by
-            impact tiers until the remaining bound <= beta x threshold. Speed only, never results.
         threads: default number of search threads (``None``: numba's default, all cores).
     """
 
@@ -103,8 +99,6 @@ class SparseIndex:
         dim: int | None = None,
         weight_dtype: str = "uint16",
         quant_step: float | None = None,
-        n_tiers: int = 8,
-        beta: float = 0.0,
         threads: int | None = None,
     ) -> None:
         if weight_dtype not in WEIGHT_DTYPES:
@@ -115,18 +109,14 @@ class SparseIndex:
             raise ValueError(f"dim must be a positive integer or None, got {dim!r}")
         if quant_step is not None and not quant_step > 0:
             raise ValueError(f"quant_step must be > 0, got {quant_step!r}")
-        if not 1 <= n_tiers <= 16:
-            raise ValueError(f"n_tiers must be in 1..16, got {n_tiers!r}")
         self.dim = None if dim is None else int(dim)
         self.weight_dtype = weight_dtype
         self.quant_step = 1.0 if weight_dtype == "float32" else quant_step
-        self.n_tiers = int(n_tiers)
-        self.beta = float(beta)
         self.threads = threads
         self._segments: list[_Segment] = []
         self._n_assigned = 0
         self._n_live = 0
-        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pool: list[np.ndarray] = []
 
     # ------------------------------------------------------------------ sizes
 
@@ -145,8 +135,16 @@ class SparseIndex:
 
     @property
     def bytes_per_posting(self) -> float:
-        """Bytes of one posting: id + weight (6 for uint16, 8 for float32)."""
-        return 4 + np.dtype(WEIGHT_DTYPES[self.weight_dtype]).itemsize
+        """Bytes of the posting data (ids, weights, dense rows) per stored posting.
+
+        At most 4 + 2 = 6 for uint16 weights (8 for float32): dense rows are used only where
+        they are smaller than the postings they replace.
+        """
+        n = self.n_postings
+        if n == 0:
+            return float(4 + np.dtype(WEIGHT_DTYPES[self.weight_dtype]).itemsize)
+        data = sum(s.docs.nbytes + s.weights.nbytes + s.dense.nbytes for s in self._segments)
+        return data / n
 
     # ------------------------------------------------------------------ building
 
@@ -219,21 +217,24 @@ class SparseIndex:
             self.quant_step = new_step
         return np.minimum(np.rint(data / self.quant_step), _QMAX).astype(np.uint16)
 
-    def _build(self, base, n_docs, ptr, d, w, deleted) -> _Segment:
-        tp, dd, ww, tm = K.build_tiers(ptr, d, w, self.n_tiers, _FIRST_TIER)
-        return _Segment(base, n_docs, tp, dd, ww, tm, deleted)
+    @staticmethod
+    def _build(base, n_docs, ptr, d, w, deleted) -> _Segment:
+        n_postings = int(d.shape[0])
+        ptr, d, w, dense_of, dense = K.split_dense(ptr, d, w, n_docs)
+        return _Segment(base, n_docs, n_postings, ptr, d, w, dense_of, dense, deleted)
+
+    @staticmethod
+    def _term_major(seg: _Segment, offset: int = 0, ratio: float = 1.0):
+        return K.to_term_major(seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense,
+                               seg.deleted, offset, ratio)
 
     def _rebuild(self, seg: _Segment, ratio: float) -> _Segment:
-        ptr, d, w = K.tiers_to_term_major(
-            seg.tier_ptr, seg.docs, seg.weights, self.n_tiers, seg.deleted, 0, ratio
-        )
+        ptr, d, w = self._term_major(seg, 0, ratio)
         return self._build(seg.base, seg.n_docs, ptr, d, w, np.array(seg.deleted))
 
     def _merge(self, a: _Segment, b: _Segment) -> _Segment:
-        pa = K.tiers_to_term_major(a.tier_ptr, a.docs, a.weights, self.n_tiers, a.deleted, 0, 1.0)
-        pb = K.tiers_to_term_major(
-            b.tier_ptr, b.docs, b.weights, self.n_tiers, b.deleted, b.base - a.base, 1.0
-        )
+        pa = self._term_major(a)
+        pb = self._term_major(b, b.base - a.base)
         ptr, d, w = K.concat_term_major(*pa, *pb)
         deleted = np.concatenate([a.deleted, b.deleted])
         return self._build(a.base, a.n_docs + b.n_docs, ptr, d, w, deleted)
@@ -264,38 +265,40 @@ class SparseIndex:
         q_idx = q.indices.astype(np.int64)
         q_val = (q.data * self.quant_step).astype(np.float32)
         n_threads = self._n_threads(threads, n_q)
-        best_i = np.full((n_q, k), PAD_ID, np.int64)
-        best_s = np.full((n_q, k), PAD_SCORE, np.float32)
+        best_i = best_s = None
         theta = np.zeros(n_q, np.float32)
-        acc, touched = self._workspace(n_threads)
+        acc = self._workspace(n_threads)
         try:
             for seg in self._segments:
                 out_s = np.full((n_q, k), PAD_SCORE, np.float32)
                 out_i = np.full((n_q, k), PAD_ID, np.int64)
                 out_n = np.zeros(n_q, np.int64)
-                args = (seg.tier_ptr, seg.docs, seg.weights, seg.tier_max, self.n_tiers,
-                        seg.deleted, q_ptr, q_idx, q_val, k, theta, self.beta)
+                args = (seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense, seg.deleted,
+                        q_ptr, q_idx, q_val, k, theta)
                 if n_threads == 1:
-                    K.search_serial(*args, acc[0, :seg.n_docs], touched[0], out_s, out_i, out_n)
+                    K.search_serial(*args, acc[0], out_s, out_i, out_n)
                 else:
                     old = numba.get_num_threads()
                     numba.set_num_threads(n_threads)
                     try:
-                        K.search_parallel(*args, acc[:, :seg.n_docs], touched, out_s, out_i, out_n)
+                        K.search_parallel(*args, acc, out_s, out_i, out_n)
                     finally:
                         numba.set_num_threads(old)
-                out_i = np.where(out_i >= 0, out_i + seg.base, PAD_ID)
-                if len(self._segments) == 1:
+                if seg.base:
+                    out_i = np.where(out_i >= 0, out_i + seg.base, PAD_ID)
+                if best_i is None:
                     best_i, best_s = out_i, out_s
-                    break
-                ids = np.concatenate([best_i, out_i], axis=1)
-                scores = np.concatenate([best_s, out_s], axis=1)
-                order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores))
-                best_i = np.take_along_axis(ids, order, 1)[:, :k]
-                best_s = np.take_along_axis(scores, order, 1)[:, :k]
-                theta = np.where(np.isfinite(best_s[:, -1]), best_s[:, -1], 0).astype(np.float32)
+                else:
+                    ids = np.concatenate([best_i, out_i], axis=1)
+                    scores = np.concatenate([best_s, out_s], axis=1)
+                    order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores))
+                    best_i = np.take_along_axis(ids, order, 1)[:, :k]
+                    best_s = np.take_along_axis(scores, order, 1)[:, :k]
+                if len(self._segments) > 1:
+                    theta = np.where(np.isfinite(best_s[:, -1]), best_s[:, -1], 0)
+                    theta = theta.astype(np.float32)
         finally:
-            self._pool.append((acc, touched))
+            self._pool.append(acc)
         return SearchResult(best_i, best_s)
 
     def _n_threads(self, threads: int | None, n_q: int) -> int:
@@ -306,14 +309,13 @@ class SparseIndex:
             raise ValueError(f"threads must be a positive integer or None, got {t!r}")
         return int(max(1, min(t, n_q, numba.config.NUMBA_NUM_THREADS)))
 
-    def _workspace(self, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
-        """Zeroed per-thread accumulators sized for the largest segment (pooled, reused)."""
-        size = max(s.n_docs for s in self._segments)
+    def _workspace(self, n_threads: int) -> np.ndarray:
+        """Per-thread accumulator windows (pooled scratch space)."""
         while self._pool:
-            acc, touched = self._pool.pop()
-            if acc.shape[0] >= n_threads and acc.shape[1] >= size:
-                return acc, touched
-        return np.zeros((n_threads, size), np.float32), np.zeros((n_threads, size), np.uint32)
+            acc = self._pool.pop()
+            if acc.shape[0] >= n_threads:
+                return acc
+        return np.zeros((n_threads, K.WINDOW), np.float32)
 
     # ------------------------------------------------------------------ stored vectors
 
@@ -331,11 +333,9 @@ class SparseIndex:
                 gone = (local[seg.deleted[local] != 0] + seg.base)[:10]
                 raise KeyError(f"deleted documents: {gone.tolist()}")
             wanted = local.astype(np.uint32)
-            if wanted.size * 32 * (seg.tier_ptr.size - 1) < seg.n_postings:  # binary searches
-                r, t, v = K.extract_docs(seg.tier_ptr, seg.docs, seg.weights, self.n_tiers, wanted)
-            else:  # one scan of the postings
-                r, t, v = K.extract_docs_scan(seg.tier_ptr, seg.docs, seg.weights, self.n_tiers,
-                                              wanted, seg.n_docs)
+            by_scan = wanted.size * 32 * (seg.ptr.size - 1) >= seg.docs.size  # else bisect
+            r, t, v = K.extract_docs(seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense,
+                                     seg.n_docs, wanted, by_scan)
             rows.append(r + start)
             cols.append(t)
             vals.append(v)
@@ -362,11 +362,11 @@ class SparseIndex:
                 tmp = path / f".seg{i}_{name}.tmp.npy"
                 np.save(tmp, getattr(seg, name))
                 os.replace(tmp, path / f"seg{i}_{name}.npy")  # safe over a memory-mapped file
-            segs.append({"base": seg.base, "n_docs": seg.n_docs})
+            segs.append({"base": seg.base, "n_docs": seg.n_docs, "n_postings": seg.n_postings})
         return write_meta(
             path, "SparseIndex", FORMAT_VERSION, dim=self.dim, weight_dtype=self.weight_dtype,
-            quant_step=self.quant_step, n_tiers=self.n_tiers, beta=self.beta,
-            n_assigned=self._n_assigned, n_live=self._n_live, segments=segs,
+            quant_step=self.quant_step, n_assigned=self._n_assigned, n_live=self._n_live,
+            segments=segs,
         )
 
     @classmethod
@@ -374,9 +374,13 @@ class SparseIndex:
         """Open a saved index; posting arrays are memory-mapped read-only when ``mmap``."""
         path = Path(path)
         meta = read_meta(path, "SparseIndex", FORMAT_VERSION)
+        if meta["format_version"] < FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{path} holds a SparseIndex in format version {meta['format_version']}, which "
+                f"this release no longer reads; rebuild it from the document vectors"
+            )
         try:
-            index = cls(meta["dim"], meta["weight_dtype"], meta["quant_step"], meta["n_tiers"],
-                        meta["beta"])
+            index = cls(meta["dim"], meta["weight_dtype"], meta["quant_step"])
             index._n_assigned = int(meta["n_assigned"])
             index._n_live = int(meta["n_live"])
             for i, s in enumerate(meta["segments"]):
@@ -385,7 +389,9 @@ class SparseIndex:
                     for name in _SEG_ARRAYS
                 }
                 arrays["deleted"] = np.array(arrays["deleted"])
-                index._segments.append(_Segment(int(s["base"]), int(s["n_docs"]), **arrays))
+                index._segments.append(
+                    _Segment(int(s["base"]), int(s["n_docs"]), int(s["n_postings"]), **arrays)
+                )
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise IndexFormatError(f"{path} holds a damaged SparseIndex: {exc}") from exc
         return index

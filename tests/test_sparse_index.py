@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexes import IndexFormatError, SparseIndex
+from indexes import _sparse_kernels as K
 from indexes._base import PAD_ID
 
 
@@ -47,14 +48,13 @@ def assert_same_ranking(res, ids, scores, rtol=1e-5):
 @settings(max_examples=40, deadline=None)
 @given(
     n=st.integers(1, 60), dim=st.integers(1, 40), k=st.integers(1, 12),
-    beta=st.sampled_from([0.0, 0.5]), n_tiers=st.sampled_from([1, 3, 8]),
-    seed=st.integers(0, 2**31),
+    density=st.sampled_from([0.05, 0.3, 0.7]), seed=st.integers(0, 2**31),
 )
-def test_exact_parity_integer_weights_including_ties(n, dim, k, beta, n_tiers, seed):
+def test_exact_parity_integer_weights_including_ties(n, dim, k, density, seed):
     rng = np.random.default_rng(seed)
-    docs = random_csr(rng, n, dim, 0.3, integer=True)
+    docs = random_csr(rng, n, dim, density, integer=True)
     queries = random_csr(rng, 7, dim, 0.4, integer=True)
-    index = SparseIndex(weight_dtype="float32", n_tiers=n_tiers, beta=beta, threads=1)
+    index = SparseIndex(weight_dtype="float32", threads=1)
     index.add(docs)
     res = index.search(queries, k)
     ids, scores = brute_force(index, queries, k)
@@ -63,15 +63,39 @@ def test_exact_parity_integer_weights_including_ties(n, dim, k, beta, n_tiers, s
     assert res.ids.dtype == np.int64 and res.scores.dtype == np.float32
 
 
-@pytest.mark.parametrize("beta", [0.0, 0.4])
-def test_quantised_parity_random(beta):
+def test_quantised_parity_random():
     rng = np.random.default_rng(1)
     docs = random_csr(rng, 3000, 500, 0.02)
     queries = random_csr(rng, 40, 500, 0.05)
-    index = SparseIndex(beta=beta, threads=1)
+    index = SparseIndex(threads=1)
     index.add(docs)
     res = index.search(queries, 20)
     assert_same_ranking(res, *brute_force(index, queries, 20))
+
+
+def test_dense_rows_and_windows_parity():
+    """Frequent terms become dense rows; several accumulator windows; deletes in both forms."""
+    rng = np.random.default_rng(5)
+    n, dim = 3 * K.WINDOW + 123, 60
+    docs = random_csr(rng, n, dim, 0.01)
+    common = sp.random(n, 6, density=0.6, format="csr", random_state=rng, dtype=np.float32)
+    docs = sp.hstack([common, docs[:, 6:]], format="csr")  # columns 0-5 in 60% of documents
+    docs.data += 0.05  # no weight rounds to 0
+    queries = random_csr(rng, 25, dim, 0.3)
+    queries[:, :3] = 1.0
+    index = SparseIndex(threads=1)
+    index.add(docs)
+    seg = index._segments[0]
+    assert (seg.dense_of[:6] >= 0).all() and seg.dense.shape == (int((seg.dense_of >= 0).sum()), n)
+    assert index.n_postings == docs.nnz and index.bytes_per_posting <= 6
+    np.testing.assert_allclose(index.doc_vectors(np.arange(n)).toarray(), docs.toarray(),
+                               atol=index.quant_step / 2 + 1e-6)
+    dead = rng.choice(n, 500, replace=False)
+    index.delete(dead)
+    live = np.setdiff1d(np.arange(n), dead)
+    res = index.search(queries, 15)
+    assert not np.isin(res.ids, dead).any()
+    assert_same_ranking(res, *brute_force(index, queries, 15, live))
 
 
 def test_scifact_parity_and_quantisation_error(scifact_encoded):
@@ -79,12 +103,11 @@ def test_scifact_parity_and_quantisation_error(scifact_encoded):
     queries = sp.load_npz(scifact_encoded / "splade_queries.npz")
     index = SparseIndex(threads=1)
     index.add(docs)
-    assert len(index) == docs.shape[0] and index.bytes_per_posting == 6
+    assert len(index) == docs.shape[0]
+    assert index.n_postings == np.count_nonzero(np.rint(docs.data / index.quant_step))
+    assert 5 < index.bytes_per_posting <= 6
     res = index.search(queries, 10)
     assert_same_ranking(res, *brute_force(index, queries, 10))
-    pruned = SparseIndex(beta=0.5, threads=1)
-    pruned.add(docs)
-    np.testing.assert_array_equal(pruned.search(queries[:60], 10).ids, res.ids[:60])
     # quantised vs float32 weights: per weight <= step / 2, per score <= step / 2 * sum(q)
     stored = index.doc_vectors(np.arange(docs.shape[0]))
     assert abs(stored - docs).max() <= index.quant_step / 2 + 1e-6  # + float32 rounding
@@ -165,6 +188,9 @@ def test_load_rejects_other_folders(tmp_path):
     with pytest.raises(IndexFormatError, match="BM25Index"):
         SparseIndex.load(tmp_path)
     (tmp_path / "meta.json").write_text('{"type": "SparseIndex", "format_version": 1}')
+    with pytest.raises(IndexFormatError, match="rebuild"):
+        SparseIndex.load(tmp_path)
+    (tmp_path / "meta.json").write_text('{"type": "SparseIndex", "format_version": 2}')
     with pytest.raises(IndexFormatError, match="damaged"):
         SparseIndex.load(tmp_path)
 

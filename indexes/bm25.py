@@ -63,6 +63,9 @@ VARIANTS: dict[str, dict[str, float]] = {
 }
 _CODES = {"okapi": _k.OKAPI, "lucene": _k.LUCENE, "bm25l": _k.BM25L, "bm25+": _k.BM25PLUS}
 _ARRAYS = ("indptr", "docs", "tfs", "impacts", "absent", "doc_len", "live")
+# Search tuning (see indexes._bm25_kernels.search_positive); tests shrink them to reach every path.
+_BLOCK_DOCS = 16_384  # documents per accumulator block (64 KiB of float32), a multiple of CHUNK
+_SPARSE_RATIO = 32  # a query with fewer than n_docs / _SPARSE_RATIO postings tracks touched docs
 
 
 def _check_tokens(token_lists: Sequence[Sequence[str]], what: str) -> None:
@@ -119,7 +122,8 @@ class BM25Index:
         self._live = np.zeros(0, dtype=bool)
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._stale = False
-        self._scratch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._positive: bool | None = True  # every impact > 0 (None: not known yet)
+        self._scratch: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ writes
@@ -235,6 +239,18 @@ class BM25Index:
         )
         absent = idf * p["delta"] if self.variant == "bm25+" else np.zeros_like(idf)
         self._absent = absent.astype(np.float32)
+        self._positive = self._all_positive()
+
+    def _all_positive(self) -> bool:
+        """Whether every impact is > 0 (the fast search path's precondition)."""
+        return bool(self._impacts.size == 0 or self._impacts.min() > 0)
+
+    def _buffer(self, name: str, size: int, dtype: type) -> np.ndarray:
+        """A zeroed scratch array kept between searches (kernels leave it clean)."""
+        buf = self._scratch.get(name)
+        if buf is None or buf.shape[0] != size:
+            buf = self._scratch[name] = np.zeros(size, dtype=dtype)
+        return buf
 
     # ------------------------------------------------------------------ reads
 
@@ -272,16 +288,22 @@ class BM25Index:
         if not q_terms:
             return empty_result(n_q, k)
         n_docs = self._doc_len.shape[0]
-        if self._scratch is None or self._scratch[0].shape[0] != n_docs:
-            self._scratch = (
-                np.zeros(n_docs, dtype=np.float32),
-                np.zeros(n_docs, dtype=np.uint8),
-                np.empty(n_docs, dtype=np.int32),
+        terms = np.array(q_terms, dtype=np.int32)
+        if self._positive is None:
+            self._positive = self._all_positive()
+        touched = self._buffer("touched", n_docs, np.int32)
+        # Room for the last block's scan chunk past n_docs, and for a whole block.
+        acc = self._buffer("acc", max(_BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK), np.float32)
+        if self._positive:
+            ids, scores = _k.search_positive(
+                self._indptr, self._docs, self._impacts, self._absent, q_ptr, terms, k, acc,
+                touched, _BLOCK_DOCS, _k.CHUNK, _SPARSE_RATIO,
             )
-        ids, scores = _k.search_batch(
-            self._indptr, self._docs, self._impacts, self._absent, q_ptr,
-            np.array(q_terms, dtype=np.int32), k, *self._scratch,
-        )
+        else:
+            ids, scores = _k.search_batch(
+                self._indptr, self._docs, self._impacts, self._absent, q_ptr, terms, k,
+                acc[:n_docs], self._buffer("seen", n_docs, np.uint8), touched,
+            )
         return SearchResult(ids, scores)
 
     def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:
@@ -322,7 +344,7 @@ class BM25Index:
         self._refresh()
         path = write_meta(
             path, KIND, FORMAT_VERSION, variant=self.variant, params=self.params,
-            n_terms=len(self._vocab), extra=extra,
+            n_terms=len(self._vocab), positive_impacts=self._positive, extra=extra,
         )
         arrays = {
             "indptr": self._indptr, "docs": self._docs, "tfs": self._tfs,
@@ -362,6 +384,8 @@ class BM25Index:
         index._impacts, index._absent = arrays["impacts"], arrays["absent"]
         index._doc_len, index._live = arrays["doc_len"], arrays["live"]
         index.extra = meta.get("extra")
+        positive = meta.get("positive_impacts")
+        index._positive = positive if isinstance(positive, bool) else None  # None: check later
         return index
 
     def __repr__(self) -> str:

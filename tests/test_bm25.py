@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import indexes.bm25 as bm25_module
 from indexes import BM25Index, IndexFormatError, SearchResult
 from indexes._base import PAD_ID
 
@@ -167,6 +168,74 @@ def test_large_collection_sparse_path_matches_dense() -> None:
     check_against(index.search(queries, k=3000), docs, queries, ref.get_scores)
 
 
+def _search_every_path(index: BM25Index, queries, k: int, monkeypatch) -> list[SearchResult]:
+    """Results of the positive kernel's blocked (several block sizes) and touched-list paths,
+    then of the general kernel."""
+    out = []
+    # A ratio of 10**6 sends every query to the blocked path, 0 to the touched-list one.
+    for block, ratio in [(64, 10**6), (128, 10**6), (16_384, 10**6), (64, 0)]:
+        monkeypatch.setattr(bm25_module, "_BLOCK_DOCS", block)
+        monkeypatch.setattr(bm25_module, "_SPARSE_RATIO", ratio)
+        out.append(index.search(queries, k))
+    index._positive = False  # force the general kernel (impacts that may be <= 0)
+    out.append(index.search(queries, k))
+    index._positive = None
+    return out
+
+
+@pytest.mark.parametrize(("variant", "kw"), [
+    ("lucene", {}), ("okapi", {}), ("bm25l", {}), ("bm25+", {}), ("bm25+", {"delta": 40.0}),
+])
+def test_search_paths_are_bit_identical(variant: str, kw: dict, monkeypatch) -> None:
+    # Several accumulator blocks (incl. a partial last one); ties from short, repeated docs.
+    rng = np.random.default_rng(9)
+    docs = [list(rng.choice(VOCAB[:12], size=rng.integers(0, 4))) for _ in range(1000)]
+    queries = [list(rng.choice(VOCAB[:14], size=rng.integers(1, 6))) for _ in range(30)]
+    index = BM25Index(variant, **kw)
+    index.add(docs)
+    index.delete(range(0, 1000, 7))
+    for k in (1, 10, 1000):
+        first, *rest = _search_every_path(index, queries, k, monkeypatch)
+        for other in rest:
+            np.testing.assert_array_equal(other.ids, first.ids)
+            np.testing.assert_array_equal(other.scores.view(np.int32), first.scores.view(np.int32))
+    if variant != "lucene":  # lucene parity is test_lucene_hand_worked / bm25s
+        names = {"okapi": "BM25Okapi", "bm25l": "BM25L", "bm25+": "BM25Plus"}
+        ref = getattr(rank_bm25, names[variant])
+        live = [d for i, d in enumerate(docs) if i % 7]
+        got = index.search(queries, 1000)
+        remap = np.array([i for i in range(1000) if i % 7])
+        for row, q in enumerate(queries):
+            found = got.ids[row][got.ids[row] != PAD_ID]
+            local = np.searchsorted(remap, found)
+            assert set(local.tolist()) == hits(live, q)
+            want = ref(live, **kw).get_scores(q)[local]
+            np.testing.assert_allclose(got.scores[row][: found.size], want, rtol=1e-5)
+
+
+def test_ties_across_blocks_keep_smallest_ids(monkeypatch) -> None:
+    monkeypatch.setattr(bm25_module, "_BLOCK_DOCS", 64)
+    monkeypatch.setattr(bm25_module, "_SPARSE_RATIO", 10**6)  # blocked path, 8 blocks
+    index = BM25Index()
+    index.add([["a", "b"] if i % 3 else ["c"] for i in range(500)])
+    res = index.search([["a"], ["a", "c"]], k=5)
+    assert res.ids[0].tolist() == [1, 2, 4, 5, 7]
+    assert res.ids[1].tolist() == [0, 3, 6, 9, 12]  # "c" is rarer: higher idf, shorter docs
+
+
+def test_zero_impacts_take_the_general_path() -> None:
+    # epsilon=0: "a" (in 3 of 4 docs) gets idf 0, so its hits score 0 and still count as hits.
+    docs = [["a", "b"], ["a", "c"], ["a"], ["d"]]
+    index = BM25Index("okapi", epsilon=0.0)
+    index.add(docs)
+    res = index.search([["a"], ["a", "b"]], k=4)
+    assert index._positive is False
+    assert res.ids[0].tolist() == [0, 1, 2, PAD_ID]
+    np.testing.assert_array_equal(res.scores[0][:3], 0.0)
+    ref = rank_bm25.BM25Okapi(docs, epsilon=0.0)
+    check_against(res, docs, [["a"], ["a", "b"]], ref.get_scores)
+
+
 @pytest.mark.parametrize("variant", ["okapi", "lucene", "bm25l", "bm25+"])
 def test_add_delete_equals_rebuild(variant: str) -> None:
     docs, queries = make_corpus(11, n_docs=90)
@@ -236,6 +305,7 @@ def test_save_load_roundtrip(tmp_path) -> None:
     index.save(tmp_path / "bm25", extra=extra)
     meta = json.loads((tmp_path / "bm25" / "meta.json").read_text())
     assert meta["type"] == "BM25Index" and meta["format_version"] == 1
+    assert meta["positive_impacts"] is True
     for mmap in (True, False):
         loaded = BM25Index.load(tmp_path / "bm25", mmap=mmap)
         assert loaded.variant == "bm25l" and loaded.params == index.params
@@ -251,6 +321,13 @@ def test_save_load_roundtrip(tmp_path) -> None:
         loaded.delete([0])
         assert len(loaded) == len(index)
         assert loaded.search([["w1"]], k=200).ids.max() == len(docs)
+    # Older saves lack the positive-impacts flag: it is worked out on first search.
+    del meta["positive_impacts"]
+    (tmp_path / "bm25" / "meta.json").write_text(json.dumps(meta))
+    loaded = BM25Index.load(tmp_path / "bm25")
+    assert loaded._positive is None
+    np.testing.assert_array_equal(loaded.search(queries, k=10).ids, before.ids)
+    assert loaded._positive is True
     # Saving over the folder a memory-mapped index was loaded from is safe.
     mapped = BM25Index.load(tmp_path / "bm25")
     mapped.save(tmp_path / "bm25")

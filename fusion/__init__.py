@@ -1,13 +1,16 @@
 """Rank fusion: rankings in, one fused and explainable ranking out. Pure numpy.
 
 Entry points: :func:`fuse` (one query), :func:`fuse_batch` / :func:`fuse_padded` (many queries,
-vectorised). The per-method and per-normalisation functions are public in
-:mod:`fusion.methods` and :mod:`fusion.normalize` and re-exported here. Conventions (ranks from 1,
-missing documents, duplicates, ties, degenerate lists, weights) are listed in :mod:`fusion.api`.
+vectorised). :data:`ADAPTIVE` (``"adaptive"``) is the evidence-weighted z-score sum the engine
+uses by default; its evidence comes in as numbers (this package stays model-free). The
+per-method and per-normalisation functions are public in :mod:`fusion.methods` and
+:mod:`fusion.normalize` and re-exported here. Conventions (ranks from 1, missing documents,
+duplicates, ties, degenerate lists, weights, depth) are listed in :mod:`fusion.api`.
 """
 
 from ._core import FusionResult
 from .api import (
+    ADAPTIVE,
     METHODS,
     NORMS,
     RANK_METHODS,
@@ -18,6 +21,8 @@ from .api import (
     fuse_padded,
 )
 from .methods import (
+    adaptive,
+    adaptive_weights,
     borda,
     combanz,
     combmax,
@@ -42,11 +47,14 @@ from .normalize import (
 )
 
 __all__ = [
+    "ADAPTIVE",
     "METHODS",
     "NORMS",
     "RANK_METHODS",
     "SCORE_METHODS",
     "FusionResult",
+    "adaptive",
+    "adaptive_weights",
     "borda",
     "bounded_minmax",
     "check_options",

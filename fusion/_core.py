@@ -25,6 +25,8 @@ class FusionResult(NamedTuple):
     normalisation, or the method's per-list term for rank methods (e.g. ``1 / (k + rank)`` for
     RRF; NaN when absent), ``contributions[i, j]`` its weighted share of the fused score (0 when
     absent, except for Borda). ``contributions.sum(axis=1) == scores`` for every method.
+    ``weights`` ``(n_lists,)``: the weight each list had for this query (after any per-query
+    weights or evidence; 0 for a list left out).
     """
 
     ids: np.ndarray
@@ -33,6 +35,7 @@ class FusionResult(NamedTuple):
     raw_scores: np.ndarray
     normalized: np.ndarray
     contributions: np.ndarray
+    weights: np.ndarray | None = None
 
 
 class Canonical(NamedTuple):

@@ -13,9 +13,16 @@ Conventions (pinned by ``tests/test_fusion*.py``):
 - **Ties** of the fused score go to the smaller document id.
 - **Degenerate lists** (one hit, all-equal scores) never divide by zero: see each function in
   :mod:`fusion.normalize` (min-max gives 0.5, not 1.0).
-- **Weights** are non-negative, one per list; a weight of 0 removes the list entirely (its
-  documents do not enter the union and it is not counted by CombMNZ/ISR/Borda); its columns in
-  the result report ranks 0 / NaN. Negative, NaN or all-zero weights raise ``ValueError``.
+- **Weights** are non-negative, one per list (shape ``(n_lists,)``) or one per query and list
+  (shape ``(n_queries, n_lists)``, for :func:`fuse` ``(1, n_lists)``); a weight of 0 removes the
+  list entirely for that query (its documents do not enter the union and it is not counted by
+  CombMNZ/ISR/Borda); its columns in the result report ranks 0 / NaN. Negative or NaN weights,
+  or a query whose weights are all zero, raise ``ValueError``. ``FusionResult.weights`` reports
+  the weights each query used.
+- **Depth**: with ``depth=n`` only the first ``n`` entries of each list (in canonical order)
+  enter the fused ranking, while score normalisations take their statistics (min, max, mean,
+  std, count) over every entry given. So a list retrieved deeper than it is fused calibrates
+  its scores on more of the collection (what :data:`ADAPTIVE` relies on).
 - **Padding**: id ``-1`` marks padding in any input (its score is ignored, so the indexes'
   ``-inf`` padding is fine); other negative ids, non-finite scores of real entries, and length
   mismatches raise ``ValueError``.
@@ -30,9 +37,19 @@ import numpy as np
 
 from . import methods as _m
 from . import normalize as _n
-from ._core import PAD_ID, FusionResult, align, canonicalize, check_padded, order_rows, scatter
+from ._core import (
+    PAD_ID,
+    Canonical,
+    FusionResult,
+    align,
+    canonicalize,
+    check_padded,
+    order_rows,
+    scatter,
+)
 
 __all__ = [
+    "ADAPTIVE",
     "METHODS",
     "NORMS",
     "RANK_METHODS",
@@ -49,7 +66,11 @@ RANK_METHODS = ("rrf", "isr", "borda")
 SCORE_METHODS = ("wsum", "combsum", "combmnz", "combmax", "combmin", "combanz")
 """Methods that combine normalised scores (``norm`` defaults to ``"minmax"``)."""
 
-METHODS = RANK_METHODS + SCORE_METHODS
+ADAPTIVE = "adaptive"
+"""Evidence-weighted sum of z-scores (:func:`fusion.methods.adaptive`): a score method whose
+weights are scaled per query by each list's ``evidence`` (``norm`` defaults to ``"zscore"``)."""
+
+METHODS = RANK_METHODS + SCORE_METHODS + (ADAPTIVE,)
 
 _SCORE_FUNCS = {
     "wsum": _m.wsum,
@@ -60,7 +81,7 @@ _SCORE_FUNCS = {
     "combanz": _m.combanz,
 }
 
-_PER_LIST = ("rrf", "isr", "wsum", "combsum", "combmnz", "combanz")
+_PER_LIST = ("rrf", "isr", "wsum", "combsum", "combmnz", "combanz", ADAPTIVE)
 """Methods whose contribution per list needs at most the document's list count: fast path."""
 
 _NORM_FUNCS = {
@@ -80,8 +101,8 @@ Bounds = Sequence[tuple[float, float] | None] | None
 
 
 def _check_options(
-    method: str, weights: Any, norm: str | None, k: float, bounds: Bounds, n_lists: int, top: Any
-) -> tuple[np.ndarray, str | None]:
+    method: str, norm: str | None, k: float, bounds: Bounds, n_lists: int, top: Any
+) -> str | None:
     if method not in METHODS:
         raise ValueError(f"unknown fusion method {method!r}; valid: {', '.join(METHODS)}")
     if method in RANK_METHODS:
@@ -91,7 +112,8 @@ def _check_options(
                 f"only ranks); pass norm=None, or a score method: {', '.join(SCORE_METHODS)}"
             )
     else:
-        norm = "minmax" if norm is None else norm
+        if norm is None:
+            norm = "zscore" if method == ADAPTIVE else "minmax"
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
     if bounds is not None and norm != "bounded":
@@ -106,17 +128,56 @@ def _check_options(
     is_int = isinstance(top, int | np.integer) and not isinstance(top, bool)
     if top is not None and not (is_int and top >= 1):
         raise ValueError(f"top must be a positive integer or None, got {top!r}")
+    return norm
+
+
+def _check_depth(depth: Any) -> int | None:
+    is_int = isinstance(depth, int | np.integer) and not isinstance(depth, bool)
+    if depth is not None and not (is_int and depth >= 1):
+        raise ValueError(f"depth must be a positive integer or None, got {depth!r}")
+    return None if depth is None else int(depth)
+
+
+def _check_weights(weights: Any, n_lists: int, n_q: int) -> np.ndarray:
+    """Per-list ``(L,)`` or per-query ``(n_q, L)`` weights, validated, as float64."""
     if weights is None:
-        w = np.ones(n_lists)
-    else:
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (n_lists,):
-            raise ValueError(f"weights must have one value per list ({n_lists}), got {w.shape}")
-        if not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError(f"weights must be finite and >= 0, got {w.tolist()}")
-        if not np.any(w > 0):
-            raise ValueError("at least one weight must be positive")
-    return w, norm
+        return np.ones(n_lists)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape not in ((n_lists,), (n_q, n_lists)):
+        raise ValueError(
+            f"weights must have one value per list ({n_lists}), or shape (n_queries, n_lists) = "
+            f"({n_q}, {n_lists}), got {w.shape}"
+        )
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        bad = w[~(np.isfinite(w) & (w >= 0))]
+        raise ValueError(f"weights must be finite and >= 0, got {bad[:3].tolist()}")
+    if w.ndim == 1 and not np.any(w > 0):
+        raise ValueError("at least one weight must be positive")
+    if w.ndim == 2:
+        dead = np.flatnonzero(~np.any(w > 0, axis=1))
+        if dead.size:
+            raise ValueError(
+                f"at least one weight must be positive for every query; query {int(dead[0])}"
+                f" has all-zero weights ({dead.size} such queries)"
+            )
+    return w
+
+
+def _check_evidence(evidence: Any, method: str, n_lists: int, n_q: int) -> np.ndarray | None:
+    if evidence is None:
+        return None
+    if method != ADAPTIVE:
+        raise ValueError(f"evidence only applies to method={ADAPTIVE!r}, not {method!r}")
+    e = np.asarray(evidence, dtype=np.float64)
+    if e.ndim == 1 and n_q == 1:
+        e = e[None, :]
+    if e.shape != (n_q, n_lists):
+        raise ValueError(
+            f"evidence must have shape (n_queries, n_lists) = ({n_q}, {n_lists}), got {e.shape}"
+        )
+    if not np.all(np.isfinite(e)) or np.any(e < 0) or np.any(e > 1):
+        raise ValueError("evidence values must be finite numbers in [0, 1]")
+    return e
 
 
 def check_options(method: str, norm: str | None = None, k: float = 60) -> str | None:
@@ -125,7 +186,7 @@ def check_options(method: str, norm: str | None = None, k: float = 60) -> str | 
     Lets callers (an engine's configuration, a CLI) fail early with the same messages
     :func:`fuse` would give.
     """
-    return _check_options(method, None, norm, k, None, 1, None)[1]
+    return _check_options(method, norm, k, None, 1, None)
 
 
 def _normalize(norm: str, canon: list, active: list[int], bounds: Bounds) -> list[np.ndarray]:
@@ -159,36 +220,73 @@ def _fuse_padded_arrays(
     k: float,
     bounds: Bounds,
     top: int | None,
+    depth: int | None = None,
+    evidence: Any = None,
 ) -> list[FusionResult]:
     """Core: validated padded lists in, one :class:`FusionResult` per query out."""
     n_lists = len(lists)
-    w, norm = _check_options(method, weights, norm, k, bounds, n_lists, top)
-    active = [j for j in range(n_lists) if w[j] > 0]
     n_q = lists[0][0].shape[0]
+    norm = _check_options(method, norm, k, bounds, n_lists, top)
+    depth = _check_depth(depth)
+    w = _check_weights(weights, n_lists, n_q)
+    e = _check_evidence(evidence, method, n_lists, n_q)
+    if e is not None:
+        w = _m.adaptive_weights(w, e)
+    if w.ndim == 1:
+        active = [j for j in range(n_lists) if w[j] > 0]
+    else:
+        active = [j for j in range(n_lists) if np.any(w[:, j] > 0)]
     width = max(sum(lists[j][0].shape[1] for j in active), 1)
     block = max(1, _BLOCK_ENTRIES // width)
     results: list[FusionResult] = []
     for q0 in range(0, n_q, block):
         part = [(lists[j][0][q0 : q0 + block], lists[j][1][q0 : q0 + block]) for j in active]
-        results.extend(_fuse_block(part, method, w, norm, k, bounds, top, active, n_lists))
+        n_b = part[0][0].shape[0]
+        w_b = w if w.ndim == 1 else w[q0 : q0 + block]
+        results.extend(
+            _fuse_block(part, method, w_b, n_b, norm, k, bounds, top, depth, active, n_lists)
+        )
     return results
+
+
+def _cut(c: Canonical, depth: int | None) -> Canonical:
+    """The first ``depth`` entries of a canonical list (all of them when None)."""
+    if depth is None or depth >= c.ids.shape[1]:
+        return c
+    return Canonical(c.ids[:, :depth], c.scores[:, :depth], np.minimum(c.sizes, depth))
 
 
 def _fuse_block(
     lists: list[tuple[np.ndarray, np.ndarray]],
     method: str,
     w: np.ndarray,
+    n_b: int,
     norm: str | None,
     k: float,
     bounds: Bounds,
     top: int | None,
+    depth: int | None,
     active: list[int],
     n_lists: int,
 ) -> list[FusionResult]:
-    canon = [canonicalize(*pair) for pair in lists]
+    per_query = w.ndim == 2
+    if per_query:
+        # a weight of 0 removes the list for that query: its entries become padding
+        lists = [
+            (np.where(w[:, j, None] > 0, ids, PAD_ID), s) if not np.all(w[:, j] > 0) else (ids, s)
+            for j, (ids, s) in zip(active, lists, strict=True)
+        ]
+        wa = w[:, active]
+    else:
+        wa = w[active]
+    full = [canonicalize(*pair) for pair in lists]
+    normed_full = None
+    if method not in RANK_METHODS:  # statistics over every given entry, before the depth cut
+        normed_full = _normalize(norm, full, active, bounds)  # type: ignore[arg-type]
+    canon = [_cut(c, depth) for c in full]
     al = align(canon)
-    wa = w[active]
     n_rows = al.ids.shape[0]
+    counts = np.diff(al.offsets)
     rank_of = [np.broadcast_to(np.arange(1, c.ids.shape[1] + 1), c.ids.shape) for c in canon]
     if method in _PER_LIST:
         # Per-list terms are computed on the (small) padded lists and summed into the union
@@ -198,12 +296,18 @@ def _fuse_block(
         elif method == "isr":
             padded = [_m.isr_term(np.arange(1, c.ids.shape[1] + 1)) for c in canon]
         else:
-            padded = _normalize(norm, canon, active, bounds)  # type: ignore[arg-type]
+            padded = [x[:, : c.ids.shape[1]] for x, c in zip(normed_full, canon, strict=True)]  # type: ignore[arg-type]
         terms = [
             np.broadcast_to(t, c.ids.shape)[p]
             for t, c, p in zip(padded, canon, al.present, strict=True)
         ]
-        contrib = [t * wi for t, wi in zip(terms, wa, strict=True)]
+        if per_query:
+            contrib = [
+                t * wa[np.nonzero(p)[0], i]
+                for i, (t, p) in enumerate(zip(terms, al.present, strict=True))
+            ]
+        else:
+            contrib = [t * wi for t, wi in zip(terms, wa, strict=True)]
         if method in ("isr", "combmnz", "combanz"):
             m = np.bincount(np.concatenate(al.rows), minlength=n_rows).astype(np.float64)
             if method == "combanz":
@@ -215,15 +319,15 @@ def _fuse_block(
             fused[r] += c  # rows are unique within a list; lists added left to right
         terms_u = contrib_u = None
     else:
+        query_of_row = np.repeat(np.arange(counts.shape[0]), counts)
+        w_rows = wa[query_of_row] if per_query else wa
         if method == "borda":
             ranks = scatter(al, rank_of, 0, np.int64)
-            counts = np.diff(al.offsets)
             sizes = np.stack([c.sizes for c in canon], axis=1)
-            query_of_row = np.repeat(np.arange(counts.shape[0]), counts)
-            terms_u, contrib_u = _m.borda(ranks, counts[query_of_row], sizes[query_of_row], wa)
+            terms_u, contrib_u = _m.borda(ranks, counts[query_of_row], sizes[query_of_row], w_rows)
         else:
-            normed = scatter(al, _normalize(norm, canon, active, bounds), np.nan)  # type: ignore[arg-type]
-            terms_u, contrib_u = _SCORE_FUNCS[method](normed, wa)
+            normed = [x[:, : c.ids.shape[1]] for x, c in zip(normed_full, canon, strict=True)]  # type: ignore[arg-type]
+            terms_u, contrib_u = _SCORE_FUNCS[method](scatter(al, normed, np.nan), w_rows)
         fused = contrib_u.sum(axis=1)
     rows, keep = order_rows(al, fused, top)
     n_out = rows.shape[0]
@@ -245,10 +349,12 @@ def _fuse_block(
     if terms_u is not None:
         out_terms[active] = np.take(terms_u, rows, axis=0).T
         out_contrib[active] = np.take(contrib_u, rows, axis=0).T
+    used = np.zeros((n_b, n_lists))
+    used[:, active] = wa
     fields = [al.ids[rows], fused[rows], out_ranks.T, out_raw.T, out_terms.T, out_contrib.T]
     cuts = np.cumsum(keep)[:-1]
     parts = [np.split(a, cuts) for a in fields]
-    return [FusionResult(*p) for p in zip(*parts, strict=True)]
+    return [FusionResult(*p, weights=used[q]) for q, p in enumerate(zip(*parts, strict=True))]
 
 
 def _pad_lists(per_query: Sequence[Sequence[tuple[Any, Any]]], n_lists: int) -> list:
@@ -289,6 +395,9 @@ def fuse(
     k: float = 60,
     bounds: Bounds = None,
     top: int | None = None,
+    *,
+    depth: int | None = None,
+    evidence: Any = None,
 ) -> FusionResult:
     """Fuse one query's ranked lists into one ranking, best first.
 
@@ -299,7 +408,11 @@ def fuse(
     :data:`NORMS`, default ``"minmax"``; must be None for rank methods (``"rrf"``, ``"isr"``,
     ``"borda"``). ``k``: the RRF constant (other methods ignore it). ``bounds``: with
     ``norm="bounded"``, a ``(lo, hi)`` theoretical score range per list, or None for a list to
-    fall back to observed min-max. ``top``: keep only the best ``top`` documents.
+    fall back to observed min-max. ``top``: keep only the best ``top`` documents. ``weights``
+    may also have shape ``(1, n_lists)`` (the per-query form). ``depth``: only each list's best
+    ``depth`` entries enter the fused ranking; normalisation statistics use all entries.
+    ``evidence``: with ``method="adaptive"``, one value in [0, 1] per list (shape
+    ``(n_lists,)``), multiplied into the weights (see :func:`fusion.methods.adaptive_weights`).
     """
     if len(rankings) == 0:
         raise ValueError("rankings is empty: give at least one (ids, scores) pair")
@@ -318,7 +431,7 @@ def fuse(
     for j, (ids, (_, scores)) in enumerate(zip(id_arrays, pairs, strict=True)):
         a, s = check_padded(ids, scores, f"list {j}", ndim=1)
         lists.append((a[None, :], s[None, :]))
-    result = _fuse_padded_arrays(lists, method, weights, norm, k, bounds, top)[0]
+    result = _fuse_padded_arrays(lists, method, weights, norm, k, bounds, top, depth, evidence)[0]
     if labels is not None:
         result = result._replace(ids=labels[result.ids])
     return result
@@ -332,13 +445,20 @@ def fuse_padded(
     k: float = 60,
     top: int | None = None,
     bounds: Bounds = None,
+    *,
+    depth: int | None = None,
+    evidence: Any = None,
 ) -> list[FusionResult]:
     """Fuse many queries at once from padded arrays, vectorised across queries.
 
     ``lists``: one ``(ids, scores)`` pair per retriever (e.g. an index's ``SearchResult``), each
     of shape ``(n_queries, depth_j)``, padded with id -1 (padding scores are ignored). Depths may
-    differ between retrievers, not the number of queries. Other arguments as in :func:`fuse`.
-    Returns one :class:`FusionResult` per query.
+    differ between retrievers, not the number of queries. ``weights``: one per list ``(L,)``, or
+    one per query and list ``(n_queries, L)`` (each query needs a positive weight; a 0 removes
+    that list for that query). ``evidence`` (``method="adaptive"`` only): ``(n_queries, L)``
+    values in [0, 1] that scale the weights per query. ``depth``: only each list's best
+    ``depth`` entries enter the fused ranking, normalisation statistics use all given entries.
+    Other arguments as in :func:`fuse`. Returns one :class:`FusionResult` per query.
     """
     if len(lists) == 0:
         raise ValueError("lists is empty: give at least one (ids, scores) pair")
@@ -348,7 +468,7 @@ def fuse_padded(
     n_q = {a.shape[0] for a, _ in checked}
     if len(n_q) != 1:
         raise ValueError(f"all lists must have the same number of queries, got {sorted(n_q)}")
-    return _fuse_padded_arrays(checked, method, weights, norm, k, bounds, top)
+    return _fuse_padded_arrays(checked, method, weights, norm, k, bounds, top, depth, evidence)
 
 
 def _is_padded_form(batch: Sequence[Any]) -> bool:
@@ -371,18 +491,32 @@ def fuse_batch(
     k: float = 60,
     top: int | None = None,
     bounds: Bounds = None,
+    *,
+    depth: int | None = None,
+    evidence: Any = None,
 ) -> list[FusionResult]:
     """Fuse many queries; returns one :class:`FusionResult` per query.
 
     Accepts either form: a list (one per query) of rankings as in :func:`fuse` (integer ids),
     or the padded form of :func:`fuse_padded` (a list, one per retriever, of ``(ids, scores)``
     2-D arrays; recognised by its first element's ids being a 2-D ``ndarray``). Both run the same
-    vectorised core; the per-query form is first padded with a loop per query.
+    vectorised core; the per-query form is first padded with a loop per query. ``weights``,
+    ``depth`` and ``evidence`` as in :func:`fuse_padded`.
     """
     if len(per_query_rankings) == 0:
         return []
     if _is_padded_form(per_query_rankings):
-        return fuse_padded(per_query_rankings, method, weights, norm, k, top=top, bounds=bounds)
+        return fuse_padded(
+            per_query_rankings,
+            method,
+            weights,
+            norm,
+            k,
+            top=top,
+            bounds=bounds,
+            depth=depth,
+            evidence=evidence,
+        )
     n_lists = {len(q) for q in per_query_rankings}
     if len(n_lists) != 1:
         raise ValueError(f"every query must have the same number of lists, got {sorted(n_lists)}")
@@ -390,4 +524,4 @@ def fuse_batch(
     if n == 0:
         raise ValueError("each query needs at least one (ids, scores) pair")
     padded = _pad_lists(per_query_rankings, n)
-    return _fuse_padded_arrays(padded, method, weights, norm, k, bounds, top)
+    return _fuse_padded_arrays(padded, method, weights, norm, k, bounds, top, depth, evidence)

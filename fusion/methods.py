@@ -2,7 +2,8 @@
 
 Inputs are the aligned matrices built by :mod:`fusion._core` (one row per document of the union,
 one column per input list): ``ranks`` ``(n, L)`` int, 1-based, 0 where the document is absent
-from that list; ``normalized`` ``(n, L)`` float, NaN where absent; ``weights`` ``(L,)``.
+from that list; ``normalized`` ``(n, L)`` float, NaN where absent; ``weights`` ``(L,)``, or
+``(n, L)`` for a weight per document row (per-query weights, broadcast to each query's rows).
 
 Every function returns ``(terms, contributions)``: ``terms`` is the per-list value before
 weighting (what :class:`fusion.FusionResult` reports as ``normalized``), ``contributions`` the
@@ -15,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "adaptive",
+    "adaptive_weights",
     "borda",
     "combanz",
     "combmax",
@@ -168,3 +171,39 @@ def combmin(normalized: np.ndarray, weights: np.ndarray | None = None) -> Pair:
     Source: Fox & Shaw 1994. Contributions: the deciding list (first on ties) carries the score.
     """
     return _pick(normalized, weights, use_max=False)
+
+
+def adaptive_weights(weights: np.ndarray | None, evidence: np.ndarray) -> np.ndarray:
+    """Per-query weights of :func:`adaptive`: ``w[q, j] = weights[j] * evidence[q, j]``.
+
+    ``weights``: ``(L,)`` or ``(n_queries, L)`` non-negative (None: all 1); ``evidence``:
+    ``(n_queries, L)`` in [0, 1], how much signal list ``j`` can carry for query ``q`` (e.g. the
+    share of the query's terms an index knows). A query where no list keeps a positive weight
+    (no evidence anywhere) falls back to ``weights`` unchanged: with nothing to prefer one list
+    over another, the lists are combined as configured rather than dropped.
+    """
+    e = np.asarray(evidence, dtype=np.float64)
+    base = np.broadcast_to(_w(weights, e.shape[-1]), e.shape)
+    out = base * e
+    dead = ~np.any(out > 0, axis=-1)
+    if np.any(dead):
+        out[dead] = base[dead]
+    return out
+
+
+def adaptive(
+    normalized: np.ndarray, weights: np.ndarray | None = None, evidence: np.ndarray | None = None
+) -> Pair:
+    """Evidence-weighted sum: ``sum_j weights[j] * evidence[j] * s_j`` (absent: contributes 0).
+
+    A weighted CombSUM (Fox & Shaw 1994) whose weights are scaled per query by each list's
+    evidence (:func:`adaptive_weights`; ``evidence`` here ``(n, L)`` per document row, or None
+    when the weights already include it). The engine's default: scores are z-scored
+    (``(s - mean) / std``, "ZMUV" of Montague & Aslam 2001, "Relevance score normalization for
+    metasearch", CIKM) with statistics over a list retrieved deeper than it is fused, so a list
+    whose best documents stand far out of its own score distribution counts more for that
+    query, and a list that cannot read the query (evidence 0) counts not at all.
+    """
+    x = np.asarray(normalized, dtype=np.float64)
+    w = _w(weights, x.shape[1]) if evidence is None else adaptive_weights(weights, evidence)
+    return wsum(x, w)

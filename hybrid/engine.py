@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -36,10 +37,11 @@ class HybridRetriever:
     >>> hits[0].id, hits[0].score, hits[0].sources["splade"].rank
 
     Fusion defaults (each overridable per search call): ``fusion`` is the method name understood
-    by :func:`fusion.fuse` (``"wsum"``: weighted sum of z-scored lists by default, or ``"rrf"``,
-    ...); ``weights`` maps retriever names to non-negative weights (missing names weigh 1.0, a
-    weight of 0 leaves that retriever out of the search); ``depth`` is how many candidates each
-    retriever contributes before fusion.
+    by :func:`fusion.fuse` (default ``"adaptive"``: z-scored lists summed with per-query weights
+    from each retriever's evidence, see :data:`hybrid.config.DEFAULT_CONFIG`; or ``"wsum"``,
+    ``"rrf"``, ...); ``weights`` maps retriever names to non-negative weights (missing names
+    weigh 1.0, a weight of 0 leaves that retriever out of the search); ``depth`` is how many
+    candidates each retriever contributes before fusion.
     """
 
     def __init__(
@@ -189,7 +191,7 @@ class HybridRetriever:
         if rerank is not None:
             top = max(k, check_k(rerank_top) if rerank_top is not None else self.rerank_top)
         names = [n for n in self.names if self._weight(cfg, n) > 0]
-        candidates = self.retrieve(queries, max(cfg.depth, top), names)
+        candidates = self.retrieve(queries, max(cfg.retrieval_depth, top), names)
         hits = self.fuse(candidates, top, cfg)
         if rerank is not None:
             hits = [self._rerank(rerank, q, h, k) for q, h in zip(queries, hits, strict=True)]
@@ -259,29 +261,87 @@ class HybridRetriever:
         names = [n for n in candidates.results if self._weight(cfg, n) > 0]
         if not names:
             raise ValueError("every retriever weight is 0: nothing to fuse")
-        weights = {n: self._weight(cfg, n) for n in names}
+        weights = [self._weight(cfg, n) for n in names]
+        cut = cfg.retrieval_depth
+        options: dict[str, Any] = {}
+        evidence = None
+        if cfg.method == fusion_lib.ADAPTIVE:
+            evidence = self.evidence(candidates, names)
+            options = {"depth": cfg.depth, "evidence": evidence}
         fused = fusion_lib.fuse_padded(
             [
-                (
-                    candidates.results[n].ids[:, : cfg.depth],
-                    candidates.results[n].scores[:, : cfg.depth],
-                )
+                (candidates.results[n].ids[:, :cut], candidates.results[n].scores[:, :cut])
                 for n in names
             ],
             method=cfg.method,
-            weights=[weights[n] for n in names],
+            weights=weights,
             norm=cfg.norm,
             k=cfg.rrf_k,
             top=k,
+            **options,
         )
         label = _fusion_label(cfg)
-        return [
-            self._hits(result, names, weights, label, candidates, q)
-            for q, result in enumerate(fused)
-        ]
+        out = []
+        for q, result in enumerate(fused):
+            ev = None if evidence is None else evidence[q]
+            why = partial(self._weighting, names, weights, result.weights, ev)  # on explain()
+            out.append(self._hits(result, names, ev, label, why, candidates, q))
+        return out
 
-    def _hits(self, result, names, weights, label, candidates: Candidates, q: int) -> list[Hit]:
+    def evidence(self, candidates: Candidates, names: Sequence[str] | None = None) -> np.ndarray:
+        """``(n_queries, len(names))`` evidence of each retriever for each query, in [0, 1].
+
+        From :meth:`Retriever.evidence` (kept in ``candidates.evidence``, so fusing the same
+        candidates again does not measure again); what ``"adaptive"`` fusion weighs by.
+        """
+        names = list(candidates.results if names is None else names)
+        n_q = len(candidates.queries)
+        for name in names:
+            if name in candidates.evidence:
+                continue
+            retriever = self.retrievers[name]
+            encoded = candidates.encoded.get(name)
+            if encoded is None:
+                encoded = retriever.encode_queries(candidates.queries)
+            values = np.asarray(retriever.evidence(candidates.queries, encoded), dtype=np.float64)
+            if values.shape != (n_q,) or not np.all((values >= 0) & (values <= 1)):
+                raise ValueError(
+                    f"retriever {name!r}: evidence must be {n_q} values in [0, 1], got "
+                    f"shape {values.shape}"
+                )
+            candidates.evidence[name] = values
+        return np.stack([candidates.evidence[n] for n in names], axis=1)
+
+    def _weighting(
+        self, names: list[str], base: list[float], used: np.ndarray, evidence: np.ndarray | None
+    ) -> str | None:
+        """Why each retriever had its weight for one query, in words (adaptive fusion only)."""
+        if evidence is None:
+            return None
+        parts = []
+        for name, b, w, e in zip(names, base, used.tolist(), evidence.tolist(), strict=True):
+            scale = "" if b == 1.0 else f" = {b:g} x {e:.2f}"
+            why = self.retrievers[name].describe_evidence(e)
+            parts.append(f"{name} {w:.2f}{scale} ({why})")
+        if not np.any(np.asarray(base) * evidence > 0):
+            return (
+                "weights for this query: no retriever has evidence for it, so the configured "
+                "weights are used; " + ", ".join(parts)
+            )
+        return "weights for this query (configured weight x evidence): " + ", ".join(parts)
+
+    def _hits(
+        self,
+        result,
+        names: list[str],
+        evidence: np.ndarray | None,
+        label: str,
+        weighting: Callable[[], str | None] | None,
+        candidates: Candidates,
+        q: int,
+    ) -> list[Hit]:
         hits = []
+        used = result.weights.tolist()
         for i, row in enumerate(result.ids.tolist()):
             sources = {
                 name: SourceScore(
@@ -289,7 +349,8 @@ class HybridRetriever:
                     score=float(result.raw_scores[i, j]),
                     normalized_score=float(result.normalized[i, j]),
                     contribution=float(result.contributions[i, j]),
-                    weight=weights[name],
+                    weight=used[j],
+                    evidence=None if evidence is None else float(evidence[j]),
                 )
                 for j, name in enumerate(names)
             }
@@ -305,12 +366,19 @@ class HybridRetriever:
                     fused_rank=i + 1,
                     metadata=self.store.metadata[row],
                     _row=row,
-                    _explainer=self._explainer(row, label, candidates, q),
+                    _explainer=self._explainer(row, label, candidates, q, weighting),
                 )
             )
         return hits
 
-    def _explainer(self, row: int, label: str, candidates: Candidates, q: int) -> Callable:
+    def _explainer(
+        self,
+        row: int,
+        label: str,
+        candidates: Candidates,
+        q: int,
+        weighting: Callable[[], str | None] | None = None,
+    ) -> Callable:
         def explain(hit: Hit, top: int | None) -> Explanation:
             splade, bm25 = [], []
             for name in hit.sources:
@@ -326,6 +394,7 @@ class HybridRetriever:
                 splade_tokens=splade,
                 bm25_terms=bm25,
                 reranker_score=hit.reranker_score,
+                weighting=None if weighting is None else weighting(),
             )
 
         return explain
@@ -427,6 +496,7 @@ class HybridRetriever:
         cfg = base.replace(method=fusion, norm=norm, rrf_k=rrf_k, depth=depth)
         cfg = replace(cfg, weights=self._check_weights(cfg.weights if weights is None else weights))
         check_k(cfg.depth)
+        check_k(cfg.stats_depth)
         fusion_lib.check_options(cfg.method, cfg.norm, cfg.rrf_k)
         return cfg
 
@@ -461,7 +531,10 @@ class HybridRetriever:
 def _fusion_label(cfg: FusionConfig) -> str:
     if cfg.method in fusion_lib.RANK_METHODS:
         return f"{cfg.method} k={cfg.rrf_k:g}" if cfg.method == "rrf" else cfg.method
-    return f"{cfg.method} norm={fusion_lib.check_options(cfg.method, cfg.norm, cfg.rrf_k)}"
+    norm = fusion_lib.check_options(cfg.method, cfg.norm, cfg.rrf_k)
+    if cfg.method == fusion_lib.ADAPTIVE:
+        return f"{cfg.method} norm={norm} depth={cfg.depth} stats_depth={cfg.stats_depth}"
+    return f"{cfg.method} norm={norm}"
 
 
 @dataclass
@@ -471,6 +544,8 @@ class Candidates:
     queries: list[str]
     results: dict[str, SearchResult]
     encoded: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, np.ndarray] = field(default_factory=dict)
+    """Retriever name -> ``(n_queries,)`` evidence, filled when a fusion first needs it."""
 
     def encoded_query(self, retriever: Retriever, name: str, q: int) -> Any:
         """Query ``q`` as retriever ``name`` encoded it (encoded again when not kept)."""

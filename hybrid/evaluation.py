@@ -330,6 +330,8 @@ class CandidateSet:
     ``ids[name]`` is ``(n_queries, depth)`` int64 of rows into ``doc_ids`` (``-1`` pads),
     ``scores[name]`` the matching float32 scores (``-inf`` pads). ``meta`` records the
     configuration that produced them (dataset, split, retriever settings, depth).
+    ``evidence[name]`` is the retriever's ``(n_queries,)`` evidence for each query
+    (:meth:`~hybrid.retrievers.Retriever.evidence`), what ``"adaptive"`` fusion weighs by.
     """
 
     query_ids: list[str]
@@ -337,6 +339,7 @@ class CandidateSet:
     ids: dict[str, np.ndarray]
     scores: dict[str, np.ndarray]
     meta: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -358,6 +361,7 @@ class CandidateSet:
             {n: a[rows] for n, a in self.ids.items()},
             {n: a[rows] for n, a in self.scores.items()},
             dict(self.meta),
+            {n: a[rows] for n, a in self.evidence.items()},
         )
 
     def truncated(self, depth: int) -> CandidateSet:
@@ -371,6 +375,7 @@ class CandidateSet:
             {n: a[:, :depth] for n, a in self.ids.items()},
             {n: a[:, :depth] for n, a in self.scores.items()},
             dict(self.meta),
+            self.evidence,
         )
 
     def select(self, query_ids: Iterable[str]) -> CandidateSet:
@@ -385,6 +390,8 @@ class CandidateSet:
         """Top-``k`` fused rows and scores, ``(n_queries, k)`` padded with -1 / -inf.
 
         ``config`` is a :class:`FusionConfig`, or a retriever name for that retriever alone.
+        ``"adaptive"`` uses each list to ``config.stats_depth`` (capped at the cached depth) and
+        the candidates' ``evidence`` (1.0, with a warning, for a retriever without any).
         """
         if isinstance(config, str):
             if config not in self.ids:
@@ -401,14 +408,25 @@ class CandidateSet:
         names = [n for n in self.names if weights[n] > 0]
         if not names:
             raise ValueError("every retriever weight is 0: nothing to fuse")
-        depth = min(int(config.depth), self.depth)
-        if config.depth > self.depth:
+        depth = min(config.retrieval_depth, self.depth)
+        if min(config.retrieval_depth, len(self.doc_ids)) > self.depth:  # shallower than asked
             logger.warning(
                 "hybrid: config depth %d exceeds the cached depth %d; using %d",
-                config.depth,
+                config.retrieval_depth,
                 self.depth,
                 self.depth,
             )
+        options: dict[str, Any] = {}
+        if config.method == fusion_lib.ADAPTIVE:
+            missing = [n for n in names if n not in self.evidence]
+            if missing:
+                logger.warning(
+                    "hybrid: candidates carry no evidence for %s; adaptive fusion uses 1.0",
+                    ", ".join(missing),
+                )
+            ones = np.ones(len(self))
+            evidence = np.stack([self.evidence.get(n, ones) for n in names], axis=1)
+            options = {"depth": min(int(config.depth), depth), "evidence": evidence}
         results = fusion_lib.fuse_padded(
             [(self.ids[n][:, :depth], self.scores[n][:, :depth]) for n in names],
             method=config.method,
@@ -416,6 +434,7 @@ class CandidateSet:
             norm=config.norm,
             k=config.rrf_k,
             top=k,
+            **options,
         )
         out_ids = np.full((len(self), k), -1, dtype=np.int64)
         out_scores = np.full((len(self), k), -np.inf, dtype=np.float64)
@@ -440,6 +459,8 @@ class CandidateSet:
         for n in self.names:
             arrays[f"ids__{n}"] = self.ids[n]
             arrays[f"scores__{n}"] = self.scores[n]
+            if n in self.evidence:
+                arrays[f"evidence__{n}"] = np.asarray(self.evidence[n], dtype=np.float64)
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **arrays)
         tmp.replace(path.with_suffix(".npz"))
@@ -467,7 +488,8 @@ class CandidateSet:
         with np.load(path.with_suffix(".npz")) as z:
             ids = {n: z[f"ids__{n}"] for n in record["names"]}
             scores = {n: z[f"scores__{n}"] for n in record["names"]}
-        return cls(record["query_ids"], record["doc_ids"], ids, scores, record["meta"])
+            evidence = {n: z[f"evidence__{n}"] for n in record["names"] if f"evidence__{n}" in z}
+        return cls(record["query_ids"], record["doc_ids"], ids, scores, record["meta"], evidence)
 
 
 def arrays_to_run(
@@ -545,6 +567,16 @@ def retrieve_candidates(
             cands = CandidateSet.load(path)
             if cands.meta == meta:
                 logger.info("hybrid: using cached candidates %s", path)
+                if set(cands.evidence) >= set(cands.names):
+                    return cands
+                # written before candidate sets kept evidence: measure it once, keep it
+                if built is None:
+                    built = dict(factory())  # type: ignore[misc]
+                encoded = _index(built, data, cache_dir, doc_encodings, query_encodings, progress)
+                if cands.query_ids != list(data.queries):
+                    raise RuntimeError(f"{path}: cached query order differs from the dataset")
+                cands.evidence = _evidence(built, data, encoded)
+                cands.save(path)
                 return cands
             logger.warning("hybrid: cached candidates %s do not match; recomputing", path)
     if built is None:
@@ -556,22 +588,20 @@ def retrieve_candidates(
     return cands
 
 
-def _retrieve(
+def _index(
     retrievers: Mapping[str, Any],
     data: Dataset,
-    depth: int,
     cache_dir: str | Path | None,
     doc_encodings: Mapping[str, Any] | None,
     query_encodings: Mapping[str, Any] | None,
     progress: bool,
-) -> CandidateSet:
+) -> dict[str, Any]:
+    """Index ``data``'s documents in each (fresh) retriever; returns each one's query encoding."""
     enc_dir = None if cache_dir is None else Path(cache_dir) / data.name
     doc_key = data.fingerprint()
-    qids = list(data.queries)
-    q_texts = [data.queries[q] for q in qids]
+    q_texts = list(data.queries.values())
     q_key = _hash(q_texts)
-    depth = min(int(depth), len(data.doc_ids))
-    ids, scores = {}, {}
+    out = {}
     for name, retriever in retrievers.items():
         if len(retriever):
             raise ValueError(f"retriever {name!r} already holds documents: pass fresh retrievers")
@@ -583,13 +613,43 @@ def _retrieve(
             )
         retriever.add_encoded(enc)
         if query_encodings and name in query_encodings:
-            q_enc = query_encodings[name]
+            out[name] = query_encodings[name]
         else:
-            q_enc = cached_encode(retriever, q_texts, "queries", enc_dir, q_key, progress, name)
-        result = retriever.search_encoded(q_enc, depth)
+            out[name] = cached_encode(retriever, q_texts, "queries", enc_dir, q_key, progress, name)
+    return out
+
+
+def _evidence(
+    retrievers: Mapping[str, Any], data: Dataset, encoded: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """Each indexed retriever's evidence for ``data``'s queries (1.0 without a hook)."""
+    q_texts = list(data.queries.values())
+    out = {}
+    for name, retriever in retrievers.items():
+        hook = getattr(retriever, "evidence", None)
+        values = np.ones(len(q_texts)) if hook is None else hook(q_texts, encoded[name])
+        out[name] = np.asarray(values, dtype=np.float64)
+    return out
+
+
+def _retrieve(
+    retrievers: Mapping[str, Any],
+    data: Dataset,
+    depth: int,
+    cache_dir: str | Path | None,
+    doc_encodings: Mapping[str, Any] | None,
+    query_encodings: Mapping[str, Any] | None,
+    progress: bool,
+) -> CandidateSet:
+    encoded = _index(retrievers, data, cache_dir, doc_encodings, query_encodings, progress)
+    depth = min(int(depth), len(data.doc_ids))
+    ids, scores = {}, {}
+    for name, retriever in retrievers.items():
+        result = retriever.search_encoded(encoded[name], depth)
         ids[name] = np.asarray(result.ids, dtype=np.int64)
         scores[name] = np.asarray(result.scores, dtype=np.float32)
-    return CandidateSet(qids, list(data.doc_ids), ids, scores)
+    evidence = _evidence(retrievers, data, encoded)
+    return CandidateSet(list(data.queries), list(data.doc_ids), ids, scores, evidence=evidence)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -991,11 +1051,15 @@ def format_table(report: EvalReport, digits: int = 4) -> str:
 def standard_systems(
     names: Sequence[str], extra: Mapping[str, FusionConfig] | None = None, depth: int = 100
 ) -> dict[str, FusionConfig | str]:
-    """Each retriever alone, RRF (k=60), weighted min-max (equal weights), then ``extra``."""
+    """Each retriever alone, RRF (k=60), weighted min-max (equal weights), the engine's default
+    (``"adaptive"``, :data:`~hybrid.config.DEFAULT_CONFIG`), then ``extra``."""
+    from hybrid.config import DEFAULT_CONFIG
+
     systems: dict[str, FusionConfig | str] = {n: n for n in names}
     if len(names) > 1:
         systems["rrf"] = FusionConfig(method="rrf", rrf_k=60, depth=depth)
         systems["minmax-sum"] = FusionConfig(method="wsum", norm="minmax", depth=depth)
+        systems[DEFAULT_CONFIG.method] = DEFAULT_CONFIG.replace(depth=depth)
     systems.update(extra or {})
     return systems
 

@@ -14,7 +14,9 @@ class SourceScore:
     ``rank`` starts at 1 (0: the retriever did not return the hit among its candidates);
     ``score`` is the retriever's raw score (NaN when absent); ``normalized_score`` is the value
     the fusion method used (for RRF the ``1 / (k + rank)`` term); ``contribution`` is that value
-    times the retriever's weight, i.e. its share of the fused score.
+    times the retriever's weight, i.e. its share of the fused score. ``weight`` is the weight the
+    retriever had for this query; with ``"adaptive"`` fusion that is the configured weight times
+    ``evidence``, the retriever's measured ability to read this query (None for other methods).
     """
 
     rank: int
@@ -22,6 +24,7 @@ class SourceScore:
     normalized_score: float
     contribution: float
     weight: float
+    evidence: float | None = None
 
     @property
     def raw_score(self) -> float:
@@ -49,7 +52,11 @@ class TermContribution:
 
 @dataclass(frozen=True)
 class Explanation:
-    """Why a hit is where it is: per retriever, the SPLADE tokens and the BM25 terms."""
+    """Why a hit is where it is: per retriever, the SPLADE tokens and the BM25 terms.
+
+    ``weighting`` (``"adaptive"`` fusion): which weight each retriever had for this query and
+    why, in words (the evidence behind each weight).
+    """
 
     id: Any
     score: float
@@ -58,14 +65,18 @@ class Explanation:
     splade_tokens: list[TokenContribution] = field(default_factory=list)
     bm25_terms: list[TermContribution] = field(default_factory=list)
     reranker_score: float | None = None
+    weighting: str | None = None
 
     def __str__(self) -> str:
         lines = [f"{self.id}  score={self.score:.4f}  ({self.fusion})"]
+        if self.weighting:
+            lines.append(f"  {self.weighting}")
         for name, s in self.retrievers.items():
             where = f"rank {s.rank:>3}" if s.rank else "not retrieved"
+            evidence = "" if s.evidence is None else f"  evidence={s.evidence:.2f}"
             lines.append(
                 f"  {name:<7} {where}  raw={s.score:.4f}  norm={s.normalized_score:.4f}"
-                f"  weight={s.weight:g}  contribution={s.contribution:.4f}"
+                f"  weight={s.weight:.4g}{evidence}  contribution={s.contribution:.4f}"
             )
         if self.splade_tokens:
             lines.append("  SPLADE tokens (query x doc = product):")
@@ -124,6 +135,7 @@ class Hit:
                     else s.normalized_score,
                     "weight": s.weight,
                     "contribution": s.contribution,
+                    **({} if s.evidence is None else {"evidence": s.evidence}),
                 }
                 for name, s in self.sources.items()
             },
@@ -134,4 +146,6 @@ class Hit:
             e = self.explain(top)
             out["splade_tokens"] = [vars(t) for t in e.splade_tokens]
             out["bm25_terms"] = [vars(t) for t in e.bm25_terms]
+            if e.weighting is not None:
+                out["weighting"] = e.weighting
         return out

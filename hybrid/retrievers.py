@@ -8,7 +8,9 @@ internal ids (consecutive integers assigned by the indexes) agree.
 from __future__ import annotations
 
 import json
+import unicodedata
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -88,6 +90,85 @@ class Retriever(ABC):
         """Token- or term-level contributions of one document to one query (default: none)."""
         return []
 
+    def describe_evidence(self, value: float) -> str:
+        """One query's evidence in words, for explanations."""
+        return "no evidence measure, always 1"
+
+    def evidence(self, queries: Sequence[str], encoded: Any) -> np.ndarray:
+        """How much signal this retriever can carry for each query: ``(n_queries,)`` in [0, 1].
+
+        ``queries`` are the texts, ``encoded`` what :meth:`encode_queries` returned for them.
+        The ``"adaptive"`` fusion multiplies each retriever's weight by it, per query. The
+        default (dense retrievers, custom ones) is 1.0: no cheap measure of a failure to read
+        the query. It must be cheap (microseconds per query): it runs on every search.
+        """
+        return np.ones(len(queries))
+
+
+def _fold(text: str) -> str:
+    """Text as compared for token coverage: compatibility-decomposed, combining marks (accents)
+    dropped, recomposed (so Hangul jamo become syllables again), case-folded, no spaces."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    kept = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+    return "".join(unicodedata.normalize("NFC", kept).casefold().split())
+
+
+def token_coverage(
+    tokenizer: Any, texts: Sequence[str], known: dict[str, bool] | None = None
+) -> np.ndarray:
+    """Share of each text's non-space characters that a tokenizer knows as whole tokens.
+
+    A character is *known* when the tokenizer, given that character alone (or after a space),
+    returns one token that spells it (compared after :func:`_fold`: case and accents ignored, as
+    uncased vocabularies drop them). It is unknown when it becomes the unknown token or is cut into
+    pieces: an English WordPiece vocabulary splits a Hangul syllable into jamo, a byte-level BPE
+    vocabulary splits a character it never saw into bytes. So an English SPLADE model scores
+    ~1.0 on English text and ~0.0 on Korean, a bilingual one ~1.0 on both. Each distinct
+    character is tokenised once and remembered in ``known`` (pass the same dict across calls:
+    a query then costs a dictionary lookup per character). Texts without characters: 0.
+    """
+    texts = list(texts)
+    known = {} if known is None else known
+    new = sorted({c for t in texts for c in t if not c.isspace()} - known.keys())
+    if new:
+        known.update(zip(new, _chars_known(tokenizer, new), strict=True))
+    out = np.zeros(len(texts))
+    for i, text in enumerate(texts):
+        flags = [known[c] for c in text if not c.isspace()]
+        out[i] = sum(flags) / len(flags) if flags else 0.0
+    return out
+
+
+def _chars_known(tokenizer: Any, chars: list[str]) -> list[bool]:
+    """Per character: does the tokenizer give it one token of its own, alone or after a space
+    (byte-level BPE vocabularies often hold a word-initial form such as ``Ġ`` + character)."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    byte_level = "ByteLevel" in str(getattr(backend, "decoder", ""))
+    texts = chars + [" " + c for c in chars]
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    whole = []
+    for text, ids in zip(texts, encoded, strict=True):
+        if unk is not None and unk in ids:
+            whole.append(False)
+            continue
+        parts = [p for p in (_fold(_token_text(tokenizer, t, byte_level)) for t in ids) if p]
+        whole.append(len(parts) == 1 and parts[0] == _fold(text))
+    n = len(chars)
+    return [a or b for a, b in zip(whole[:n], whole[n:], strict=True)]
+
+
+def _token_text(tokenizer: Any, token_id: int, byte_level: bool) -> str:
+    """A token's text: byte-level BPE tokens decoded (a piece of a character decodes to U+FFFD,
+    which spells no character), other vocabularies without their ``##`` / ``▁`` marker."""
+    token = tokenizer.convert_ids_to_tokens(int(token_id)) or ""
+    if byte_level:
+        return tokenizer.convert_tokens_to_string([token])
+    for marker in ("##", "\u2581"):
+        if token.startswith(marker):
+            token = token[len(marker) :]
+    return token
+
 
 class SpladeRetriever(Retriever):
     """SPLADE encoder + exact sparse inverted index."""
@@ -117,6 +198,18 @@ class SpladeRetriever(Retriever):
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def describe_evidence(self, value: float) -> str:
+        return f"{value:.0%} of the query's characters are whole tokens of its vocabulary"
+
+    def evidence(self, queries: Sequence[str], encoded: Any) -> np.ndarray:
+        """:func:`token_coverage` of the queries under the model's tokenizer (1.0 when the
+        encoder has no tokenizer to measure it with). Characters are cached per retriever."""
+        tokenizer = getattr(self.encoder, "tokenizer", None)
+        if tokenizer is None:
+            return np.ones(len(queries))
+        known = self.__dict__.setdefault("_known_chars", {})
+        return token_coverage(tokenizer, queries, known)
 
     def explain_terms(self, encoded_query, doc_id: int, top: int | None) -> list[Any]:
         from hybrid.results import TokenContribution
@@ -239,6 +332,21 @@ class BM25Retriever(Retriever):
     def __len__(self) -> int:
         return len(self.index)
 
+    def describe_evidence(self, value: float) -> str:
+        return f"{value:.0%} of the query's terms occur in the index"
+
+    def evidence(self, queries: Sequence[str], encoded: list[list[str]]) -> np.ndarray:
+        """Share of each query's analysed terms that occur in the indexed documents (0 for a
+        query with no terms): a query in another language than the documents matches only
+        numbers and names, so BM25 has little to say about it. 1.0 for indexes that do not
+        expose their vocabulary (e.g. the Qdrant view)."""
+        known = _vocabulary(self.index)
+        if known is None:
+            return np.ones(len(encoded))
+        return np.array(
+            [sum(t in known for t in terms) / len(terms) if terms else 0.0 for terms in encoded]
+        )
+
     def explain_terms(self, encoded_query, doc_id: int, top: int | None) -> list[Any]:
         from hybrid.results import TermContribution
 
@@ -260,3 +368,16 @@ class BM25Retriever(Retriever):
 
         analyzer = encoder if encoder is not None else analyzer_from_config(settings["analyzer"])
         return cls(analyzer, BM25Index.load(path / "index"))
+
+
+def _vocabulary(index: Any) -> Any:
+    """The set-like term vocabulary of a BM25 index (``term in vocab``), or None if hidden.
+
+    ``BM25Index`` keeps its term -> id dict as ``_vocab`` (terms of every document added,
+    including deleted ones); a public ``vocabulary`` attribute is preferred when an index has
+    one.
+    """
+    vocab = getattr(index, "vocabulary", None)
+    if vocab is None:
+        vocab = getattr(index, "_vocab", None)
+    return vocab

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from hybrid.config import FusionConfig
+from hybrid.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.evaluation import CandidateSet, FastNDCG, Qrels, bootstrap_ci
 
 logger = logging.getLogger("hybrid")
@@ -220,7 +220,9 @@ class Objective:
 
     def per_query(self, config: FusionConfig) -> np.ndarray:
         self.calls += 1
-        return self.metric(self.table(config.depth).top(config, self.k))
+        if (config.method, config.norm) not in FAST_METHODS:  # through fusion/, no table
+            return self.metric(self.candidates.fused_arrays(config, self.k)[0])
+        return self.metric(self.table(config.retrieval_depth).top(config, self.k))
 
     def __call__(self, config: FusionConfig) -> float:
         values = self.per_query(config)
@@ -395,13 +397,15 @@ class TuneResult:
 def describe(config: FusionConfig) -> str:
     w = ", ".join(f"{n}={v:g}" for n, v in config.weights.items())
     head = f"rrf k={config.rrf_k:g}" if config.method == "rrf" else f"{config.method}/{config.norm}"
-    return f"{head} weights({w}) depth={config.depth}"
+    tail = f" stats_depth={config.stats_depth}" if config.method == "adaptive" else ""
+    return f"{head} weights({w}) depth={config.depth}{tail}"
 
 
 def _baseline_configs(names: Sequence[str]) -> dict[str, FusionConfig | str]:
     out: dict[str, FusionConfig | str] = {n: n for n in names}
     out["rrf"] = FusionConfig(method="rrf", rrf_k=60, depth=100)
     out["minmax-sum"] = FusionConfig(method="wsum", norm="minmax", depth=100)
+    out[DEFAULT_CONFIG.method] = DEFAULT_CONFIG  # the engine's default (adaptive), untuned
     return out
 
 
@@ -411,6 +415,8 @@ def _per_query(
     metric = FastNDCG(candidates.query_ids, candidates.doc_ids, qrels, k)
     if isinstance(config, str):
         return metric(candidates.ids[config][:, :k])
+    if (config.method, config.norm) not in FAST_METHODS:  # through fusion/, no table
+        return metric(candidates.fused_arrays(config, k)[0])
     return metric(FusionTable(candidates.truncated(config.depth)).top(config, k))
 
 

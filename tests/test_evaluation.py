@@ -213,7 +213,8 @@ def test_evaluate_table_and_runs(tmp_path):
     systems = standard_systems(cands.names, {"mine": FusionConfig("rrf", {"ws": 0.0})})
     report = evaluate(cands, data.qrels, systems, baseline="rrf", run_dir=tmp_path, backend="numpy")
     table = format_table(report)
-    assert [s.name for s in report.systems] == ["bm25", "ws", "rrf", "minmax-sum", "mine"]
+    names = ["bm25", "ws", "rrf", "minmax-sum", "adaptive", "mine"]
+    assert [s.name for s in report.systems] == names
     assert "| system | ndcg@10 | recall@100 | mrr@10 | map@100 |" in table.replace(
         " | Δndcg@10 vs rrf | p", ""
     )
@@ -280,9 +281,11 @@ def test_cli_eval_table_json_and_runs(scifact_dir, tmp_path, capsys):
         "bm25-ws",
         "rrf",
         "minmax-sum",
+        "adaptive",
     ]
-    assert len(list((tmp_path / "runs").glob("*.trec"))) == 4
+    assert len(list((tmp_path / "runs").glob("*.trec"))) == 5
     assert _cli(["eval", *args, "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["queries"] == 25 and payload["baseline"] == "rrf"
-    assert {s["name"] for s in payload["systems"]} == {"bm25", "bm25-ws", "rrf", "minmax-sum"}
+    names = {"bm25", "bm25-ws", "rrf", "minmax-sum", "adaptive"}
+    assert {s["name"] for s in payload["systems"]} == names

@@ -379,3 +379,128 @@ def test_public_method_functions_reproduce_explanations(method: str) -> None:
     np.testing.assert_allclose(terms, res.normalized, rtol=1e-12)
     np.testing.assert_allclose(contrib, res.contributions, rtol=1e-12)
     np.testing.assert_allclose(contrib.sum(axis=1), res.scores, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- per-query weights
+def _padded(*queries: list) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per-query lists of (ids, scores) pairs -> one padded (ids, scores) pair per list."""
+    out = []
+    for j in range(len(queries[0])):
+        depth = max(len(q[j][0]) for q in queries)
+        ids = np.full((len(queries), depth), -1)
+        scores = np.full((len(queries), depth), -np.inf)
+        for i, q in enumerate(queries):
+            ids[i, : len(q[j][0])], scores[i, : len(q[j][0])] = q[j]
+        out.append((ids, scores))
+    return out
+
+
+def test_per_query_weights_hand_worked() -> None:
+    # min-max: A -> 10: 1, 20: 1/3, 30: 0; B -> 20: 1, 40: 0.
+    # query 0 weights (1, 3): 20 = 1/3 + 3 = 10/3, 10 = 1, then 30 and 40 tie at 0 (smaller id).
+    # query 1 weights (1, 0): B is left out for this query only (40 does not enter its union).
+    lists = _padded([A, B], [A, B])
+    w = np.array([[1.0, 3.0], [1.0, 0.0]])
+    q0, q1 = fusion.fuse_padded(lists, "wsum", w)
+    check(q0, [(20, 10 / 3), (10, 1.0), (30, 0.0), (40, 0.0)])
+    check(q1, [(10, 1.0), (20, 1 / 3), (30, 0.0)])
+    assert q0.weights.tolist() == [1.0, 3.0] and q1.weights.tolist() == [1.0, 0.0]
+    np.testing.assert_allclose(q0.contributions[0], [1 / 3, 3.0])  # doc 20: w_j * s_j
+    assert q1.ranks[:, 1].tolist() == [0, 0, 0]  # the removed list reports rank 0
+    # RRF, query 0 weights (2, 1): 20 = 2/62 + 1/61, 10 = 2/61, 40 = 1/62, 30 = 2/63
+    r0, r1 = fusion.fuse_padded(lists, "rrf", np.array([[2.0, 1.0], [1.0, 1.0]]))
+    check(r0, [(20, 2 / 62 + 1 / 61), (10, 2 / 61), (30, 2 / 63), (40, 1 / 62)])
+    check(r1, [(20, 1 / 62 + 1 / 61), (10, 1 / 61), (40, 1 / 62), (30, 1 / 63)])
+
+
+def test_per_query_weights_equal_per_list_weights_row_by_row() -> None:
+    lists = _padded([A, B], [B, A], [A, A])
+    w = np.array([[0.2, 0.8], [1.0, 0.5], [0.0, 2.0]])
+    for method in fusion.METHODS:
+        batch = fusion.fuse_padded(lists, method, w)
+        for q in range(3):
+            one = [(ids[q], s[q]) for ids, s in lists]
+            single = fuse(one, method=method, weights=w[q])
+            np.testing.assert_array_equal(batch[q].ids, single.ids, err_msg=method)
+            np.testing.assert_allclose(batch[q].scores, single.scores, rtol=1e-12)
+            np.testing.assert_allclose(batch[q].contributions, single.contributions, rtol=1e-12)
+
+
+def test_per_query_weight_errors() -> None:
+    lists = _padded([A, B], [A, B])
+    with pytest.raises(ValueError, match="shape"):
+        fusion.fuse_padded(lists, "wsum", np.ones((3, 2)))
+    with pytest.raises(ValueError, match="query 1 has all-zero weights"):
+        fusion.fuse_padded(lists, "wsum", np.array([[1.0, 0.0], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match=">= 0"):
+        fusion.fuse_padded(lists, "wsum", np.array([[1.0, -1.0], [1.0, 1.0]]))
+
+
+# ----------------------------------------------------------------------------- depth
+# z-scores of A over its 3 entries: mean 7/3, std sqrt(14)/3 -> 10: 5/sqrt(14), 20: -1/sqrt(14),
+# 30: -4/sqrt(14); of B over 2 entries: mean 0.7, std 0.2 -> 20: 1, 40: -1.
+R14 = math.sqrt(14)
+
+
+def test_depth_cuts_the_union_but_not_the_statistics() -> None:
+    res = fuse([A, B], method="wsum", norm="zscore", depth=2)
+    check(res, [(10, 5 / R14), (20, 1 - 1 / R14), (40, -1.0)])  # 30 is A's 3rd: not fused
+    # without depth, truncating A first changes its statistics: 10: 1, 20: -1 + 1 = 0
+    short = fuse([(np.array([10, 20]), np.array([4.0, 2.0])), B], method="wsum", norm="zscore")
+    check(short, [(10, 1.0), (20, 0.0), (40, -1.0)])
+    # rank methods: depth only cuts (ranks are unchanged)
+    check(fuse([A, B], depth=1), [(10, 1 / 61), (20, 1 / 61)])  # each list's first only
+    with pytest.raises(ValueError, match="depth must be"):
+        fuse([A, B], depth=0)
+
+
+# ----------------------------------------------------------------------------- adaptive
+def test_adaptive_hand_worked() -> None:
+    # evidence (0.5, 1): weights 0.5 and 1 on the z-scores above (all entries fused)
+    res = fuse([A, B], method="adaptive", evidence=[0.5, 1.0])
+    check(
+        res,
+        [(20, -0.5 / R14 + 1.0), (10, 2.5 / R14), (30, -2.0 / R14), (40, -1.0)],
+    )
+    assert res.weights.tolist() == [0.5, 1.0]
+    # evidence 0 for A: A is left out for this query (30 and 10 do not enter the union)
+    check(fuse([A, B], method="adaptive", evidence=[0.0, 1.0]), [(20, 1.0), (40, -1.0)])
+    # no evidence anywhere: fall back to the configured weights (here 1, 1)
+    res = fuse([A, B], method="adaptive", evidence=[0.0, 0.0])
+    check(res, [(10, 5 / R14), (20, 1 - 1 / R14), (40, -1.0), (30, -4 / R14)])
+    assert res.weights.tolist() == [1.0, 1.0]
+    # evidence multiplies configured weights; without evidence adaptive is a z-score wsum
+    res = fuse([A, B], method="adaptive", weights=[2.0, 1.0], evidence=[0.5, 1.0])
+    assert res.weights.tolist() == [1.0, 1.0]
+    plain = fuse([A, B], method="adaptive")
+    same = fuse([A, B], method="wsum", norm="zscore")
+    np.testing.assert_allclose(plain.scores, same.scores, rtol=1e-12)
+
+
+def test_adaptive_batch_with_depth() -> None:
+    # query 0 as above with depth 2; query 1: B has no evidence -> A alone, z over 3, top 2
+    lists = _padded([A, B], [A, B])
+    ev = np.array([[0.5, 1.0], [1.0, 0.0]])
+    q0, q1 = fusion.fuse_padded(lists, "adaptive", evidence=ev, depth=2)
+    check(q0, [(20, -0.5 / R14 + 1.0), (10, 2.5 / R14), (40, -1.0)])
+    check(q1, [(10, 5 / R14), (20, -1 / R14)])
+    assert q1.weights.tolist() == [1.0, 0.0]
+
+
+def test_adaptive_weights_function() -> None:
+    e = np.array([[0.5, 1.0], [0.0, 0.0], [0.2, 0.0]])
+    np.testing.assert_allclose(
+        fusion.adaptive_weights([2.0, 1.0], e), [[1.0, 1.0], [2.0, 1.0], [0.4, 0.0]]
+    )
+    terms, contrib = fusion.adaptive(np.array([[1.0, np.nan]]), [1.0, 1.0], np.array([[0.5, 1]]))
+    np.testing.assert_array_equal(terms, [[1.0, np.nan]])
+    np.testing.assert_allclose(contrib, [[0.5, 0.0]])
+
+
+def test_evidence_errors() -> None:
+    with pytest.raises(ValueError, match="only applies to method='adaptive'"):
+        fuse([A, B], method="wsum", evidence=[1.0, 1.0])
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        fuse([A, B], method="adaptive", evidence=[1.5, 1.0])
+    with pytest.raises(ValueError, match="shape"):
+        fuse([A, B], method="adaptive", evidence=[1.0])

@@ -56,7 +56,7 @@ def reference(rankings, method="rrf", weights=None, norm=None, k=60):
         order = sorted(best, key=lambda d: (-best[d], d)) if w > 0 else []
         lists.append({d: (r + 1, best[d]) for r, d in enumerate(order)})
     union = sorted(set().union(*lists))
-    norm = norm or "minmax"
+    norm = norm or ("zscore" if method == "adaptive" else "minmax")
     normed = [
         _ref_norm(norm, {d: v[1] for d, v in lst.items()}, {d: v[0] for d, v in lst.items()})
         if lst
@@ -86,6 +86,7 @@ def reference(rankings, method="rrf", weights=None, norm=None, k=60):
             vals = [w * nl[d] for nl, w in zip(normed, weights, strict=True) if d in nl]
             parts = {
                 "wsum": vals,
+                "adaptive": vals,  # without evidence: the weighted sum (default norm z-score)
                 "combsum": vals,
                 "combmnz": [m * v for v in vals],
                 "combanz": [v / m for v in vals],

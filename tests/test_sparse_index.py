@@ -187,10 +187,11 @@ def test_load_rejects_other_folders(tmp_path):
     (tmp_path / "meta.json").write_text('{"type": "BM25Index", "format_version": 1}')
     with pytest.raises(IndexFormatError, match="BM25Index"):
         SparseIndex.load(tmp_path)
-    (tmp_path / "meta.json").write_text('{"type": "SparseIndex", "format_version": 1}')
-    with pytest.raises(IndexFormatError, match="rebuild"):
-        SparseIndex.load(tmp_path)
-    (tmp_path / "meta.json").write_text('{"type": "SparseIndex", "format_version": 2}')
+    for old in (1, 2):
+        (tmp_path / "meta.json").write_text(f'{{"type": "SparseIndex", "format_version": {old}}}')
+        with pytest.raises(IndexFormatError, match="rebuild"):
+            SparseIndex.load(tmp_path)
+    (tmp_path / "meta.json").write_text('{"type": "SparseIndex", "format_version": 3}')
     with pytest.raises(IndexFormatError, match="damaged"):
         SparseIndex.load(tmp_path)
 

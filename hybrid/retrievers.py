@@ -340,7 +340,7 @@ class BM25Retriever(Retriever):
         query with no terms): a query in another language than the documents matches only
         numbers and names, so BM25 has little to say about it. 1.0 for indexes that do not
         expose their vocabulary (e.g. the Qdrant view)."""
-        known = _vocabulary(self.index)
+        known = getattr(self.index, "vocabulary", None)
         if known is None:
             return np.ones(len(encoded))
         return np.array(
@@ -368,16 +368,3 @@ class BM25Retriever(Retriever):
 
         analyzer = encoder if encoder is not None else analyzer_from_config(settings["analyzer"])
         return cls(analyzer, BM25Index.load(path / "index"))
-
-
-def _vocabulary(index: Any) -> Any:
-    """The set-like term vocabulary of a BM25 index (``term in vocab``), or None if hidden.
-
-    ``BM25Index`` keeps its term -> id dict as ``_vocab`` (terms of every document added,
-    including deleted ones); a public ``vocabulary`` attribute is preferred when an index has
-    one.
-    """
-    vocab = getattr(index, "vocabulary", None)
-    if vocab is None:
-        vocab = getattr(index, "_vocab", None)
-    return vocab

@@ -35,9 +35,10 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -261,6 +262,12 @@ class BM25Index:
     def n_terms(self) -> int:
         """Number of distinct terms ever added (including ones now only in deleted documents)."""
         return len(self._vocab)
+
+    @property
+    def vocabulary(self) -> Mapping[str, int]:
+        """Read-only term -> term id map of every term ever added (``term in index.vocabulary``;
+        includes terms now only in deleted documents, like :attr:`n_terms`)."""
+        return MappingProxyType(self._vocab)
 
     @property
     def nbytes(self) -> int:

@@ -269,6 +269,9 @@ def test_delete_errors_and_vocabulary_only_in_deleted_docs() -> None:
     with pytest.raises(KeyError):
         index.delete([1])
     assert index.search([["only"]], k=2).ids.tolist() == [[-1, -1]]
+    assert dict(index.vocabulary) == {"a": 0, "b": 1, "only": 2}  # terms ever added
+    with pytest.raises(TypeError):
+        index.vocabulary["c"] = 3  # read-only view
     # The okapi mean IDF ignores "only" now, as a rebuild would.
     ref = rank_bm25.BM25Okapi([["a", "b"], ["a"]])
     res = index.search([["a", "b"]], k=2)

@@ -91,7 +91,8 @@ class SparseIndex:
 
     Args:
         dim: number of vocabulary columns; inferred from the first ``add`` when ``None``.
-        weight_dtype: ``"uint16"`` (quantised, 6 bytes per posting) or ``"float32"`` (8 bytes).
+        weight_dtype: ``"uint16"`` (quantised; at most 6 bytes per posting) or ``"float32"``
+            (at most 8).
         quant_step: weight of one uint16 step; by default the first batch's largest weight
             x 1.25 / 65535. A later batch with a larger weight re-quantises the index.
         threads: default number of search threads (``None``: numba's default, all cores).

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from indexes._topk import offer, pop_into
+
 OKAPI, LUCENE, BM25L, BM25PLUS = 0, 1, 2, 3
 CHUNK = 64  # documents per top-k scan chunk; block sizes are multiples of it
 
@@ -50,69 +52,6 @@ def compute_impacts(indptr, docs, tfs, idf, doc_len, avgdl, k1, b, delta, varian
                 s = w * (tf * (k1 + 1.0) / (k1 * norm + tf))
             out[p] = s
     return out
-
-
-@njit(inline="always")
-def _worse(s1, d1, s2, d2):
-    """Hit (s1, d1) ranks below (s2, d2): lower score, or equal score and larger id."""
-    return s1 < s2 or (s1 == s2 and d1 > d2)
-
-
-@njit(inline="always")
-def _sift_down(hs, hd, size, i):
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            return
-        worst = left
-        right = left + 1
-        if right < size and _worse(hs[right], hd[right], hs[left], hd[left]):
-            worst = right
-        if _worse(hs[worst], hd[worst], hs[i], hd[i]):
-            hs[i], hs[worst] = hs[worst], hs[i]
-            hd[i], hd[worst] = hd[worst], hd[i]
-            i = worst
-        else:
-            return
-
-
-@njit(inline="always")
-def _sift_up(hs, hd, i):
-    while i > 0:
-        parent = (i - 1) // 2
-        if _worse(hs[i], hd[i], hs[parent], hd[parent]):
-            hs[i], hs[parent] = hs[parent], hs[i]
-            hd[i], hd[parent] = hd[parent], hd[i]
-            i = parent
-        else:
-            return
-
-
-@njit(inline="always")
-def _offer(hs, hd, size, k, s, d):
-    """Offer hit (s, d) to the bounded min-heap of the best k; returns the new heap size."""
-    if size < k:
-        hs[size] = s
-        hd[size] = d
-        _sift_up(hs, hd, size)
-        return size + 1
-    if _worse(hs[0], hd[0], s, d):
-        hs[0] = s
-        hd[0] = d
-        _sift_down(hs, hd, size, 0)
-    return size
-
-
-@njit(inline="always")
-def _pop_into(hs, hd, size, out_ids, out_scores, q):
-    """Empty the heap into row ``q``, best first (pops the worst, filling from the back)."""
-    while size > 0:
-        size -= 1
-        out_scores[q, size] = hs[0]
-        out_ids[q, size] = hd[0]
-        hs[0] = hs[size]
-        hd[0] = hd[size]
-        _sift_down(hs, hd, size, 0)
 
 
 @njit(cache=True)
@@ -156,7 +95,7 @@ def search_batch(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, seen,
                 s = acc[d] + offset
                 if s > thr:  # -inf until k hits are kept
                     if seen[d]:
-                        size = _offer(hs, hd, size, k, s, d)
+                        size = offer(hs, hd, size, k, s, d)
                         if size == k:
                             thr = hs[0]
             for d in range(n_docs):
@@ -179,10 +118,10 @@ def search_batch(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, seen,
                 acc[d] = 0.0
                 seen[d] = 0
                 if size < k or s >= thr:
-                    size = _offer(hs, hd, size, k, s, d)
+                    size = offer(hs, hd, size, k, s, d)
                     if size == k:
                         thr = hs[0]
-        _pop_into(hs, hd, size, out_ids, out_scores, q)
+        pop_into(hs, hd, size, out_ids[q], out_scores[q])
     return out_ids, out_scores
 
 
@@ -284,10 +223,10 @@ def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, to
                 s = acc[d] + offset
                 acc[d] = 0.0
                 if size < k or s >= thr:
-                    size = _offer(hs, hd, size, k, s, d)
+                    size = offer(hs, hd, size, k, s, d)
                     if size == k:
                         thr = hs[0]
-            _pop_into(hs, hd, size, out_ids, out_scores, q)
+            pop_into(hs, hd, size, out_ids[q], out_scores[q])
             continue
         rt = np.float32(0.0)  # raw scores must exceed it: 0 (a hit) until the heap is full
         rt_bits = np.int32(0)
@@ -315,7 +254,7 @@ def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, to
                         if r > rt:
                             s = r + offset
                             if s > thr:
-                                size = _offer(hs, hd, size, k, s, lo + np.int64(i))
+                                size = offer(hs, hd, size, k, s, lo + np.int64(i))
                                 if size == k:
                                     thr = hs[0]
                                     rt = _raw_floor(thr, offset)
@@ -324,5 +263,5 @@ def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, to
                 if top > 0:
                     for i in range(c0, c0 + chunk):
                         acc[i] = 0.0
-        _pop_into(hs, hd, size, out_ids, out_scores, q)
+        pop_into(hs, hd, size, out_ids[q], out_scores[q])
     return out_ids, out_scores

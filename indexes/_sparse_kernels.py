@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from indexes._topk import offer, pop_into
+
 _CACHE = True
 WINDOW = 32768
 """Documents per window: offsets fit in uint16, the float32 accumulator (128 KB) in L2."""
@@ -255,53 +257,6 @@ def extract_docs(ptr, docs, w, dense_of, dense, n_docs, wanted, by_scan):
 
 
 # ---------------------------------------------------------------------------------------------
-# top-k heap: the root is the worst kept hit (lowest score, then largest id)
-
-
-@njit(cache=_CACHE, inline="always")
-def _worse(s1, i1, s2, i2):
-    return s1 < s2 or (s1 == s2 and i1 > i2)
-
-
-@njit(cache=_CACHE)
-def _heap_push(hs, hi, size, k, s, i):
-    """Offer hit (s, i) to a heap of capacity k; returns the new size."""
-    if size < k:
-        pos = size
-        size += 1
-    elif _worse(hs[0], hi[0], s, i):
-        pos = 0
-        while True:  # sift down from the root with the new item
-            c = 2 * pos + 1
-            if c >= size:
-                break
-            if c + 1 < size and _worse(hs[c + 1], hi[c + 1], hs[c], hi[c]):
-                c += 1
-            if _worse(hs[c], hi[c], s, i):
-                hs[pos] = hs[c]
-                hi[pos] = hi[c]
-                pos = c
-            else:
-                break
-        hs[pos] = s
-        hi[pos] = i
-        return size
-    else:
-        return size
-    while pos > 0:  # sift up
-        par = (pos - 1) // 2
-        if _worse(s, i, hs[par], hi[par]):
-            hs[pos] = hs[par]
-            hi[pos] = hi[par]
-            pos = par
-        else:
-            break
-    hs[pos] = s
-    hi[pos] = i
-    return size
-
-
-# ---------------------------------------------------------------------------------------------
 # search
 
 
@@ -315,21 +270,16 @@ def _count_above(acc, b0, b1, thr):
 
 
 @njit(cache=_CACHE, inline="always")
-def _add_rows(acc, dense, rows, weights, j, lo, n, first):
-    """``acc[:n] (+)= sum of weights[j + i] * dense[rows[j + i], lo:lo + n]`` for i < 4."""
+def _add_rows(acc, dense, rows, weights, j, lo, n):
+    """``acc[:n] += sum of weights[j + i] * dense[rows[j + i], lo:lo + n]`` for i < 4."""
     r0 = dense[rows[j], lo : lo + n]
     r1 = dense[rows[j + 1], lo : lo + n]
     r2 = dense[rows[j + 2], lo : lo + n]
     r3 = dense[rows[j + 3], lo : lo + n]
     w0, w1, w2, w3 = weights[j], weights[j + 1], weights[j + 2], weights[j + 3]
-    if first:
-        for d in range(n):
-            acc[d] = (w0 * np.float32(r0[d]) + w1 * np.float32(r1[d])
-                      + w2 * np.float32(r2[d]) + w3 * np.float32(r3[d]))
-    else:
-        for d in range(n):
-            acc[d] += (w0 * np.float32(r0[d]) + w1 * np.float32(r1[d])
-                       + w2 * np.float32(r2[d]) + w3 * np.float32(r3[d]))
+    for d in range(n):
+        acc[d] += (w0 * np.float32(r0[d]) + w1 * np.float32(r1[d])
+                   + w2 * np.float32(r2[d]) + w3 * np.float32(r3[d]))
 
 
 @njit(cache=_CACHE, inline="always")
@@ -391,22 +341,17 @@ def _search_one(ptr, docs, w, dense_of, dense, deleted, qt, qw, k, theta_in, acc
     for win in range(nw):
         lo = win * WINDOW
         n = min(WINDOW, n_docs - lo)
+        acc[:n] = 0.0
         j = 0
         while j + 4 <= nd:
-            _add_rows(acc, dense, d_rows, d_w, j, lo, n, j == 0)
+            _add_rows(acc, dense, d_rows, d_w, j, lo, n)
             j += 4
         while j < nd:
             row = dense[d_rows[j], lo : lo + n]
             q = d_w[j]
-            if j == 0:
-                for d in range(n):
-                    acc[d] = q * np.float32(row[d])
-            else:
-                for d in range(n):
-                    acc[d] += q * np.float32(row[d])
+            for d in range(n):
+                acc[d] += q * np.float32(row[d])
             j += 1
-        if nd == 0:
-            acc[:n] = 0.0
         for j in range(ns):
             at = s_at[j] + win
             _scatter(acc, docs, w, ptr[at], ptr[at + 1], s_w[j])
@@ -419,17 +364,10 @@ def _search_one(ptr, docs, w, dense_of, dense, deleted, qt, qw, k, theta_in, acc
             for d in range(b0, b1):
                 s = acc[d]
                 if s > thr and deleted[lo + d] == 0:
-                    size = _heap_push(hs, hi, size, k, s, np.int64(lo + d))
+                    size = offer(hs, hi, size, k, s, np.int64(lo + d))
                     if size == k:
                         thr = hs[0]
-    o1 = np.argsort(hi[:size])  # best first: score descending, then id ascending
-    key = np.empty(size, np.float64)
-    for a in range(size):
-        key[a] = -np.float64(hs[o1[a]])
-    o2 = np.argsort(key, kind="mergesort")
-    for a in range(size):
-        out_s[a] = hs[o1[o2[a]]]
-        out_i[a] = hi[o1[o2[a]]]
+    pop_into(hs, hi, size, out_i, out_s)
     return size
 
 

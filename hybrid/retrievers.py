@@ -22,9 +22,14 @@ RETRIEVER_FILE = "retriever.json"
 
 
 class Retriever(ABC):
-    """Base class: ``encode_*`` turns texts into the index's input, ``search`` ranks documents."""
+    """Base class: ``encode_*`` turns texts into the index's input, ``search`` ranks documents.
+
+    Subclasses hold their index as ``self.index`` (an object with ``add``, ``search``,
+    ``delete``, ``save`` and ``len``); :meth:`_live_index` may create it on first use.
+    """
 
     kind: ClassVar[str]
+    index: Any
 
     @abstractmethod
     def encode_documents(self, texts: list[str]) -> Any: ...
@@ -32,18 +37,23 @@ class Retriever(ABC):
     @abstractmethod
     def encode_queries(self, texts: list[str]) -> Any: ...
 
-    @abstractmethod
+    def _live_index(self) -> Any:
+        """The index, created here by subclasses that can only build it once data arrives."""
+        return self.index
+
     def add_encoded(self, encoded: Any) -> np.ndarray:
         """Index encoded documents; returns their internal ids."""
+        return self._live_index().add(encoded)
 
-    @abstractmethod
-    def search_encoded(self, encoded: Any, k: int) -> SearchResult: ...
+    def search_encoded(self, encoded: Any, k: int) -> SearchResult:
+        """Top-``k`` documents for already encoded queries."""
+        return self._live_index().search(encoded, k)
 
-    @abstractmethod
-    def delete(self, ids: np.ndarray) -> None: ...
+    def delete(self, ids: np.ndarray) -> None:
+        self._live_index().delete(ids)
 
-    @abstractmethod
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        return 0 if self.index is None else len(self.index)
 
     @abstractmethod
     def _settings(self) -> dict[str, Any]:
@@ -187,18 +197,6 @@ class SpladeRetriever(Retriever):
     def encode_queries(self, texts: list[str]):
         return self.encoder.encode_queries(texts)
 
-    def add_encoded(self, encoded) -> np.ndarray:
-        return self.index.add(encoded)
-
-    def search_encoded(self, encoded, k: int) -> SearchResult:
-        return self.index.search(encoded, k)
-
-    def delete(self, ids: np.ndarray) -> None:
-        self.index.delete(ids)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
     def describe_evidence(self, value: float) -> str:
         return f"{value:.0%} of the query's characters are whole tokens of its vocabulary"
 
@@ -256,7 +254,7 @@ class DenseRetriever(Retriever):
         self.factory = factory
         self.index = index
 
-    def _ensure_index(self) -> Any:
+    def _live_index(self) -> Any:
         if self.index is None:
             from indexes import DenseIndex
 
@@ -274,23 +272,11 @@ class DenseRetriever(Retriever):
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode_queries(texts)
 
-    def add_encoded(self, encoded: np.ndarray) -> np.ndarray:
-        return self._ensure_index().add(encoded)
-
-    def search_encoded(self, encoded: np.ndarray, k: int) -> SearchResult:
-        return self._ensure_index().search(encoded, k)
-
-    def delete(self, ids: np.ndarray) -> None:
-        self._ensure_index().delete(ids)
-
-    def __len__(self) -> int:
-        return 0 if self.index is None else len(self.index)
-
     def _settings(self) -> dict[str, Any]:
         return {"encoder": self.encoder.spec, "factory": self.factory}
 
     def _save_index(self, path: Path) -> None:
-        self._ensure_index().save(path)
+        self._live_index().save(path)
 
     @classmethod
     def _load(cls, settings, path, encoder):
@@ -319,18 +305,6 @@ class BM25Retriever(Retriever):
 
     def encode_queries(self, texts: list[str]) -> list[list[str]]:
         return self.analyzer.analyze_batch(texts, progress=False)
-
-    def add_encoded(self, encoded: list[list[str]]) -> np.ndarray:
-        return self.index.add(encoded)
-
-    def search_encoded(self, encoded: list[list[str]], k: int) -> SearchResult:
-        return self.index.search(encoded, k)
-
-    def delete(self, ids: np.ndarray) -> None:
-        self.index.delete(ids)
-
-    def __len__(self) -> int:
-        return len(self.index)
 
     def describe_evidence(self, value: float) -> str:
         return f"{value:.0%} of the query's terms occur in the index"

@@ -46,7 +46,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from quality import CACHE, DATA, korean_candidates, scifact_candidates  # noqa: E402
 
@@ -139,6 +138,8 @@ def score_dataset(label, cands, qrels, tuned, oracle, tuned_how) -> dict:
 
 def mixed_candidates(query_set: str):
     """Candidates of ``query_set``'s queries over the pooled AutoRAG + Belebele documents."""
+    import scipy.sparse as sp
+
     from hybrid.evaluation import Dataset, cached_encode, retrieve_candidates
     from hybrid.presets import offline_retrievers
 
@@ -153,8 +154,6 @@ def mixed_candidates(query_set: str):
     q_texts = list(own.queries.values())
     queries = {name: cached_encode(r, q_texts, "queries", CACHE / own.name, _hash(q_texts),
                                    False, name) for name, r in retrievers.items()}
-    import scipy.sparse as sp
-
     doc_enc = {
         "splade": sp.vstack(docs["splade"], format="csr"),
         "dense": np.vstack(docs["dense"]).astype(np.float32),

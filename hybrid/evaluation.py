@@ -622,14 +622,13 @@ def _index(
 def _evidence(
     retrievers: Mapping[str, Any], data: Dataset, encoded: Mapping[str, Any]
 ) -> dict[str, np.ndarray]:
-    """Each indexed retriever's evidence for ``data``'s queries (1.0 without a hook)."""
+    """Each indexed retriever's :meth:`~hybrid.retrievers.Retriever.evidence` for ``data``'s
+    queries."""
     q_texts = list(data.queries.values())
-    out = {}
-    for name, retriever in retrievers.items():
-        hook = getattr(retriever, "evidence", None)
-        values = np.ones(len(q_texts)) if hook is None else hook(q_texts, encoded[name])
-        out[name] = np.asarray(values, dtype=np.float64)
-    return out
+    return {
+        name: np.asarray(r.evidence(q_texts, encoded[name]), dtype=np.float64)
+        for name, r in retrievers.items()
+    }
 
 
 def _retrieve(

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fusion import ADAPTIVE
+
 CONFIG_KIND = "FusionConfig"
 
 
@@ -37,7 +39,7 @@ class FusionConfig:
     def retrieval_depth(self) -> int:
         """Candidates each retriever must return: ``max(depth, stats_depth)`` for
         ``"adaptive"``, ``depth`` otherwise."""
-        if self.method == "adaptive":
+        if self.method == ADAPTIVE:
             return max(int(self.depth), int(self.stats_depth))
         return int(self.depth)
 
@@ -80,7 +82,7 @@ class FusionConfig:
         return cls.from_dict(data)
 
 
-DEFAULT_CONFIG = FusionConfig(method="adaptive", norm="zscore")
+DEFAULT_CONFIG = FusionConfig(method=ADAPTIVE, norm="zscore")
 """The engine's default: ``"adaptive"`` fusion, an evidence-weighted sum of z-scores.
 
 Per query and retriever: ``weight = configured weight x evidence``, the evidence in [0, 1] from

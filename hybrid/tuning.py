@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from fusion import ADAPTIVE
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.evaluation import CandidateSet, FastNDCG, Qrels, bootstrap_ci
 
@@ -397,7 +398,7 @@ class TuneResult:
 def describe(config: FusionConfig) -> str:
     w = ", ".join(f"{n}={v:g}" for n, v in config.weights.items())
     head = f"rrf k={config.rrf_k:g}" if config.method == "rrf" else f"{config.method}/{config.norm}"
-    tail = f" stats_depth={config.stats_depth}" if config.method == "adaptive" else ""
+    tail = f" stats_depth={config.stats_depth}" if config.method == ADAPTIVE else ""
     return f"{head} weights({w}) depth={config.depth}{tail}"
 
 

@@ -190,6 +190,7 @@ class SpladeRetriever(Retriever):
 
         self.encoder = encoder
         self.index = index if index is not None else SparseIndex(dim=encoder.dim)
+        self._known_chars: dict[str, bool] = {}  # token_coverage's per-character cache
 
     def encode_documents(self, texts: list[str]):
         return self.encoder.encode_documents(texts)
@@ -206,8 +207,7 @@ class SpladeRetriever(Retriever):
         tokenizer = getattr(self.encoder, "tokenizer", None)
         if tokenizer is None:
             return np.ones(len(queries))
-        known = self.__dict__.setdefault("_known_chars", {})
-        return token_coverage(tokenizer, queries, known)
+        return token_coverage(tokenizer, queries, self._known_chars)
 
     def explain_terms(self, encoded_query, doc_id: int, top: int | None) -> list[Any]:
         from hybrid.results import TokenContribution

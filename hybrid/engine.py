@@ -602,6 +602,7 @@ class Candidates:
     queries: list[str]
     results: dict[str, SearchResult]
     encoded: dict[str, Any] = field(default_factory=dict)
+    metadata_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     evidence: dict[str, np.ndarray] = field(default_factory=dict)
     """Retriever name -> ``(n_queries,)`` evidence, filled when a fusion first needs it."""
 
@@ -614,7 +615,8 @@ class Candidates:
 
 @dataclass
 class WriteBatch:
-    """One write to an engine: rows to delete, then documents to append (both for an upsert).
+    """One write to an engine: rows to delete, then documents to append (both for an upsert),
+    and metadata to replace on live rows (``metadata_updates``: row -> new metadata).
 
     ``encoded`` maps each retriever name to the batch's document encodings.
     """
@@ -624,3 +626,4 @@ class WriteBatch:
     ids: list[DocId] = field(default_factory=list)
     metadata: list[dict[str, Any]] = field(default_factory=list)
     encoded: dict[str, Any] = field(default_factory=dict)
+    metadata_updates: dict[int, dict[str, Any]] = field(default_factory=dict)

@@ -1,21 +1,24 @@
-"""Numba kernels behind :class:`indexes.bm25.BM25Index`: impact precomputation and top-k search.
+"""Numba kernels behind :class:`indexes.bm25.BM25Index`: segment merging and top-k search.
 
-Postings are term-major CSR arrays: ``indptr`` (n_terms + 1), ``docs`` (int32, ascending within a
-term) and ``impacts`` (float32, the term's full score contribution for that document). Every
-kernel adds a query's impacts into a float32 score per document in query-term order, so all paths
-give bit-identical scores, and keeps the best ``k`` with a bounded heap (score descending, id
-ascending).
+A segment's postings are term-major CSR arrays: ``indptr`` (segment vocabulary + 1; a term id
+past its end has no postings there), ``docs`` (int32 ids local to the segment, ascending within a
+term) and ``tfs`` (int32 term frequencies). Scores are computed at query time from the term's
+weight ``w`` (its IDF) times :func:`tf_part` of the term frequency and a per-document value
+``dn`` (``k1 * length norm``, or the length norm itself for BM25L; negative for a deleted
+document, which every kernel skips). Every kernel adds a query's contributions in float32,
+per document in query-term order, so all paths give bit-identical scores, and keeps the best
+``k`` with a bounded heap (score descending, id ascending).
 
-``search_positive`` serves indexes whose impacts are all > 0 (the usual case): a score above zero
-marks a hit, so no per-document "seen" flags are needed. A query with many postings is scored
-one document block at a time: the postings of all its terms that fall in the block are added
+``search_positive`` serves indexes whose contributions are all > 0 (the usual case): a score
+above zero marks a hit, so no per-document "seen" flags are needed. A query with many postings
+is scored one document block at a time: the postings of all its terms that fall in the block are added
 into a block-sized (cache-resident) accumulator, which is then scanned for the top k in chunks
 whose maximum is compared with the current k-th score (a vectorised integer max over the float
 bits, valid because scores are non-negative) and cleared. A query with few postings adds into a
 collection-sized accumulator and keeps a list of the documents it touched.
-``search_batch`` is the general path (impacts that may be zero or negative).
-All kernels are single-threaded and hold the GIL, so one index's scratch buffers are never shared
-by two running searches.
+``search_batch`` is the general path (contributions that may be zero or negative).
+All kernels are single-threaded and release the GIL (``nogil=True``), so searches from several
+Python threads run on several cores; each running search needs its own scratch buffers.
 """
 
 from __future__ import annotations
@@ -25,43 +28,89 @@ from numba import njit
 
 from indexes._topk import offer, pop_into
 
-OKAPI, LUCENE, BM25L, BM25PLUS = 0, 1, 2, 3
 CHUNK = 64  # documents per top-k scan chunk; block sizes are multiples of it
 
 
-@njit(cache=True)
-def compute_impacts(indptr, docs, tfs, idf, doc_len, avgdl, k1, b, delta, variant):
-    """Score contribution of every posting (term, doc) for the given collection statistics."""
-    out = np.empty(docs.shape[0], dtype=np.float32)
-    n_terms = indptr.shape[0] - 1
+@njit(inline="always")
+def tf_part(tf, dn, c, bm25l):
+    """The term-frequency part of a posting's score (float32); times the term's IDF it is the
+    posting's contribution. ``dn`` is the document's value, ``k1 * length norm`` (the norm itself
+    for BM25L). Lucene, Okapi and BM25+ share ``tf * c / (tf + dn)`` with ``c`` = 1 (Lucene) or
+    ``k1 + 1``; ``bm25l`` is None for them (the branch is pruned when compiled) and ``(k1,
+    delta)`` for BM25L. BM25+'s constant ``idf * delta``, which every document gets, is a
+    per-query offset."""
+    tf = np.float32(tf)
+    if bm25l is None:
+        return tf * np.float32(c) / (tf + dn)
+    # rank_bm25.BM25L multiplies by the raw term frequency once more; kept for parity.
+    k1 = np.float32(bm25l[0])
+    delta = np.float32(bm25l[1])
+    ctd = tf / dn
+    return tf * np.float32(c) * (ctd + delta) / (k1 + ctd + delta)
+
+
+@njit(inline="always")
+def _part(tfs, p, d, dn, c, bm25l):
+    """tf part of posting ``p`` of document ``d``; negative for a deleted document."""
+    v = dn[d]
+    if v < 0:
+        return v
+    return tf_part(tfs[p], v, c, bm25l)
+
+
+@njit(inline="always")
+def _span(indptr, t):
+    """Postings range of term ``t`` in a segment (empty for terms newer than the segment)."""
+    if t + 1 < indptr.shape[0]:
+        return indptr[t], indptr[t + 1]
+    return indptr[0], indptr[0]
+
+
+@njit(cache=True, nogil=True)
+def merge(a_ptr, a_docs, a_tfs, a_keep, b_ptr, b_docs, b_tfs, b_keep, b_shift, n_terms):
+    """One segment from two adjacent ones: per term, ``a``'s kept postings then ``b``'s (doc ids
+    shifted by ``b_shift``), dropping documents whose ``keep`` flag is 0."""
+    ptr = np.zeros(n_terms + 1, dtype=np.int64)
     for t in range(n_terms):
-        w = idf[t]
-        for p in range(indptr[t], indptr[t + 1]):
-            tf = np.float64(tfs[p])
-            norm = 1.0 - b + b * doc_len[docs[p]] / avgdl
-            if variant == OKAPI:
-                s = w * (tf * (k1 + 1.0) / (tf + k1 * norm))
-            elif variant == LUCENE:
-                s = w * (tf / (tf + k1 * norm))
-            elif variant == BM25L:
-                # rank_bm25.BM25L multiplies by the raw term frequency once more; kept for parity.
-                ctd = tf / norm
-                s = w * tf * (k1 + 1.0) * (ctd + delta) / (k1 + ctd + delta)
-            else:
-                # BM25+ without its constant idf * delta, which every document gets (query offset).
-                s = w * (tf * (k1 + 1.0) / (k1 * norm + tf))
-            out[p] = s
-    return out
+        c = 0
+        lo, hi = _span(a_ptr, t)
+        for p in range(lo, hi):
+            c += a_keep[a_docs[p]]
+        lo, hi = _span(b_ptr, t)
+        for p in range(lo, hi):
+            c += b_keep[b_docs[p]]
+        ptr[t + 1] = ptr[t] + c
+    docs = np.empty(ptr[n_terms], dtype=np.int32)
+    tfs = np.empty(ptr[n_terms], dtype=np.int32)
+    o = 0
+    for t in range(n_terms):
+        lo, hi = _span(a_ptr, t)
+        for p in range(lo, hi):
+            if a_keep[a_docs[p]]:
+                docs[o] = a_docs[p]
+                tfs[o] = a_tfs[p]
+                o += 1
+        lo, hi = _span(b_ptr, t)
+        for p in range(lo, hi):
+            if b_keep[b_docs[p]]:
+                docs[o] = b_docs[p] + b_shift
+                tfs[o] = b_tfs[p]
+                o += 1
+    return ptr, docs, tfs
 
 
-@njit(cache=True)
-def search_batch(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, seen, touched):
+@njit(cache=True, nogil=True)
+def search_batch(
+    indptr, docs, tfs, dn, w, c, bm25l, absent, q_indptr, q_terms, k, acc, seen, touched
+):
     """Top-k (ids, scores) for each query; rows padded with -1 / -inf.
 
     ``q_terms`` holds known term ids (repeats allowed: each occurrence adds once, as rank_bm25
-    does). ``absent[t]`` is the score every document gets for term ``t`` whether or not it
-    contains it (BM25+ only; zeros otherwise): it is added to every hit as a per-query offset.
-    ``acc``, ``seen`` and ``touched`` are scratch buffers of length n_docs, left clean on return.
+    does); ``w``, ``dn``, ``c`` and ``bm25l`` give the scores (:func:`tf_part`). ``absent[t]``
+    is the score every document gets for term ``t`` whether or not it contains it (BM25+ only;
+    zeros otherwise): it is added to every hit as a per-query offset.
+    ``acc``, ``seen`` and ``touched`` are scratch buffers of the segment's length (n_docs), left
+    clean on return.
 
     A query whose postings are few next to the collection keeps a list of the documents it
     touched; one with many (common on small collections) accumulates branch-free and then scans
@@ -79,15 +128,21 @@ def search_batch(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, seen,
         for j in range(q_indptr[q], q_indptr[q + 1]):
             t = q_terms[j]
             offset += absent[t]
-            total += indptr[t + 1] - indptr[t]
+            lo, hi = _span(indptr, t)
+            total += hi - lo
         size = 0
         thr = np.float32(-np.inf)  # score of the worst kept hit once the heap is full
         if 8 * total >= n_docs:
             for j in range(q_indptr[q], q_indptr[q + 1]):
                 t = q_terms[j]
-                for p in range(indptr[t], indptr[t + 1]):
+                wt = np.float32(w[t])
+                lo, hi = _span(indptr, t)
+                for p in range(lo, hi):
                     d = docs[p]
-                    acc[d] += impacts[p]
+                    v = _part(tfs, p, d, dn, c, bm25l)
+                    if v < 0:
+                        continue
+                    acc[d] += wt * v
                     seen[d] = 1
             # Ascending ids: a later doc tying the worst kept score ranks below it, so only a
             # strictly better score enters (the test is cheap and rarely true).
@@ -105,13 +160,18 @@ def search_batch(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, seen,
             n_touched = 0
             for j in range(q_indptr[q], q_indptr[q + 1]):
                 t = q_terms[j]
-                for p in range(indptr[t], indptr[t + 1]):
+                wt = np.float32(w[t])
+                lo, hi = _span(indptr, t)
+                for p in range(lo, hi):
                     d = docs[p]
+                    v = _part(tfs, p, d, dn, c, bm25l)
+                    if v < 0:
+                        continue
                     if seen[d] == 0:
                         seen[d] = 1
                         touched[n_touched] = d
                         n_touched += 1
-                    acc[d] += impacts[p]
+                    acc[d] += wt * v
             for i in range(n_touched):
                 d = touched[i]
                 s = acc[d] + offset
@@ -168,10 +228,26 @@ def _raw_floor(thr, offset):
     return max(rt, np.float32(0.0))
 
 
-@njit(cache=True)
-def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, touched, block,
-                    chunk_size, sparse_ratio):
-    """Top-k (ids, scores) per query for impacts that are all > 0; rows padded with -1 / -inf.
+@njit(cache=True, nogil=True)
+def search_positive(
+    indptr,
+    docs,
+    tfs,
+    dn,
+    w,
+    c,
+    bm25l,
+    absent,
+    q_indptr,
+    q_terms,
+    k,
+    acc,
+    touched,
+    block,
+    chunk_size,
+    sparse_ratio,
+):
+    """Top-k (ids, scores) per query when every contribution is > 0; rows padded with -1 / -inf.
 
     Same contract and results as :func:`search_batch`. ``touched`` (int32, n_docs) and ``acc``
     (float32, at least n_docs rounded up to ``CHUNK`` and at least ``block``, a multiple of
@@ -202,22 +278,28 @@ def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, to
         for j in range(n_terms):
             t = q_terms[first + j]
             offset += absent[t]
-            total += indptr[t + 1] - indptr[t]
-            cur[j] = indptr[t]
+            lo, hi = _span(indptr, t)
+            total += hi - lo
+            cur[j] = lo
         size = 0
         thr = np.float32(-np.inf)  # score of the worst kept hit once the heap is full
         if sparse_ratio * total < n_docs:
             n_touched = 0
             for j in range(n_terms):
                 t = q_terms[first + j]
-                seg_docs = docs[indptr[t]:indptr[t + 1]]
-                seg_impacts = impacts[indptr[t]:indptr[t + 1]]
+                wt = np.float32(w[t])
+                lo, hi = _span(indptr, t)
+                seg_docs = docs[lo:hi]
+                seg_tfs = tfs[lo:hi]
                 for i in range(np.uint64(seg_docs.shape[0])):
                     d = np.uint32(seg_docs[i])
-                    if acc[d] == 0:  # first touch: every impact is > 0
+                    v = _part(seg_tfs, i, d, dn, c, bm25l)
+                    if v < 0:
+                        continue
+                    if acc[d] == 0:  # first touch: every contribution is > 0
                         touched[n_touched] = d
                         n_touched += 1
-                    acc[d] += seg_impacts[i]
+                    acc[d] += wt * v
             for i in range(n_touched):
                 d = touched[i]
                 s = acc[d] + offset
@@ -234,13 +316,18 @@ def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, to
             hi = min(lo + block, n_docs)
             base = np.uint32(lo)
             for j in range(n_terms):
+                t = q_terms[first + j]
+                wt = np.float32(w[t])
                 p = cur[j]
-                e = _block_end(docs, p, indptr[q_terms[first + j] + 1], hi)
+                e = _block_end(docs, p, _span(indptr, t)[1], hi)
                 seg_docs = docs[p:e]
-                seg_impacts = impacts[p:e]
+                seg_tfs = tfs[p:e]
                 # Unsigned indices spare numba's negative-index checks in this hot loop.
                 for i in range(np.uint64(e - p)):
-                    acc[np.uint32(seg_docs[i]) - base] += seg_impacts[i]
+                    d = np.uint32(seg_docs[i])
+                    v = _part(seg_tfs, i, d, dn, c, bm25l)
+                    if v >= 0:
+                        acc[d - base] += wt * v
                 cur[j] = e
             # Ascending ids: a later doc tying the worst kept score ranks below it, so only a
             # strictly better score enters. Chunks past the block's end hold zeros.

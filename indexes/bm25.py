@@ -1,12 +1,15 @@
-"""Exact BM25 over pre-tokenised documents, with precomputed impacts, deletes and mmap loading.
+"""Exact BM25 over pre-tokenised documents: segments, deletes, cheap writes, mmap loading.
 
 Documents and queries are lists of string tokens (text processing lives in ``hybrid.analyzers``).
-Postings are kept term-major with each document's raw term frequency; a write (``add`` or
-``delete``) marks the index stale and the next read rebuilds the postings of live documents and
-recomputes every posting's *impact* (its full score contribution) from the exact statistics of
-the surviving documents: document count, average length and document frequencies, so scores
-always equal those of an index built from scratch on the live documents. That refresh costs
-O(postings) once per batch of writes; a query then touches only the postings of its own terms.
+Each ``add`` becomes an immutable segment of term-major postings (document, term frequency) over
+its own range of document ids; segments merge as they grow (binary-counter style, so a posting
+is merged O(log n) times and there are O(log n) segments), and a merge drops deleted documents.
+Scores are computed at query time from each posting's term frequency, the term's IDF and a
+per-document length norm, and the collection statistics they need (live document count, average
+length, document frequencies) are updated by every write: the IDF table is O(vocabulary) and the
+length-norm array O(documents), vectorised (milliseconds at a million documents). So a write
+costs little, the first search after it costs nothing extra, and scores always equal those of an
+index built from scratch on the live documents.
 
 Variants (``variant=``):
 
@@ -33,9 +36,9 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from types import MappingProxyType
@@ -45,6 +48,7 @@ import numpy as np
 
 from indexes import _bm25_kernels as _k
 from indexes._base import (
+    PAD_ID,
     IndexFormatError,
     SearchResult,
     check_k,
@@ -52,8 +56,9 @@ from indexes._base import (
     read_meta,
     write_meta,
 )
+from indexes._scratch import ScratchPool
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: one postings list with precomputed impacts (still read)
 KIND = "BM25Index"
 
 VARIANTS: dict[str, dict[str, float]] = {
@@ -62,17 +67,45 @@ VARIANTS: dict[str, dict[str, float]] = {
     "bm25l": {"k1": 1.5, "b": 0.75, "delta": 0.5},
     "bm25+": {"k1": 1.5, "b": 0.75, "delta": 1.0},
 }
-_CODES = {"okapi": _k.OKAPI, "lucene": _k.LUCENE, "bm25l": _k.BM25L, "bm25+": _k.BM25PLUS}
-_ARRAYS = ("indptr", "docs", "tfs", "impacts", "absent", "doc_len", "live")
+_SEG_ARRAYS = ("indptr", "docs", "tfs", "fwd_ptr", "fwd_terms")
+_V1_ARRAYS = ("indptr", "docs", "tfs", "doc_len", "live")
 # Search tuning (see indexes._bm25_kernels.search_positive); tests shrink them to reach every path.
 _BLOCK_DOCS = 16_384  # documents per accumulator block (64 KiB of float32), a multiple of CHUNK
 _SPARSE_RATIO = 32  # a query with fewer than n_docs / _SPARSE_RATIO postings tracks touched docs
 
 
+@dataclass
+class _Segment:
+    """Postings of documents ``base .. base + n_docs - 1`` (ids local to the segment)."""
+
+    base: int
+    n_docs: int
+    indptr: np.ndarray  # int64, (segment vocabulary + 1): term-major postings
+    docs: np.ndarray  # int32 local ids, ascending within a term
+    tfs: np.ndarray  # int32 term frequencies
+    fwd_ptr: np.ndarray  # int64, n_docs + 1: each document's terms (for deletes' statistics)
+    fwd_terms: np.ndarray  # int32 term ids, ascending within a document
+
+    @property
+    def n_postings(self) -> int:
+        return int(self.docs.shape[0])
+
+
+@dataclass(frozen=True)
+class _State:
+    """What searches read, published whole by each write (a search keeps the one it started
+    with): segments, IDF per term, the per-document scoring value (negative: deleted), BM25+
+    offsets per term, and whether every contribution is > 0."""
+
+    segments: tuple[_Segment, ...]
+    idf: np.ndarray
+    dn: np.ndarray
+    absent: np.ndarray
+    positive: bool
+
+
 def _check_tokens(token_lists: Sequence[Sequence[str]], what: str) -> None:
-    if isinstance(token_lists, str) or (
-        len(token_lists) > 0 and isinstance(token_lists[0], str)
-    ):
+    if isinstance(token_lists, str) or (len(token_lists) > 0 and isinstance(token_lists[0], str)):
         raise TypeError(
             f"{what} must be a list of token lists (one list of strings per item), "
             "got a single string or a flat list of strings; wrap one item as [tokens]"
@@ -84,8 +117,11 @@ class BM25Index:
 
     ``k1``, ``b``, ``delta`` (bm25l, bm25+) and ``epsilon`` (okapi) default per variant to the
     values of the implementation it follows (``VARIANTS``); the resolved values are ``params``.
-    Searches may run from several threads (the kernels hold the GIL, so they take turns on the
-    shared scratch buffers); writes must not run concurrently with anything else.
+
+    Threads: any number of searches (and ``explain``) may run at once, on several cores (the
+    kernels release the GIL; each search takes its own scratch buffers from a pool). A write
+    (``add``, ``delete``) must not run concurrently with anything else on the same index:
+    :class:`hybrid.HybridRetriever` guarantees that with its readers-writer lock.
     """
 
     def __init__(
@@ -104,8 +140,10 @@ class BM25Index:
         if epsilon is not None and "epsilon" not in defaults:
             raise ValueError(f"epsilon applies to 'okapi' only, not {variant!r}")
         given = {"k1": k1, "b": b, "delta": delta, "epsilon": epsilon}
-        params = {name: float(given[name] if given[name] is not None else v)
-                  for name, v in defaults.items()}
+        params = {
+            name: float(given[name] if given[name] is not None else v)
+            for name, v in defaults.items()
+        }
         if params["k1"] < 0 or not 0.0 <= params["b"] <= 1.0:
             raise ValueError(
                 f"need k1 >= 0 and 0 <= b <= 1, got k1={params['k1']}, b={params['b']}"
@@ -114,18 +152,15 @@ class BM25Index:
         self.params = params
         self.extra: dict[str, Any] | None = None
         self._vocab: dict[str, int] = {}
-        self._indptr = np.zeros(1, dtype=np.int64)
-        self._docs = np.zeros(0, dtype=np.int32)
-        self._tfs = np.zeros(0, dtype=np.int32)
-        self._impacts = np.zeros(0, dtype=np.float32)
-        self._absent = np.zeros(0, dtype=np.float32)
+        self._segments: list[_Segment] = []
         self._doc_len = np.zeros(0, dtype=np.int32)
         self._live = np.zeros(0, dtype=bool)
-        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._stale = False
-        self._positive: bool | None = True  # every impact > 0 (None: not known yet)
-        self._scratch: dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()
+        self._df = np.zeros(0, dtype=np.int64)  # live documents holding each term
+        self._n_live = 0
+        self._total_len = 0  # summed length of the live documents
+        self._pool = ScratchPool()
+        self._positive: bool | None = None  # tests force the general kernel with False
+        self._publish()
 
     # ------------------------------------------------------------------ writes
 
@@ -137,77 +172,152 @@ class BM25Index:
         lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=n)
         if start + n > np.iinfo(np.int32).max:
             raise ValueError("BM25Index holds at most 2**31 - 1 documents")
+        ids = np.arange(start, start + n, dtype=np.int64)
+        if n == 0:
+            return ids
         vocab = self._vocab
         flat = list(chain.from_iterable(token_lists))
         for term in dict.fromkeys(flat):
             if term not in vocab:
                 vocab[term] = len(vocab)
+        width = len(vocab)
         term_ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
-        if flat:
-            width = len(vocab)
-            local = np.repeat(np.arange(n, dtype=np.int64), lens)
-            keys, tfs = np.unique(local * width + term_ids, return_counts=True)
-            self._pending.append(
-                ((keys % width).astype(np.int32), (start + keys // width).astype(np.int32),
-                 tfs.astype(np.int32))
-            )
+        local = np.repeat(np.arange(n, dtype=np.int64), lens)
+        keys, tfs = np.unique(local * width + term_ids, return_counts=True)  # doc-major
+        f_docs = (keys // width).astype(np.int32)
+        f_terms = (keys % width).astype(np.int32)
+        fwd_ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(f_docs, minlength=n), out=fwd_ptr[1:])
+        order = np.argsort(f_terms, kind="stable")  # term-major, docs ascending within a term
+        indptr = np.zeros(width + 1, dtype=np.int64)
+        df_new = np.bincount(f_terms, minlength=width)
+        np.cumsum(df_new, out=indptr[1:])
+        seg = _Segment(
+            start, n, indptr, f_docs[order], tfs.astype(np.int32)[order], fwd_ptr, f_terms
+        )
         self._doc_len = np.concatenate([self._doc_len, lens.astype(np.int32)])
         self._live = np.concatenate([self._live, np.ones(n, dtype=bool)])
-        self._stale = True
-        return np.arange(start, start + n, dtype=np.int64)
+        segments = [*self._segments, seg]
+        while len(segments) > 1 and segments[-2].n_postings <= 2 * segments[-1].n_postings:
+            b_seg = segments.pop()
+            segments.append(self._merge(segments.pop(), b_seg))
+        df = np.zeros(width, dtype=np.int64)
+        df[: self._df.shape[0]] = self._df
+        self._segments = segments
+        self._df = df + df_new
+        self._n_live += n
+        self._total_len += int(lens.sum())
+        self._publish()
+        return ids
 
     def delete(self, ids: Iterable[int]) -> None:
         """Remove live documents by id; KeyError (nothing removed) if any id is not live."""
-        ids = np.unique(np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids,
-                                   dtype=np.int64).ravel())
+        ids = np.unique(
+            np.asarray(
+                list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64
+            ).ravel()
+        )
         bad = ids[(ids < 0) | (ids >= self._live.shape[0])]
         if bad.size == 0:
             bad = ids[~self._live[ids]]
         if bad.size:
             raise KeyError(f"not live document ids: {bad[:10].tolist()}")
-        if ids.size:
-            live = np.array(self._live)  # copy: the current array may be a read-only memory map
-            live[ids] = False
-            self._live = live
-            self._stale = True
+        if ids.size == 0:
+            return
+        df = np.array(self._df)
+        for seg, local in self._locate(ids):
+            lo, hi = seg.fwd_ptr[local], seg.fwd_ptr[local + 1]
+            lens = hi - lo
+            pos = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+            terms = seg.fwd_terms[np.repeat(lo, lens) + pos]
+            df -= np.bincount(terms, minlength=df.shape[0])[: df.shape[0]]
+        live = np.array(self._live)  # copy: the current array may be a read-only memory map
+        live[ids] = False
+        self._live = live
+        self._df = df
+        self._n_live -= int(ids.size)
+        self._total_len -= int(self._doc_len[ids].sum(dtype=np.int64))
+        segments = list(self._segments)
+        for i, seg in enumerate(segments):  # compact segments that are mostly dead
+            n_live = int(live[seg.base : seg.base + seg.n_docs].sum())
+            if n_live * 2 < seg.n_docs and seg.n_postings:
+                segments[i] = self._compact(seg)
+        self._segments = segments
+        self._publish()
+
+    def compact(self) -> None:
+        """Merge all segments into one, dropping deleted documents' postings (faster searches)."""
+        segments = list(self._segments)
+        while len(segments) > 1:
+            b_seg = segments.pop()
+            segments.append(self._merge(segments.pop(), b_seg))
+        if segments and not self._live[segments[0].base :].all():
+            segments[0] = self._compact(segments[0])
+        self._segments = segments
+        self._publish()
+
+    def _merge(self, a: _Segment, b: _Segment) -> _Segment:
+        """One segment holding the live postings of two adjacent segments."""
+        live = self._live_u8()
+        keep_a = live[a.base : a.base + a.n_docs]
+        keep_b = live[b.base : b.base + b.n_docs]
+        n_terms = max(a.indptr.shape[0], b.indptr.shape[0]) - 1
+        indptr, docs, tfs = _k.merge(
+            a.indptr, a.docs, a.tfs, keep_a, b.indptr, b.docs, b.tfs, keep_b, a.n_docs, n_terms
+        )
+        fwd_ptr, fwd_terms = _concat_forward(
+            [(a.fwd_ptr, a.fwd_terms, keep_a), (b.fwd_ptr, b.fwd_terms, keep_b)]
+        )
+        return _Segment(a.base, a.n_docs + b.n_docs, indptr, docs, tfs, fwd_ptr, fwd_terms)
+
+    def _compact(self, seg: _Segment) -> _Segment:
+        """``seg`` without its deleted documents' postings."""
+        keep = self._live_u8()[seg.base : seg.base + seg.n_docs]
+        empty = np.zeros(1, dtype=np.int64)
+        none = np.zeros(0, dtype=np.int32)
+        indptr, docs, tfs = _k.merge(
+            seg.indptr,
+            seg.docs,
+            seg.tfs,
+            keep,
+            empty,
+            none,
+            none,
+            np.zeros(0, np.uint8),
+            0,
+            seg.indptr.shape[0] - 1,
+        )
+        fwd_ptr, fwd_terms = _concat_forward([(seg.fwd_ptr, seg.fwd_terms, keep)])
+        return _Segment(seg.base, seg.n_docs, indptr, docs, tfs, fwd_ptr, fwd_terms)
+
+    def _live_u8(self) -> np.ndarray:
+        return self._live.view(np.uint8)
+
+    def _locate(self, ids: np.ndarray):
+        """(segment, sorted local ids) for sorted, valid global ``ids``."""
+        for seg in self._segments:
+            lo, hi = np.searchsorted(ids, [seg.base, seg.base + seg.n_docs])
+            if hi > lo:
+                yield seg, ids[lo:hi] - seg.base
 
     # ------------------------------------------------------------------ statistics
 
-    def _refresh(self) -> None:
-        """Rebuild live postings and impacts after writes (no-op when nothing changed)."""
-        if not self._stale:
-            return
-        with self._lock:  # two searches right after a write must not both rebuild
-            if self._stale:
-                self._rebuild()
-
-    def _rebuild(self) -> None:
-        n_terms = len(self._vocab)
-        counts = np.diff(self._indptr)
-        terms = [np.repeat(np.arange(counts.shape[0], dtype=np.int32), counts)]
-        docs, tfs = [self._docs], [self._tfs]
-        for t, d, f in self._pending:
-            terms.append(t)
-            docs.append(d)
-            tfs.append(f)
-        terms_all = np.concatenate(terms)
-        docs_all = np.concatenate(docs)
-        tfs_all = np.concatenate(tfs)
-        keep = self._live[docs_all]
-        if not keep.all():
-            terms_all, docs_all, tfs_all = terms_all[keep], docs_all[keep], tfs_all[keep]
-        if self._pending:
-            # Stable: within a term, committed docs then each pending batch, all ascending.
-            order = np.argsort(terms_all, kind="stable")
-            docs_all, tfs_all = docs_all[order], tfs_all[order]
-        self._docs = docs_all
-        self._tfs = tfs_all
-        df = np.bincount(terms_all, minlength=n_terms)
-        self._indptr = np.zeros(n_terms + 1, dtype=np.int64)
-        np.cumsum(df, out=self._indptr[1:])
-        self._pending = []
-        self._compute_impacts(df)
-        self._stale = False
+    def _publish(self) -> None:
+        """IDF per term, the per-document value of the scoring formula, and the BM25+ offsets,
+        from the live documents (O(vocabulary + documents), vectorised); built aside, then
+        published with the segments as one :class:`_State`, so a search running meanwhile sees
+        the index either before or after the write."""
+        n = self._n_live
+        avgdl = self._total_len / n if self._total_len else 1.0
+        idf = self._idf(self._df, n)
+        p = self.params
+        norm = 1.0 - p["b"] + p["b"] * self._doc_len.astype(np.float64) / avgdl
+        dn = (norm if self.variant == "bm25l" else p["k1"] * norm).astype(np.float32)
+        dn[~self._live] = -1.0  # deleted: skipped by every kernel
+        absent = idf * p["delta"] if self.variant == "bm25+" else np.zeros_like(idf)
+        has = self._df > 0
+        positive = bool(not has.any() or idf[has].min() > 0)
+        self._state = _State(tuple(self._segments), idf, dn, absent.astype(np.float32), positive)
 
     def _idf(self, df: np.ndarray, n: int) -> np.ndarray:
         dff = df.astype(np.float64)
@@ -228,40 +338,26 @@ class BM25Index:
         idf[~has] = 0.0
         return idf
 
-    def _compute_impacts(self, df: np.ndarray) -> None:
-        n = int(self._live.sum())
-        total = int(self._doc_len[self._live].sum(dtype=np.int64)) if n else 0
-        avgdl = total / n if total else 1.0
-        idf = self._idf(df, n)
-        p = self.params
-        self._impacts = _k.compute_impacts(
-            self._indptr, self._docs, self._tfs, idf, self._doc_len, avgdl, p["k1"], p["b"],
-            p.get("delta", 0.0), _CODES[self.variant],
-        )
-        absent = idf * p["delta"] if self.variant == "bm25+" else np.zeros_like(idf)
-        self._absent = absent.astype(np.float32)
-        self._positive = self._all_positive()
-
-    def _all_positive(self) -> bool:
-        """Whether every impact is > 0 (the fast search path's precondition)."""
-        return bool(self._impacts.size == 0 or self._impacts.min() > 0)
-
-    def _buffer(self, name: str, size: int, dtype: type) -> np.ndarray:
-        """A zeroed scratch array kept between searches (kernels leave it clean)."""
-        buf = self._scratch.get(name)
-        if buf is None or buf.shape[0] != size:
-            buf = self._scratch[name] = np.zeros(size, dtype=dtype)
-        return buf
+    def _formula(self) -> tuple[float, tuple[float, float] | None]:
+        """``c`` and ``bm25l`` of :func:`indexes._bm25_kernels.tf_part` for this variant."""
+        k1 = self.params["k1"]
+        if self.variant == "bm25l":
+            return k1 + 1.0, (k1, self.params["delta"])
+        return (1.0 if self.variant == "lucene" else k1 + 1.0), None
 
     # ------------------------------------------------------------------ reads
 
     def __len__(self) -> int:
-        return int(self._live.sum())
+        return self._n_live
 
     @property
     def n_terms(self) -> int:
         """Number of distinct terms ever added (including ones now only in deleted documents)."""
         return len(self._vocab)
+
+    @property
+    def n_segments(self) -> int:
+        return len(self._segments)
 
     @property
     def vocabulary(self) -> Mapping[str, int]:
@@ -271,17 +367,18 @@ class BM25Index:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the index arrays (postings, impacts, lengths; not the term dict)."""
-        self._refresh()
-        arrays = (self._indptr, self._docs, self._tfs, self._impacts, self._absent,
-                  self._doc_len, self._live)
+        """Bytes held by the index arrays (postings, forward index, lengths, statistics)."""
+        arrays = [getattr(s, a) for s in self._segments for a in _SEG_ARRAYS]
+        st = self._state
+        arrays += [self._doc_len, self._live, self._df, st.idf, st.dn, st.absent]
         return int(sum(a.nbytes for a in arrays))
 
     def search(self, token_lists: Sequence[Sequence[str]], k: int) -> SearchResult:
         """Top-k documents for each query (a token list): ids int64, scores float32, padded."""
         k = check_k(k)
         _check_tokens(token_lists, "queries")
-        self._refresh()
+        st = self._state  # one consistent state for this whole search
+        idf = st.idf
         n_q = len(token_lists)
         get = self._vocab.get
         q_terms: list[int] = []
@@ -289,28 +386,39 @@ class BM25Index:
         for i, tokens in enumerate(token_lists):
             for tok in tokens:
                 tid = get(tok)
-                if tid is not None:
+                if tid is not None and tid < idf.shape[0]:
                     q_terms.append(tid)
             q_ptr[i + 1] = len(q_terms)
-        if not q_terms:
+        if not q_terms or not st.segments:
             return empty_result(n_q, k)
-        n_docs = self._doc_len.shape[0]
         terms = np.array(q_terms, dtype=np.int32)
-        if self._positive is None:
-            self._positive = self._all_positive()
-        touched = self._buffer("touched", n_docs, np.int32)
+        stats = (idf, *self._formula(), st.absent)
+        positive = st.positive if self._positive is None else self._positive
+        best: SearchResult | None = None
+        for seg in st.segments:
+            res = self._search_segment(seg, st, stats, positive, q_ptr, terms, k)
+            if seg.base:
+                res.ids[res.ids >= 0] += seg.base
+            best = res if best is None else _merge_top(best, res, k)
+        return best
+
+    def _search_segment(self, seg, st, stats, positive, q_ptr, terms, k) -> SearchResult:
+        n_docs = seg.n_docs
+        lo, hi = seg.base, seg.base + n_docs
+        args = (seg.indptr, seg.docs, seg.tfs, st.dn[lo:hi], *stats, q_ptr, terms, k)
         # Room for the last block's scan chunk past n_docs, and for a whole block.
-        acc = self._buffer("acc", max(_BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK), np.float32)
-        if self._positive:
-            ids, scores = _k.search_positive(
-                self._indptr, self._docs, self._impacts, self._absent, q_ptr, terms, k, acc,
-                touched, _BLOCK_DOCS, _k.CHUNK, _SPARSE_RATIO,
-            )
-        else:
-            ids, scores = _k.search_batch(
-                self._indptr, self._docs, self._impacts, self._absent, q_ptr, terms, k,
-                acc[:n_docs], self._buffer("seen", n_docs, np.uint8), touched,
-            )
+        n_acc = max(_BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK)
+        with (
+            self._pool.take(("acc", n_acc), np.float32) as acc,
+            self._pool.take(("touched", n_docs), np.int32) as touched,
+        ):
+            if positive:
+                ids, scores = _k.search_positive(
+                    *args, acc, touched, _BLOCK_DOCS, _k.CHUNK, _SPARSE_RATIO
+                )
+            else:
+                with self._pool.take(("seen", n_docs), np.uint8) as seen:
+                    ids, scores = _k.search_batch(*args, acc[:n_docs], seen, touched)
         return SearchResult(ids, scores)
 
     def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:
@@ -322,21 +430,26 @@ class BM25Index:
         """
         if isinstance(query_tokens, str):
             raise TypeError("query_tokens must be a list of tokens, not a string")
-        self._refresh()
         doc_id = int(doc_id)
-        if not 0 <= doc_id < self._live.shape[0] or not self._live[doc_id]:
+        st = self._state
+        idf, dn, absent = st.idf, st.dn, st.absent
+        if not 0 <= doc_id < dn.shape[0] or dn[doc_id] < 0:
             raise KeyError(f"{doc_id} is not a live document id")
+        seg = next(s for s in st.segments if s.base <= doc_id < s.base + s.n_docs)
+        local = doc_id - seg.base
         out: list[tuple[str, float]] = []
         for term, count in Counter(query_tokens).items():
             tid = self._vocab.get(term)
-            if tid is None:
+            if tid is None or tid >= idf.shape[0]:
                 continue
-            lo, hi = self._indptr[tid], self._indptr[tid + 1]
-            pos = lo + int(np.searchsorted(self._docs[lo:hi], doc_id))
-            value = float(self._absent[tid])
-            if pos < hi and self._docs[pos] == doc_id:
-                value += float(self._impacts[pos])
-            elif value == 0.0:
+            value = float(absent[tid])
+            if tid + 1 < seg.indptr.shape[0]:
+                lo, hi = seg.indptr[tid], seg.indptr[tid + 1]
+                pos = lo + int(np.searchsorted(seg.docs[lo:hi], local))
+                if pos < hi and seg.docs[pos] == local:
+                    part = _k.tf_part(seg.tfs[pos], dn[doc_id], *self._formula())
+                    value += float(np.float32(idf[tid]) * np.float32(part))
+            if value == 0.0:
                 continue
             out.append((term, count * value))
         out.sort(key=lambda tv: (-tv[1], tv[0]))
@@ -345,19 +458,15 @@ class BM25Index:
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Write the index as .npy arrays + terms.json + meta.json; ``extra`` must be JSON-able."""
+        """Write the index as .npy arrays (per segment) + terms.json + meta.json; ``extra`` must
+        be JSON-able."""
         extra = self.extra if extra is None else extra
         json.dumps(extra)  # fail before writing anything
-        self._refresh()
-        path = write_meta(
-            path, KIND, FORMAT_VERSION, variant=self.variant, params=self.params,
-            n_terms=len(self._vocab), positive_impacts=self._positive, extra=extra,
-        )
-        arrays = {
-            "indptr": self._indptr, "docs": self._docs, "tfs": self._tfs,
-            "impacts": self._impacts, "absent": self._absent, "doc_len": self._doc_len,
-            "live": self._live,
-        }
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        arrays = {"doc_len": self._doc_len, "live": self._live, "df": self._df}
+        for i, seg in enumerate(self._segments):
+            arrays.update({f"seg{i}_{name}": getattr(seg, name) for name in _SEG_ARRAYS})
         # Write beside and rename over: the old files may be memory-mapped by this very index.
         for name, arr in arrays.items():
             tmp = path / f"{name}.npy.tmp"
@@ -365,14 +474,32 @@ class BM25Index:
                 np.save(f, np.ascontiguousarray(arr))
             os.replace(tmp, path / f"{name}.npy")
         (path / "terms.json").write_text(json.dumps(list(self._vocab), ensure_ascii=False))
-        return path
+        return write_meta(
+            path,
+            KIND,
+            FORMAT_VERSION,
+            variant=self.variant,
+            params=self.params,
+            n_terms=len(self._vocab),
+            extra=extra,
+            n_live=self._n_live,
+            total_len=self._total_len,
+            segments=[{"base": s.base, "n_docs": s.n_docs} for s in self._segments],
+        )
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = True) -> BM25Index:
         """Open a saved index; arrays are memory-mapped read-only unless ``mmap=False``."""
         path = Path(path)
         meta = read_meta(path, KIND, FORMAT_VERSION)
-        missing = [f"{n}.npy" for n in _ARRAYS if not (path / f"{n}.npy").is_file()]
+        version = meta["format_version"]
+        if version >= 2:
+            names = ["doc_len", "live", "df"] + [
+                f"seg{i}_{a}" for i in range(len(meta.get("segments", []))) for a in _SEG_ARRAYS
+            ]
+        else:
+            names = list(_V1_ARRAYS)
+        missing = [f"{n}.npy" for n in names if not (path / f"{n}.npy").is_file()]
         if not (path / "terms.json").is_file():
             missing.append("terms.json")
         if missing:
@@ -384,17 +511,79 @@ class BM25Index:
         terms = json.loads((path / "terms.json").read_text())
         index._vocab = {t: i for i, t in enumerate(terms)}
         mode = "r" if mmap else None
-        arrays = {n: np.load(path / f"{n}.npy", mmap_mode=mode) for n in _ARRAYS}
-        if arrays["indptr"].shape[0] != len(terms) + 1:
-            raise IndexFormatError(f"{path}: indptr does not match terms.json")
-        index._indptr, index._docs, index._tfs = arrays["indptr"], arrays["docs"], arrays["tfs"]
-        index._impacts, index._absent = arrays["impacts"], arrays["absent"]
-        index._doc_len, index._live = arrays["doc_len"], arrays["live"]
+        arrays = {n: np.load(path / f"{n}.npy", mmap_mode=mode) for n in names}
+        try:
+            if version >= 2:
+                index._load_segments(meta, arrays, len(terms))
+            else:
+                index._load_v1(arrays, len(terms))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise IndexFormatError(f"{path} holds a damaged BM25Index: {exc}") from exc
         index.extra = meta.get("extra")
-        positive = meta.get("positive_impacts")
-        index._positive = positive if isinstance(positive, bool) else None  # None: check later
+        index._publish()
         return index
+
+    def _load_segments(
+        self, meta: dict[str, Any], arrays: dict[str, np.ndarray], n_terms: int
+    ) -> None:
+        self._doc_len, self._live = arrays["doc_len"], arrays["live"]
+        self._df = np.array(arrays["df"], dtype=np.int64)
+        self._n_live, self._total_len = int(meta["n_live"]), int(meta["total_len"])
+        if self._df.shape[0] != n_terms or self._n_live != int(self._live.sum()):
+            raise ValueError("document frequencies or live count do not match terms.json")
+        for i, s in enumerate(meta["segments"]):
+            seg = _Segment(
+                int(s["base"]), int(s["n_docs"]), *(arrays[f"seg{i}_{a}"] for a in _SEG_ARRAYS)
+            )
+            if seg.indptr.shape[0] > n_terms + 1 or seg.fwd_ptr.shape[0] != seg.n_docs + 1:
+                raise ValueError(f"segment {i}'s arrays do not match its sizes")
+            self._segments.append(seg)
+
+    def _load_v1(self, arrays: dict[str, np.ndarray], n_terms: int) -> None:
+        """A format-1 save (one compacted postings list): one segment, forward index rebuilt."""
+        indptr, docs, tfs = arrays["indptr"], arrays["docs"], arrays["tfs"]
+        if indptr.shape[0] != n_terms + 1:
+            raise ValueError("indptr does not match terms.json")
+        self._doc_len, self._live = arrays["doc_len"], arrays["live"]
+        n = self._doc_len.shape[0]
+        keep = self._live[docs]
+        terms = np.repeat(np.arange(n_terms, dtype=np.int32), np.diff(indptr))[keep]
+        d_keep = docs[keep]
+        order = np.argsort(d_keep, kind="stable")
+        fwd_ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(d_keep, minlength=n), out=fwd_ptr[1:])
+        self._df = np.bincount(terms, minlength=n_terms).astype(np.int64)
+        self._n_live = int(self._live.sum())
+        self._total_len = int(self._doc_len[self._live].sum(dtype=np.int64))
+        if n:
+            self._segments = [_Segment(0, n, indptr, docs, tfs, fwd_ptr, terms[order])]
+            if not keep.all():
+                self._segments[0] = self._compact(self._segments[0])
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return f"BM25Index(variant={self.variant!r}, {params}, docs={len(self)})"
+
+
+def _concat_forward(parts) -> tuple[np.ndarray, np.ndarray]:
+    """Forward indexes (ptr, terms, keep) of adjacent segments, concatenated; dropped documents
+    keep an empty slot."""
+    ptrs, terms = [np.zeros(1, dtype=np.int64)], []
+    offset = 0
+    for ptr, fwd_terms, keep in parts:
+        lens = np.diff(ptr) * keep.astype(bool)
+        terms.append(fwd_terms[np.repeat(keep.astype(bool), np.diff(ptr))])
+        ptrs.append(offset + np.cumsum(lens))
+        offset += int(lens.sum())
+    return np.concatenate(ptrs), (np.concatenate(terms) if terms else np.zeros(0, np.int32))
+
+
+def _merge_top(a: SearchResult, b: SearchResult, k: int) -> SearchResult:
+    """Top-k of two results over disjoint documents: score descending, id ascending."""
+    ids = np.concatenate([a.ids, b.ids], axis=1)
+    scores = np.concatenate([a.scores, b.scores], axis=1)
+    order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores), axis=1)
+    ids = np.take_along_axis(ids, order, 1)[:, :k]
+    scores = np.take_along_axis(scores, order, 1)[:, :k]
+    ids[ids < 0] = PAD_ID
+    return SearchResult(np.ascontiguousarray(ids), np.ascontiguousarray(scores))

@@ -41,8 +41,9 @@ def check_against(res: SearchResult, docs, queries, score_fn) -> None:
         assert set(found.tolist()) == hits(docs, q)
         if found.size:
             ref = score_fn(q)
-            np.testing.assert_allclose(res.scores[row][: found.size], ref[found],
-                                       rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(
+                res.scores[row][: found.size], ref[found], rtol=1e-5, atol=1e-5
+            )
             # Ranking: score descending, ties by smaller id.
             order = sorted(found.tolist(), key=lambda d: (-np.float32(ref[d]), d))
             scores = res.scores[row][: found.size]
@@ -140,8 +141,9 @@ def test_repeated_query_terms_count_each_time() -> None:
     once = index.search([["w10"]], k=5)
     twice = index.search([["w10", "w10"]], k=5)
     np.testing.assert_array_equal(once.ids, twice.ids)
-    np.testing.assert_allclose(twice.scores[0][once.ids[0] >= 0],
-                               2 * once.scores[0][once.ids[0] >= 0], rtol=1e-6)
+    np.testing.assert_allclose(
+        twice.scores[0][once.ids[0] >= 0], 2 * once.scores[0][once.ids[0] >= 0], rtol=1e-6
+    )
 
 
 def test_ties_break_by_smaller_id_and_padding() -> None:
@@ -183,9 +185,16 @@ def _search_every_path(index: BM25Index, queries, k: int, monkeypatch) -> list[S
     return out
 
 
-@pytest.mark.parametrize(("variant", "kw"), [
-    ("lucene", {}), ("okapi", {}), ("bm25l", {}), ("bm25+", {}), ("bm25+", {"delta": 40.0}),
-])
+@pytest.mark.parametrize(
+    ("variant", "kw"),
+    [
+        ("lucene", {}),
+        ("okapi", {}),
+        ("bm25l", {}),
+        ("bm25+", {}),
+        ("bm25+", {"delta": 40.0}),
+    ],
+)
 def test_search_paths_are_bit_identical(variant: str, kw: dict, monkeypatch) -> None:
     # Several accumulator blocks (incl. a partial last one); ties from short, repeated docs.
     rng = np.random.default_rng(9)
@@ -229,7 +238,7 @@ def test_zero_impacts_take_the_general_path() -> None:
     index = BM25Index("okapi", epsilon=0.0)
     index.add(docs)
     res = index.search([["a"], ["a", "b"]], k=4)
-    assert index._positive is False
+    assert index._state.positive is False
     assert res.ids[0].tolist() == [0, 1, 2, PAD_ID]
     np.testing.assert_array_equal(res.scores[0][:3], 0.0)
     ref = rank_bm25.BM25Okapi(docs, epsilon=0.0)
@@ -307,8 +316,7 @@ def test_save_load_roundtrip(tmp_path) -> None:
     extra = {"analyzer": {"name": "english", "stem": True}}
     index.save(tmp_path / "bm25", extra=extra)
     meta = json.loads((tmp_path / "bm25" / "meta.json").read_text())
-    assert meta["type"] == "BM25Index" and meta["format_version"] == 1
-    assert meta["positive_impacts"] is True
+    assert meta["type"] == "BM25Index" and meta["format_version"] == 2
     for mmap in (True, False):
         loaded = BM25Index.load(tmp_path / "bm25", mmap=mmap)
         assert loaded.variant == "bm25l" and loaded.params == index.params
@@ -317,26 +325,66 @@ def test_save_load_roundtrip(tmp_path) -> None:
         np.testing.assert_array_equal(before.ids, after.ids)
         np.testing.assert_array_equal(before.scores, after.scores)
         if mmap:
-            assert isinstance(loaded._impacts, np.memmap)
+            assert isinstance(loaded._state.segments[0].docs, np.memmap)
         # A loaded (read-only) index still takes writes.
         new = loaded.add([["w1", "w2"]])
         assert new.tolist() == [len(docs)]
         loaded.delete([0])
         assert len(loaded) == len(index)
         assert loaded.search([["w1"]], k=200).ids.max() == len(docs)
-    # Older saves lack the positive-impacts flag: it is worked out on first search.
-    del meta["positive_impacts"]
-    (tmp_path / "bm25" / "meta.json").write_text(json.dumps(meta))
-    loaded = BM25Index.load(tmp_path / "bm25")
-    assert loaded._positive is None
-    np.testing.assert_array_equal(loaded.search(queries, k=10).ids, before.ids)
-    assert loaded._positive is True
     # Saving over the folder a memory-mapped index was loaded from is safe.
     mapped = BM25Index.load(tmp_path / "bm25")
     mapped.save(tmp_path / "bm25")
     np.testing.assert_array_equal(mapped.search(queries, k=10).ids, before.ids)
-    np.testing.assert_array_equal(BM25Index.load(tmp_path / "bm25").search(queries, k=10).ids,
-                                  before.ids)
+    np.testing.assert_array_equal(
+        BM25Index.load(tmp_path / "bm25").search(queries, k=10).ids, before.ids
+    )
+
+
+def test_format_1_saves_still_load(tmp_path) -> None:
+    # Format 1 kept one compacted postings list (term-major docs, tfs) with precomputed impacts.
+    docs = [["a", "b", "a"], ["b", "c"], ["c"], ["a", "d"]]
+    terms = ["a", "b", "c", "d"]
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    arrays = {
+        "indptr": np.array([0, 2, 4, 6, 7], np.int64),
+        "docs": np.array([0, 3, 0, 1, 1, 2, 3], np.int32),
+        "tfs": np.array([2, 1, 1, 1, 1, 1, 1], np.int32),
+        "impacts": np.zeros(7, np.float32),
+        "absent": np.zeros(4, np.float32),
+        "doc_len": np.array([3, 2, 1, 2], np.int32),
+        "live": np.array([1, 1, 0, 1], bool),
+    }
+    arrays["docs"], arrays["tfs"] = arrays["docs"][[0, 1, 2, 3, 4, 6]], arrays["tfs"][:6]
+    arrays["indptr"] = np.array([0, 2, 4, 5, 6], np.int64)  # doc 2 (deleted) compacted away
+    for name, arr in arrays.items():
+        np.save(folder / f"{name}.npy", arr)
+    (folder / "terms.json").write_text(json.dumps(terms))
+    (folder / "meta.json").write_text(
+        json.dumps(
+            {
+                "type": "BM25Index",
+                "format_version": 1,
+                "variant": "okapi",
+                "params": {"k1": 1.5, "b": 0.75, "epsilon": 0.25},
+                "n_terms": 4,
+            }
+        )
+    )
+    loaded = BM25Index.load(folder)
+    fresh = BM25Index("okapi")
+    fresh.add([docs[0], docs[1], [], docs[3]])
+    fresh.delete([2])
+    queries = [["a"], ["b", "c"], ["d", "a"]]
+    got, want = loaded.search(queries, k=4), fresh.search(queries, k=4)
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_array_equal(got.scores, want.scores)
+    loaded.delete([0])  # the rebuilt forward index gives deletes their statistics
+    fresh.delete([0])
+    np.testing.assert_array_equal(
+        loaded.search(queries, k=4).scores, fresh.search(queries, k=4).scores
+    )
 
 
 def test_load_errors(tmp_path) -> None:
@@ -348,8 +396,8 @@ def test_load_errors(tmp_path) -> None:
     index = BM25Index()
     index.add([["a"]])
     index.save(tmp_path / "ok")
-    (tmp_path / "ok" / "impacts.npy").unlink()
-    with pytest.raises(IndexFormatError, match="impacts"):
+    (tmp_path / "ok" / "seg0_tfs.npy").unlink()
+    with pytest.raises(IndexFormatError, match="seg0_tfs"):
         BM25Index.load(tmp_path / "ok")
     with pytest.raises(TypeError):
         index.save(tmp_path / "bad", extra={"f": object()})

@@ -1,0 +1,42 @@
+"""Pooled scratch buffers for search kernels, safe to take from several threads at once.
+
+A kernel leaves its buffers clean (zeroed) when it returns, so a buffer goes back to the pool
+after a successful call and is reused by the next search of the same size; a call that raises
+drops its buffers (they may be dirty). Each running search holds its own buffers, so concurrent
+searches never share one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+
+class ScratchPool:
+    """``with pool.take((name, size), dtype) as buf:`` a zeroed array of ``size`` elements."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self._free: dict[Hashable, list[np.ndarray]] = {}
+        self._lock = threading.Lock()
+        self._keep = keep  # buffers kept per key (about the number of concurrent searches)
+
+    @contextmanager
+    def take(self, key: tuple[Hashable, int], dtype: type) -> Iterator[np.ndarray]:
+        with self._lock:
+            free = self._free.get(key)
+            buf = free.pop() if free else None
+            if free is not None and not free:
+                del self._free[key]
+        if buf is None:
+            buf = np.zeros(key[1], dtype=dtype)
+        yield buf  # an exception in the block skips the return below: the buffer is dropped
+        with self._lock:
+            free = self._free.setdefault(key, [])
+            if len(free) < self._keep:
+                free.append(buf)
+            stale = [k for k in self._free if k[0] == key[0] and k[1] != key[1]]
+            for k in stale:  # the index changed size: older buffers will not be asked for
+                del self._free[k]

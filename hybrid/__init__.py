@@ -3,6 +3,7 @@
 Start with :class:`HybridRetriever` (``HybridRetriever.from_preset("offline")``).
 """
 
+from hybrid.documents import Document
 from hybrid.engine import HybridRetriever
 from hybrid.results import Explanation, Hit, SourceScore, TermContribution, TokenContribution
 from hybrid.retrievers import BM25Retriever, DenseRetriever, Retriever, SpladeRetriever
@@ -10,6 +11,7 @@ from hybrid.retrievers import BM25Retriever, DenseRetriever, Retriever, SpladeRe
 __all__ = [
     "BM25Retriever",
     "DenseRetriever",
+    "Document",
     "Explanation",
     "Hit",
     "HybridRetriever",

@@ -6,7 +6,6 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -16,8 +15,9 @@ import numpy as np
 
 import fusion as fusion_lib
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
+from hybrid.documents import Document
 from hybrid.encoders._common import validate_texts
-from hybrid.locks import RWLock
+from hybrid.locks import RWLock, run_each
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
 from hybrid.retrievers import Retriever
@@ -27,6 +27,10 @@ from indexes._base import IndexFormatError, check_k, read_meta, write_meta
 
 FORMAT_VERSION = 1
 _KIND = "HybridRetriever"
+PARALLEL_MIN_WORK = 20_000
+"""Documents x queries below which ``parallel=True`` searches the retrievers one after another
+in the calling thread: handing work to the pool costs more than it saves there (see
+``benchmarks/concurrency.py``)."""
 _T = TypeVar("_T")
 
 
@@ -44,6 +48,21 @@ class HybridRetriever:
     ``"rrf"``, ...); ``weights`` maps retriever names to non-negative weights (missing names
     weigh 1.0, a weight of 0 leaves that retriever out of the search); ``depth`` is how many
     candidates each retriever contributes before fusion.
+
+    Threads: one engine may be shared by any number of threads. Searches (``search``,
+    ``retrieve``, ``fuse``, ``get``, ``ids``, ``len``, ``Hit.explain``) run concurrently with each
+    other, on several cores (the index kernels release the GIL), and with writes (``add``,
+    ``delete``, ``upsert``, ``update_metadata``, ``save``). Each search sees the engine as it was
+    before or after any write, never in between: a write is prepared (validated, and its
+    documents encoded) while searches go on, then applied as one unit under a readers-writer
+    lock, which holds new searches back only while the prepared write is applied (milliseconds
+    for a small write; BM25 statistics are updated in O(documents) vectorised, segment merges
+    of the SPLADE and BM25 indexes grow with their size). Writes run one at a time, in call
+    order per thread. Once ``delete`` (or ``upsert``) returns, no search that starts afterwards
+    returns the old document; a search that started before may. ``Hit.explain`` of a hit whose
+    document was deleted since raises ``KeyError``. ``parallel=True`` searches the retrievers of
+    one query batch in a shared thread pool (the calling thread takes one of them); small
+    searches, where a hand-off costs more than it saves, run in the calling thread.
     """
 
     def __init__(
@@ -127,13 +146,92 @@ class HybridRetriever:
             self._commit(batch)
         return batch.ids
 
+    def upsert(
+        self,
+        texts: str | Sequence[str],
+        ids: DocId | Sequence[DocId],
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        encoded: Mapping[str, Any] | None = None,
+    ) -> list[DocId]:
+        """Insert documents, replacing those whose id is already indexed; returns the ids.
+
+        Atomic: a search sees every document of the call replaced or none. The ids of one call
+        must be unique. A replaced document gets its new text and metadata (``{}`` when not
+        given) and moves to the end of :meth:`ids`. Everything is validated and encoded before
+        anything changes. ``encoded`` is as for :meth:`add`.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+            ids = [ids] if isinstance(ids, (str, int)) else ids
+        texts = validate_texts(texts, "documents")
+        if ids is None:
+            raise TypeError("upsert needs ids (one per document) to know what to replace")
+        with self._writer:
+            batch = self._prepare_add(texts, ids, metadata, encoded, replacing=True)
+            batch.delete_rows = self.store.rows_of([i for i in batch.ids if i in self.store])
+            self._commit(batch)
+        return batch.ids
+
     def delete(self, ids: DocId | Sequence[DocId]) -> None:
-        """Remove documents by id from every retriever."""
-        if isinstance(ids, (str, int)):
-            ids = [ids]
+        """Remove documents by id from every retriever; unknown ids raise ``KeyError`` naming
+        them and nothing is removed."""
+        ids = _as_id_list(ids)
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate id in ids: {_first_duplicate(ids)!r}")
         with self._writer:
             rows = self.store.rows_of(ids)
             self._commit(WriteBatch(delete_rows=rows))
+
+    def update_metadata(
+        self,
+        ids: DocId | Sequence[DocId],
+        metadata: Mapping[str, Any] | Sequence[Mapping[str, Any] | None],
+    ) -> None:
+        """Replace the metadata of indexed documents, without encoding them again.
+
+        ``update_metadata("a", {"lang": "en"})`` for one document, or lists of the same length
+        (``None`` clears a document's metadata). The new dict replaces the old one whole.
+        Unknown ids raise ``KeyError`` naming them; nothing changes then.
+        """
+        single = isinstance(ids, (str, int)) and not isinstance(ids, bool)
+        ids = _as_id_list(ids)
+        if single:
+            if not isinstance(metadata, Mapping):
+                raise TypeError(
+                    f"metadata for one id must be a dict, got {type(metadata).__name__}"
+                )
+            metadata = [metadata]
+        elif isinstance(metadata, Mapping) or not isinstance(metadata, Sequence):
+            raise TypeError("metadata must be a list of dicts, one per id")
+        if len(metadata) != len(ids):
+            raise ValueError(f"got {len(ids)} ids but {len(metadata)} metadata entries")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate id in ids: {_first_duplicate(ids)!r}")
+        for i, m in enumerate(metadata):
+            if m is not None and not isinstance(m, Mapping):
+                raise TypeError(f"metadata[{i}] must be a dict or None")
+        with self._writer:
+            rows = self.store.rows_of(ids)
+            updates = {int(r): dict(m) if m else {} for r, m in zip(rows, metadata, strict=True)}
+            self._commit(WriteBatch(metadata_updates=updates))
+
+    @overload
+    def get(self, ids: DocId) -> Document: ...
+    @overload
+    def get(self, ids: Sequence[DocId]) -> list[Document]: ...
+
+    def get(self, ids: DocId | Sequence[DocId]) -> Document | list[Document]:
+        """The stored text and metadata of documents by id: one :class:`Document` for one id,
+        a list in the order asked for a list. Unknown ids raise ``KeyError`` naming them."""
+        single = isinstance(ids, (str, int)) and not isinstance(ids, bool)
+        id_list = _as_id_list(ids)
+        with self._rw.read():
+            rows = self.store.rows_of(id_list).tolist()
+            docs = [
+                Document(self.store.ids[r], self.store.texts[r], dict(self.store.metadata[r]))
+                for r in rows
+            ]
+        return docs[0] if single else docs
 
     def ids(self) -> list[DocId]:
         """The ids of the live documents, in insertion order."""
@@ -154,9 +252,11 @@ class HybridRetriever:
         ids: Sequence[DocId] | None,
         metadata: Sequence[Mapping[str, Any] | None] | None,
         encoded: Mapping[str, Any] | None,
+        replacing: bool = False,
     ) -> WriteBatch:
-        """Validate a batch of new documents and encode it for every retriever."""
-        ids, meta = self.store.check_new(texts, ids, metadata)
+        """Validate a batch of new documents and encode it for every retriever (``replacing``:
+        an upsert, whose ids may already be indexed)."""
+        ids, meta = self.store.check_new(texts, ids, metadata, replacing=replacing)
         given = dict(encoded or {})
         unknown = set(given) - set(self.names)
         if unknown:
@@ -175,7 +275,10 @@ class HybridRetriever:
             self._apply(batch)
 
     def _apply(self, batch: WriteBatch) -> None:
-        """Deletes first, then appends (rows continue from the store's row count)."""
+        """Deletes first, then appends (rows continue from the store's row count), then
+        metadata updates."""
+        if batch.metadata_updates:
+            self.store.set_metadata(batch.metadata_updates)
         if batch.delete_rows.size:
             for retriever in self.retrievers.values():
                 retriever.delete(batch.delete_rows)
@@ -240,7 +343,9 @@ class HybridRetriever:
                 queries, encoded, max(cfg.retrieval_depth, top), names
             )
             hits = self._fuse(candidates, top, cfg)
-        if rerank is not None:
+            if rerank is not None and rerank.reads_index:
+                hits = [self._rerank(rerank, q, h, k) for q, h in zip(queries, hits, strict=True)]
+        if rerank is not None and not rerank.reads_index:
             hits = [self._rerank(rerank, q, h, k) for q, h in zip(queries, hits, strict=True)]
         return hits[0] if single else hits
 
@@ -296,7 +401,10 @@ class HybridRetriever:
         self, queries: list[str], encoded: dict[str, Any], depth: int, names: list[str]
     ) -> Candidates:
         """Search every named retriever with its encoded queries (caller holds the read lock)."""
-        results = self._each(lambda n: self.retrievers[n].search_encoded(encoded[n], depth), names)
+        work = len(self.store) * len(queries)  # small searches stay in the calling thread
+        results = self._each(
+            lambda n: self.retrievers[n].search_encoded(encoded[n], depth), names, work
+        )
         return Candidates(queries=queries, results=results, encoded=dict(encoded))
 
     def fuse(
@@ -437,7 +545,8 @@ class HybridRetriever:
             for name in hit.sources:
                 retriever = self.retrievers[name]
                 encoded = candidates.encoded_query(retriever, name, q)
-                terms = retriever.explain_terms(encoded, row, top)
+                with self._rw.read():  # the indexes as they are now (KeyError if deleted since)
+                    terms = retriever.explain_terms(encoded, row, top)
                 (splade if retriever.kind == "splade" else bm25).extend(terms)
             return Explanation(
                 id=hit.id,
@@ -577,13 +686,36 @@ class HybridRetriever:
         """Apply ``fn`` to each named retriever, in parallel threads when enabled."""
         return self._each(lambda n: fn(self.retrievers[n]), names)
 
-    def _each(self, fn: Callable[[str], _T], names: list[str]) -> dict[str, _T]:
-        """Apply ``fn`` to each retriever name, in parallel threads when enabled."""
-        if not self.parallel or len(names) <= 1:
-            return {n: fn(n) for n in names}
-        with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="retriever") as pool:
-            futures = {n: pool.submit(fn, n) for n in names}
-            return {n: f.result() for n, f in futures.items()}
+    def _each(
+        self, fn: Callable[[str], _T], names: list[str], work: int | None = None
+    ) -> dict[str, _T]:
+        """Apply ``fn`` to each retriever name: in the shared thread pool when enabled and
+        ``work`` (documents x queries; None: unknown, e.g. encoding) is not tiny."""
+        parallel = self.parallel and (work is None or work >= PARALLEL_MIN_WORK)
+        return run_each(fn, names, parallel)
+
+
+def _as_id_list(ids: DocId | Sequence[DocId]) -> list[DocId]:
+    """One id or a list of ids as a list, checked: str or int each."""
+    if isinstance(ids, (str, int)) and not isinstance(ids, bool):
+        return [ids]
+    if isinstance(ids, bytes) or not isinstance(ids, Sequence):
+        kind = type(ids).__name__
+        raise TypeError(f"ids must be an id (str or int) or a list of them, got {kind}")
+    out = list(ids)
+    for i, doc_id in enumerate(out):
+        if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
+            raise TypeError(f"ids[{i}] is {type(doc_id).__name__}; ids must be str or int")
+    return out
+
+
+def _first_duplicate(ids: list[DocId]) -> DocId:
+    seen: set[DocId] = set()
+    for doc_id in ids:
+        if doc_id in seen:
+            return doc_id
+        seen.add(doc_id)
+    raise ValueError("no duplicate")  # pragma: no cover - callers check first
 
 
 def _fusion_label(cfg: FusionConfig) -> str:

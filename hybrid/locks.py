@@ -1,14 +1,21 @@
-"""A readers-writer lock: many searches at once, one write applied at a time.
+"""A readers-writer lock (many searches at once, one write applied at a time) and the shared
+thread pool that runs one search's retrievers side by side.
 
 Writers are preferred: once a writer waits, new readers queue behind it, so a steady stream of
-searches cannot starve a write. The lock is not re-entrant.
+searches cannot starve a write. The lock is not re-entrant: a thread holding the read lock must
+not take it again (a waiting writer would block it for ever).
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class RWLock:
@@ -50,3 +57,46 @@ class RWLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+# -- the shared thread pool behind ``parallel=True`` ------------------------------------------
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def shared_pool() -> ThreadPoolExecutor:
+    """One process-wide pool for the retrievers of parallel searches (created on first use):
+    threads are started once, not per search."""
+    global _POOL
+    if _POOL is None:
+        with _POOL_LOCK:
+            if _POOL is None:
+                workers = min(32, 4 * (os.cpu_count() or 1))
+                _POOL = ThreadPoolExecutor(workers, thread_name_prefix="hybrid-retriever")
+    return _POOL
+
+
+def run_each(fn: Callable[[str], T], names: list[str], parallel: bool) -> dict[str, T]:
+    """``{name: fn(name)}``; with ``parallel``, all but the first run in the shared pool while
+    the calling thread runs the first. Every call has finished when this returns or raises (the
+    caller's locks cover them all); the first exception, in name order, is raised."""
+    if not parallel or len(names) <= 1:
+        return {n: fn(n) for n in names}
+    pool = shared_pool()
+    futures = {n: pool.submit(fn, n) for n in names[1:]}
+    results: dict[str, T] = {}
+    errors: dict[str, BaseException] = {}
+    try:
+        results[names[0]] = fn(names[0])
+    except BaseException as exc:  # re-raised below, after the others finish
+        errors[names[0]] = exc
+    for name, future in futures.items():
+        try:
+            results[name] = future.result()
+        except BaseException as exc:
+            errors[name] = exc
+    for name in names:
+        if name in errors:
+            raise errors[name]
+    return {n: results[n] for n in names}

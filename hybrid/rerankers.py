@@ -33,6 +33,9 @@ class Reranker(ABC):
     """Scores candidates for a query; higher is better."""
 
     name: str = "reranker"
+    reads_index: bool = False
+    """True for rerankers that read the engine's indexes (not only the texts): the engine then
+    reranks inside the search's read lock, so a concurrent write cannot change them meanwhile."""
 
     @abstractmethod
     def score(self, query: str, candidates: RerankCandidates) -> np.ndarray:
@@ -102,6 +105,8 @@ class SpladeRescorer(Reranker):
 
     Gives every candidate its SPLADE score, including those the SPLADE retriever did not return.
     """
+
+    reads_index = True
 
     def __init__(self, retriever: str = "splade") -> None:
         self.retriever = retriever

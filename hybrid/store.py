@@ -40,8 +40,11 @@ class DocumentStore:
         texts: Sequence[str],
         ids: Sequence[DocId] | None,
         metadata: Sequence[Mapping[str, Any] | None] | None,
+        replacing: bool = False,
     ) -> tuple[list[DocId], list[dict[str, Any]]]:
-        """Validate a batch before anything is encoded; returns its ids and metadata."""
+        """Validate a batch before anything is encoded; returns its ids and metadata.
+
+        ``replacing`` (an upsert) lets ids that are already in the store through."""
         n = len(texts)
         if ids is None:
             ids = [str(self.n_rows + i) for i in range(n)]
@@ -63,7 +66,7 @@ class DocumentStore:
             for doc_id in ids:
                 if doc_id in seen:
                     raise ValueError(f"duplicate id {doc_id!r} in this batch")
-                if doc_id in self._row:
+                if doc_id in self._row and not replacing:
                     raise ValueError(f"id {doc_id!r} is already in the index")
                 seen.add(doc_id)
         if metadata is None:
@@ -77,6 +80,11 @@ class DocumentStore:
                     raise TypeError(f"metadata[{i}] must be a dict or None")
             meta = [dict(m) if m else {} for m in meta]
         return ids, meta
+
+    def set_metadata(self, updates: Mapping[int, dict[str, Any]]) -> None:
+        """Replace the metadata of live rows (row -> new metadata dict)."""
+        for row, meta in updates.items():
+            self.metadata[row] = meta
 
     def append(self, texts: Sequence[str], ids: list[DocId], meta: list[dict[str, Any]]) -> None:
         for doc_id, text, m in zip(ids, texts, meta, strict=True):

@@ -11,11 +11,11 @@ per document in query-term order, so all paths give bit-identical scores, and ke
 
 ``search_positive`` serves indexes whose contributions are all > 0 (the usual case): a score
 above zero marks a hit, so no per-document "seen" flags are needed. A query with many postings
-is scored one document block at a time: the postings of all its terms that fall in the block are added
-into a block-sized (cache-resident) accumulator, which is then scanned for the top k in chunks
-whose maximum is compared with the current k-th score (a vectorised integer max over the float
-bits, valid because scores are non-negative) and cleared. A query with few postings adds into a
-collection-sized accumulator and keeps a list of the documents it touched.
+is scored one document block at a time: the postings of all its terms that fall in the block
+are added into a block-sized (cache-resident) accumulator, which is then scanned for the top k
+in chunks whose maximum is compared with the current k-th score (a vectorised integer max over
+the float bits, valid because scores are non-negative) and cleared. A query with few postings
+adds into a collection-sized accumulator and keeps a list of the documents it touched.
 ``search_batch`` is the general path (contributions that may be zero or negative).
 All kernels are single-threaded and release the GIL (``nogil=True``), so searches from several
 Python threads run on several cores; each running search needs its own scratch buffers.

@@ -16,7 +16,8 @@ Search is exhaustive and exact, one query at a time, window by window: the windo
 accumulator (128 KB) stays in the L2 cache, dense rows are added with vectorised loops, sparse
 postings are scattered, and the window is scanned for the top k, 64 documents at a time,
 skipping blocks with no score above the current k-th best. SPLADE queries are dominated by
-frequent terms, so most of their postings take the dense path.
+frequent terms, so most of their postings take the dense path. The kernels release the GIL
+(``nogil=True``): searches from several Python threads run on several cores.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ _BLOCK = 64
 # building
 
 
-@njit(cache=_CACHE)
+@njit(cache=_CACHE, nogil=True)
 def csr_to_term_major(indptr, indices, codes, dim):
     """Transpose CSR rows (documents) into per-term lists of (local doc, weight), doc-sorted."""
     n_docs = indptr.shape[0] - 1
@@ -61,13 +62,13 @@ def csr_to_term_major(indptr, indices, codes, dim):
     return counts, docs, w
 
 
-@njit(cache=_CACHE)
+@njit(cache=_CACHE, nogil=True)
 def n_windows(n_docs):
     """Windows of a segment of ``n_docs`` documents (at least one)."""
     return max(1, (n_docs + WINDOW - 1) // WINDOW)
 
 
-@njit(cache=_CACHE)
+@njit(cache=_CACHE, nogil=True)
 def split_dense(ptr, docs, w, n_docs, min_share):
     """The segment layout (module docstring) of per-term doc-sorted lists ``ptr, docs, w``.
 
@@ -119,7 +120,7 @@ def split_dense(ptr, docs, w, n_docs, min_share):
     return out_ptr, out_docs, out_w, dense_of, dense
 
 
-@njit(cache=_CACHE)
+@njit(cache=_CACHE, nogil=True)
 def to_term_major(ptr, docs, w, dense_of, dense, deleted, offset, ratio):
     """Per-term doc-sorted lists of a segment without its deleted docs, ids shifted by ``offset``.
 
@@ -165,7 +166,7 @@ def to_term_major(ptr, docs, w, dense_of, dense, deleted, offset, ratio):
     return out_ptr, out_docs, out_w
 
 
-@njit(cache=_CACHE)
+@njit(cache=_CACHE, nogil=True)
 def concat_term_major(ptr_a, docs_a, w_a, ptr_b, docs_b, w_b):
     """Concatenate two per-term lists (every id of ``b`` is larger than every id of ``a``)."""
     dim = ptr_a.shape[0] - 1
@@ -189,7 +190,7 @@ def concat_term_major(ptr_a, docs_a, w_a, ptr_b, docs_b, w_b):
 # stored vectors
 
 
-@njit(cache=_CACHE)
+@njit(cache=_CACHE, nogil=True)
 def _find(docs, a, b, x):
     """First position in ``docs[a:b]`` (sorted) whose id is >= x."""
     lo = a
@@ -203,7 +204,7 @@ def _find(docs, a, b, x):
     return lo
 
 
-@njit(cache=_CACHE)
+@njit(cache=_CACHE, nogil=True)
 def extract_docs(ptr, docs, w, dense_of, dense, n_docs, wanted, by_scan):
     """Stored vectors of the sorted local ids ``wanted``: (row, term, weight) triplets.
 
@@ -305,7 +306,7 @@ def _scatter(acc, docs, w, a, b, q):
         x += 1
 
 
-@njit(cache=_CACHE)
+@njit(cache=_CACHE, nogil=True)
 def _search_one(ptr, docs, w, dense_of, dense, deleted, qt, qw, k, theta_in, acc, out_s, out_i):
     """Exact top-k of one query in one segment; returns the number of hits written.
 
@@ -371,7 +372,7 @@ def _search_one(ptr, docs, w, dense_of, dense, deleted, qt, qw, k, theta_in, acc
     return size
 
 
-@njit(cache=_CACHE)
+@njit(cache=_CACHE, nogil=True)
 def search_serial(ptr, docs, w, dense_of, dense, deleted, q_ptr, q_idx, q_val, k, theta, acc,
                   out_s, out_i, out_n):
     """All queries of a CSR batch, one after another, in one segment."""
@@ -382,7 +383,7 @@ def search_serial(ptr, docs, w, dense_of, dense, deleted, q_ptr, q_idx, q_val, k
                                theta[q], acc, out_s[q], out_i[q])
 
 
-@njit(cache=_CACHE, parallel=True)
+@njit(cache=_CACHE, parallel=True, nogil=True)
 def search_parallel(ptr, docs, w, dense_of, dense, deleted, q_ptr, q_idx, q_val, k, theta, acc2,
                     out_s, out_i, out_n):
     """Queries spread over ``acc2.shape[0]`` threads, each with its own accumulator row."""

@@ -18,6 +18,10 @@
   raise a ``ValueError`` that says how many are needed. FAISS's polysemous training, which
   ``index_factory`` turns on for 8-bit PQ but which only serves polysemous search (off here),
   is switched off: it cost ~100 s for a 3,000-vector PQ8 on this 2-core machine.
+* **Concurrency.** Any number of searches may run at once from several Python threads (FAISS
+  releases the GIL while it searches). A write (``add``, ``delete``, ``train``) must not run
+  concurrently with anything else on the same index (FAISS indexes are not safe to search while
+  they change): :class:`hybrid.HybridRetriever` guarantees that with its readers-writer lock.
 * **Threads.** ``threads`` (per index, or per ``add``/``train``/``search`` call) sets FAISS's
   OpenMP thread count for that call and restores the previous value afterwards. Caveat: FAISS's
   thread count is process-global, so two calls with different ``threads`` running concurrently
@@ -376,15 +380,15 @@ class DenseIndex:
         hnsw = self._hnsw()
         if hnsw is None:
             return False  # other tombstoned types (refine, ...) may not take a selector
-        if self._params is None:  # the bitmap selector, rebuilt after add / delete
+        cached = self._params  # one reference: another search may replace the attribute
+        if cached is None:  # the bitmap selector, rebuilt after add / delete
             bitmap = np.packbits(self._alive, bitorder="little")
-            self._params = (
-                bitmap,
-                faiss.IDSelectorBitmap(self._alive.size, faiss.swig_ptr(bitmap)),
-            )
+            cached = (bitmap, faiss.IDSelectorBitmap(self._alive.size, faiss.swig_ptr(bitmap)))
+            self._params = cached
         params = faiss.SearchParametersHNSW()
         params.efSearch = int(hnsw.hnsw.efSearch)
-        params.sel = self._params[1]
+        params.sel = cached[1]
+        params._keep = cached  # the bitmap and selector must outlive the FAISS call
         return params
 
     def search(

@@ -17,6 +17,9 @@ deleted documents are masked and dropped from postings when their segment is mer
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +64,25 @@ class _Segment:
     deleted: np.ndarray  # uint8, n_docs
 
 
+_LAUNCH_LOCK = threading.Lock()
+
+
+@contextmanager
+def _parallel_launch() -> Iterator[None]:
+    """Serialise parallel kernel launches unless numba's threading layer is thread-safe (the
+    ``workqueue`` layer aborts when two threads launch parallel work at once; ``omp`` and
+    ``tbb`` do not)."""
+    try:
+        safe = numba.threading_layer() in ("omp", "tbb")
+    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+        safe = False
+    if safe:
+        yield
+        return
+    with _LAUNCH_LOCK:
+        yield
+
+
 def _as_csr(x: Any, what: str) -> sp.csr_matrix:
     """Canonical float CSR, copied only when it must change: summed duplicates, no zeros.
 
@@ -96,6 +118,11 @@ class SparseIndex:
         quant_step: weight of one uint16 step; by default the first batch's largest weight
             x 1.25 / 65535. A later batch with a larger weight re-quantises the index.
         threads: default number of search threads (``None``: numba's default, all cores).
+
+    Any number of searches may run at once from several Python threads (the kernels release the
+    GIL; each search takes its own accumulators). A write (``add``, ``delete``, ``compact``) must
+    not run concurrently with anything else on the same index: :class:`hybrid.HybridRetriever`
+    guarantees that with its readers-writer lock.
     """
 
     def __init__(
@@ -282,12 +309,13 @@ class SparseIndex:
                 if n_threads == 1:
                     K.search_serial(*args, acc[0], out_s, out_i, out_n)
                 else:
-                    old = numba.get_num_threads()
-                    numba.set_num_threads(n_threads)
-                    try:
-                        K.search_parallel(*args, acc, out_s, out_i, out_n)
-                    finally:
-                        numba.set_num_threads(old)
+                    with _parallel_launch():
+                        old = numba.get_num_threads()  # per calling thread
+                        numba.set_num_threads(n_threads)
+                        try:
+                            K.search_parallel(*args, acc, out_s, out_i, out_n)
+                        finally:
+                            numba.set_num_threads(old)
                 if seg.base:
                     out_i = np.where(out_i >= 0, out_i + seg.base, PAD_ID)
                 if best_i is None:
@@ -314,12 +342,15 @@ class SparseIndex:
         return int(max(1, min(t, n_q, numba.config.NUMBA_NUM_THREADS)))
 
     def _workspace(self, n_threads: int) -> np.ndarray:
-        """Per-thread accumulator windows (pooled scratch space)."""
-        while self._pool:
-            acc = self._pool.pop()
+        """Per-thread accumulator windows (pooled scratch space; each running search takes its
+        own, so concurrent searches never share one)."""
+        while True:
+            try:
+                acc = self._pool.pop()  # atomic: two searches never get the same array
+            except IndexError:
+                return np.zeros((n_threads, K.WINDOW), np.float32)
             if acc.shape[0] >= n_threads:
                 return acc
-        return np.zeros((n_threads, K.WINDOW), np.float32)
 
     # ------------------------------------------------------------------ stored vectors
 

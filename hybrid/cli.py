@@ -1,4 +1,4 @@
-"""The ``hybrid`` command: demo, index, search."""
+"""The ``hybrid`` command: demo, index, search, serve."""
 
 from __future__ import annotations
 
@@ -132,6 +132,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hybrid.server import serve
+
+    print(f"Serving {args.index} on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
+    serve(args.index, host=args.host, port=args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybrid", description="Hybrid retrieval: SPLADE + dense + BM25, fused and explained."
@@ -178,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--explain", action="store_true", help="show SPLADE tokens, BM25 terms")
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(func=cmd_search)
+
+    serve = sub.add_parser("serve", help="serve a saved index over HTTP (FastAPI)")
+    serve.add_argument("index", help="folder written by 'hybrid index'")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
 
     from hybrid.cli_eval import add_commands
 

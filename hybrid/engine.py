@@ -545,8 +545,14 @@ class HybridRetriever:
             for name in hit.sources:
                 retriever = self.retrievers[name]
                 encoded = candidates.encoded_query(retriever, name, q)
-                with self._rw.read():  # the indexes as they are now (KeyError if deleted since)
-                    terms = retriever.explain_terms(encoded, row, top)
+                with self._rw.read():  # the indexes as they are now
+                    try:
+                        terms = retriever.explain_terms(encoded, row, top)
+                    except KeyError:
+                        raise KeyError(
+                            f"document {hit.id!r} was deleted or replaced after this search; "
+                            "search again to explain it"
+                        ) from None
                 (splade if retriever.kind == "splade" else bm25).extend(terms)
             return Explanation(
                 id=hit.id,

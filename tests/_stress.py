@@ -167,8 +167,8 @@ def run_stress(
                 if hits[0] and rng.random() < 0.05:
                     try:
                         hits[0][0].explain()
-                    except KeyError:  # deleted since the search: allowed
-                        if hits[0][0].id not in deleted_at:
+                    except KeyError:  # deleted or replaced since the search: allowed
+                        if hits[0][0].id not in deleted_at and hits[0][0].id not in upserted_at:
                             raise
                 with lock:
                     report.searches += len(hits)

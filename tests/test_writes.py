@@ -242,3 +242,13 @@ def test_concurrent_searches_agree_with_one_thread(parallel):
         t.join()
     assert errors == []
     assert all(got[t, i] == want[i] for t in range(8) for i in range(len(queries)))
+
+
+def test_explain_after_the_document_is_replaced_names_it():
+    engine = standin_engine()
+    engine.add(["alpha beta", "gamma"], ids=["a", "b"])
+    hit = engine.search("alpha", k=1)[0]
+    assert hit.explain().bm25_terms[0].term == "alpha"
+    engine.upsert(["alpha again"], ids=["a"])
+    with pytest.raises(KeyError, match="document 'a' was deleted or replaced after this search"):
+        hit.explain()

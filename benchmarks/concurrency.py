@@ -45,7 +45,7 @@ def _bench_module(name: str):
 
 
 class LookupSparse:
-    """Query "q17" -> row 17 of the precomputed SPLADE query matrix."""
+    """Query "q17" -> row 17 of the precomputed SPLADE query matrix (documents: "d17")."""
 
     def __init__(self, queries: sp.csr_matrix) -> None:
         self.queries = queries
@@ -55,8 +55,9 @@ class LookupSparse:
     def encode_queries(self, texts):
         return self.queries[[int(t[1:]) for t in texts]]
 
-    def encode_documents(self, texts):  # pragma: no cover - documents come encoded
-        raise RuntimeError("documents are added with encoded=")
+    def encode_documents(self, texts):
+        """Document "d17" -> row 17 of the documents (set ``self.docs`` first)."""
+        return self.docs[[int(t[1:]) for t in texts]]
 
     def decode(self, ids):
         return [str(i) for i in ids]
@@ -83,13 +84,19 @@ def load(n_docs: int, seed: int = 0):
 
 def build(n_docs: int, parallel: bool = True) -> tuple[HybridRetriever, list[str]]:
     s_docs, d_docs, b_docs, s_q, d_q, b_q = load(n_docs)
+    sparse = LookupSparse(s_q)
+    sparse.docs = s_docs
+
+    def dense(texts, queries: bool):
+        return (d_q if queries else d_docs)[[int(x[1:]) for x in texts]]
+
     engine = HybridRetriever(
         {
-            "splade": SpladeRetriever(LookupSparse(s_q)),
+            "splade": SpladeRetriever(sparse),
             "dense": DenseRetriever(
-                CallableEncoder(lambda t: d_q[[int(x[1:]) for x in t]], name="minilm", dim=384)
+                CallableEncoder(lambda t: dense(t, True), lambda t: dense(t, False), "minilm", 384)
             ),
-            "bm25": BM25Retriever(lambda text: b_q[int(text[1:])]),
+            "bm25": BM25Retriever(lambda t: (b_q if t[0] == "q" else b_docs)[int(t[1:])]),
         },
         parallel=parallel,
     )

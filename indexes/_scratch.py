@@ -18,10 +18,11 @@ import numpy as np
 class ScratchPool:
     """``with pool.take((name, size), dtype) as buf:`` a zeroed array of ``size`` elements."""
 
-    def __init__(self, keep: int = 8) -> None:
+    def __init__(self, keep: int = 8, keys: int = 64) -> None:
         self._free: dict[Hashable, list[np.ndarray]] = {}
         self._lock = threading.Lock()
         self._keep = keep  # buffers kept per key (about the number of concurrent searches)
+        self._keys = keys  # sizes kept (one per segment and buffer kind), least recent dropped
 
     @contextmanager
     def take(self, key: tuple[Hashable, int], dtype: type) -> Iterator[np.ndarray]:
@@ -34,9 +35,9 @@ class ScratchPool:
             buf = np.zeros(key[1], dtype=dtype)
         yield buf  # an exception in the block skips the return below: the buffer is dropped
         with self._lock:
-            free = self._free.setdefault(key, [])
+            free = self._free.pop(key, [])
             if len(free) < self._keep:
                 free.append(buf)
-            stale = [k for k in self._free if k[0] == key[0] and k[1] != key[1]]
-            for k in stale:  # the index changed size: older buffers will not be asked for
-                del self._free[k]
+            self._free[key] = free  # most recently used last
+            while len(self._free) > self._keys:  # sizes no longer asked for age out
+                del self._free[next(iter(self._free))]

@@ -110,8 +110,10 @@ def build(n_docs: int, parallel: bool = True) -> tuple[HybridRetriever, list[str
     return engine, [f"q{i}" for i in range(s_q.shape[0])]
 
 
-def throughput(engine, queries, threads: int, seconds: float) -> float:
-    """Queries per second of ``threads`` threads each searching one query at a time."""
+def throughput(engine, queries, threads: int, seconds: float) -> tuple[float, float]:
+    """(queries per second, CPU cores this process used) of ``threads`` threads each searching
+    one query at a time. More than one core used means searches ran in parallel (the GIL was
+    released); on a loaded machine the scheduler caps both figures."""
     stop = threading.Event()
     counts = [0] * threads
 
@@ -123,24 +125,27 @@ def throughput(engine, queries, threads: int, seconds: float) -> float:
             i += 1
 
     workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for w in workers:
         w.start()
     time.sleep(seconds)
     stop.set()
     for w in workers:
         w.join()
-    return sum(counts) / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    return sum(counts) / wall, (time.process_time() - cpu) / wall
 
 
-def latencies(engine, queries, parallel: bool, rounds: int) -> np.ndarray:
+def latencies(engine, queries, parallel: bool) -> tuple[np.ndarray, float]:
+    """Wall ms of each search, and CPU ms per search (all threads of this process)."""
     engine.parallel = parallel
     out = []
-    for q in queries[:rounds]:
+    cpu = time.process_time()
+    for q in queries:
         t = time.perf_counter()
         engine.search(q, k=10)
         out.append(time.perf_counter() - t)
-    return 1e3 * np.array(out)
+    return 1e3 * np.array(out), 1e3 * (time.process_time() - cpu) / len(out)
 
 
 def load_avg() -> float:
@@ -151,21 +156,72 @@ def md(rows: list[dict]) -> str:
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        lines.append(
-            "| "
-            + " | ".join(
-                str(v)
-                if isinstance(v, bool)
-                else f"{v:,.1f}"
-                if isinstance(v, float)
-                else f"{v:,}"
-                if isinstance(v, int)
-                else str(v)
-                for v in r.values()
-            )
-            + " |"
-        )
+        cells = []
+        for v in r.values():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                cells.append(str(v))
+            else:
+                cells.append(f"{v:,.2f}" if isinstance(v, float) else f"{v:,}")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def latency_rows(engine, queries, n: int, rounds: int) -> list[dict]:
+    """parallel=False and True in interleaved rounds over all queries."""
+    samples: dict[bool, list] = {False: [], True: []}
+    loads = []
+    for _ in range(rounds):
+        for parallel in (False, True):
+            loads.append(load_avg())
+            samples[parallel].append(latencies(engine, queries, parallel))
+    rows = []
+    for parallel in (False, True):
+        lat = np.concatenate([x for x, _ in samples[parallel]])
+        rows.append(
+            {
+                "docs": n,
+                "parallel": parallel,
+                "searches": int(lat.size),
+                "p50 ms": float(np.percentile(lat, 50)),
+                "p99 ms": float(np.percentile(lat, 99)),
+                "best round p50 ms": float(min(np.percentile(x, 50) for x, _ in samples[parallel])),
+                "CPU ms per search": float(np.mean([c for _, c in samples[parallel]])),
+                "load avg": float(np.mean(loads)),
+            }
+        )
+        print(f"  {rows[-1]}", file=sys.stderr)
+    return rows
+
+
+def throughput_rows(
+    engine, queries, n: int, threads: list[int], seconds: float, rounds: int
+) -> list[dict]:
+    """Each thread count in interleaved rounds (parallel=False, then True); best round each."""
+    rows = []
+    for parallel in (False, True):
+        engine.parallel = parallel
+        best: dict[int, tuple[float, float]] = {}
+        loads = []
+        for _ in range(rounds):
+            for t in threads:
+                loads.append(load_avg())
+                qps, cores = throughput(engine, queries, t, seconds)
+                if qps > best.get(t, (0.0, 0.0))[0]:
+                    best[t] = (qps, cores)
+        for t in threads:
+            rows.append(
+                {
+                    "docs": n,
+                    "parallel": parallel,
+                    "threads": t,
+                    "q/s (best round)": best[t][0],
+                    "x one thread": best[t][0] / best[threads[0]][0],
+                    "CPU cores used": best[t][1],
+                    "load avg": float(np.mean(loads)),
+                }
+            )
+            print(f"  {rows[-1]}", file=sys.stderr)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -178,56 +234,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     report: dict = {"cpus": os.cpu_count()}
-    sizes = sorted({int(s) for s in (args.sizes + "," + args.throughput_sizes).split(",") if s})
+    lat_sizes = [int(s) for s in args.sizes.split(",") if s]
+    tp_sizes = [int(s) for s in args.throughput_sizes.split(",") if s]
+    threads = [int(x) for x in args.threads.split(",")]
     lat_rows, tp_rows = [], []
-    for n in sizes:
+    for n in sorted(set(lat_sizes + tp_sizes)):
         t = time.perf_counter()
         engine, queries = build(n)
         print(f"  built {n:,} docs in {time.perf_counter() - t:.0f}s", file=sys.stderr)
         for q in queries[:20]:  # compile and warm
             engine.search(q, k=10)
-        if str(n) in args.sizes.split(","):
-            samples = {True: [], False: []}
-            loads = []
-            for _ in range(args.rounds):
-                for parallel in (False, True):
-                    loads.append(load_avg())
-                    samples[parallel].append(latencies(engine, queries, parallel, len(queries)))
-            for parallel in (False, True):
-                lat = np.concatenate(samples[parallel])
-                lat_rows.append(
-                    {
-                        "docs": n,
-                        "parallel": parallel,
-                        "searches": lat.size,
-                        "p50 ms": float(np.percentile(lat, 50)),
-                        "p99 ms": float(np.percentile(lat, 99)),
-                        "mean ms": float(lat.mean()),
-                        "load avg": float(np.mean(loads)),
-                    }
-                )
-                print(f"  {lat_rows[-1]}", file=sys.stderr)
-        if str(n) in args.throughput_sizes.split(","):
-            for parallel in (False, True):
-                engine.parallel = parallel
-                base = None
-                for threads in (int(x) for x in args.threads.split(",")):
-                    best, loads = 0.0, []
-                    for _ in range(args.rounds):
-                        loads.append(load_avg())
-                        best = max(best, throughput(engine, queries, threads, args.seconds))
-                    base = base or best
-                    tp_rows.append(
-                        {
-                            "docs": n,
-                            "parallel": parallel,
-                            "threads": threads,
-                            "q/s (best round)": best,
-                            "x one thread": best / base,
-                            "load avg": float(np.mean(loads)),
-                        }
-                    )
-                    print(f"  {tp_rows[-1]}", file=sys.stderr)
+        if n in lat_sizes:
+            lat_rows += latency_rows(engine, queries, n, args.rounds)
+        if n in tp_sizes:
+            tp_rows += throughput_rows(engine, queries, n, threads, args.seconds, args.rounds)
         engine = None
     report["latency"], report["throughput"] = lat_rows, tp_rows
     print(f"\n### parallel=True vs False, one query at a time ({os.cpu_count()} CPUs)\n")

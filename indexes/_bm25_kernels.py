@@ -50,12 +50,30 @@ def tf_part(tf, dn, c, bm25l):
 
 
 @njit(inline="always")
-def _part(tfs, p, d, dn, c, bm25l):
-    """tf part of posting ``p`` of document ``d``; negative for a deleted document."""
+def _contrib(tfs, imp, p, d, dn, wt, c, bm25l):
+    """Contribution of posting ``p`` (document ``d``), 0 for a deleted document: precomputed in
+    ``imp`` when it is not None (the branch is pruned when compiled), else computed."""
+    if imp is not None:
+        return imp[p]
     v = dn[d]
     if v < 0:
-        return v
-    return tf_part(tfs[p], v, c, bm25l)
+        return np.float32(0.0)
+    return wt * tf_part(tfs[p], v, c, bm25l)
+
+
+@njit(cache=True, nogil=True)
+def impacts(indptr, docs, tfs, dn, w, c, bm25l):
+    """Every posting's contribution for the given statistics (what the search kernels compute
+    at query time when no impacts are given, bit-identical); 0 for deleted documents, so only
+    :func:`search_positive` (where every live contribution is > 0) takes them."""
+    out = np.zeros(docs.shape[0], dtype=np.float32)
+    for t in range(indptr.shape[0] - 1):
+        wt = np.float32(w[t]) if t < w.shape[0] else np.float32(0.0)
+        for p in range(indptr[t], indptr[t + 1]):
+            v = dn[docs[p]]
+            if v >= 0:
+                out[p] = wt * tf_part(tfs[p], v, c, bm25l)
+    return out
 
 
 @njit(inline="always")
@@ -101,7 +119,7 @@ def merge(a_ptr, a_docs, a_tfs, a_keep, b_ptr, b_docs, b_tfs, b_keep, b_shift, n
 
 @njit(cache=True, nogil=True)
 def search_batch(
-    indptr, docs, tfs, dn, w, c, bm25l, absent, q_indptr, q_terms, k, acc, seen, touched
+    indptr, docs, tfs, imp, dn, w, c, bm25l, absent, q_indptr, q_terms, k, acc, seen, touched
 ):
     """Top-k (ids, scores) for each query; rows padded with -1 / -inf.
 
@@ -139,10 +157,9 @@ def search_batch(
                 lo, hi = _span(indptr, t)
                 for p in range(lo, hi):
                     d = docs[p]
-                    v = _part(tfs, p, d, dn, c, bm25l)
-                    if v < 0:
+                    if dn[d] < 0:  # deleted
                         continue
-                    acc[d] += wt * v
+                    acc[d] += _contrib(tfs, imp, p, d, dn, wt, c, bm25l)
                     seen[d] = 1
             # Ascending ids: a later doc tying the worst kept score ranks below it, so only a
             # strictly better score enters (the test is cheap and rarely true).
@@ -164,14 +181,14 @@ def search_batch(
                 lo, hi = _span(indptr, t)
                 for p in range(lo, hi):
                     d = docs[p]
-                    v = _part(tfs, p, d, dn, c, bm25l)
-                    if v < 0:
+                    if dn[d] < 0:  # deleted
                         continue
+                    v = _contrib(tfs, imp, p, d, dn, wt, c, bm25l)
                     if seen[d] == 0:
                         seen[d] = 1
                         touched[n_touched] = d
                         n_touched += 1
-                    acc[d] += wt * v
+                    acc[d] += v
             for i in range(n_touched):
                 d = touched[i]
                 s = acc[d] + offset
@@ -233,6 +250,7 @@ def search_positive(
     indptr,
     docs,
     tfs,
+    imp,
     dn,
     w,
     c,
@@ -290,16 +308,16 @@ def search_positive(
                 wt = np.float32(w[t])
                 lo, hi = _span(indptr, t)
                 seg_docs = docs[lo:hi]
-                seg_tfs = tfs[lo:hi]
+                ulo = np.uint64(lo)
                 for i in range(np.uint64(seg_docs.shape[0])):
                     d = np.uint32(seg_docs[i])
-                    v = _part(seg_tfs, i, d, dn, c, bm25l)
-                    if v < 0:
+                    v = _contrib(tfs, imp, ulo + i, d, dn, wt, c, bm25l)
+                    if v <= 0:  # a deleted document (every live contribution is > 0 here)
                         continue
                     if acc[d] == 0:  # first touch: every contribution is > 0
                         touched[n_touched] = d
                         n_touched += 1
-                    acc[d] += wt * v
+                    acc[d] += v
             for i in range(n_touched):
                 d = touched[i]
                 s = acc[d] + offset
@@ -321,13 +339,15 @@ def search_positive(
                 p = cur[j]
                 e = _block_end(docs, p, _span(indptr, t)[1], hi)
                 seg_docs = docs[p:e]
-                seg_tfs = tfs[p:e]
-                # Unsigned indices spare numba's negative-index checks in this hot loop.
-                for i in range(np.uint64(e - p)):
-                    d = np.uint32(seg_docs[i])
-                    v = _part(seg_tfs, i, d, dn, c, bm25l)
-                    if v >= 0:
-                        acc[d - base] += wt * v
+                up = np.uint64(p)
+                # Unsigned indices spare numba's negative-index checks in these hot loops.
+                if imp is not None:  # precomputed (0 for deleted documents): branch-free
+                    for i in range(np.uint64(e - p)):
+                        acc[np.uint32(seg_docs[i]) - base] += imp[up + i]
+                else:  # computed (0 for deleted documents)
+                    for i in range(np.uint64(e - p)):
+                        d = np.uint32(seg_docs[i])
+                        acc[d - base] += _contrib(tfs, imp, up + i, d, dn, wt, c, bm25l)
                 cur[j] = e
             # Ascending ids: a later doc tying the worst kept score ranks below it, so only a
             # strictly better score enters. Chunks past the block's end hold zeros.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -182,6 +183,15 @@ def _search_every_path(index: BM25Index, queries, k: int, monkeypatch) -> list[S
     index._positive = False  # force the general kernel (impacts that may be <= 0)
     out.append(index.search(queries, k))
     index._positive = None
+    index.precompute()  # then the same with precomputed contributions
+    assert index._state.impacts is not None
+    for block, ratio in [(64, 10**6), (16_384, 10**6), (64, 0)]:
+        monkeypatch.setattr(bm25_module, "_BLOCK_DOCS", block)
+        monkeypatch.setattr(bm25_module, "_SPARSE_RATIO", ratio)
+        out.append(index.search(queries, k))
+    index._positive = False
+    out.append(index.search(queries, k))
+    index._positive = None
     return out
 
 
@@ -220,6 +230,37 @@ def test_search_paths_are_bit_identical(variant: str, kw: dict, monkeypatch) -> 
             assert set(local.tolist()) == hits(live, q)
             want = ref(live, **kw).get_scores(q)[local]
             np.testing.assert_allclose(got.scores[row][: found.size], want, rtol=1e-5)
+
+
+def test_writes_drop_precomputed_contributions_and_searches_never_wait(monkeypatch) -> None:
+    docs, queries = make_corpus(4, n_docs=200)
+    index = BM25Index()
+    index.precompute_delay = None  # no background thread: precompute by hand
+    index.add(docs[:150])
+    index.precompute()
+    before = index.search(queries, k=20)
+    assert index._state.impacts is not None
+    index.add(docs[150:])  # new statistics: the precomputed contributions are stale
+    assert index._state.impacts is None
+    index.delete([3, 160])
+    fresh = BM25Index()
+    fresh.precompute_delay = None
+    live = [i for i in range(200) if i not in (3, 160)]
+    fresh.add([docs[i] for i in live])
+    got, want = index.search(queries, k=20), fresh.search(queries, k=20)
+    np.testing.assert_array_equal(got.ids, np.array([*live, PAD_ID])[want.ids])
+    np.testing.assert_array_equal(got.scores, want.scores)
+    index.precompute()
+    np.testing.assert_array_equal(index.search(queries, k=20).scores, got.scores)
+    assert not np.array_equal(before.scores, got.scores)
+    timed = BM25Index()
+    timed.precompute_delay = 0.05
+    timed.add(docs)
+    for _ in range(200):  # the background thread attaches them shortly after the write
+        if timed._state.impacts is not None:
+            break
+        time.sleep(0.05)
+    assert timed._state.impacts is not None
 
 
 def test_ties_across_blocks_keep_smallest_ids(monkeypatch) -> None:

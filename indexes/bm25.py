@@ -125,6 +125,9 @@ class BM25Index:
     kernels release the GIL; each search takes its own scratch buffers from a pool). A write
     (``add``, ``delete``) must not run concurrently with anything else on the same index:
     :class:`hybrid.HybridRetriever` guarantees that with its readers-writer lock.
+
+    ``precompute_delay`` (default :data:`PRECOMPUTE_DELAY` s; None: never) is how long after the
+    last write a background thread starts :meth:`precompute`.
     """
 
     def __init__(

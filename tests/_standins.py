@@ -6,7 +6,7 @@ Importable from subprocesses (the kill and corruption tests run writers and read
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,7 +23,7 @@ class HashSplade:
     """SPLADE stand-in: each word adds weight to one hashed column."""
 
     dim = DIM_SPARSE
-    spec = {"type": "splade", "model": "hash-standin"}
+    spec: ClassVar[dict[str, str]] = {"type": "splade", "model": "hash-standin"}
 
     def _encode(self, texts: list[str]) -> sp.csr_matrix:
         rows, cols, vals = [], [], []
@@ -106,3 +106,16 @@ def state(engine: Any) -> dict[str, Any]:
         "metadata": [engine.store.metadata[int(r)] for r in rows],
         "hits": [[(h.id, round(h.score, 5)) for h in q] for q in hits],
     }
+
+
+def processes():
+    """A multiprocessing context whose children fork from a clean server process (no OpenMP
+    team, no open database), with the engine's modules already imported: fast to start."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(
+        ["tests._standins", "hybrid.engine", "hybrid.retrievers", "indexes.bm25",
+         "indexes.sparse", "indexes.dense", "faiss", "scipy.sparse"]
+    )
+    return ctx

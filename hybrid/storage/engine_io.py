@@ -133,12 +133,14 @@ def open_engine(
         raise IndexFormatError(f"{path} is not a saved engine")
     for attempt in range(5):
         folder = EngineFolder.open(path, readonly)
+        gen = folder.manifest["gen"]
         try:
             return _build(cls, folder, encoders, verify, options)
-        except IndexCorruptedError as exc:
+        except (IndexFormatError, OSError):
+            # a reader may race the writer's optimize(), which removes the base it reads
+            moved = readonly and attempt < 4 and folder.current_gen() != gen
             folder.close()
-            # a reader may race a writer's optimize() that removed the base it was reading
-            if not readonly or attempt == 4 or "missing" not in str(exc):
+            if not moved:
                 raise
         except BaseException:
             folder.close()

@@ -140,7 +140,7 @@ class HybridRetriever:
         if isinstance(ids, (str, int)):
             ids = [ids]
         with self._writer:
-            rows = self.store.rows_of(ids)
+            rows = self.store.rows_of(dict.fromkeys(ids))  # each id once
             self._commit(WriteBatch(delete_rows=rows))
 
     def ids(self) -> list[DocId]:
@@ -185,6 +185,7 @@ class HybridRetriever:
         for name, value in batch.encoded.items():
             atomic.check_encoded(name, value, batch.ids)
         with self._rw.write():
+            atomic.check_batch(self.store, batch)
             if self._folder is None:
                 self._apply(batch)
                 return

@@ -148,7 +148,8 @@ class DocumentStore:
     def remove(self, rows: np.ndarray) -> None:
         for row in rows:
             self.live[row] = False
-            del self._row[self.ids[row]]
+            if self._row.get(self.ids[row]) == row:
+                del self._row[self.ids[row]]
 
     def update_metadata(self, updates: Mapping[int, dict[str, Any]]) -> None:
         """Replace the metadata of live rows (row -> new metadata)."""

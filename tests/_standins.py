@@ -79,8 +79,10 @@ def engine(path: Any = None, **options: Any):
     return HybridRetriever(retrievers(), path=path, **options)
 
 
-WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi "
-         "rho sigma tau upsilon phi chi psi omega satellite orbit image radar").split()
+WORDS = (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi "
+    "rho sigma tau upsilon phi chi psi omega satellite orbit image radar"
+).split()
 
 
 def docs(n: int, seed: int, prefix: str = "d") -> tuple[list[str], list[str], list[dict]]:
@@ -115,7 +117,15 @@ def processes():
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(
-        ["tests._standins", "hybrid.engine", "hybrid.retrievers", "indexes.bm25",
-         "indexes.sparse", "indexes.dense", "faiss", "scipy.sparse"]
+        [
+            "tests._standins",
+            "hybrid.engine",
+            "hybrid.retrievers",
+            "indexes.bm25",
+            "indexes.sparse",
+            "indexes.dense",
+            "faiss",
+            "scipy.sparse",
+        ]
     )
     return ctx

@@ -292,9 +292,12 @@ def test_bad_encodings_and_untrainable_index_leave_the_engine_as_before(tmp_path
 
     enc = S.encoders()
     e = HybridRetriever(
-        {"bm25": BM25Retriever(enc["bm25"]),
-         "dense": DenseRetriever(enc["dense"], factory="IVF16,Flat")},
-        path=tmp_path / "ivf", parallel=False,
+        {
+            "bm25": BM25Retriever(enc["bm25"]),
+            "dense": DenseRetriever(enc["dense"], factory="IVF16,Flat"),
+        },
+        path=tmp_path / "ivf",
+        parallel=False,
     )
     t, i, _ = S.docs(5, 7)
     with pytest.raises(ValueError, match="needs at least 16"):
@@ -365,8 +368,11 @@ def test_a_manifest_naming_paths_outside_the_folder_is_refused(tmp_path):
     (tmp_path / "other").mkdir()
     conn = sqlite3.connect(tmp_path / "e" / "engine.sqlite")
     (body,) = conn.execute("SELECT body FROM manifest").fetchone()
-    for evil in ({"base": "../other"}, {"retrievers": ["../../other/bm25"]},
-                 {"files": {"../other/x": [1, 1]}}):
+    for evil in (
+        {"base": "../other"},
+        {"retrievers": ["../../other/bm25"]},
+        {"files": {"../other/x": [1, 1]}},
+    ):
         new = json.dumps({**json.loads(body), **evil})
         conn.execute("UPDATE manifest SET body=?, crc=?", (new, zlib.crc32(new.encode())))
         conn.commit()
@@ -435,14 +441,27 @@ def test_one_writer_and_four_reader_processes(tmp_path):
 def _write_v1(engine, path):
     path.mkdir()
     with open(path / "documents.jsonl", "w") as f:
-        for doc_id, text, m, live in zip(engine.store.ids, engine.store.texts,
-                                         engine.store.metadata, engine.store.live, strict=True):
+        for doc_id, text, m, live in zip(
+            engine.store.ids,
+            engine.store.texts,
+            engine.store.metadata,
+            engine.store.live,
+            strict=True,
+        ):
             f.write(json.dumps({"id": doc_id, "text": text, "metadata": m, "live": live}) + "\n")
     for name, r in engine.retrievers.items():
         r.save(path / "retrievers" / name)
-    (path / "meta.json").write_text(json.dumps({
-        "type": "HybridRetriever", "format_version": 1, "retrievers": engine.names,
-        "config": engine.config.to_dict(), "preset": None}))
+    (path / "meta.json").write_text(
+        json.dumps(
+            {
+                "type": "HybridRetriever",
+                "format_version": 1,
+                "retrievers": engine.names,
+                "config": engine.config.to_dict(),
+                "preset": None,
+            }
+        )
+    )
 
 
 def test_format_1_folders_load_and_upgrade_on_open(tmp_path):
@@ -475,3 +494,37 @@ def test_save_over_a_saved_engine_replaces_it_and_refuses_other_folders(tmp_path
         e.save(tmp_path / "mine")
     with pytest.raises(IndexFormatError, match="already holds files"):
         S.engine(tmp_path / "mine")
+
+
+@pytest.mark.parametrize("folder", [False, True])
+def test_upsert_and_metadata_updates_as_write_batches_persist(tmp_path, folder):
+    from hybrid.engine import WriteBatch
+
+    e = S.engine(tmp_path / "e" if folder else None, parallel=False)
+    t, i, m = S.docs(8, 14)
+    e.add(t, ids=i, metadata=m)
+    row = int(e.store.rows_of([i[1]])[0])
+    e._commit(WriteBatch(metadata_updates={row: {"new": [1, "two"]}}))
+    enc = {n: r.encode_documents(["omega psi chi"]) for n, r in e.retrievers.items()}
+    old = e.store.rows_of([i[2]])
+    e._commit(
+        WriteBatch(
+            delete_rows=old, texts=["omega psi chi"], ids=[i[2]], metadata=[{"v": 2}], encoded=enc
+        )
+    )  # an upsert of i[2]
+    assert e.store.metadata[row] == {"new": [1, "two"]}
+    assert e.ids() == [i[0], i[1], *i[3:], i[2]]
+    assert e.search("omega psi chi", k=1)[0].id == i[2]
+    with pytest.raises(KeyError, match="not a live"):
+        e._commit(WriteBatch(delete_rows=old))
+    with pytest.raises(ValueError, match="deleted twice"):
+        e._commit(WriteBatch(delete_rows=np.array([row, row])))
+    e.delete([i[3], i[3]])  # the same id twice: deleted once
+    assert i[3] not in e.ids()
+    if folder:
+        before = S.state(e)
+        e.close()
+        again = reopen(tmp_path / "e")
+        assert S.state(again) == before
+        assert again.store.metadata[row] == {"new": [1, "two"]}
+        assert dict(again.store.iter_metadata())[row] == {"new": [1, "two"]}

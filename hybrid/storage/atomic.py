@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from hybrid.store import DocId
+from hybrid.store import DocId, check_storable
 
 
 def _preview(ids: list[DocId]) -> str:
@@ -40,6 +40,22 @@ def check_encoded(name: str, value: Any, ids: list[DocId]) -> None:
             raise ValueError(f"encoded[{name!r}] of document {ids[row]!r} holds NaN or inf")
 
 
+def check_batch(store: Any, batch: Any) -> None:
+    """Deletes and metadata updates must name distinct live rows (checked before any change,
+    so that no index is left half-deleted)."""
+    rows = np.asarray(batch.delete_rows, dtype=np.int64).ravel()
+    if np.unique(rows).size != rows.size:
+        raise ValueError("the same document is deleted twice in one write")
+    for row in [*rows.tolist(), *batch.metadata_updates]:
+        if not (0 <= row < store.n_rows and store.live[row]):
+            raise KeyError(f"row {row} is not a live document")
+    gone = set(rows.tolist())
+    for row, meta in batch.metadata_updates.items():
+        if row in gone:
+            raise ValueError(f"document {store.ids[row]!r} is both deleted and updated")
+        check_storable(meta, f"metadata of document {store.ids[row]!r}")
+
+
 def _checkpoint(retriever: Any) -> Any:
     index = getattr(retriever, "index", None)
     if index is None:
@@ -61,6 +77,7 @@ def _rollback(retriever: Any, token: Any) -> None:
 
 def _order(retrievers: dict[str, Any]) -> list[str]:
     """Retrievers whose writes cannot always be undone (FAISS graphs) go last."""
+
     def late(name: str) -> bool:
         index = getattr(retrievers[name], "index", None)
         return index is None or type(index).__name__ == "DenseIndex"
@@ -113,10 +130,10 @@ def apply(engine: Any, batch: Any) -> Callable[[], None]:
         if batch.delete_rows.size:
             for retriever in retrievers.values():
                 retriever.delete(batch.delete_rows)
+        if batch.delete_rows.size:  # before the appends: an upsert re-adds the same ids
+            store.remove(batch.delete_rows)
         if batch.texts:
             store.append(batch.texts, batch.ids, batch.metadata)
-        if batch.delete_rows.size:
-            store.remove(batch.delete_rows)
         if batch.metadata_updates:
             store.update_metadata(batch.metadata_updates)
     except BaseException:

@@ -165,7 +165,7 @@ class SqliteDocumentStore(DocumentStore):
             changed[int(row)] = json.dumps(m, ensure_ascii=False, sort_keys=True)
         updates = []
         for row, new_meta in changed.items():
-            (doc_id, text, meta, live), = self.db.conn.execute(
+            ((doc_id, text, meta, live),) = self.db.conn.execute(
                 "SELECT id, text, meta, live FROM docs WHERE row = ?", (row,)
             ).fetchall()
             live = 0 if row in set(delete_rows.tolist()) else live

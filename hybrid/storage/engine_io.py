@@ -73,9 +73,7 @@ def save(engine: Any, path: Path) -> Path:
     """
     kind = kind_of(path)
     if kind == "other":
-        raise IndexFormatError(
-            f"{path} exists and is not a saved engine: refusing to overwrite it"
-        )
+        raise IndexFormatError(f"{path} exists and is not a saved engine: refusing to overwrite it")
     counts = (engine.store.n_rows, len(engine.store))
     settings = engine_settings(engine)
     if kind in ("v2", "v1") or (path.exists() and any(path.iterdir())):
@@ -127,10 +125,18 @@ def open_engine(
                 "upgrade it in place, or load() it"
             )
         old = cls._load_v1(path, encoders, options)
-        write_engine(path, engine_settings(old), old.retrievers, _rows(old.store),
-                     (old.store.n_rows, len(old.store)))
+        write_engine(
+            path,
+            engine_settings(old),
+            old.retrievers,
+            _rows(old.store),
+            (old.store.n_rows, len(old.store)),
+        )
     elif kind != "v2":
-        raise IndexFormatError(f"{path} is not a saved engine")
+        raise IndexFormatError(
+            f"{path} is not a saved index: no committed {DB_FILE} (nor a format-1 "
+            f"{META_FILE}) in it"
+        )
     for attempt in range(5):
         folder = EngineFolder.open(path, readonly)
         gen = folder.manifest["gen"]
@@ -205,8 +211,9 @@ def refresh(engine: Any, encoders: Mapping[str, Any] | None = None) -> bool:
                     if store.live[row]:
                         store.remove([row])
             store.extend(
-                folder.db.rows("SELECT row, id, live FROM docs WHERE row >= ? ORDER BY row",
-                               (n_old,)),
+                folder.db.rows(
+                    "SELECT row, id, live FROM docs WHERE row >= ? ORDER BY row", (n_old,)
+                ),
                 n_old,
             )
             folder.manifest = m

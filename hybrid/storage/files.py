@@ -84,8 +84,9 @@ def check_files(base: Path, files: dict[str, list[int]], verify: bool) -> None:
         except FileNotFoundError:
             raise IndexCorruptedError(f"{path} is missing") from None
         except (TypeError, ValueError):
-            raise IndexCorruptedError(f"{base}: the manifest entry of {relative} is damaged") \
-                from None
+            raise IndexCorruptedError(
+                f"{base}: the manifest entry of {relative} is damaged"
+            ) from None
         if actual != size:
             raise IndexCorruptedError(f"{path} has {actual} bytes, the manifest says {size}")
         if verify and crc32_file(path) != crc:

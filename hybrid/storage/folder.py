@@ -70,11 +70,7 @@ def committed(path: Path) -> bool:
 
 def _ours(name: str) -> bool:
     """Names a writer may create in an engine folder (anything else is someone else's)."""
-    return (
-        name.startswith((DB_FILE, "base-", ".tmp"))
-        or name == LOCK_FILE
-        or name in _V1_FILES
-    )
+    return name.startswith((DB_FILE, "base-", ".tmp")) or name == LOCK_FILE or name in _V1_FILES
 
 
 class EngineFolder:
@@ -219,13 +215,15 @@ class EngineFolder:
         db.lock.acquire()
         try:
             db.conn.execute("BEGIN IMMEDIATE")
-            store.write(batch.texts, batch.ids, batch.metadata, batch.delete_rows,
-                        batch.metadata_updates)
+            store.write(
+                batch.texts, batch.ids, batch.metadata, batch.delete_rows, batch.metadata_updates
+            )
             gen = self.manifest["gen"] + 1
             if batch.texts or batch.delete_rows.size:
                 blob = pack(batch.delete_rows, batch.encoded if batch.texts else {}, names)
-                db.conn.execute("INSERT INTO segments VALUES (?, ?, ?)",
-                                (gen, blob, zlib.crc32(blob)))
+                db.conn.execute(
+                    "INSERT INTO segments VALUES (?, ?, ?)", (gen, blob, zlib.crc32(blob))
+                )
             manifest = {
                 **self.manifest,
                 "gen": gen,
@@ -263,8 +261,13 @@ class EngineFolder:
             self.db.conn.execute("BEGIN IMMEDIATE")
             try:
                 self.db.conn.execute("DELETE FROM segments WHERE gen <= ?", (gen,))
-                manifest = {**self.manifest, "gen": gen, "base": f"base-{gen:08d}",
-                            "base_gen": self.manifest["gen"], "files": files}
+                manifest = {
+                    **self.manifest,
+                    "gen": gen,
+                    "base": f"base-{gen:08d}",
+                    "base_gen": self.manifest["gen"],
+                    "files": files,
+                }
                 self._write_manifest(manifest)
                 self.db.conn.execute("COMMIT")
             except BaseException:
@@ -343,9 +346,15 @@ def write_engine(
                 db.conn.execute("DELETE FROM segments")
                 db.conn.executemany("INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?)", _records(rows))
                 folder.manifest = {
-                    "type": KIND, "format_version": FORMAT_VERSION, "gen": gen,
-                    "base": f"base-{gen:08d}", "base_gen": gen, "files": files,
-                    "n_rows": counts[0], "n_live": counts[1], **settings,
+                    "type": KIND,
+                    "format_version": FORMAT_VERSION,
+                    "gen": gen,
+                    "base": f"base-{gen:08d}",
+                    "base_gen": gen,
+                    "files": files,
+                    "n_rows": counts[0],
+                    "n_live": counts[1],
+                    **settings,
                 }
                 folder._write_manifest(folder.manifest)
                 db.conn.execute("COMMIT")

@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     for kind, n in (("bm25", args.bm25_docs), ("dense", args.dense_docs)):
         if n <= 0:
             continue
-        work = Path(tempfile.mkdtemp(prefix=f"storage-{kind}-", dir=ROOT.parent))
+        work = Path(tempfile.mkdtemp(prefix=f"storage-{kind}-"))
         try:
             row = {"engine": kind, "docs": n, **run_phase("build", kind, n, work)}
             row.update(run_phase("update", kind, n, work))

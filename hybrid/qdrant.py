@@ -283,6 +283,18 @@ class QdrantHybridRetriever(HybridRetriever):
         return super()._from_manifest(meta, retrievers, options)
 
     @classmethod
+    def open(cls, path: str | Path, encoders: Mapping[str, Any] | None = None,
+             verify: bool = True, readonly: bool = False, **options: Any):
+        """Read-only only: a Qdrant-backed engine's vectors live in Qdrant, so it is written
+        through ``add`` on a loaded engine and ``save``d, not committed to a folder."""
+        if not readonly:
+            raise ValueError(
+                "a QdrantHybridRetriever keeps its vectors in Qdrant: use load() and save(), "
+                "or open(path, readonly=True)"
+            )
+        return super().open(path, encoders, verify, readonly, **options)
+
+    @classmethod
     def _load_retriever(cls, folder: Path, encoder: Any | None) -> Retriever:
         stores, shared = _LOADING.get()
         return _load_retriever(folder, encoder, stores, shared)

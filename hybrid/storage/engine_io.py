@@ -80,6 +80,8 @@ def save(engine: Any, path: Path) -> Path:
         write_engine(path, settings, engine.retrievers, _rows(engine.store), counts)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".tmp-{path.name}.*"):  # left by a save that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
     try:
         write_engine(tmp, settings, engine.retrievers, _rows(engine.store), counts)

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -83,6 +84,7 @@ class EngineFolder:
         self.db: Database | None = None
         self.manifest: dict[str, Any] = {}
         self._probe: sqlite3.Connection | None = None
+        self._probe_lock = threading.Lock()
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -163,11 +165,13 @@ class EngineFolder:
 
     def current_gen(self) -> int:
         """The committed generation, read outside any snapshot (cheap: one indexed query)."""
-        if self._probe is None:
-            self._probe = sqlite3.connect(
-                str(self.path / DB_FILE), isolation_level=None, check_same_thread=False
-            )
-        return int(self._probe.execute("SELECT gen FROM manifest WHERE key = 1").fetchone()[0])
+        with self._probe_lock:
+            if self._probe is None:
+                self._probe = sqlite3.connect(
+                    str(self.path / DB_FILE), isolation_level=None, check_same_thread=False
+                )
+            row = self._probe.execute("SELECT gen FROM manifest WHERE key = 1").fetchone()
+        return int(row[0])
 
     def begin_snapshot(self) -> None:
         """Start a read transaction: every later read sees this one committed state."""

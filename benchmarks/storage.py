@@ -67,11 +67,14 @@ def scifact_tokens() -> list[list[str]]:
     return docs
 
 
+DOC_LEN = 0  # tokens kept per synthetic document (0: SciFact's lengths)
+
+
 def bm25_collection(n: int, seed: int = 0):
     from benchmarks.bm25 import synthetic
 
     docs = synthetic(scifact_tokens(), n, seed)
-    return [" ".join(t) for t in docs]
+    return [" ".join(t[:DOC_LEN] if DOC_LEN else t) for t in docs]
 
 
 def dense_vectors(n: int, seed: int) -> np.ndarray:
@@ -206,6 +209,11 @@ def phase_update(kind: str, work: Path) -> dict:
     t = time.perf_counter()
     HybridRetriever.open(path, encoders=encoders(kind), verify=True, parallel=False).close()
     out["reopen verify=True s"] = time.perf_counter() - t
+    mem = HybridRetriever.load(path, encoders=encoders(kind), verify=False, parallel=False)
+    mem.search(queries[0], k=10)
+    t = time.perf_counter()
+    mem.add(texts, ids=[f"mem{i}" for i in range(100)])
+    out["in-memory add 100 s (no folder)"] = time.perf_counter() - t
     out["update peak MB"] = peak_mb()
     return out
 
@@ -214,6 +222,8 @@ def run_phase(phase: str, kind: str, n: int, work: Path) -> dict:
     cmd = [
         sys.executable,
         __file__,
+        "--doc-len",
+        str(DOC_LEN),
         "--phase",
         phase,
         "--kind",
@@ -247,12 +257,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bm25-docs", type=int, default=1_000_000)
     ap.add_argument("--dense-docs", type=int, default=200_000)
     ap.add_argument("--kills", type=int, default=300)
+    ap.add_argument(
+        "--doc-len",
+        type=int,
+        default=0,
+        help="cap the tokens of each synthetic BM25 document (0: no cap)",
+    )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--phase")
     ap.add_argument("--kind")
     ap.add_argument("--n", type=int)
     ap.add_argument("--work", type=Path)
     args = ap.parse_args(argv)
+    global DOC_LEN
+    DOC_LEN = args.doc_len
     if args.phase:
         fn = phase_build if args.phase == "build" else phase_update
         res = (

@@ -225,6 +225,8 @@ def corruption_loop(
                 counts["errors"] += 1
                 named = file.name in out["message"] or file.parent.name in out["message"]
                 counts["unnamed"] += not named
+                if not named:
+                    print("unnamed", file, how, out["message"])
             elif out["ok"] != json.loads(json.dumps(expected)):
                 counts["silent"] += 1
                 print("silent", file, how)

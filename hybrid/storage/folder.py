@@ -133,9 +133,9 @@ class EngineFolder:
     def read_manifest(self) -> dict[str, Any]:
         rows = self.db.rows("SELECT gen, body, crc FROM manifest WHERE key = 1")
         if not rows:
-            raise IndexFormatError(
-                f"{self.path} holds no committed engine (its creation was interrupted?): "
-                "delete the folder and build the engine again"
+            raise IndexCorruptedError(
+                f"{self.path / DB_FILE} holds no committed manifest (damaged, or the engine's "
+                "creation was interrupted): delete the folder and build the engine again"
             )
         gen, body, crc = rows[0]
         if not isinstance(body, str) or zlib.crc32(body.encode("utf-8")) != crc:

@@ -34,8 +34,7 @@ def check_storable(value: Any, where: str) -> None:
         for key, item in value.items():
             if type(key) is not str:
                 raise ValueError(
-                    f"{where} has the key {key!r} ({type(key).__name__}); metadata keys must "
-                    "be str"
+                    f"{where} has the key {key!r} ({type(key).__name__}); metadata keys must be str"
                 )
             _check_text(key, f"{where} key {key!r}")
             check_storable(item, f"{where}[{key!r}]")

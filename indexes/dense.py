@@ -534,8 +534,11 @@ class DenseIndex:
                 packed, tombstones = state["alive"], state["tombstones"]
         except (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise IndexCorruptedError(f"{path / STATE_FILE}: cannot be read ({exc})") from exc
-        if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size * 8 < next_id or (
-            tombstones.ndim != 1 or tombstones.dtype.kind != "i"
+        if (
+            packed.dtype != np.uint8
+            or packed.ndim != 1
+            or packed.size * 8 < next_id
+            or (tombstones.ndim != 1 or tombstones.dtype.kind != "i")
         ):
             raise IndexCorruptedError(f"{path / STATE_FILE}: live mask or tombstones damaged")
         self._alive = np.unpackbits(packed, count=next_id, bitorder="little").astype(bool)

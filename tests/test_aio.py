@@ -1,0 +1,108 @@
+"""The engine's async methods: same results as the blocking ones, and no blocked event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from tests._adapter_engine import DOCS, IDS, QUERIES, small_engine
+
+pytest.importorskip("faiss", reason="needs faiss-cpu (extra models)")
+
+
+def test_asearch_equals_search():
+    engine = small_engine()
+
+    async def main():
+        return await asyncio.gather(*(engine.asearch(q, k=5) for q in QUERIES))
+
+    for query, hits in zip(QUERIES, asyncio.run(main()), strict=True):
+        expected = engine.search(query, k=5)
+        assert [h.id for h in hits] == [h.id for h in expected]
+        np.testing.assert_array_equal([h.score for h in hits], [h.score for h in expected])
+    batch = asyncio.run(engine.asearch(QUERIES[:2], k=3, fusion="wsum"))
+    assert [[h.id for h in hs] for hs in batch] == [
+        [h.id for h in hs] for hs in engine.search(QUERIES[:2], k=3, fusion="wsum")
+    ]
+
+
+def test_aadd_and_adelete_change_the_engine():
+    engine = small_engine()
+
+    async def main():
+        ids = await engine.aadd(["Orbital debris tracking radar"], ids=["new"])
+        found = await engine.asearch("orbital debris", k=1)
+        await engine.adelete("new")
+        gone = await engine.asearch("orbital debris", k=len(IDS) + 1)
+        return ids, found, gone
+
+    ids, found, gone = asyncio.run(main())
+    assert ids == ["new"] and found[0].id == "new"
+    assert "new" not in {h.id for h in gone} and len(engine) == len(DOCS)
+    with pytest.raises((KeyError, ValueError)):  # errors reach the awaiting coroutine unchanged
+        asyncio.run(engine.adelete("never-added"))
+
+
+DELAY = 0.5  # seconds each call of the slow stand-in encoder sleeps
+
+
+def ticking_while(work) -> tuple[object, np.ndarray]:
+    """Run ``await work()`` beside a coroutine that ticks every 10 ms; the result and the gaps
+    between ticks (a gap near DELAY means the event loop was blocked)."""
+    ticks: list[float] = []
+
+    async def ticker(stop: asyncio.Event):
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            await asyncio.sleep(0.01)
+
+    async def main():
+        stop = asyncio.Event()
+        task = asyncio.create_task(ticker(stop))
+        await asyncio.sleep(0.02)
+        result = await work()
+        await asyncio.sleep(0.02)
+        stop.set()
+        await task
+        return result
+
+    result = asyncio.run(main())
+    return result, np.diff(ticks)
+
+
+def test_a_slow_encoder_does_not_block_the_event_loop():
+    engine = small_engine(delay=DELAY)
+
+    async def work():
+        start = time.perf_counter()
+        hits = await engine.asearch(QUERIES[0], k=3)
+        await engine.aadd(["Orbital debris tracking radar"], ids=["new"])
+        return hits, time.perf_counter() - start
+
+    (hits, elapsed), gaps = ticking_while(work)
+    assert elapsed >= 2 * DELAY  # one query encoding, one document encoding
+    assert hits[0].id == "sat-1"
+    assert len(gaps) > 50 and gaps.max() < DELAY * 0.8, (len(gaps), gaps.max())
+
+
+def test_the_blocking_search_does_block_the_event_loop():
+    """The counterpart of the test above, so that it can fail: ``search`` in a coroutine."""
+    engine = small_engine(delay=DELAY)
+
+    async def work():
+        return engine.search(QUERIES[0], k=3)
+
+    _, gaps = ticking_while(work)
+    assert gaps.max() >= DELAY
+
+
+def test_methods_the_engine_lacks_say_so():
+    engine = small_engine()
+    for name in ("upsert", "update_metadata", "get"):
+        if hasattr(engine, name):
+            continue  # the delegating method is tested with the method itself
+        with pytest.raises(NotImplementedError, match=f"has no {name}\\(\\)"):
+            asyncio.run(getattr(engine, f"a{name}")("sat-1"))

@@ -19,28 +19,28 @@ DOCS = [
         "sat-1",
         "Satellite imagery supports defense and disaster response.",
         {"lang": "en", "year": 2021, "tags": ["space", "defense"]},
-    ),  # noqa: E501
+    ),
     (
         "sat-2",
         "Earth observation satellites image farms for crop yield.",
         {"lang": "en", "year": 2019, "tags": ["space", "farming"]},
-    ),  # noqa: E501
+    ),
     (
         "ko-1",
         "위성 데이터 분석으로 국방과 재난 대응을 돕는다.",
         {"lang": "ko", "year": 2023, "tags": ["space"]},
-    ),  # noqa: E501
+    ),
     ("ko-2", "위성 영상 기반 농업 분석 서비스", {"lang": "ko", "year": 2020, "tags": ["farming"]}),
     (
         "med-1",
         "Vitamin D supplements and bone density in adults.",
         {"lang": "en", "year": 2018, "source": {"site": "pubmed"}},
-    ),  # noqa: E501
+    ),
     (
         "med-2",
         "Satellite cells repair muscle after injury.",
         {"lang": "en", "year": 2022, "source": {"site": "pubmed"}},
-    ),  # noqa: E501
+    ),
     ("news-1", "Launch of a new imaging satellite announced.", {"lang": "en", "year": 2024}),
     ("misc-1", "Crop rotation improves soil health.", {"lang": "en"}),
 ]
@@ -83,10 +83,11 @@ def needs_filter(engine: HybridRetriever) -> None:
         pytest.skip("engine.search has no filter= yet (issue #20, metadata filters)")
 
 
-def same_hits(hits, ids, scores) -> None:
-    """The adapter's documents equal the engine's hits: same ids, order and scores."""
-    assert [str(h.id) for h in hits] == list(ids)
-    np.testing.assert_array_equal([h.score for h in hits], scores)
+def same_hits(ids, scores, hits) -> None:
+    """An adapter's results (``ids``, ``scores``) equal the engine's ``hits``: same ids (as
+    str), same order, same scores."""
+    assert list(ids) == [str(h.id) for h in hits]
+    np.testing.assert_array_equal(scores, [h.score for h in hits])
 
 
 class SpyEngine:

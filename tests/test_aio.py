@@ -106,3 +106,46 @@ def test_methods_the_engine_lacks_say_so():
             continue  # the delegating method is tested with the method itself
         with pytest.raises(NotImplementedError, match=f"has no {name}\\(\\)"):
             asyncio.run(getattr(engine, f"a{name}")("sat-1"))
+
+
+def test_async_twins_pass_their_arguments_through_in_a_worker_thread():
+    """aupsert / aupdate_metadata / aget delegate to upsert / update_metadata / get (whatever
+    their signatures), in a thread other than the event loop's."""
+    import threading
+
+    from hybrid.aio import AsyncEngineMixin
+
+    class Recorder(AsyncEngineMixin):
+        def __init__(self):
+            self.calls = []
+
+        def _record(self, name, args, kwargs):
+            self.calls.append((name, args, kwargs, threading.current_thread().name))
+            return name
+
+        def upsert(self, *args, **kwargs):
+            return self._record("upsert", args, kwargs)
+
+        def update_metadata(self, *args, **kwargs):
+            return self._record("update_metadata", args, kwargs)
+
+        def get(self, *args, **kwargs):
+            return self._record("get", args, kwargs)
+
+    rec = Recorder()
+
+    async def main():
+        return [
+            await rec.aupsert(["t"], ids=["a"], metadata=[{"x": 1}]),
+            await rec.aupdate_metadata("a", {"x": 2}),
+            await rec.aget(["a", "b"]),
+        ]
+
+    assert asyncio.run(main()) == ["upsert", "update_metadata", "get"]
+    main_thread = threading.main_thread().name
+    assert [(n, a, k) for n, a, k, _ in rec.calls] == [
+        ("upsert", (["t"],), {"ids": ["a"], "metadata": [{"x": 1}]}),
+        ("update_metadata", ("a", {"x": 2}), {}),
+        ("get", (["a", "b"],), {}),
+    ]
+    assert all(thread != main_thread for *_, thread in rec.calls)

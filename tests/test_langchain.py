@@ -104,8 +104,10 @@ def test_filtered_documents_equal_filtered_engine_hits(engine):
 
 def test_bad_arguments():
     engine = small_engine()
+    with pytest.raises(ValueError, match="greater than 0"):  # pydantic's ValidationError
+        LangChainRetriever(engine=engine, k=0)
     with pytest.raises(ValueError, match="k must be a positive integer, got 0"):
-        LangChainRetriever(engine=engine, k=0).invoke("x")
+        LangChainRetriever(engine=engine).invoke("x", k=0)
     with pytest.raises(TypeError, match="query must be a str"):
         LangChainRetriever(engine=engine).invoke(["a", "b"])
 

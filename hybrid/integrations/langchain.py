@@ -44,7 +44,7 @@ class LangChainRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     engine: Any
-    k: int = 10
+    k: int = Field(default=10, gt=0)
     filter: dict[str, Any] | None = None
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
     metadata_key: str = _common.DEFAULT_METADATA_KEY

@@ -132,3 +132,8 @@ def test_filtered_documents_match_haystack_own_filter_semantics(engine, filters)
     assert {d.id for d in docs["documents"]} == expected
     hits = engine.search("satellite crop", k=len(IDS), filter=from_haystack(filters))
     same_hits([d.id for d in docs["documents"]], [d.score for d in docs["documents"]], hits)
+
+
+def test_search_kwargs_cannot_hold_k_or_filter(engine):
+    with pytest.raises(ValueError, match=r"must not hold \['filter', 'k'\]"):
+        HaystackRetriever(engine, search_kwargs={"k": 3, "filter": {}})

@@ -138,3 +138,13 @@ def test_lcel_chain_with_a_fake_llm(engine):
     assert chain.invoke(QUERIES[0]) == "Satellites help defense."
     hits = engine.search(QUERIES[0], k=2)
     assert seen == ["\n".join(f"[{h.id}] {h.text}" for h in hits)]
+
+
+def test_option_precedence(engine):
+    """Per-call options win over search_kwargs, which win over the fields (LangChain's habit)."""
+    spy = SpyEngine(engine)
+    f = {"lang": "en"}
+    retriever = LangChainRetriever(engine=spy, k=2, search_kwargs={"k": 3, "fusion": "rrf"})
+    retriever.invoke("satellite")
+    retriever.invoke("satellite", k=4, filter=f, fusion="wsum")
+    assert spy.calls == [{"k": 3, "fusion": "rrf"}, {"k": 4, "fusion": "wsum", "filter": f}]

@@ -56,8 +56,19 @@ def hit_metadata(hit: Hit, key: str = DEFAULT_METADATA_KEY) -> dict[str, Any]:
     return meta
 
 
-def search_options(k: int, filter: Mapping[str, Any] | None, options: Mapping[str, Any]):
-    """Keyword arguments for ``engine.search``: ``filter=`` only when a filter is given."""
+def search_options(
+    k: int, filter: Mapping[str, Any] | None, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Keyword arguments for ``engine.search``: ``filter=`` only when a filter is given.
+
+    ``options`` (an adapter's ``search_kwargs``) must not hold ``k`` or ``filter``: each adapter
+    has its own argument for those.
+    """
+    clash = sorted({"k", "filter"} & set(options))
+    if clash:
+        raise ValueError(
+            f"search_kwargs must not hold {clash}: use the adapter's own top-k and filter arguments"
+        )
     kwargs = {"k": k, **options}
     if filter is not None:
         kwargs["filter"] = filter

@@ -61,6 +61,7 @@ class HaystackRetriever:
             filter_policy = FilterPolicy.from_str(filter_policy)
         self.filter_policy = filter_policy
         self.search_kwargs = dict(search_kwargs or {})
+        _common.search_options(1, None, self.search_kwargs)  # refuses k / filter in there
         self.metadata_key = metadata_key
 
     def _options(self, top_k: int | None, filters: dict[str, Any] | None) -> dict[str, Any]:

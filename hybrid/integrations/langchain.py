@@ -37,8 +37,10 @@ class LangChainRetriever(BaseRetriever):
 
     ``k``: hits per query; ``filter``: a metadata filter in the engine's language (None: no
     filter); ``search_kwargs``: other ``engine.search`` options (``fusion``, ``weights``,
-    ``reranker`` ...); ``metadata_key``: where the retrieval details go in each document's
-    metadata. ``invoke(query, k=..., filter=..., **search options)`` overrides them per call.
+    ``reranker`` ...; ``k`` and ``filter`` there win over the fields, as in LangChain's
+    vector-store retrievers); ``metadata_key``: where the retrieval details go in each
+    document's metadata. ``invoke(query, k=..., filter=..., **search options)`` overrides all
+    of them for one call.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -50,9 +52,11 @@ class LangChainRetriever(BaseRetriever):
     metadata_key: str = _common.DEFAULT_METADATA_KEY
 
     def _search_kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        k = _common.check_k(overrides.pop("k", self.k), "k")
-        filter = overrides.pop("filter", self.filter)
-        return _common.search_options(k, filter, {**self.search_kwargs, **overrides})
+        """Per-call options over ``search_kwargs`` over the fields (``k``, ``filter``)."""
+        options = {**self.search_kwargs, **overrides}
+        k = _common.check_k(options.pop("k", self.k), "k")
+        filter = options.pop("filter", self.filter)
+        return _common.search_options(k, filter, options)
 
     def _documents(self, hits: list[Any]) -> list[Document]:
         return [

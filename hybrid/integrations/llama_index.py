@@ -55,6 +55,7 @@ class LlamaIndexRetriever(BaseRetriever):
         self.filters = filters
         from_llama_index(filters)  # a filter the engine cannot take fails here, not at retrieval
         self.search_kwargs = dict(search_kwargs or {})
+        _common.search_options(1, None, self.search_kwargs)  # refuses k / filter in there
         self.metadata_key = metadata_key
         super().__init__(**kwargs)
 

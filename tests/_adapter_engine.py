@@ -3,6 +3,7 @@ tests of the async methods and the framework adapters: no model is loaded."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 import time
@@ -103,3 +104,30 @@ class SpyEngine:
         if not has_filter(self.engine):
             kwargs.pop("filter", None)
         return self.engine.search(query, **kwargs)
+
+
+DELAY = 0.5  # seconds each call of the slow stand-in encoder sleeps
+
+
+def ticking_while(work) -> tuple[object, np.ndarray]:
+    """Run ``await work()`` beside a coroutine that ticks every 10 ms; the result and the gaps
+    between ticks (a gap near DELAY means the event loop was blocked)."""
+    ticks: list[float] = []
+
+    async def ticker(stop: asyncio.Event):
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            await asyncio.sleep(0.01)
+
+    async def main():
+        stop = asyncio.Event()
+        task = asyncio.create_task(ticker(stop))
+        await asyncio.sleep(0.02)
+        result = await work()
+        await asyncio.sleep(0.02)
+        stop.set()
+        await task
+        return result
+
+    result = asyncio.run(main())
+    return result, np.diff(ticks)

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from tests._adapter_engine import DOCS, IDS, QUERIES, small_engine
+from tests._adapter_engine import DELAY, DOCS, IDS, QUERIES, small_engine, ticking_while
 
 pytest.importorskip("faiss", reason="needs faiss-cpu (extra models)")
 
@@ -44,33 +44,6 @@ def test_aadd_and_adelete_change_the_engine():
     assert "new" not in {h.id for h in gone} and len(engine) == len(DOCS)
     with pytest.raises((KeyError, ValueError)):  # errors reach the awaiting coroutine unchanged
         asyncio.run(engine.adelete("never-added"))
-
-
-DELAY = 0.5  # seconds each call of the slow stand-in encoder sleeps
-
-
-def ticking_while(work) -> tuple[object, np.ndarray]:
-    """Run ``await work()`` beside a coroutine that ticks every 10 ms; the result and the gaps
-    between ticks (a gap near DELAY means the event loop was blocked)."""
-    ticks: list[float] = []
-
-    async def ticker(stop: asyncio.Event):
-        while not stop.is_set():
-            ticks.append(time.perf_counter())
-            await asyncio.sleep(0.01)
-
-    async def main():
-        stop = asyncio.Event()
-        task = asyncio.create_task(ticker(stop))
-        await asyncio.sleep(0.02)
-        result = await work()
-        await asyncio.sleep(0.02)
-        stop.set()
-        await task
-        return result
-
-    result = asyncio.run(main())
-    return result, np.diff(ticks)
 
 
 def test_a_slow_encoder_does_not_block_the_event_loop():

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from tests._adapter_engine import (
+    DELAY,
     DOCS,
     IDS,
     QUERIES,
@@ -15,6 +16,7 @@ from tests._adapter_engine import (
     needs_filter,
     same_hits,
     small_engine,
+    ticking_while,
 )
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")  # no telemetry calls from tests
@@ -137,3 +139,13 @@ def test_filtered_documents_match_haystack_own_filter_semantics(engine, filters)
 def test_search_kwargs_cannot_hold_k_or_filter(engine):
     with pytest.raises(ValueError, match=r"must not hold \['filter', 'k'\]"):
         HaystackRetriever(engine, search_kwargs={"k": 3, "filter": {}})
+
+
+def test_run_async_does_not_block_the_event_loop():
+    retriever = HaystackRetriever(small_engine(delay=DELAY), top_k=2)
+
+    async def work():
+        return await retriever.run_async(QUERIES[0])
+
+    out, gaps = ticking_while(work)
+    assert out["documents"][0].id == "sat-1" and gaps.max() < DELAY * 0.8

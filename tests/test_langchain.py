@@ -8,12 +8,14 @@ import math
 import pytest
 
 from tests._adapter_engine import (
+    DELAY,
     IDS,
     QUERIES,
     SpyEngine,
     needs_filter,
     same_hits,
     small_engine,
+    ticking_while,
 )
 
 pytest.importorskip("langchain_core", reason="needs langchain-core (extra langchain)")
@@ -148,3 +150,13 @@ def test_option_precedence(engine):
     retriever.invoke("satellite")
     retriever.invoke("satellite", k=4, filter=f, fusion="wsum")
     assert spy.calls == [{"k": 3, "fusion": "rrf"}, {"k": 4, "fusion": "wsum", "filter": f}]
+
+
+def test_ainvoke_does_not_block_the_event_loop():
+    retriever = LangChainRetriever(engine=small_engine(delay=DELAY), k=2)
+
+    async def work():
+        return await retriever.ainvoke(QUERIES[0])
+
+    docs, gaps = ticking_while(work)
+    assert docs[0].id == "sat-1" and gaps.max() < DELAY * 0.8

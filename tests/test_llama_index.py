@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from tests._adapter_engine import (
+    DELAY,
     DOCS,
     IDS,
     QUERIES,
@@ -14,6 +15,7 @@ from tests._adapter_engine import (
     needs_filter,
     same_hits,
     small_engine,
+    ticking_while,
 )
 
 pytest.importorskip("llama_index.core", reason="needs llama-index-core (extra llamaindex)")
@@ -147,3 +149,13 @@ def test_query_engine_with_mock_llm(engine):
         [n.node.id_ for n in response.source_nodes], [n.score for n in response.source_nodes], hits
     )
     assert isinstance(response.response, str) and response.response
+
+
+def test_aretrieve_does_not_block_the_event_loop():
+    retriever = LlamaIndexRetriever(small_engine(delay=DELAY), similarity_top_k=2)
+
+    async def work():
+        return await retriever.aretrieve(QUERIES[0])
+
+    nodes, gaps = ticking_while(work)
+    assert nodes[0].node.id_ == "sat-1" and gaps.max() < DELAY * 0.8

@@ -18,6 +18,7 @@ thread (``AsyncPipeline``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hybrid.integrations import _common
@@ -25,6 +26,8 @@ from hybrid.integrations.filters import from_haystack
 
 try:
     from haystack import Document, component
+    from haystack.core.errors import SerializationError
+    from haystack.core.serialization import default_from_dict, default_to_dict
     from haystack.document_stores.types import FilterPolicy, apply_filter_policy
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -36,7 +39,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 class HaystackRetriever:
     """A Haystack component: ``run(query, top_k=None, filters=None) -> {"documents": [...]}``.
 
-    ``top_k``: hits per query (``run``'s ``top_k`` overrides it); ``filters``: a Haystack filter
+    ``engine``: a :class:`hybrid.HybridRetriever`, or the folder of a saved one (opened with
+    ``HybridRetriever.load``; only then can the component, and a pipeline holding it, be
+    serialised with ``to_dict`` / YAML; Haystack 3 loads it with
+    ``allowed_modules=["hybrid.integrations.haystack"]``). ``top_k``: hits per query (``run``'s ``top_k`` overrides it); ``filters``: a Haystack filter
     applied to every run, combined with a run's ``filters`` by Haystack's ``filter_policy``
     (``REPLACE``, the default: a run's filters replace these; ``MERGE``: Haystack's merge);
     ``search_kwargs``: other ``engine.search`` options; ``metadata_key``: where the retrieval
@@ -53,6 +59,12 @@ class HaystackRetriever:
         search_kwargs: dict[str, Any] | None = None,
         metadata_key: str = _common.DEFAULT_METADATA_KEY,
     ) -> None:
+        self.engine_path: str | None = None
+        if isinstance(engine, (str, Path)):
+            from hybrid import HybridRetriever
+
+            self.engine_path = str(engine)
+            engine = HybridRetriever.load(engine)
         self.engine = engine
         self.top_k = _common.check_k(top_k, "top_k")
         from_haystack(filters)  # a filter the engine cannot take fails here, not in a pipeline
@@ -63,6 +75,27 @@ class HaystackRetriever:
         self.search_kwargs = dict(search_kwargs or {})
         _common.search_options(1, None, self.search_kwargs)  # refuses k / filter in there
         self.metadata_key = metadata_key
+
+    def to_dict(self) -> dict[str, Any]:
+        """Haystack serialisation: possible when the engine was given as a saved folder."""
+        if self.engine_path is None:
+            raise SerializationError(
+                "HaystackRetriever holds an engine object, which cannot be serialised; build it "
+                "from a saved engine folder instead: HaystackRetriever(engine='path/to/index')"
+            )
+        return default_to_dict(
+            self,
+            engine=self.engine_path,
+            top_k=self.top_k,
+            filters=self.filters,
+            filter_policy=self.filter_policy.value,
+            search_kwargs=self.search_kwargs,
+            metadata_key=self.metadata_key,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HaystackRetriever:
+        return default_from_dict(cls, data)
 
     def _options(self, top_k: int | None, filters: dict[str, Any] | None) -> dict[str, Any]:
         k = _common.check_k(self.top_k if top_k is None else top_k, "top_k")

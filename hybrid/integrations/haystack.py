@@ -42,11 +42,12 @@ class HaystackRetriever:
     ``engine``: a :class:`hybrid.HybridRetriever`, or the folder of a saved one (opened with
     ``HybridRetriever.load``; only then can the component, and a pipeline holding it, be
     serialised with ``to_dict`` / YAML; Haystack 3 loads it with
-    ``allowed_modules=["hybrid.integrations.haystack"]``). ``top_k``: hits per query (``run``'s ``top_k`` overrides it); ``filters``: a Haystack filter
-    applied to every run, combined with a run's ``filters`` by Haystack's ``filter_policy``
-    (``REPLACE``, the default: a run's filters replace these; ``MERGE``: Haystack's merge);
-    ``search_kwargs``: other ``engine.search`` options; ``metadata_key``: where the retrieval
-    details go in each document's ``meta``.
+    ``allowed_modules=["hybrid.integrations.haystack"]``). ``top_k``: hits per query (``run``'s
+    ``top_k`` overrides it). ``filters``: a Haystack filter applied to every run, combined with
+    a run's ``filters`` by Haystack's ``filter_policy`` (``REPLACE``, the default: a run's
+    filters replace these; ``MERGE``: Haystack's merge). ``search_kwargs``: other
+    ``engine.search`` options. ``metadata_key``: where the retrieval details go in each
+    document's ``meta``.
     """
 
     def __init__(

@@ -10,21 +10,22 @@ Translation checks structure and operators (clear errors naming what is not supp
 values themselves are checked by the engine when it parses the filter. Every comparison comes
 out in the explicit form ``{field: {"$op": value}}``.
 
-=====================  ==============================  ========================================
-engine                 LlamaIndex ``FilterOperator``    Haystack ``operator``
-=====================  ==============================  ========================================
-``$eq``                ``EQ`` (``==``)                 ``==``
-``$ne``                ``NE`` (``!=``)                 ``!=``
-``$gt $gte $lt $lte``  ``GT GTE LT LTE``               ``> >= < <=``
-``$in``                ``IN``; ``ANY`` (list fields)   ``in``
-``$nin``               ``NIN``                         ``not in``
-``$eq`` on list items  ``CONTAINS``                    (``==`` on a list field)
-``$and`` of ``$eq``    ``ALL``                         -
-``$exists: false``     ``IS_EMPTY`` (or ``== ""``)     ``== None``
-``$and $or``           ``FilterCondition.AND / OR``    ``AND`` / ``OR``
-``$not``               ``NOT``: none matches           ``NOT``: not all match
-(error)                ``TEXT_MATCH*``                 ``field`` not under ``meta.``
-=====================  ==============================  ========================================
+==========================  =================================  ===============================
+engine                      LlamaIndex ``FilterOperator``      Haystack ``operator``
+==========================  =================================  ===============================
+``$eq``                     ``EQ``                             ``==`` (field ``meta.<key>``)
+``$ne``                     ``NE``                             ``!=``
+``$gt $gte $lt $lte``       ``GT GTE LT LTE``                  ``> >= < <=``
+``$in``                     ``IN``; ``ANY`` (list fields)      ``in``
+``$nin``                    ``NIN``                            ``not in``
+``$eq`` (list membership)   ``CONTAINS``                       -
+``$and`` of ``$eq``         ``ALL``                            -
+``$exists: false``          ``EQ None``; ``IS_EMPTY`` (or "")  ``== None``
+``$exists: true``           ``NE None``                        ``!= None``
+``$and`` / ``$or``          ``AND`` / ``OR``, nesting          ``AND`` / ``OR``
+``$not``                    ``NOT``: none matches              ``NOT``: not all match
+error                       ``TEXT_MATCH*``                    fields other than ``meta.*``
+==========================  =================================  ===============================
 """
 
 from __future__ import annotations

@@ -122,3 +122,30 @@ def test_async_twins_pass_their_arguments_through_in_a_worker_thread():
         ("get", (["a", "b"],), {}),
     ]
     assert all(thread != main_thread for *_, thread in rec.calls)
+
+
+def test_aupsert_aupdate_metadata_aget_round_trip():
+    engine = small_engine()
+    missing = [n for n in ("upsert", "update_metadata", "get") if not hasattr(engine, n)]
+    if missing:
+        pytest.skip(f"engine has no {', '.join(missing)} yet (issue #19)")
+
+    async def main():
+        new = {"lang": "en", "year": 2025}
+        await engine.aupsert(["Orbital debris tracking radar"], ids=["sat-1"], metadata=[new])
+        replaced = await engine.aget("sat-1")
+        await engine.aupdate_metadata("sat-1", {"lang": "xx"})
+        updated = await engine.aget(["sat-1", "ko-1"])
+        hits = await engine.asearch("orbital debris", k=1)
+        return replaced, updated, hits
+
+    replaced, updated, hits = asyncio.run(main())
+    assert (replaced.text, replaced.metadata) == (
+        "Orbital debris tracking radar",
+        {"lang": "en", "year": 2025},
+    )
+    assert [d.metadata for d in updated] == [
+        {"lang": "xx"},
+        {"lang": "ko", "year": 2023, "tags": ["space"]},
+    ]
+    assert hits[0].id == "sat-1" and len(engine) == len(DOCS)

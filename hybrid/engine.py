@@ -13,6 +13,7 @@ from typing import Any, TypeVar, overload
 import numpy as np
 
 import fusion as fusion_lib
+from hybrid.aio import AsyncEngineMixin
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.encoders._common import validate_texts
 from hybrid.locks import RWLock
@@ -30,7 +31,7 @@ _KIND = "HybridRetriever"
 _T = TypeVar("_T")
 
 
-class HybridRetriever:
+class HybridRetriever(AsyncEngineMixin):
     """SPLADE, dense and BM25 retrievers (any subset, any names) fused into one ranking.
 
     >>> r = HybridRetriever.from_preset("offline")

@@ -47,6 +47,7 @@ from indexes import _bm25_kernels as _k
 from indexes._base import (
     IndexFormatError,
     SearchResult,
+    check_allowed,
     check_k,
     empty_result,
     read_meta,
@@ -277,10 +278,23 @@ class BM25Index:
                   self._doc_len, self._live)
         return int(sum(a.nbytes for a in arrays))
 
-    def search(self, token_lists: Sequence[Sequence[str]], k: int) -> SearchResult:
-        """Top-k documents for each query (a token list): ids int64, scores float32, padded."""
+    def search(
+        self,
+        token_lists: Sequence[Sequence[str]],
+        k: int,
+        allowed: np.ndarray | None = None,
+    ) -> SearchResult:
+        """Top-k documents for each query (a token list): ids int64, scores float32, padded.
+
+        ``allowed`` (a bool or uint8 mask over internal ids, one entry per id ever assigned)
+        restricts the search to the documents it marks: the result is the unfiltered ranking
+        with the other documents removed, with the same scores, so up to ``k`` hits however
+        few documents it allows.
+        """
         k = check_k(k)
         _check_tokens(token_lists, "queries")
+        if allowed is not None:
+            allowed = check_allowed(allowed, self._doc_len.shape[0])
         self._refresh()
         n_q = len(token_lists)
         get = self._vocab.get
@@ -299,6 +313,15 @@ class BM25Index:
         if self._positive is None:
             self._positive = self._all_positive()
         touched = self._buffer("touched", n_docs, np.int32)
+        if allowed is not None:
+            ids, scores = _k.search_allowed(
+                self._indptr, self._docs, self._impacts, self._absent, q_ptr, terms, k,
+                self._buffer("acc", max(_BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK),
+                             np.float32),
+                self._buffer("seen", n_docs, np.uint8), touched,
+                allowed.view(np.uint8), np.flatnonzero(allowed).astype(np.int64),
+            )
+            return SearchResult(ids, scores)
         # Room for the last block's scan chunk past n_docs, and for a whole block.
         acc = self._buffer("acc", max(_BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK), np.float32)
         if self._positive:

@@ -49,9 +49,7 @@ def check_allowed(allowed: np.ndarray, n_ids: int) -> np.ndarray:
             f"{arr.dtype} with shape {arr.shape}"
         )
     if arr.shape[0] != n_ids:
-        raise ValueError(
-            f"allowed has {arr.shape[0]} entries; the index has assigned {n_ids} ids"
-        )
+        raise ValueError(f"allowed has {arr.shape[0]} entries; the index has assigned {n_ids} ids")
     return np.ascontiguousarray(arr if arr.dtype == np.bool_ else arr != 0)
 
 

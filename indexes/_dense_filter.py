@@ -62,9 +62,7 @@ def search_allowed(
     return finish(ids, scores, k_eff, k)
 
 
-def _params(
-    faiss: Any, index: DenseIndex, hnsw: Any, selector: Any, k: int, spread: float
-) -> Any:
+def _params(faiss: Any, index: DenseIndex, hnsw: Any, selector: Any, k: int, spread: float) -> Any:
     """Search parameters carrying the selector, with the beam or probes widened by ``spread``
     (live / allowed); None for index types that take no selector."""
     if hnsw is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -17,6 +17,7 @@ import numpy as np
 import fusion as fusion_lib
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.encoders._common import validate_texts
+from hybrid.filters import MetadataIndex, parse
 from hybrid.locks import RWLock
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
@@ -71,6 +72,10 @@ class HybridRetriever:
         self.store = DocumentStore()
         self._rw = RWLock()  # searches read, a commit writes
         self._writer = threading.RLock()  # one writer at a time
+        # Metadata index for filters: built from the store on the first filtered search, then
+        # kept up to date by _apply. Whoever replaces self.store sets it back to None.
+        self._filter_index: MetadataIndex | None = None
+        self._filter_build = threading.Lock()
         self.parallel = parallel
         self.preset = preset
         self.config = DEFAULT_CONFIG
@@ -180,6 +185,10 @@ class HybridRetriever:
             for retriever in self.retrievers.values():
                 retriever.delete(batch.delete_rows)
             self.store.remove(batch.delete_rows)
+            if self._filter_index is not None:
+                self._filter_index.delete(batch.delete_rows)
+        if batch.metadata_updates and self._filter_index is not None:
+            self._filter_index.update(batch.metadata_updates)
         if not batch.texts:
             return
         expected = np.arange(self.store.n_rows, self.store.n_rows + len(batch.texts))
@@ -191,6 +200,8 @@ class HybridRetriever:
                     ": its index was changed outside this engine"
                 )
         self.store.append(batch.texts, batch.ids, batch.metadata)
+        if self._filter_index is not None:
+            self._filter_index.append(batch.metadata)
 
     # -- search ---------------------------------------------------------------------------------
 
@@ -212,6 +223,7 @@ class HybridRetriever:
         depth: int | None = None,
         reranker: Any | None = None,
         rerank_top: int | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-``k`` fused hits for one query (a list) or a batch (a list of lists).
 
@@ -221,11 +233,19 @@ class HybridRetriever:
         :class:`~hybrid.rerankers.Reranker`, or any ``(query, texts) -> scores`` callable)
         re-orders the best ``rerank_top`` fused candidates (default: the engine's reranker and
         ``rerank_top``); each hit keeps its ``fused_score`` and ``fused_rank``.
+
+        ``filter`` restricts the search to documents whose metadata matches it (the language of
+        :mod:`hybrid.filters`, e.g. ``{"lang": "ko", "year": {"$gte": 2020}}``). Every
+        retriever searches only those documents, so up to ``k`` hits come back however few
+        match; each retriever's candidates are its unfiltered ranking with the other documents
+        removed. An invalid filter raises :class:`~hybrid.filters.FilterError` (a ``ValueError``).
         """
         single = isinstance(query, str)
         queries = validate_texts(query, "queries")
         k = check_k(k)
         cfg = self._config(config, fusion, weights, norm, rrf_k, depth)
+        if filter is not None:
+            parse(filter)  # a bad filter fails before anything is encoded
         if len(self.store) == 0:
             empty: list[list[Hit]] = [[] for _ in queries]
             return empty[0] if single else empty
@@ -236,8 +256,12 @@ class HybridRetriever:
         names = [n for n in self.names if self._weight(cfg, n) > 0]
         encoded = self._map(lambda r: r.encode_queries(queries), names)  # no lock held
         with self._rw.read():  # one consistent state from index search to hits
+            allowed = self._allowed(filter)
+            if allowed is not None and not allowed.any():
+                nothing: list[list[Hit]] = [[] for _ in queries]
+                return nothing[0] if single else nothing
             candidates = self._retrieve_encoded(
-                queries, encoded, max(cfg.retrieval_depth, top), names
+                queries, encoded, max(cfg.retrieval_depth, top), names, allowed
             )
             hits = self._fuse(candidates, top, cfg)
         if rerank is not None:
@@ -273,11 +297,13 @@ class HybridRetriever:
         queries: str | Sequence[str],
         depth: int | None = None,
         names: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> Candidates:
         """Each retriever's top-``depth`` candidates (internal ids), before any fusion.
 
         Retrievers run in parallel threads. The result can be fused many times with
         :meth:`fuse` (e.g. while tuning weights) without encoding or searching again.
+        ``filter`` restricts every retriever to the matching documents, as in :meth:`search`.
         """
         queries = validate_texts(queries, "queries")
         depth = check_k(depth if depth is not None else self.config.depth)
@@ -288,16 +314,51 @@ class HybridRetriever:
                 f"unknown retrievers {unknown}; this engine has: {', '.join(self.names)}"
             )
 
+        if filter is not None:
+            parse(filter)
         encoded = self._map(lambda r: r.encode_queries(queries), names)
         with self._rw.read():
-            return self._retrieve_encoded(queries, encoded, depth, names)
+            return self._retrieve_encoded(queries, encoded, depth, names, self._allowed(filter))
 
     def _retrieve_encoded(
-        self, queries: list[str], encoded: dict[str, Any], depth: int, names: list[str]
+        self,
+        queries: list[str],
+        encoded: dict[str, Any],
+        depth: int,
+        names: list[str],
+        allowed: np.ndarray | None = None,
     ) -> Candidates:
-        """Search every named retriever with its encoded queries (caller holds the read lock)."""
-        results = self._each(lambda n: self.retrievers[n].search_encoded(encoded[n], depth), names)
+        """Search every named retriever with its encoded queries (caller holds the read lock);
+        ``allowed`` (a row mask, see :meth:`_allowed`) restricts them to those rows."""
+        results = self._each(
+            lambda n: self.retrievers[n].search_encoded(encoded[n], depth, allowed=allowed), names
+        )
         return Candidates(queries=queries, results=results, encoded=dict(encoded))
+
+    def _allowed(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
+        """The row mask of a filter (None for no filter); caller holds the read lock."""
+        if filter is None:
+            return None
+        return self.filter_index().mask(filter)
+
+    def filter_index(self) -> MetadataIndex:
+        """The metadata index that evaluates filters, built from the store on first use."""
+        index = self._filter_index
+        if index is None:
+            with self._filter_build:  # two first searches must not both build it
+                index = self._filter_index
+                if index is None:
+                    index = MetadataIndex()
+                    index.rebuild(self.store.n_rows, self._live_metadata())
+                    self._filter_index = index
+        return index
+
+    def _live_metadata(self) -> Iterator[tuple[int, Mapping[str, Any]]]:
+        """(row, metadata) of every live document: what the metadata index is built from."""
+        store = self.store
+        for row in range(store.n_rows):
+            if store.live[row]:
+                yield row, store.metadata[row]
 
     def fuse(
         self, candidates: Candidates, k: int = 10, config: FusionConfig | None = None

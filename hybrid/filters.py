@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import operator
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -296,6 +297,7 @@ class MetadataIndex:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_version = 0
         self.cache_size = cache_size
+        self._cache_lock = threading.Lock()  # searches share the cache
 
     @property
     def n_rows(self) -> int:
@@ -414,21 +416,24 @@ class MetadataIndex:
         Dict filters are cached by their canonical JSON until the next write. The returned
         array is shared with the cache: do not modify it.
         """
-        if self._cache_version != self.version:
-            self._cache.clear()
-            self._cache_version = self.version
         if isinstance(spec, (Cond, And, Or, Not)):
             return self._eval(spec) & self.live
         key = canonical(spec)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
+        with self._cache_lock:
+            if self._cache_version != self.version:
+                self._cache.clear()
+                self._cache_version = self.version
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
         out = self._eval(parse(spec)) & self.live
         out.flags.writeable = False
-        self._cache[key] = out
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            if self._cache_version == self.version:
+                self._cache[key] = out
+                if len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
         return out
 
     def _eval(self, node: Node) -> np.ndarray:

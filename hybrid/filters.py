@@ -9,6 +9,8 @@ The language is the one LangChain, LlamaIndex and Chroma users already write (Mo
 - ``{"source.site": "wiki"}``: a dotted key reads nested dicts (also dicts inside lists).
 - A document whose field is a list matches when *any* element does
   (``{"tags": "news"}`` matches ``{"tags": ["news", "sport"]}``).
+- ``$exists`` on a dotted prefix holds when any value lies under it (``{"src": {"$exists":
+  True}}`` for ``{"src": {"site": "wiki"}}``).
 
 Values and types (decided here, tested in ``tests/test_filters.py``):
 
@@ -195,9 +197,10 @@ def matches(node: Node, metadata: Mapping[str, Any]) -> bool:
         return any(matches(p, metadata) for p in node.parts)
     if isinstance(node, Not):
         return not matches(node.part, metadata)
-    values = [v for path, v in flatten(metadata) if path == node.field]
+    pairs = list(flatten(metadata))
     if node.op == "$exists":
-        return bool(values)
+        return node.field in _with_parents(p for p, _ in pairs)
+    values = [v for path, v in pairs if path == node.field]
     if node.op == "$eq":
         return _key(node.value) in {_key(v) for v in values}
     if node.op == "$in":
@@ -209,6 +212,17 @@ def _compare(op: str, v: Any, x: Any) -> bool:
     if isinstance(v, bool) or isinstance(x, str) != isinstance(v, str):
         return False
     return bool(_OPS[op](v, x))
+
+
+def _with_parents(paths: Iterable[str]) -> set[str]:
+    """The paths and every dotted prefix of them (``a.b.c`` -> ``a``, ``a.b``, ``a.b.c``)."""
+    out: set[str] = set()
+    for path in paths:
+        out.add(path)
+        while "." in path:
+            path = path.rsplit(".", 1)[0]
+            out.add(path)
+    return out
 
 
 def flatten(metadata: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -336,18 +350,20 @@ class MetadataIndex:
                     r, v = nums.setdefault(path, ([], []))
                     r.append(row)
                     v.append(key[1])
-            for path in {p for p, _ in seen}:
+            for path in _with_parents(p for p, _ in seen):
                 has.setdefault(path, []).append(row)
-        for path, per in groups.items():
+        for path, rs in has.items():
             f = self.fields.get(path)
             if f is None:
                 f = self.fields[path] = _Field()
+            f.has.extend(np.asarray(rs, dtype=np.int64))
+        for path, per in groups.items():
+            f = self.fields[path]
             for key, rs in per.items():
                 post = f.postings.get(key)
                 if post is None:
                     post = f.postings[key] = _Rows()
                 post.extend(np.asarray(rs, dtype=np.int64))
-            f.has.extend(np.asarray(has[path], dtype=np.int64))
             if path in nums:
                 r, v = nums[path]
                 f.num_rows.extend(np.asarray(r, dtype=np.int64))
@@ -368,9 +384,15 @@ class MetadataIndex:
             return
         rows = np.fromiter(updates, dtype=np.int64, count=len(updates))
         old: dict[str, dict[tuple[str, Any], list[int]]] = {}
+        old_has: dict[str, list[int]] = {}
         for r in rows.tolist():
-            for path, value in flatten(self._meta[r] or {}):
+            pairs = list(flatten(self._meta[r] or {}))
+            for path, value in pairs:
                 old.setdefault(path, {}).setdefault(_key(value), []).append(r)
+            for path in _with_parents(p for p, _ in pairs):
+                old_has.setdefault(path, []).append(r)
+        for path, rs in old_has.items():
+            self.fields[path].has.drop(np.asarray(rs, dtype=np.int64))
         for path, per in old.items():
             f = self.fields[path]
             gone = np.unique(
@@ -381,7 +403,6 @@ class MetadataIndex:
                 post.drop(np.asarray(rs, dtype=np.int64))
                 if not post.n:
                     del f.postings[key]
-            f.has.drop(gone)
             if f.num_rows.n:
                 keep = ~np.isin(f.num_rows.view(), gone)
                 vals = f.numbers()[keep]

@@ -170,7 +170,7 @@ def _raw_floor(thr, offset):
 
 @njit(cache=True)
 def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, touched, block,
-                    chunk_size, sparse_ratio):
+                    chunk_size, sparse_ratio, allowed):
     """Top-k (ids, scores) per query for impacts that are all > 0; rows padded with -1 / -inf.
 
     Same contract and results as :func:`search_batch`. ``touched`` (int32, n_docs) and ``acc``
@@ -178,7 +178,9 @@ def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, to
     ``CHUNK``) are scratch buffers, zero / left clean on return; ``chunk_size`` is ``CHUNK``,
     passed at run time because a compile-time trip count gets the chunk max unrolled instead of
     vectorised (1.2x slower overall). A query with ``sparse_ratio * postings < n_docs`` takes
-    the touched-list path, others the blocked one.
+    the touched-list path, others the blocked one. Only documents ``d`` with ``allowed[d] != 0``
+    (uint8, n_docs; all ones for an unfiltered search) are hits: the others are scored and
+    skipped when the top k is taken, so an allowed document's score is the unfiltered one.
     """
     n_q = q_indptr.shape[0] - 1
     n_docs = touched.shape[0]
@@ -222,7 +224,7 @@ def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, to
                 d = touched[i]
                 s = acc[d] + offset
                 acc[d] = 0.0
-                if size < k or s >= thr:
+                if (size < k or s >= thr) and allowed[d]:
                     size = offer(hs, hd, size, k, s, d)
                     if size == k:
                         thr = hs[0]
@@ -251,7 +253,7 @@ def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, to
                 if top > rt_bits:
                     for i in range(c0, c0 + chunk):
                         r = acc[i]
-                        if r > rt:
+                        if r > rt and allowed[lo + np.int64(i)]:
                             s = r + offset
                             if s > thr:
                                 size = offer(hs, hd, size, k, s, lo + np.int64(i))

@@ -9,8 +9,8 @@ before asking the selector):
 - **HNSW**: when at most ``index.exact_filter_below`` ids are allowed, their stored vectors are
   scored directly (exact; a graph walk restricted to a few scattered nodes misses most of
   them). Otherwise the graph is walked with the selector and a beam widened to
-  ``max(efSearch, k * live / allowed)`` (capped at ``_MAX_EF``), so the walk meets about as
-  many allowed nodes as an unfiltered walk meets nodes.
+  ``max(efSearch, k) * live / allowed`` (capped at ``_MAX_EF``), so the beam holds about as
+  many allowed nodes as an unfiltered beam holds nodes.
 - **IVF**: ``nprobe`` is raised to ``nprobe * live / allowed`` (at most every list), so about
   as many allowed vectors are scanned as an unfiltered search scans.
 - Types that take no selector (e.g. refine indexes) are searched for every stored vector and
@@ -33,9 +33,19 @@ _MAX_EF = 4096
 
 
 def search_allowed(
-    index: DenseIndex, q: np.ndarray, k: int, mask: np.ndarray, threads: int | None
+    index: DenseIndex,
+    q: np.ndarray,
+    k: int,
+    mask: np.ndarray,
+    threads: int | None,
+    source: np.ndarray | None = None,
 ) -> SearchResult:
-    """Top-``k`` of each query row among the ids where ``mask`` (live and allowed) is True."""
+    """Top-``k`` of each query row among the ids where ``mask`` (live and allowed) is True.
+
+    ``source`` is the caller's ``allowed`` array: when it is read-only (as the engine's cached
+    filter masks are), the vectors gathered for an exact HNSW subset search are kept for the
+    next search with the same array, until the index changes.
+    """
     from indexes.dense import _faiss, _omp_threads, finish
 
     n_q = q.shape[0]
@@ -47,7 +57,7 @@ def search_allowed(
     hnsw = index._hnsw()
     with _omp_threads(faiss, threads):
         if hnsw is not None and m <= index.exact_filter_below:
-            return _exact_subset(hnsw, q, k, mask)
+            return _exact_subset(index, hnsw, q, k, mask, source)
         bitmap = np.packbits(mask, bitorder="little")
         selector = faiss.IDSelectorBitmap(mask.size, faiss.swig_ptr(bitmap))
         params = _params(faiss, index, hnsw, selector, k_eff, len(index) / m)
@@ -67,8 +77,8 @@ def _params(faiss: Any, index: DenseIndex, hnsw: Any, selector: Any, k: int, spr
     (live / allowed); None for index types that take no selector."""
     if hnsw is not None:
         params = faiss.SearchParametersHNSW()
-        ef = int(hnsw.hnsw.efSearch)
-        params.efSearch = int(min(max(ef, math.ceil(k * spread)), max(ef, _MAX_EF)))
+        ef = max(int(hnsw.hnsw.efSearch), k)
+        params.efSearch = int(min(math.ceil(ef * spread), max(ef, _MAX_EF)))
     elif index.nprobe is not None:
         ivf = faiss.try_extract_index_ivf(index._index)
         params = faiss.SearchParametersIVF()
@@ -81,11 +91,38 @@ def _params(faiss: Any, index: DenseIndex, hnsw: Any, selector: Any, k: int, spr
     return params
 
 
-def _exact_subset(hnsw: Any, q: np.ndarray, k: int, mask: np.ndarray) -> SearchResult:
+def _gather(hnsw: Any, rows: np.ndarray) -> np.ndarray:
+    """Stored vectors of ``rows`` (positions) of an HNSW index: read in place from a flat
+    storage, else reconstructed."""
+    from indexes.dense import _faiss
+
+    faiss = _faiss()
+    storage = faiss.downcast_index(hnsw.storage)
+    if isinstance(storage, faiss.IndexFlat):
+        n, d = int(storage.ntotal), int(storage.d)
+        return faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)[rows]
+    return hnsw.reconstruct_batch(rows)
+
+
+def _exact_subset(
+    index: DenseIndex,
+    hnsw: Any,
+    q: np.ndarray,
+    k: int,
+    mask: np.ndarray,
+    source: np.ndarray | None,
+) -> SearchResult:
     """Score the allowed vectors of an HNSW index directly. Its stored vectors are never
     removed, so position == id; ranked score descending, id ascending, as FAISS does."""
-    rows = np.flatnonzero(mask).astype(np.int64)
-    vectors = hnsw.reconstruct_batch(rows)
+    key = (id(source), mask.size, len(index))
+    cached = getattr(index, "_subset_cache", None)
+    if cached is not None and cached[0] == key and cached[1] is source:
+        rows, vectors = cached[2], cached[3]
+    else:
+        rows = np.flatnonzero(mask).astype(np.int64)
+        vectors = _gather(hnsw, rows)
+        if source is not None and not source.flags.writeable:
+            index._subset_cache = (key, source, rows, vectors)
     scores = q @ vectors.T  # (n_q, m)
     k_eff = min(k, rows.size)
     out = empty_result(q.shape[0], k)

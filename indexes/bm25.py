@@ -313,7 +313,8 @@ class BM25Index:
         if self._positive is None:
             self._positive = self._all_positive()
         touched = self._buffer("touched", n_docs, np.int32)
-        if allowed is not None:
+        if allowed is not None and not (self._positive and self._mask_is_cheaper(terms, allowed)):
+            # few allowed documents (or impacts that may be <= 0): intersect or skip postings
             ids, scores = _k.search_allowed(
                 self._indptr, self._docs, self._impacts, self._absent, q_ptr, terms, k,
                 self._buffer("acc", max(_BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK),
@@ -325,9 +326,13 @@ class BM25Index:
         # Room for the last block's scan chunk past n_docs, and for a whole block.
         acc = self._buffer("acc", max(_BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK), np.float32)
         if self._positive:
+            if allowed is None:
+                allowed = self._scratch.get("all")
+                if allowed is None or allowed.shape[0] != n_docs:
+                    allowed = self._scratch["all"] = np.ones(n_docs, dtype=bool)
             ids, scores = _k.search_positive(
                 self._indptr, self._docs, self._impacts, self._absent, q_ptr, terms, k, acc,
-                touched, _BLOCK_DOCS, _k.CHUNK, _SPARSE_RATIO,
+                touched, _BLOCK_DOCS, _k.CHUNK, _SPARSE_RATIO, allowed.view(np.uint8),
             )
         else:
             ids, scores = _k.search_batch(
@@ -335,6 +340,16 @@ class BM25Index:
                 acc[:n_docs], self._buffer("seen", n_docs, np.uint8), touched,
             )
         return SearchResult(ids, scores)
+
+    def _mask_is_cheaper(self, terms: np.ndarray, allowed: np.ndarray) -> bool:
+        """Whether scoring every posting and skipping disallowed documents (the fast path's
+        cost: the postings) beats intersecting postings with the allowed rows (per term about
+        ``min(df, m) * (2 + log2(max / min))`` steps), over the whole batch."""
+        m = int(np.count_nonzero(allowed))
+        df = (self._indptr[terms + 1] - self._indptr[terms]).astype(np.float64)
+        short = np.minimum(df, m)
+        steps = short * (2.0 + np.log2(np.maximum(df, m) / np.maximum(short, 1.0)))
+        return bool(2.0 * steps.sum() >= df.sum())
 
     def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:
         """Per-term score contributions of one live document, largest first.

@@ -420,7 +420,7 @@ class DenseIndex:
             from indexes._dense_filter import search_allowed
 
             mask = check_allowed(allowed, self._alive.size) & self._alive
-            return search_allowed(self, q, k, mask, self._threads(threads))
+            return search_allowed(self, q, k, mask, self._threads(threads), allowed)
         if n_q == 0 or len(self) == 0:
             return empty_result(n_q, k)
         k_eff = min(k, n_stored)

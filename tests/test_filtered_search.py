@@ -42,17 +42,27 @@ def _check_exact(index, queries, n_ids: int, rng, k: int = 10, exact_scores: boo
             assert (got.ids[q, n:] == -1).all() and np.isneginf(got.scores[q, n:]).all()
 
 
-@pytest.mark.parametrize("variant", ["lucene", "okapi", "bm25+"])
-def test_bm25_filtered_equals_unfiltered_without_the_others(variant):
+@pytest.mark.parametrize(
+    ("variant", "params"),
+    [("lucene", {}), ("okapi", {}), ("bm25+", {}), ("okapi", {"epsilon": 0.0})],
+)
+def test_bm25_filtered_equals_unfiltered_without_the_others(variant, params):
+    """Selective filters take the intersecting kernel, others the masked fast path; okapi
+    with epsilon=0 has zero impacts (terms in most documents), so the general kernel."""
     rng = np.random.default_rng(1)
     vocab = [f"t{i}" for i in range(60)]
     docs = [list(rng.choice(vocab, size=rng.integers(0, 15))) for _ in range(4000)]
-    index = BM25Index(variant)
+    docs = [["common", *d] if i % 2 else d for i, d in enumerate(docs)]
+    docs += [["common", *d] for d in docs[:3000]]  # in most documents: okapi idf < 0
+    index = BM25Index(variant, **params)
     index.add(docs[:3000])
     index.delete(rng.choice(3000, 300, replace=False))
     index.add(docs[3000:])
     queries = [list(rng.choice(vocab, size=rng.integers(1, 7))) for _ in range(30)]
-    _check_exact(index, queries, 4000, rng)
+    queries += [["common", *q] for q in queries[:10]]
+    index.search(queries[:1], 1)
+    assert index._positive == (params == {})
+    _check_exact(index, queries, 7000, rng)
 
 
 @pytest.mark.parametrize("weight_dtype", ["uint16", "float32"])

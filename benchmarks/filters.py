@@ -105,7 +105,7 @@ def metadata_index(bucket: np.ndarray, row: dict) -> MetadataIndex:
 
 
 def spec_of(s: float) -> dict:
-    return {"bucket": {"$lt": int(round(s * 1000))}}
+    return {"bucket": {"$lt": round(s * 1000)}}
 
 
 def run_lexical(kind: str, n: int, args) -> list[dict]:
@@ -113,7 +113,7 @@ def run_lexical(kind: str, n: int, args) -> list[dict]:
     t0 = time.perf_counter()
     if kind == "bm25":
         bm = _bench("bm25")
-        corpus_ids, corpus, _, queries, _ = bm.load_beir(DATA / "scifact")
+        _, corpus, _, queries, _ = bm.load_beir(DATA / "scifact")
         an = bm.get_analyzer("english")
         base = an.analyze_batch(corpus, progress=False)
         q_all = an.analyze_batch(queries, progress=False)
@@ -197,7 +197,7 @@ def run_dense(n: int, args) -> list[dict]:
             allowed = None if s is None else meta.mask(spec_of(s))
             ids = index.search(q, K, allowed=allowed).ids
             rate = qps(
-                lambda i, a=allowed: index.search(one[i], K, allowed=a), len(one), args.budget
+                lambda i, a=allowed, x=index: x.search(one[i], K, allowed=a), len(one), args.budget
             )
             base = rate if s is None else base
             rows.append(
@@ -291,7 +291,7 @@ def run_peers(n: int, args) -> list[dict]:
             }
         )
         log(json.dumps(rows[-1]))
-    del engine
+    engine = None
     gc.collect()
     rows += _lancedb(texts, x, bucket, q_text, q_vec, n, args)
     gc.collect()
@@ -321,7 +321,7 @@ def _lancedb(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
     rows = []
     nq = len(q_text)
     for s in [None, *SELECTIVITY]:
-        where = None if s is None else f"bucket < {int(round(s * 1000))}"
+        where = None if s is None else f"bucket < {round(s * 1000)}"
         label = "none" if s is None else f"{s:.1%}"
 
         def fts(i, w=where):
@@ -384,7 +384,7 @@ def _qdrant(x, bucket, q_vec, n, args) -> list[dict]:
     for s in [None, *SELECTIVITY]:
         flt = None
         if s is not None:
-            cond = models.FieldCondition(key="bucket", range=models.Range(lt=int(round(s * 1000))))
+            cond = models.FieldCondition(key="bucket", range=models.Range(lt=round(s * 1000)))
             flt = models.Filter(must=[cond])
 
         def one(i, f=flt):

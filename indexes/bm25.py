@@ -344,12 +344,13 @@ class BM25Index:
     def _mask_is_cheaper(self, terms: np.ndarray, allowed: np.ndarray) -> bool:
         """Whether scoring every posting and skipping disallowed documents (the fast path's
         cost: the postings) beats intersecting postings with the allowed rows (per term about
-        ``min(df, m) * (2 + log2(max / min))`` steps), over the whole batch."""
+        ``min(df, m) * (2 + log2(max / min))`` galloping steps, each weighed as 4 postings:
+        measured on 200,000 documents), over the whole batch."""
         m = int(np.count_nonzero(allowed))
         df = (self._indptr[terms + 1] - self._indptr[terms]).astype(np.float64)
         short = np.minimum(df, m)
         steps = short * (2.0 + np.log2(np.maximum(df, m) / np.maximum(short, 1.0)))
-        return bool(2.0 * steps.sum() >= df.sum())
+        return bool(4.0 * steps.sum() >= df.sum())
 
     def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:
         """Per-term score contributions of one live document, largest first.

@@ -261,7 +261,7 @@ class HybridRetriever:
                 nothing: list[list[Hit]] = [[] for _ in queries]
                 return nothing[0] if single else nothing
             candidates = self._retrieve_encoded(
-                queries, encoded, max(cfg.retrieval_depth, top), names, allowed
+                queries, encoded, max(cfg.retrieval_depth, top), names, allowed, filter
             )
             hits = self._fuse(candidates, top, cfg)
         if rerank is not None:
@@ -318,7 +318,8 @@ class HybridRetriever:
             parse(filter)
         encoded = self._map(lambda r: r.encode_queries(queries), names)
         with self._rw.read():
-            return self._retrieve_encoded(queries, encoded, depth, names, self._allowed(filter))
+            allowed = self._allowed(filter)
+            return self._retrieve_encoded(queries, encoded, depth, names, allowed, filter)
 
     def _retrieve_encoded(
         self,
@@ -327,13 +328,26 @@ class HybridRetriever:
         depth: int,
         names: list[str],
         allowed: np.ndarray | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> Candidates:
         """Search every named retriever with its encoded queries (caller holds the read lock);
-        ``allowed`` (a row mask, see :meth:`_allowed`) restricts them to those rows."""
+        ``allowed`` (the row mask of ``filter``, see :meth:`_allowed`) restricts them."""
         results = self._each(
-            lambda n: self.retrievers[n].search_encoded(encoded[n], depth, allowed=allowed), names
+            lambda n: self._search_retriever(n, encoded[n], depth, allowed, filter), names
         )
         return Candidates(queries=queries, results=results, encoded=dict(encoded))
+
+    def _search_retriever(
+        self,
+        name: str,
+        encoded: Any,
+        depth: int,
+        allowed: np.ndarray | None,
+        filter: Mapping[str, Any] | None,
+    ) -> SearchResult:
+        """One retriever's search, restricted to the rows of ``allowed`` (a backend that filters
+        by itself, e.g. Qdrant, may use ``filter`` instead)."""
+        return self.retrievers[name].search_encoded(encoded, depth, allowed=allowed)
 
     def _allowed(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
         """The row mask of a filter (None for no filter); caller holds the read lock."""

@@ -9,8 +9,9 @@ Every document gets a metadata field ``bucket``, uniform in 0..999; a filter
   (``benchmarks/bm25.py`` ``synthetic``), 300 SciFact test queries;
 - ``splade``: SPLADE-tiny SciFact encodings resampled to ``n`` (``benchmarks/sparse.py``
   ``synthesize``), the 300 test queries;
-- ``dense``: clustered unit vectors, 384-d (``benchmarks/dense.py`` ``synthetic``), Flat and
-  HNSW32 (efSearch 64), 200 queries; filtered recall@10 against exact filtered search;
+- ``dense``: clustered unit vectors, 384-d (``benchmarks/dense.py`` ``synthetic``), Flat,
+  HNSW32 (efSearch 64; with the exact-subset policy and graph-only) and IVF (nprobe 16), 200
+  queries; filtered recall@10 against exact filtered search;
 - ``peers``: one collection of ``n`` documents with BM25 text (the bm25 tokens, joined) and a
   dense vector, searched by this engine (BM25 + Flat, RRF, ``search(filter=)``) and by LanceDB
   (FTS, exact vector search, hybrid with RRF, ``.where("bucket < t", prefilter=True)``, scalar
@@ -179,6 +180,13 @@ def run_dense(n: int, args) -> list[dict]:
     hnsw.threads = 1
     hnsw.ef_search = 64
     log(f"dense {n}: HNSW32 built in {time.perf_counter() - t0:.0f}s")
+    nlist = max(16, round(float(np.sqrt(n)) / 8) * 8)
+    ivf = DenseIndex(384, factory=f"IVF{nlist},Flat", threads=2)
+    ivf.train(x[np.random.default_rng(1).choice(n, size=min(n, 50_000), replace=False)])
+    ivf.add(x)
+    ivf.threads = 1
+    ivf.nprobe = 16
+    log(f"dense {n}: IVF{nlist} built")
     del x
     gc.collect()
     one = [q[i : i + 1] for i in range(q.shape[0])]
@@ -189,6 +197,7 @@ def run_dense(n: int, args) -> list[dict]:
         ("Flat", flat, None),
         ("HNSW32 ef64", hnsw, 20_000),
         ("HNSW32 ef64, graph only", hnsw, 0),
+        (f"IVF{nlist},Flat nprobe16", ivf, None),
     ]:
         if policy is not None:
             index.exact_filter_below = policy

@@ -347,7 +347,10 @@ class HybridRetriever:
     ) -> SearchResult:
         """One retriever's search, restricted to the rows of ``allowed`` (a backend that filters
         by itself, e.g. Qdrant, may use ``filter`` instead)."""
-        return self.retrievers[name].search_encoded(encoded, depth, allowed=allowed)
+        retriever = self.retrievers[name]
+        if allowed is None:  # retrievers written before filters take no allowed=
+            return retriever.search_encoded(encoded, depth)
+        return retriever.search_encoded(encoded, depth, allowed=allowed)
 
     def _allowed(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
         """The row mask of a filter (None for no filter); caller holds the read lock."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -16,6 +16,7 @@ import fusion as fusion_lib
 from hybrid.aio import AsyncEngineMixin
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.encoders._common import validate_texts
+from hybrid.filters import MetadataIndex, parse
 from hybrid.locks import RWLock
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
@@ -74,6 +75,10 @@ class HybridRetriever(AsyncEngineMixin):
         self.store = DocumentStore()
         self._rw = RWLock()  # searches read, a commit writes
         self._writer = threading.RLock()  # one writer at a time
+        # Metadata index for filters: built from the store on the first filtered search, then
+        # kept up to date by _apply. Whoever replaces self.store sets it back to None.
+        self._filter_index: MetadataIndex | None = None
+        self._filter_build = threading.Lock()
         self.parallel = parallel
         self.preset = preset
         self.config = DEFAULT_CONFIG
@@ -192,7 +197,7 @@ class HybridRetriever(AsyncEngineMixin):
                 return
             pending = self._folder.begin_commit(batch, self.store, self.names)
             try:
-                undo = atomic.apply(self, batch)
+                undo = self._apply(batch)
             except BaseException:
                 self._folder.abort()
                 raise
@@ -205,8 +210,31 @@ class HybridRetriever(AsyncEngineMixin):
 
     def _apply(self, batch: WriteBatch) -> None:
         """Appends to every retriever, then deletes, then the store: all or nothing (any
-        exception leaves the engine as it was and names the documents)."""
-        atomic.apply(self, batch)
+        exception leaves the engine as it was and names the documents). Returns a function
+        that undoes the whole batch (for a durable commit that fails afterwards)."""
+        undo = atomic.apply(self, batch)
+        self._update_filter_index(batch)
+
+        def undo_all() -> None:
+            undo()
+            self._filter_index = None  # derived state: rebuilt by the next filtered search
+
+        return undo_all
+
+    def _update_filter_index(self, batch: WriteBatch) -> None:
+        """Keep the metadata index (if built) in step with a committed batch."""
+        index = self._filter_index
+        if index is None:
+            return
+        try:
+            if batch.delete_rows.size:
+                index.delete(batch.delete_rows)
+            if batch.metadata_updates:
+                index.update(batch.metadata_updates)
+            if batch.texts:
+                index.append(batch.metadata)
+        except Exception:
+            self._filter_index = None  # rebuilt from the store by the next filtered search
 
     # -- search ---------------------------------------------------------------------------------
 
@@ -228,6 +256,7 @@ class HybridRetriever(AsyncEngineMixin):
         depth: int | None = None,
         reranker: Any | None = None,
         rerank_top: int | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-``k`` fused hits for one query (a list) or a batch (a list of lists).
 
@@ -237,11 +266,19 @@ class HybridRetriever(AsyncEngineMixin):
         :class:`~hybrid.rerankers.Reranker`, or any ``(query, texts) -> scores`` callable)
         re-orders the best ``rerank_top`` fused candidates (default: the engine's reranker and
         ``rerank_top``); each hit keeps its ``fused_score`` and ``fused_rank``.
+
+        ``filter`` restricts the search to documents whose metadata matches it (the language of
+        :mod:`hybrid.filters`, e.g. ``{"lang": "ko", "year": {"$gte": 2020}}``). Every
+        retriever searches only those documents, so up to ``k`` hits come back however few
+        match; each retriever's candidates are its unfiltered ranking with the other documents
+        removed. An invalid filter raises :class:`~hybrid.filters.FilterError` (a ``ValueError``).
         """
         single = isinstance(query, str)
         queries = validate_texts(query, "queries")
         k = check_k(k)
         cfg = self._config(config, fusion, weights, norm, rrf_k, depth)
+        if filter is not None:
+            parse(filter)  # a bad filter fails before anything is encoded
         if self._folder is not None and self._folder.readonly and self.auto_refresh:
             if self._folder.current_gen() != self._gen:
                 self.refresh()
@@ -255,8 +292,12 @@ class HybridRetriever(AsyncEngineMixin):
         names = [n for n in self.names if self._weight(cfg, n) > 0]
         encoded = self._map(lambda r: r.encode_queries(queries), names)  # no lock held
         with self._rw.read():  # one consistent state from index search to hits
+            allowed = self._allowed(filter)
+            if allowed is not None and not allowed.any():
+                nothing: list[list[Hit]] = [[] for _ in queries]
+                return nothing[0] if single else nothing
             candidates = self._retrieve_encoded(
-                queries, encoded, max(cfg.retrieval_depth, top), names
+                queries, encoded, max(cfg.retrieval_depth, top), names, allowed, filter
             )
             hits = self._fuse(candidates, top, cfg)
         if rerank is not None:
@@ -292,11 +333,13 @@ class HybridRetriever(AsyncEngineMixin):
         queries: str | Sequence[str],
         depth: int | None = None,
         names: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> Candidates:
         """Each retriever's top-``depth`` candidates (internal ids), before any fusion.
 
         Retrievers run in parallel threads. The result can be fused many times with
         :meth:`fuse` (e.g. while tuning weights) without encoding or searching again.
+        ``filter`` restricts every retriever to the matching documents, as in :meth:`search`.
         """
         queries = validate_texts(queries, "queries")
         depth = check_k(depth if depth is not None else self.config.depth)
@@ -307,16 +350,65 @@ class HybridRetriever(AsyncEngineMixin):
                 f"unknown retrievers {unknown}; this engine has: {', '.join(self.names)}"
             )
 
+        if filter is not None:
+            parse(filter)
         encoded = self._map(lambda r: r.encode_queries(queries), names)
         with self._rw.read():
-            return self._retrieve_encoded(queries, encoded, depth, names)
+            allowed = self._allowed(filter)
+            return self._retrieve_encoded(queries, encoded, depth, names, allowed, filter)
 
     def _retrieve_encoded(
-        self, queries: list[str], encoded: dict[str, Any], depth: int, names: list[str]
+        self,
+        queries: list[str],
+        encoded: dict[str, Any],
+        depth: int,
+        names: list[str],
+        allowed: np.ndarray | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> Candidates:
-        """Search every named retriever with its encoded queries (caller holds the read lock)."""
-        results = self._each(lambda n: self.retrievers[n].search_encoded(encoded[n], depth), names)
+        """Search every named retriever with its encoded queries (caller holds the read lock);
+        ``allowed`` (the row mask of ``filter``, see :meth:`_allowed`) restricts them."""
+        results = self._each(
+            lambda n: self._search_retriever(n, encoded[n], depth, allowed, filter), names
+        )
         return Candidates(queries=queries, results=results, encoded=dict(encoded))
+
+    def _search_retriever(
+        self,
+        name: str,
+        encoded: Any,
+        depth: int,
+        allowed: np.ndarray | None,
+        filter: Mapping[str, Any] | None,
+    ) -> SearchResult:
+        """One retriever's search, restricted to the rows of ``allowed`` (a backend that filters
+        by itself, e.g. Qdrant, may use ``filter`` instead)."""
+        retriever = self.retrievers[name]
+        if allowed is None:  # retrievers written before filters take no allowed=
+            return retriever.search_encoded(encoded, depth)
+        return retriever.search_encoded(encoded, depth, allowed=allowed)
+
+    def _allowed(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
+        """The row mask of a filter (None for no filter); caller holds the read lock."""
+        if filter is None:
+            return None
+        return self.filter_index().mask(filter)
+
+    def filter_index(self) -> MetadataIndex:
+        """The metadata index that evaluates filters, built from the store on first use."""
+        index = self._filter_index
+        if index is None:
+            with self._filter_build:  # two first searches must not both build it
+                index = self._filter_index
+                if index is None:
+                    index = MetadataIndex()
+                    index.rebuild(self.store.n_rows, self._live_metadata())
+                    self._filter_index = index
+        return index
+
+    def _live_metadata(self) -> Iterator[tuple[int, Mapping[str, Any]]]:
+        """(row, metadata) of every live document: what the metadata index is built from."""
+        return self.store.iter_metadata()
 
     def fuse(
         self, candidates: Candidates, k: int = 10, config: FusionConfig | None = None
@@ -546,7 +638,10 @@ class HybridRetriever(AsyncEngineMixin):
         whether anything changed. Searches never see a partial commit."""
         if self._folder is None or not self._folder.readonly:
             return False
-        return engine_io.refresh(self)
+        changed = engine_io.refresh(self)
+        if changed:
+            self._filter_index = None  # rebuilt from the new state by the next filtered search
+        return changed
 
     def optimize(self) -> None:
         """Fold the commits of a folder-backed engine into a new snapshot of its indexes
@@ -694,7 +789,6 @@ class Candidates:
     queries: list[str]
     results: dict[str, SearchResult]
     encoded: dict[str, Any] = field(default_factory=dict)
-    metadata_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     evidence: dict[str, np.ndarray] = field(default_factory=dict)
     """Retriever name -> ``(n_queries,)`` evidence, filled when a fusion first needs it."""
 

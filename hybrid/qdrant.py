@@ -40,6 +40,7 @@ from typing import Any
 from hybrid.config import FusionConfig
 from hybrid.encoders._common import validate_texts
 from hybrid.engine import HybridRetriever
+from hybrid.qdrant_filters import PREFIX, payload_schemas, to_qdrant
 from hybrid.results import Hit, SourceScore
 from hybrid.retrievers import (
     RETRIEVER_FILE,
@@ -145,9 +146,23 @@ class QdrantHybridRetriever(HybridRetriever):
              "metadata": self.store.metadata[r]}
             for r in rows
         ]
+        schemas = payload_schemas(self.store.metadata[r] for r in rows)
         for store in self.qdrant_stores:
             store.set_payloads(rows, payloads)
+            for field, schema in schemas.items():
+                store.ensure_payload_index(PREFIX + field, schema)
         return added
+
+    def _search_retriever(self, name, encoded, depth, allowed, filter):
+        """Qdrant views filter inside Qdrant (a payload filter on ``metadata.*``); local
+        retrievers take the row mask."""
+        retriever = self.retrievers[name]
+        if filter is None or not _is_view(getattr(retriever, "index", None)):
+            return super()._search_retriever(name, encoded, depth, allowed, filter)
+        return retriever.search_encoded(encoded, depth, allowed=self._payload_filter(filter))
+
+    def _payload_filter(self, filter: Mapping[str, Any]) -> Any:
+        return to_qdrant(filter, _qdrant_models())
 
     # -- search ----------------------------------------------------------------------------------
 
@@ -178,8 +193,10 @@ class QdrantHybridRetriever(HybridRetriever):
         weights: Mapping[str, float] | None = None,
         rrf_k: float | None = None,
         depth: int | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> list[Hit] | list[list[Hit]]:
-        """Top-``k`` hits fused by Qdrant (one ``query_points`` with prefetches per query)."""
+        """Top-``k`` hits fused by Qdrant (one ``query_points`` with prefetches per query);
+        ``filter`` (see :mod:`hybrid.filters`) becomes a payload filter on every prefetch."""
         method = _check_server_fusion(method)
         single = isinstance(query, str)
         queries = validate_texts(query, "queries")
@@ -213,7 +230,14 @@ class QdrantHybridRetriever(HybridRetriever):
         depth_ = max(cfg.depth, k)
         store = self.retrievers[names[0]].index.store
         encoded = self._map(lambda r: r.encode_queries(queries), names)
-        singles = {n: self.retrievers[n].index.query_requests(encoded[n], depth_) for n in names}
+        payload = None if filter is None else self._payload_filter(filter)
+        singles = {
+            n: [
+                r if r is None or payload is None else r.model_copy(update={"filter": payload})
+                for r in self.retrievers[n].index.query_requests(encoded[n], depth_)
+            ]
+            for n in names
+        }
         requests, layout = [], []
         for q in range(len(queries)):
             prefetch = []

@@ -45,9 +45,14 @@ class Retriever(ABC):
         """Index encoded documents; returns their internal ids."""
         return self._live_index().add(encoded)
 
-    def search_encoded(self, encoded: Any, k: int) -> SearchResult:
-        """Top-``k`` documents for already encoded queries."""
-        return self._live_index().search(encoded, k)
+    def search_encoded(
+        self, encoded: Any, k: int, allowed: np.ndarray | None = None
+    ) -> SearchResult:
+        """Top-``k`` documents for already encoded queries; ``allowed`` (a bool mask over
+        internal ids) restricts the search to the documents it marks."""
+        if allowed is None:
+            return self._live_index().search(encoded, k)
+        return self._live_index().search(encoded, k, allowed=allowed)
 
     def delete(self, ids: np.ndarray) -> None:
         self._live_index().delete(ids)

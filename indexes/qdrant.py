@@ -165,6 +165,7 @@ class QdrantStore:
         else:
             self.client = self._connect(api_key)
         self._io: Any = contextlib.nullcontext()
+        self._payload_indexes: dict[str, str] = {}  # payload key -> index type made
         if (self.url is None and client is None) or _is_embedded(self.client):
             # the engine searches its retrievers from several threads; an embedded client
             # (pure Python, SQLite-backed with path=) must see one call at a time
@@ -410,12 +411,35 @@ class QdrantStore:
                 if (r.vector or {}).get(vector) is not None}
 
     @_serialised
+    def ensure_payload_index(self, key: str, schema: str) -> None:
+        """Index payload field ``key`` (``"keyword"``, ``"integer"``, ``"float"``, ``"bool"``)
+        for filtered searches, once per field (later batches never change its type). Local
+        (embedded) mode has no payload indexes: the field is only recorded."""
+        if key in self._payload_indexes:
+            return
+        if not _is_embedded(self.client):  # embedded (local) mode has no payload indexes
+            self.client.create_payload_index(self.collection, key, field_schema=schema, wait=True)
+        self._payload_indexes[key] = schema
+
+    @_serialised
     def query(self, requests: list[Any]) -> list[Any]:
         """Run ``QueryRequest``s in one batch call; returns their point lists."""
         if not requests:
             return []
         out = self.client.query_batch_points(self.collection, requests=requests)
         return [r.points for r in out]
+
+
+def _with_filter(requests: list[Any], allowed: Any) -> list[Any]:
+    """``requests`` restricted by ``allowed``: a qdrant ``Filter``, or a bool mask over ids
+    (sent as the list of allowed ids); None leaves them as they are."""
+    if allowed is None:
+        return requests
+    models = _qdrant().models
+    if isinstance(allowed, np.ndarray):
+        ids = np.flatnonzero(allowed).tolist()
+        allowed = models.Filter(must=[models.HasIdCondition(has_id=ids)])
+    return [r if r is None else r.model_copy(update={"filter": allowed}) for r in requests]
 
 
 def _to_result(point_lists: list[list[Any]], rows: list[int], n_q: int, k: int) -> SearchResult:
@@ -548,15 +572,16 @@ class QdrantSparseIndex(_QdrantView):
         self._commit(ids.size)
         return ids
 
-    def search(self, queries: Any, k: int = 10) -> SearchResult:
-        """Top-``k`` documents by dot product for each query row (CSR)."""
+    def search(self, queries: Any, k: int = 10, allowed: Any = None) -> SearchResult:
+        """Top-``k`` documents by dot product for each query row (CSR); ``allowed`` (a
+        qdrant ``Filter`` or a bool mask over ids) restricts them."""
         k = check_k(k)
         q = self._csr(queries, "queries")
         n_q = q.shape[0]
         if n_q == 0 or self._n_live == 0:
             return empty_result(n_q, k)
         self.store.ensure(self.vector)
-        requests = self.query_requests(q, k)
+        requests = _with_filter(self.query_requests(q, k), allowed)
         rows = [i for i, r in enumerate(requests) if r is not None]
         return _to_result(self.store.query([requests[i] for i in rows]), rows, n_q, k)
 
@@ -645,8 +670,11 @@ class QdrantDenseIndex(_QdrantView):
         self._commit(ids.size)
         return ids
 
-    def search(self, queries: Any, k: int, model_name: str | None = None) -> SearchResult:
-        """Top-``k`` ids and scores (higher is better) for each query row."""
+    def search(
+        self, queries: Any, k: int, model_name: str | None = None, allowed: Any = None
+    ) -> SearchResult:
+        """Top-``k`` ids and scores (higher is better) for each query row; ``allowed`` (a
+        qdrant ``Filter`` or a bool mask over ids) restricts them."""
         k = check_k(k)
         q = self._matrix(queries, "query vectors")
         if model_name and self.model_name and model_name != self.model_name:
@@ -658,7 +686,8 @@ class QdrantDenseIndex(_QdrantView):
         if n_q == 0 or self._n_live == 0:
             return empty_result(n_q, k)
         self.store.ensure(self.vector)
-        return _to_result(self.store.query(self.query_requests(q, k)), list(range(n_q)), n_q, k)
+        requests = _with_filter(self.query_requests(q, k), allowed)
+        return _to_result(self.store.query(requests), list(range(n_q)), n_q, k)
 
     def query_requests(self, queries: Any, limit: int) -> list[Any]:
         """One Qdrant ``QueryRequest`` per query vector; used as prefetches by server-side
@@ -774,8 +803,11 @@ class QdrantBM25Index(_QdrantView):
         return models.QueryRequest(query=_sparse_query(models, idx, counts), using=self.vector,
                                    limit=k, with_payload=False, filter=flt)
 
-    def search(self, token_lists: Sequence[Sequence[str]], k: int) -> SearchResult:
-        """Top-k documents for each query (a token list): ids int64, scores float32, padded."""
+    def search(
+        self, token_lists: Sequence[Sequence[str]], k: int, allowed: Any = None
+    ) -> SearchResult:
+        """Top-k documents for each query (a token list): ids int64, scores float32, padded;
+        ``allowed`` (a qdrant ``Filter`` or a bool mask over ids) restricts them."""
         k = check_k(k)
         self._check(token_lists, "queries")
         n_q = len(token_lists)
@@ -783,7 +815,7 @@ class QdrantBM25Index(_QdrantView):
             return empty_result(n_q, k)
         self.store.ensure(self.vector)
         rows = [i for i, t in enumerate(token_lists) if len(t)]
-        requests = [self._request(token_lists[i], k) for i in rows]
+        requests = _with_filter([self._request(token_lists[i], k) for i in rows], allowed)
         return _to_result(self.store.query(requests), rows, n_q, k)
 
     def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:

@@ -163,7 +163,7 @@ def run_search(args: argparse.Namespace) -> list[dict[str, Any]]:
 def run_encode(args: argparse.Namespace) -> list[dict[str, Any]]:
     import ray
 
-    from hybrid.distributed import encode_with_ray
+    from hybrid.backends.distributed import encode_with_ray
 
     _, texts = load_texts(args.n_docs)
     encoders = []

@@ -17,7 +17,7 @@ assign them), so every view of one store agrees with the engine's document store
 writes only its own named vector: the first view to write a point creates it (``upsert``),
 the others add their vector to it (``update_vectors``). ``delete`` removes the view's vector;
 a point left without vectors is deleted. Payloads (document id, text, metadata) are written
-by :meth:`QdrantStore.set_payloads` (the engine glue in ``hybrid.qdrant`` does it).
+by :meth:`QdrantStore.set_payloads` (the engine glue in ``hybrid.backends.qdrant`` does it).
 
 BM25 through Qdrant. Qdrant computes, per query term, ``idf = ln(1 + (N - df + 0.5) /
 (df + 0.5))`` over the points that hold the ``bm25`` vector, multiplies it by the query value
@@ -835,3 +835,12 @@ def load_qdrant_index(path: str | Path, store: QdrantStore | None = None, **over
     if kind not in _VIEWS:
         raise IndexFormatError(f"{path} is not a saved Qdrant index (type {kind!r})")
     return _VIEWS[kind].load(path, store=store, **overrides)
+
+
+QdrantView = _QdrantView
+"""The common base of the three views (public name: ``isinstance(index, QdrantView)``)."""
+
+
+def qdrant_models() -> Any:
+    """``qdrant_client.models``; ``ImportError`` naming the extra when qdrant-client is missing."""
+    return _qdrant().models

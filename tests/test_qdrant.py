@@ -269,7 +269,7 @@ class LookupDense(LookupSparse):
 @pytest.fixture(scope="module")
 def engines(sample):
     from hybrid.engine import HybridRetriever
-    from hybrid.qdrant import QdrantHybridRetriever, qdrant_retrievers
+    from hybrid.backends.qdrant import QdrantHybridRetriever, qdrant_retrievers
     from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
 
     n = 150
@@ -336,7 +336,7 @@ def test_server_side_rrf_equals_client_rrf(engines):
 
 def test_embedded_path_store_with_parallel_engine(sample, tmp_path):
     """path= (SQLite-backed) store: the engine writes and searches its retrievers in threads."""
-    from hybrid.qdrant import QdrantHybridRetriever, qdrant_retrievers
+    from hybrid.backends.qdrant import QdrantHybridRetriever, qdrant_retrievers
 
     texts, queries = sample["texts"][:40], sample["queries"]
     splade = LookupSparse(sample["splade"][:40], sample["splade_q"], texts, queries)
@@ -354,7 +354,7 @@ def test_embedded_path_store_with_parallel_engine(sample, tmp_path):
 
 
 def test_engine_save_load_roundtrip(engines, tmp_path):
-    from hybrid.qdrant import QdrantHybridRetriever
+    from hybrid.backends.qdrant import QdrantHybridRetriever
 
     _, remote, store, queries = engines
     remote.server_fusion = "rrf"

@@ -302,10 +302,19 @@ def test_client_side_fusion_matches_local_engine(engines, method):
     local, remote, _, queries = engines
     a = local.search(queries[:6], k=10, fusion=method, depth=30)
     b = remote.search(queries[:6], k=10, fusion=method, depth=30)
-    agree = np.mean([x.id == y.id for qa, qb in zip(a, b, strict=True)
-                     for x, y in zip(qa, qb, strict=True)])
-    assert agree >= 0.9
-    assert b[0][0].sources["bm25"].rank >= 0
+    for qa, qb in zip(a, b, strict=True):
+        assert len(qa) == len(qb) == 10
+        # Qdrant's BM25 is local Lucene BM25 over (k1 + 1) and its scores are float32: the
+        # fused scores agree to rounding, and the rankings wherever no two scores tie
+        assert [h.score for h in qb] == pytest.approx([h.score for h in qa], rel=1e-4, abs=1e-6)
+        for i, (x, y) in enumerate(zip(qa, qb, strict=True)):
+            near = [h.score for h in qa if abs(h.score - x.score) <= 1e-4 * abs(x.score) + 1e-6]
+            if len(near) == 1:  # no near-tie around this position
+                assert x.id == y.id, f"rank {i + 1}"
+                # each retriever's rank of the hit is the same in both engines
+                assert {n: v.rank for n, v in y.sources.items()} == \
+                       {n: v.rank for n, v in x.sources.items()}
+    assert any(v.rank > 0 for v in b[0][0].sources.values())
     exp = b[0][0].explain(top=3)
     assert exp.retrievers and (exp.splade_tokens or exp.bm25_terms)
 
@@ -317,11 +326,14 @@ def test_server_side_rrf_equals_client_rrf(engines):
     for c, s in zip(client, server, strict=True):
         assert [h.score for h in s] == pytest.approx([h.score for h in c], rel=1e-5)
         assert {h.id for h in s[:5]} == {h.id for h in c[:5]}
-        for hc in c:
-            hs = next((h for h in s if h.id == hc.id), None)
-            if hs is not None:  # per-retriever ranks computed from the returned prefetches
-                assert {n: v.rank for n, v in hs.sources.items()} == \
-                       {n: v.rank for n, v in hc.sources.items()}
+        by_id = {h.id: h for h in s}
+        for hc in c[:5]:  # the same top 5 (asserted above): each has its per-retriever ranks
+            hs = by_id[hc.id]  # computed from the returned prefetches
+            assert {n: v.rank for n, v in hs.sources.items()} == \
+                   {n: v.rank for n, v in hc.sources.items()}
+            assert set(hs.sources) == {"splade", "dense", "bm25"}
+        shared = [h for h in c if h.id in by_id]
+        assert len(shared) >= 5
     lean = remote.search_server(queries[0], k=3, method="dbsf", with_sources=False)
     assert len(lean) == 3 and lean[0].sources == {}
     with pytest.raises(ValueError, match="DBSF takes no weights"):

@@ -268,8 +268,8 @@ class LookupDense(LookupSparse):
 
 @pytest.fixture(scope="module")
 def engines(sample):
-    from hybrid.engine import HybridRetriever
     from hybrid.backends.qdrant import QdrantHybridRetriever, qdrant_retrievers
+    from hybrid.engine import HybridRetriever
     from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
 
     n = 150

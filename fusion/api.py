@@ -1,6 +1,6 @@
 """Entry points: :func:`fuse` (one query), :func:`fuse_batch` and :func:`fuse_padded` (many).
 
-Conventions (pinned by ``tests/test_fusion*.py``):
+Conventions (pinned by ``tests/fusion/test_fusion*.py``):
 
 - **Ranks** start at 1. A list's rank of a document is its position in that list sorted by
   descending score, equal scores by ascending id, after removing duplicates. Input lists need

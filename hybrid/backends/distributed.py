@@ -119,7 +119,7 @@ def plan_batches(encoder: Any, texts: Sequence[str], batch_size: int) -> list[np
     if type(encoder).__name__ == "DenseEncoder" and hasattr(model, "encode_document"):
         order = np.argsort([-len(t) for t in texts])  # SentenceTransformer.encode's sort
         size = int(encoder.batch_size)
-        return [np.sort(order[lo: lo + size]) for lo in range(0, n, size)]
+        return [np.sort(order[lo : lo + size]) for lo in range(0, n, size)]
     return [np.arange(lo, min(lo + batch_size, n)) for lo in range(0, n, batch_size)]
 
 
@@ -127,8 +127,11 @@ def _init_ray(ray: Any, address: str | None, num_cpus: int | None) -> bool:
     """Initialise Ray unless it is; returns whether this call started it."""
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "configure_logging": False}
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "configure_logging": False,
+    }
     if address in (None, "local"):
         if num_cpus is not None:
             kwargs["num_cpus"] = int(num_cpus)
@@ -184,8 +187,10 @@ def encode_with_ray(
     if exact:
         batches = plan_batches(local, texts, batch_size)
     else:
-        batches = [np.arange(lo, min(lo + batch_size, len(texts)))
-                   for lo in range(0, len(texts), batch_size)]
+        batches = [
+            np.arange(lo, min(lo + batch_size, len(texts)))
+            for lo in range(0, len(texts), batch_size)
+        ]
     _init_ray(ray, address, num_cpus)
     import pyarrow as pa
 
@@ -193,12 +198,17 @@ def encode_with_ray(
     n_blocks = max(1, min(len(batches), num_actors * 4))
     per_block = -(-len(batches) // n_blocks)
     blocks = [
-        pa.table({
-            "rows": pa.array([b.tolist() for b in batches[lo: lo + per_block]],
-                             type=pa.list_(pa.int64())),
-            "texts": pa.array([[texts[i] for i in b] for b in batches[lo: lo + per_block]],
-                              type=pa.list_(pa.string())),
-        })
+        pa.table(
+            {
+                "rows": pa.array(
+                    [b.tolist() for b in batches[lo : lo + per_block]], type=pa.list_(pa.int64())
+                ),
+                "texts": pa.array(
+                    [[texts[i] for i in b] for b in batches[lo : lo + per_block]],
+                    type=pa.list_(pa.string()),
+                ),
+            }
+        )
         for lo in range(0, len(batches), per_block)
     ]
     ds = ray.data.from_arrow(blocks).map_batches(
@@ -257,15 +267,20 @@ def encode_engine_documents(
     for name in names:
         spec = _spec_of(engine.retrievers[name])
         if spec is None:
-            logger.warning("hybrid: retriever %r has no rebuildable encoder; encoding locally",
-                           name)
+            logger.warning(
+                "hybrid: retriever %r has no rebuildable encoder; encoding locally", name
+            )
             continue
         t0 = time.perf_counter()
         retriever = engine.retrievers[name]
         encoder = getattr(retriever, "encoder", None) or retriever.analyzer
         out[name] = encode_with_ray(encoder, texts, **ray_options)
-        logger.info("hybrid: %s encoded %d documents with Ray in %.1fs", name, len(texts),
-                    time.perf_counter() - t0)
+        logger.info(
+            "hybrid: %s encoded %d documents with Ray in %.1fs",
+            name,
+            len(texts),
+            time.perf_counter() - t0,
+        )
     return out
 
 
@@ -303,14 +318,23 @@ def index_with_ray(
         engine = HybridRetriever(retrievers)
     else:
         engine = HybridRetriever.from_preset(preset)
-    options = {"num_actors": num_actors, "batch_size": batch_size, "address": address,
-               "threads_per_actor": threads_per_actor, "num_cpus": num_cpus,
-               "num_gpus_per_actor": num_gpus_per_actor}
+    options = {
+        "num_actors": num_actors,
+        "batch_size": batch_size,
+        "address": address,
+        "threads_per_actor": threads_per_actor,
+        "num_cpus": num_cpus,
+        "num_gpus_per_actor": num_gpus_per_actor,
+    }
     step = chunk_size or len(docs)
     for lo in range(0, len(docs), step):
-        texts = docs.texts[lo: lo + step]
+        texts = docs.texts[lo : lo + step]
         encoded = encode_engine_documents(engine, texts, **options)
-        engine.add(texts, ids=docs.ids[lo: lo + step], metadata=docs.metadata[lo: lo + step],
-                   encoded=encoded)
+        engine.add(
+            texts,
+            ids=docs.ids[lo : lo + step],
+            metadata=docs.metadata[lo : lo + step],
+            encoded=encoded,
+        )
     engine.save(out)
     return engine

@@ -73,7 +73,10 @@ def qdrant_retrievers(
         out["splade"] = SpladeRetriever(splade, QdrantSparseIndex(store, "splade", dim=splade.dim))
     if dense is not None:
         index = QdrantDenseIndex(
-            store, "dense", dim=dense.dim, metric=dense.metric,
+            store,
+            "dense",
+            dim=dense.dim,
+            metric=dense.metric,
             model_name=getattr(dense, "name", None),
         )
         out["dense"] = DenseRetriever(dense, index)
@@ -140,8 +143,11 @@ class QdrantHybridRetriever(HybridRetriever):
         added = super().add(texts, ids=ids, metadata=metadata, encoded=encoded)
         rows = list(range(start, start + len(added)))
         payloads = [
-            {"doc_id": self.store.ids[r], "text": self.store.texts[r],
-             "metadata": self.store.metadata[r]}
+            {
+                "doc_id": self.store.ids[r],
+                "text": self.store.texts[r],
+                "metadata": self.store.metadata[r],
+            }
             for r in rows
         ]
         for store in self.qdrant_stores:
@@ -185,10 +191,14 @@ class QdrantHybridRetriever(HybridRetriever):
         k = check_k(k)
         cfg = self.resolve_config(config, None, weights, None, rrf_k, depth)
         names = [n for n in self.names if self.weight_of(cfg, n) > 0]
-        stores = {id(self.retrievers[n].index.store.client) for n in names
-                  if _is_view(getattr(self.retrievers[n], "index", None))}
-        if len(stores) != 1 or not all(_is_view(getattr(self.retrievers[n], "index", None))
-                                       for n in names):
+        stores = {
+            id(self.retrievers[n].index.store.client)
+            for n in names
+            if _is_view(getattr(self.retrievers[n], "index", None))
+        }
+        if len(stores) != 1 or not all(
+            _is_view(getattr(self.retrievers[n], "index", None)) for n in names
+        ):
             raise ValueError(
                 "server-side fusion needs every searched retriever in the same Qdrant "
                 f"collection; retrievers {names} are not (use client-side fusion)"
@@ -219,14 +229,23 @@ class QdrantHybridRetriever(HybridRetriever):
             for n in names:
                 request = singles[n][q]
                 if request is not None:
-                    prefetch.append(models.Prefetch(query=request.query, using=request.using,
-                                                    limit=depth_, filter=request.filter))
+                    prefetch.append(
+                        models.Prefetch(
+                            query=request.query,
+                            using=request.using,
+                            limit=depth_,
+                            filter=request.filter,
+                        )
+                    )
             if not prefetch:
                 layout.append(None)
                 continue
             layout.append(len(requests))
-            requests.append(models.QueryRequest(prefetch=prefetch, query=fusion_query, limit=k,
-                                                with_payload=False))
+            requests.append(
+                models.QueryRequest(
+                    prefetch=prefetch, query=fusion_query, limit=k, with_payload=False
+                )
+            )
             if with_sources:
                 requests += [singles[n][q] for n in names]
         live = [r for r in requests if r is not None]
@@ -242,8 +261,10 @@ class QdrantHybridRetriever(HybridRetriever):
             per = {}
             if with_sources:
                 for j, n in enumerate(names):
-                    per[n] = {int(p.id): (rank, float(p.score))
-                              for rank, p in enumerate(results[at + 1 + j], 1)}
+                    per[n] = {
+                        int(p.id): (rank, float(p.score))
+                        for rank, p in enumerate(results[at + 1 + j], 1)
+                    }
             hits.append(self._server_hits(fused, names, cfg, per, label, q, encoded, queries))
         return hits[0] if single else hits
 
@@ -255,15 +276,27 @@ class QdrantHybridRetriever(HybridRetriever):
             sources = {}
             for n in names if per else []:
                 rank, raw = per[n].get(row, (0, math.nan))
-                sources[n] = SourceScore(rank=rank, score=raw, normalized_score=math.nan,
-                                         contribution=math.nan, weight=self.weight_of(cfg, n))
+                sources[n] = SourceScore(
+                    rank=rank,
+                    score=raw,
+                    normalized_score=math.nan,
+                    contribution=math.nan,
+                    weight=self.weight_of(cfg, n),
+                )
             score = float(point.score)
-            out.append(Hit(
-                id=self.store.ids[row], score=score, text=self.store.texts[row], rank=i + 1,
-                sources=sources, fused_score=score, fused_rank=i + 1,
-                metadata=self.store.metadata[row],
-                _explainer=self.explainer(row, label, candidates, q),
-            ))
+            out.append(
+                Hit(
+                    id=self.store.ids[row],
+                    score=score,
+                    text=self.store.texts[row],
+                    rank=i + 1,
+                    sources=sources,
+                    fused_score=score,
+                    fused_rank=i + 1,
+                    metadata=self.store.metadata[row],
+                    _explainer=self.explainer(row, label, candidates, q),
+                )
+            )
         return out
 
     # -- persistence -----------------------------------------------------------------------------
@@ -276,8 +309,13 @@ class QdrantHybridRetriever(HybridRetriever):
         return out
 
     @classmethod
-    def load(cls, path: str | Path, encoders: Mapping[str, Any] | None = None,
-             stores: Any | None = None, **options: Any) -> QdrantHybridRetriever:
+    def load(
+        cls,
+        path: str | Path,
+        encoders: Mapping[str, Any] | None = None,
+        stores: Any | None = None,
+        **options: Any,
+    ) -> QdrantHybridRetriever:
         """Open a saved engine, reconnecting its Qdrant views (local retrievers load as usual).
 
         ``stores``: a :class:`~indexes.qdrant.QdrantStore` that replaces the saved connection

@@ -32,6 +32,7 @@ __all__ = [
     "Candidates",
     "cached_encode",
     "candidates_meta",
+    "content_hash",
     "encode_with_progress",
     "retrieve_candidates",
     "retriever_spec",
@@ -46,8 +47,12 @@ def retriever_spec(retriever: RetrieverLike) -> dict[str, Any]:
     )
 
 
-def _hash(obj: Any) -> str:
+def content_hash(obj: Any) -> str:
+    """16 hex digits of the sha256 of ``obj`` as canonical JSON (cache keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+_hash = content_hash
 
 
 def _concat(kind: str, parts: list[Any]) -> Any:

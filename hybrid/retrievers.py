@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from indexes import SearchResult
+from hybrid.protocols import DenseEncoder, SparseEncoder
+from indexes.base import Index, SearchResult
 
 RETRIEVER_FILE = "retriever.json"
 
@@ -29,7 +30,7 @@ class Retriever(ABC):
     """
 
     kind: ClassVar[str]
-    index: Any
+    index: Index | None
 
     @abstractmethod
     def encode_documents(self, texts: list[str]) -> Any: ...
@@ -37,7 +38,7 @@ class Retriever(ABC):
     @abstractmethod
     def encode_queries(self, texts: list[str]) -> Any: ...
 
-    def _live_index(self) -> Any:
+    def _live_index(self) -> Index:
         """The index, created here by subclasses that can only build it once data arrives."""
         return self.index
 
@@ -89,7 +90,7 @@ class Retriever(ABC):
         (path / RETRIEVER_FILE).write_text(json.dumps(settings, indent=2, ensure_ascii=False))
 
     @staticmethod
-    def load(path: str | Path, encoder: Any | None = None, index: Any | None = None) -> Retriever:
+    def load(path: str | Path, encoder: Any | None = None, index: Index | None = None) -> Retriever:
         """Open a saved retriever; ``encoder`` replaces the saved encoder (needed for callables),
         ``index`` an index already opened (e.g. a Qdrant view) instead of ``<path>/index``."""
         path = Path(path)
@@ -193,7 +194,7 @@ class SpladeRetriever(Retriever):
 
     kind = "splade"
 
-    def __init__(self, encoder: Any, index: Any | None = None) -> None:
+    def __init__(self, encoder: SparseEncoder, index: Index | None = None) -> None:
         from indexes import SparseIndex
 
         self.encoder = encoder
@@ -257,12 +258,14 @@ class DenseRetriever(Retriever):
 
     kind = "dense"
 
-    def __init__(self, encoder: Any, index: Any | None = None, factory: str = "Flat") -> None:
+    def __init__(
+        self, encoder: DenseEncoder, index: Index | None = None, factory: str = "Flat"
+    ) -> None:
         self.encoder = encoder
         self.factory = factory
         self.index = index
 
-    def _live_index(self) -> Any:
+    def _live_index(self) -> Index:
         if self.index is None:
             from indexes import DenseIndex
 
@@ -301,7 +304,7 @@ class BM25Retriever(Retriever):
 
     kind = "bm25"
 
-    def __init__(self, analyzer: Any = "multilingual", index: Any | None = None) -> None:
+    def __init__(self, analyzer: Any = "multilingual", index: Index | None = None) -> None:
         from hybrid.analyzers import get_analyzer
         from indexes import BM25Index
 

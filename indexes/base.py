@@ -12,16 +12,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from indexes._base import (
-    META_FILE,
-    PAD_ID,
-    PAD_SCORE,
-    IndexFormatError,
-    SearchResult,
-    check_k,
-    empty_result,
-    read_meta,
-    write_meta,
+from indexes import _base
+from indexes._base import IndexFormatError, SearchResult, check_k, read_meta, write_meta
+
+META_FILE, PAD_ID, PAD_SCORE, empty_result = (
+    _base.META_FILE,
+    _base.PAD_ID,
+    _base.PAD_SCORE,
+    _base.empty_result,
 )
 
 __all__ = [

@@ -38,24 +38,18 @@ def combine(
     al: Aligned,
     weights: np.ndarray,
     k: float,
+    values: list[np.ndarray] | None = None,
 ) -> Combined:
     """Fuse aligned lists. ``canon``: the lists as fused (cut to depth); ``normed``: their
     normalised scores (score methods; at least as wide as each list); ``weights``: ``(L,)`` or
-    per query ``(n_queries, L)``, one column per list in ``canon``."""
+    per query ``(n_queries, L)``, one column per list in ``canon``. ``values``: the per-entry
+    inputs of a per-list method (:func:`entry_values`), when the caller keeps them."""
     n_rows = al.ids.shape[0]
     per_query = weights.ndim == 2
     if method in _m.PER_LIST:
         spec = _m.PER_LIST[method]
-        if spec.uses == "rank":
-            values = [
-                np.broadcast_to(np.arange(1, c.ids.shape[1] + 1), c.ids.shape)[p]
-                for c, p in zip(canon, al.present, strict=True)
-            ]
-        else:
-            values = [
-                x[:, : c.ids.shape[1]][p]
-                for x, c, p in zip(normed, canon, al.present, strict=True)  # type: ignore[arg-type]
-            ]
+        if values is None:
+            values = entry_values(spec.uses, canon, normed, al)
         if per_query:
             w_entry = [weights[np.nonzero(p)[0], i] for i, p in enumerate(al.present)]
             keep = [w > 0 for w in w_entry]
@@ -102,3 +96,19 @@ def combine(
 
 SCORE_ROW_FUNCS = {"combmax": _m.combmax, "combmin": _m.combmin}
 """Score methods that need the whole row of a document (not one term per list)."""
+
+
+def entry_values(
+    uses: str, canon: list[Canonical], normed: list[np.ndarray] | None, al: Aligned
+) -> list[np.ndarray]:
+    """Per list, the rank (``uses="rank"``) or normalised score of each present entry, in the
+    order of ``Aligned.rows``."""
+    if uses == "rank":
+        return [
+            np.broadcast_to(np.arange(1, c.ids.shape[1] + 1), c.ids.shape)[p]
+            for c, p in zip(canon, al.present, strict=True)
+        ]
+    return [
+        x[:, : c.ids.shape[1]][p]
+        for x, c, p in zip(normed, canon, al.present, strict=True)  # type: ignore[arg-type]
+    ]

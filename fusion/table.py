@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import methods as _m
-from ._combine import combine
+from ._combine import combine, entry_values
 from ._core import PAD_ID, Canonical, align, canonicalize, check_padded
 from .api import (
     RANK_METHODS,
@@ -63,7 +63,11 @@ class FusionTable:
         self._query_of_row = np.repeat(np.arange(self.n_queries), counts)
         self._col = np.arange(self._al.ids.shape[0]) - self._al.offsets[:-1][self._query_of_row]
         self._width = max(int(counts.max()) if counts.size else 0, 1)
+        self._flat = self._query_of_row * self._width + self._col  # union row -> grid cell
+        self._ids_grid = np.full((self.n_queries, self._width), PAD_ID, dtype=np.int64)
+        self._ids_grid.ravel()[self._flat] = self._al.ids
         self._normed: dict[tuple[str, Any], list[np.ndarray]] = {}
+        self._values: dict[tuple[str, Any], list[np.ndarray]] = {}
 
     def _normalized(self, norm: str, bounds: Bounds) -> list[np.ndarray]:
         key = (norm, None if bounds is None else tuple(bounds))
@@ -92,7 +96,18 @@ class FusionTable:
         if method not in _m.PER_LIST and not np.all(w > 0):
             return None
         normed = None if method in RANK_METHODS else self._normalized(norm, bounds)  # type: ignore[arg-type]
-        comb = combine(method, self._canon, normed, self._al, w, k)
+        values = None
+        if method in _m.PER_LIST:
+            uses = _m.PER_LIST[method].uses
+            key = (
+                ("rank", None)
+                if uses == "rank"
+                else (norm, None if bounds is None else tuple(bounds))
+            )
+            if key not in self._values:
+                self._values[key] = entry_values(uses, self._canon, normed, self._al)
+            values = self._values[key]
+        comb = combine(method, self._canon, normed, self._al, w, k, values)
         fused = comb.fused
         if comb.covered is not None:  # rows that only zero-weighted lists hold
             fused = np.where(comb.covered, fused, -np.inf)
@@ -115,10 +130,8 @@ class FusionTable:
         if fused is None:
             return self._fuse_afresh(method, weights, norm, k, top, bounds, evidence)
         grid = np.full((self.n_queries, self._width), -np.inf)
-        grid[self._query_of_row, self._col] = fused
-        ids_grid = np.full((self.n_queries, self._width), PAD_ID, dtype=np.int64)
-        ids_grid[self._query_of_row, self._col] = self._al.ids
-        return _top_rows(grid, ids_grid, top)
+        grid.ravel()[self._flat] = fused
+        return _top_rows(grid, self._ids_grid, top)
 
     def _fuse_afresh(self, method, weights, norm, k, top, bounds, evidence):
         cut = [(a, s) for a, s in self._lists]

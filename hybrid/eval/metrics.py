@@ -139,17 +139,24 @@ def ndcg_at_k(
 class FastNDCG:
     """nDCG@k of many candidate fusions of one query set (the tuning objective).
 
-    Precomputes the relevance lookup once; ``__call__(rows)`` returns per-query values.
+    Precomputes the relevance lookup once (one sorted array of ``(query, document)`` keys);
+    ``__call__(rows)`` returns per-query values, vectorised over queries.
     """
 
     def __init__(self, query_ids: Sequence[str], doc_ids: Sequence[str], qrels: Qrels, k: int = 10):
         self.k = k
         self.query_ids = list(query_ids)
+        self.n_docs = len(doc_ids)
         doc_index = {d: i for i, d in enumerate(doc_ids)}
-        self._rel = [
-            {doc_index[d]: v for d, v in qrels.get(q, {}).items() if v > 0 and d in doc_index}
-            for q in self.query_ids
-        ]
+        keys, gains = [], []
+        for i, q in enumerate(self.query_ids):
+            for d, v in qrels.get(q, {}).items():
+                if v > 0 and d in doc_index:
+                    keys.append(i * self.n_docs + doc_index[d])
+                    gains.append(float(v))
+        order = np.argsort(keys)
+        self._keys = np.asarray(keys, dtype=np.int64)[order]
+        self._gains = np.asarray(gains, dtype=np.float64)[order]
         self.discounts = 1.0 / np.log2(np.arange(2, k + 2))
         ideal = np.full(len(self.query_ids), np.nan)
         for i, q in enumerate(self.query_ids):
@@ -160,11 +167,13 @@ class FastNDCG:
         self.valid = ~np.isnan(ideal)
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
-        rows = rows[:, : self.k]
+        rows = np.asarray(rows)[:, : self.k]
         gains = np.zeros(rows.shape)
-        for i, rel in enumerate(self._rel):
-            if rel:
-                gains[i] = [rel.get(r, 0) for r in rows[i].tolist()]
+        if self._keys.size:
+            keys = np.arange(rows.shape[0])[:, None] * self.n_docs + rows
+            pos = np.minimum(np.searchsorted(self._keys, keys), self._keys.size - 1)
+            hit = (rows >= 0) & (self._keys[pos] == keys)
+            gains = np.where(hit, self._gains[pos], 0.0)
         dcg = (gains * self.discounts[: rows.shape[1]]).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             return dcg / self.ideal

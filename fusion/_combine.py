@@ -58,24 +58,29 @@ def combine(
         else:
             w_entry = [weights[i] for i in range(len(canon))]
             keep = None
-            if not np.all(weights > 0):  # a list weighted 0 is left out (not counted in m)
-                keep = [np.full(r.shape, weights[i] > 0) for i, r in enumerate(al.rows)]
-        rows = al.rows if keep is None else [r[kp] for r, kp in zip(al.rows, keep, strict=True)]
+        off = [] if per_query else [i for i in range(len(canon)) if not weights[i] > 0]
+        if keep is not None:
+            rows = [r[kp] for r, kp in zip(al.rows, keep, strict=True)]
+        else:  # a list weighted 0 is left out entirely (not counted in m, adds nothing)
+            rows = [r for i, r in enumerate(al.rows) if i not in off]
         m = None
         if spec.count_power:
             m = np.bincount(np.concatenate(rows), minlength=n_rows).astype(np.float64)
         terms, contrib = [], []
+        fused = np.zeros(n_rows)
         for i, (v, w, r) in enumerate(zip(values, w_entry, al.rows, strict=True)):
+            if i in off:
+                terms.append(v)
+                contrib.append(np.broadcast_to(0.0, v.shape))
+                continue
             t, c = _m.per_list_contributions(method, v, w, None if m is None else m[r], k)
             if keep is not None:
                 c = np.where(keep[i], c, 0.0)
             terms.append(t)
             contrib.append(c)
-        fused = np.zeros(n_rows)
-        for r, c in zip(al.rows, contrib, strict=True):
             fused[r] += c  # rows are unique within a list; lists added left to right
         covered = None
-        if keep is not None:
+        if keep is not None or off:
             covered = np.zeros(n_rows, dtype=bool)
             for r in rows:
                 covered[r] = True

@@ -129,9 +129,9 @@ class FusionTable:
         fused = self.scores(method, weights, norm, k, bounds, evidence)
         if fused is None:
             return self._fuse_afresh(method, weights, norm, k, top, bounds, evidence)
-        grid = np.full((self.n_queries, self._width), -np.inf)
-        grid.ravel()[self._flat] = fused
-        return _top_rows(grid, self._ids_grid, top)
+        neg = np.full((self.n_queries, self._width), np.inf)
+        neg.ravel()[self._flat] = -fused
+        return _top_rows(neg, self._ids_grid, top)
 
     def _fuse_afresh(self, method, weights, norm, k, top, bounds, evidence):
         cut = [(a, s) for a, s in self._lists]
@@ -146,31 +146,31 @@ class FusionTable:
         return out_ids, out_scores
 
 
-def _top_rows(grid: np.ndarray, ids: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the ``top`` largest finite values (ties: smaller id; columns are in ascending id
-    order within a row), padded with -1 / -inf."""
-    n_q, width = grid.shape
+def _top_rows(neg: np.ndarray, ids: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the ``top`` largest finite scores, given negated (``neg``, ``+inf`` for none;
+    ties: smaller id, as columns are in ascending id order within a row), padded -1 / -inf."""
+    n_q, width = neg.shape
     k_eff = min(top, width)
     kk = min(width, k_eff + 16)  # a margin, so ties at the cut are seen
     if kk < width:
-        part_all = np.argpartition(-grid, kk, axis=1)
+        part_all = np.argpartition(neg, kk, axis=1)
         part = part_all[:, :kk]
-        boundary = np.take_along_axis(grid, part_all[:, kk : kk + 1], axis=1)[:, 0]
+        boundary = np.take_along_axis(neg, part_all[:, kk : kk + 1], axis=1)[:, 0]
     else:
         part = np.broadcast_to(np.arange(width), (n_q, width))
-        boundary = np.full(n_q, -np.inf)
-    ps = np.take_along_axis(grid, part, axis=1)
-    order = np.lexsort((part, -ps), axis=1)[:, :k_eff]
+        boundary = np.full(n_q, np.inf)
+    ps = np.take_along_axis(neg, part, axis=1)
+    order = np.lexsort((part, ps), axis=1)[:, :k_eff]
     cols = np.take_along_axis(part, order, axis=1)
-    top_scores = np.take_along_axis(ps, order, axis=1)
+    top_neg = np.take_along_axis(ps, order, axis=1)
     # rows whose last kept score ties a score left outside the margin: sort them fully
-    tied = np.flatnonzero(np.isfinite(boundary) & (top_scores[:, -1] <= boundary))
+    tied = np.flatnonzero(np.isfinite(boundary) & (top_neg[:, -1] >= boundary))
     for q in tied:
-        full = np.lexsort((np.arange(width), -grid[q]))[:k_eff]
-        cols[q], top_scores[q] = full, grid[q, full]
-    top_ids = np.where(np.isfinite(top_scores), np.take_along_axis(ids, cols, axis=1), PAD_ID)
+        full = np.lexsort((np.arange(width), neg[q]))[:k_eff]
+        cols[q], top_neg[q] = full, neg[q, full]
+    found = np.isfinite(top_neg)
     out_ids = np.full((n_q, top), PAD_ID, dtype=np.int64)
     out_scores = np.full((n_q, top), -np.inf)
-    out_ids[:, :k_eff] = top_ids
-    out_scores[:, :k_eff] = np.where(np.isfinite(top_scores), top_scores, -np.inf)
+    out_ids[:, :k_eff] = np.where(found, np.take_along_axis(ids, cols, axis=1), PAD_ID)
+    out_scores[:, :k_eff] = np.where(found, -top_neg, -np.inf)
     return out_ids, out_scores

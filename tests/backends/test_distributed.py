@@ -116,8 +116,7 @@ def ray_session():
     pytest.importorskip("ray.data")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     if started:
         ray.shutdown()
@@ -165,8 +164,10 @@ def test_index_with_ray_writes_the_single_process_index(ray_session, splade_offl
     b = SparseIndex.load(tmp_path / "single" / "retrievers" / "splade" / "index")
     ids = np.arange(12)
     assert (a.doc_vectors(ids) != b.doc_vectors(ids)).nnz == 0
-    assert (tmp_path / "ray" / "documents.jsonl").read_text() == \
-        (tmp_path / "single" / "documents.jsonl").read_text()
+    assert (tmp_path / "ray" / "documents.jsonl").read_text() == (
+        tmp_path / "single" / "documents.jsonl"
+    ).read_text()
     loaded = HybridRetriever.load(tmp_path / "ray", encoders={"splade": splade_offline})
-    assert [h.id for h in loaded.search(TEXTS[3], k=3)] == \
-        [h.id for h in single.search(TEXTS[3], k=3)]
+    assert [h.id for h in loaded.search(TEXTS[3], k=3)] == [
+        h.id for h in single.search(TEXTS[3], k=3)
+    ]

@@ -66,7 +66,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from hybrid.data import read_documents
 
     if args.ray is not None:
-        from hybrid.distributed import index_with_ray
+        from hybrid.backends.distributed import index_with_ray
 
         engine = index_with_ray(
             args.source,

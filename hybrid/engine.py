@@ -14,8 +14,9 @@ import numpy as np
 
 import fusion as fusion_lib
 from hybrid.aio import AsyncEngineMixin
+from hybrid.candidates import Candidates
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
-from hybrid.encoders._common import validate_texts
+from hybrid.encoders.base import validate_texts
 from hybrid.filters import MetadataIndex, parse
 from hybrid.locks import RWLock
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
@@ -24,8 +25,7 @@ from hybrid.retrievers import Retriever
 from hybrid.storage import atomic, engine_io
 from hybrid.storage.files import check_name
 from hybrid.store import DocId, DocumentStore
-from indexes import SearchResult
-from indexes._base import IndexFormatError, check_k, read_meta
+from indexes.base import IndexFormatError, SearchResult, check_k, read_meta
 
 FORMAT_VERSION = 2  # 1: meta.json + documents.jsonl + retrievers/ (still read)
 _KIND = "HybridRetriever"
@@ -426,24 +426,10 @@ class HybridRetriever(AsyncEngineMixin):
         if not names:
             raise ValueError("every retriever weight is 0: nothing to fuse")
         weights = [self._weight(cfg, n) for n in names]
-        cut = cfg.retrieval_depth
-        options: dict[str, Any] = {}
         evidence = None
         if cfg.method == fusion_lib.ADAPTIVE:
             evidence = self.evidence(candidates, names)
-            options = {"depth": cfg.depth, "evidence": evidence}
-        fused = fusion_lib.fuse_padded(
-            [
-                (candidates.results[n].ids[:, :cut], candidates.results[n].scores[:, :cut])
-                for n in names
-            ],
-            method=cfg.method,
-            weights=weights,
-            norm=cfg.norm,
-            k=cfg.rrf_k,
-            top=k,
-            **options,
-        )
+        names, fused = candidates.fuse(cfg, k, names)  # through fusion/, as evaluation does
         label = _fusion_label(cfg)
         out = []
         for q, result in enumerate(fused):
@@ -772,6 +758,14 @@ class HybridRetriever(AsyncEngineMixin):
             futures = {n: pool.submit(fn, n) for n in names}
             return {n: f.result() for n, f in futures.items()}
 
+    # Public hooks for engines built on this one (e.g. hybrid.backends.qdrant); the underscored
+    # names stay as the same functions.
+    resolve_config = _config
+    weight_of = _weight
+    map_retrievers = _map
+    explainer = _explainer
+    assemble = _assemble
+
 
 def _fusion_label(cfg: FusionConfig) -> str:
     if cfg.method in fusion_lib.RANK_METHODS:
@@ -780,23 +774,6 @@ def _fusion_label(cfg: FusionConfig) -> str:
     if cfg.method == fusion_lib.ADAPTIVE:
         return f"{cfg.method} norm={norm} depth={cfg.depth} stats_depth={cfg.stats_depth}"
     return f"{cfg.method} norm={norm}"
-
-
-@dataclass
-class Candidates:
-    """Per-retriever candidates of a batch of queries (internal ids), ready to be fused."""
-
-    queries: list[str]
-    results: dict[str, SearchResult]
-    encoded: dict[str, Any] = field(default_factory=dict)
-    evidence: dict[str, np.ndarray] = field(default_factory=dict)
-    """Retriever name -> ``(n_queries,)`` evidence, filled when a fusion first needs it."""
-
-    def encoded_query(self, retriever: Retriever, name: str, q: int) -> Any:
-        """Query ``q`` as retriever ``name`` encoded it (encoded again when not kept)."""
-        if name in self.encoded:
-            return self.encoded[name][q]
-        return retriever.encode_queries([self.queries[q]])[0]
 
 
 @dataclass

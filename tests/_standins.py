@@ -1,10 +1,6 @@
-"""Fast, deterministic stand-in encoders for engine tests that exercise writes and threads.
+"""Tiny engines from fast, deterministic stand-in encoders (hashing), for storage tests.
 
-Texts are whitespace-separated words. The sparse encoder maps each word to a column by CRC32
-(weight 1-2 by word length) plus column 0 with weight 3.0 in every vector, so every batch has
-the same largest weight and the SPLADE index's quantisation step never depends on which
-documents came first. The dense encoder sums fixed random vectors per word (FAISS ``Flat`` by
-default, or any factory). BM25 uses the whitespace analyzer.
+Importable from subprocesses (the kill and corruption tests run writers and readers there).
 """
 
 from __future__ import annotations
@@ -15,71 +11,121 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from hybrid import BM25Retriever, DenseRetriever, HybridRetriever, SpladeRetriever
-from hybrid.encoders import CallableEncoder
-
-SPARSE_DIM = 512
-DENSE_DIM = 16
+DIM_SPARSE = 64
+DIM_DENSE = 8
 
 
-def _crc(word: str) -> int:
+def _h(word: str) -> int:
     return zlib.crc32(word.encode("utf-8"))
 
 
-class StandinSparseEncoder:
-    """Bag of hashed words as a CSR row per text (see the module docstring)."""
+class HashSplade:
+    """SPLADE stand-in: each word adds weight to one hashed column."""
 
-    dim = SPARSE_DIM
-    spec: ClassVar[dict[str, Any]] = {"type": "standin-sparse", "dim": SPARSE_DIM}
+    dim = DIM_SPARSE
+    spec: ClassVar[dict[str, str]] = {"type": "splade", "model": "hash-standin"}
 
     def _encode(self, texts: list[str]) -> sp.csr_matrix:
         rows, cols, vals = [], [], []
         for i, text in enumerate(texts):
-            rows.append(i)
-            cols.append(0)
-            vals.append(3.0)
-            for word in set(text.split()):
+            for word in text.lower().split():
                 rows.append(i)
-                cols.append(1 + _crc(word) % (SPARSE_DIM - 1))
-                vals.append(1.0 + len(word) % 2)
-        m = sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), SPARSE_DIM), dtype=np.float32)
+                cols.append(_h(word) % DIM_SPARSE)
+                vals.append(1.0 + (_h(word + "#") % 7) / 7.0)
+        m = sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), DIM_SPARSE), dtype=np.float32)
         m.sum_duplicates()
         return m
 
-    encode_documents = _encode
-    encode_queries = _encode
+    encode_documents = encode_queries = _encode
 
-    def decode(self, ids) -> list[str]:
-        return [f"c{int(i)}" for i in ids]
+    def decode(self, ids: Any) -> list[str]:
+        return [f"c{i}" for i in np.asarray(ids).tolist()]
 
 
-def _dense(texts: list[str]) -> np.ndarray:
-    out = np.zeros((len(texts), DENSE_DIM), dtype=np.float32)
+def hash_dense(texts: list[str]) -> np.ndarray:
+    out = np.zeros((len(texts), DIM_DENSE), dtype=np.float32)
     for i, text in enumerate(texts):
-        for word in text.split():
-            rng = np.random.default_rng(_crc(word))
-            out[i] += rng.standard_normal(DENSE_DIM).astype(np.float32)
+        for word in text.lower().split():
+            out[i, _h(word) % DIM_DENSE] += 1.0
+        out[i, -1] += 0.5
     return out
 
 
-def standin_engine(factory: str = "Flat", **options: Any) -> HybridRetriever:
-    """An engine with SPLADE, dense and BM25 retrievers over the stand-in encoders."""
-    return HybridRetriever(
-        {
-            "splade": SpladeRetriever(StandinSparseEncoder()),
-            "dense": DenseRetriever(
-                CallableEncoder(_dense, name="standin-dense", dim=DENSE_DIM, normalize=True),
-                factory=factory,
-            ),
-            "bm25": BM25Retriever("whitespace"),
-        },
-        **options,
-    )
+def encoders() -> dict[str, Any]:
+    """What ``open``/``load`` need to rebuild the stand-in retrievers."""
+    from hybrid.encoders.dense import CallableEncoder
 
-
-def standin_encoders() -> dict[str, Any]:
-    """The encoders to pass to ``HybridRetriever.load`` for a saved stand-in engine."""
     return {
-        "splade": StandinSparseEncoder(),
-        "dense": CallableEncoder(_dense, name="standin-dense", dim=DENSE_DIM, normalize=True),
+        "splade": HashSplade(),
+        "dense": CallableEncoder(hash_dense, name="hash", dim=DIM_DENSE),
+        "bm25": str.split,
     }
+
+
+def retrievers(dense_factory: str = "Flat") -> dict[str, Any]:
+    from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
+
+    enc = encoders()
+    return {
+        "splade": SpladeRetriever(enc["splade"]),
+        "dense": DenseRetriever(enc["dense"], factory=dense_factory),
+        "bm25": BM25Retriever(enc["bm25"]),
+    }
+
+
+def engine(path: Any = None, **options: Any):
+    from hybrid import HybridRetriever
+
+    return HybridRetriever(retrievers(), path=path, **options)
+
+
+WORDS = (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi "
+    "rho sigma tau upsilon phi chi psi omega satellite orbit image radar"
+).split()
+
+
+def docs(n: int, seed: int, prefix: str = "d") -> tuple[list[str], list[str], list[dict]]:
+    """``n`` random documents: texts, ids ``prefix + number`` and metadata."""
+    rng = np.random.default_rng(seed)
+    texts = [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 12)))) for _ in range(n)]
+    ids = [f"{prefix}{seed}-{i}" for i in range(n)]
+    meta = [{"seed": seed, "i": i, "tags": [WORDS[i % len(WORDS)]]} for i in range(n)]
+    return texts, ids, meta
+
+
+QUERIES = ["alpha beta", "satellite image radar", "omega psi chi", "gamma", "tau sigma rho pi"]
+
+
+def state(engine: Any) -> dict[str, Any]:
+    """Everything a test compares: ids, texts, metadata and search results."""
+    ids = engine.ids()
+    rows = engine.store.rows_of(ids) if ids else []
+    hits = engine.search(QUERIES, k=5) if ids else [[] for _ in QUERIES]
+    return {
+        "ids": ids,
+        "texts": [engine.store.texts[int(r)] for r in rows],
+        "metadata": [engine.store.metadata[int(r)] for r in rows],
+        "hits": [[(h.id, round(h.score, 5)) for h in q] for q in hits],
+    }
+
+
+def processes():
+    """A multiprocessing context whose children fork from a clean server process (no OpenMP
+    team, no open database), with the engine's modules already imported: fast to start."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(
+        [
+            "tests._standins",
+            "hybrid.engine",
+            "hybrid.retrievers",
+            "indexes.bm25",
+            "indexes.sparse",
+            "indexes.dense",
+            "faiss",
+            "scipy.sparse",
+        ]
+    )
+    return ctx

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybrid import HybridRetriever
-from tests._standins import standin_encoders, standin_engine
+from tests._load_standins import standin_encoders, standin_engine
 
 WORDS = [f"w{i}" for i in range(80)]
 FUSIONS = ["adaptive", "rrf", "wsum"]

@@ -188,11 +188,9 @@ class HybridRetriever(AsyncEngineMixin):
         return batch.ids
 
     def delete(self, ids: DocId | Sequence[DocId]) -> None:
-        """Remove documents by id from every retriever; unknown ids raise ``KeyError`` naming
-        them and nothing is removed."""
+        """Remove documents by id from every retriever (an id given twice is removed once);
+        unknown ids raise ``KeyError`` naming them and nothing is removed."""
         ids = _as_id_list(ids)
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"duplicate id in ids: {_first_duplicate(ids)!r}")
         with self._writer:
             rows = self.store.rows_of(dict.fromkeys(ids))  # each id once
             self._commit(WriteBatch(delete_rows=rows))

@@ -600,9 +600,9 @@ class BM25Index:
         arrays = {n: np.load(path / f"{n}.npy", mmap_mode=mode) for n in names}
         try:
             if version >= 2:
-                index._load_segments(meta, arrays, len(terms))
+                index._load_segments(meta, arrays, len(terms), path)
             else:
-                index._load_v1(arrays, len(terms))
+                index._load_v1(arrays, len(terms), path)
         except IndexCorruptedError:
             raise
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -612,7 +612,7 @@ class BM25Index:
         return index
 
     def _load_segments(
-        self, meta: dict[str, Any], arrays: dict[str, np.ndarray], n_terms: int
+        self, meta: dict[str, Any], arrays: dict[str, np.ndarray], n_terms: int, path: Path
     ) -> None:
         self._doc_len, self._live = arrays["doc_len"], arrays["live"]
         self._df = np.array(arrays["df"], dtype=np.int64)
@@ -621,38 +621,39 @@ class BM25Index:
             raise ValueError("document frequencies or live count do not match terms.json")
         n_ids = self._doc_len.shape[0]
         if self._live.shape[0] != n_ids:
-            raise IndexCorruptedError("live.npy: length differs from doc_len.npy")
-        check_range(self._doc_len, 0, np.iinfo(np.int32).max, Path("doc_len.npy"), "lengths")
+            raise IndexCorruptedError(f"{path / 'live.npy'}: length differs from doc_len.npy")
+        check_range(self._doc_len, 0, np.iinfo(np.int32).max, path / "doc_len.npy", "lengths")
         base = 0
         for i, s in enumerate(meta["segments"]):
             seg = _Segment(
                 int(s["base"]), int(s["n_docs"]), *(arrays[f"seg{i}_{a}"] for a in _SEG_ARRAYS)
             )
-            name = Path(f"seg{i}")
+            f = {a: path / f"seg{i}_{a}.npy" for a in _SEG_ARRAYS}
             if seg.base != base or seg.base + seg.n_docs > n_ids or seg.indptr.shape[0] < 1:
-                raise IndexCorruptedError(f"{name}: segment bounds do not match doc_len.npy")
+                raise IndexCorruptedError(f"{f['indptr']}: segment bounds do not match doc_len.npy")
             if seg.indptr.shape[0] > n_terms + 1 or seg.tfs.shape[0] != seg.n_postings:
-                raise IndexCorruptedError(f"{name}: postings do not match terms.json")
+                raise IndexCorruptedError(f"{f['tfs']}: postings do not match terms.json")
             if seg.fwd_ptr.shape[0] != seg.n_docs + 1:
-                raise IndexCorruptedError(f"{name}: forward index does not match its documents")
-            check_pointers(seg.indptr, seg.n_postings, name, "the term pointers")
-            check_range(seg.docs, 0, seg.n_docs, name, "document ids")
-            check_pointers(seg.fwd_ptr, seg.fwd_terms.shape[0], name, "the forward pointers")
-            check_range(seg.fwd_terms, 0, n_terms, name, "term ids")
+                raise IndexCorruptedError(f"{f['fwd_ptr']}: does not match the segment's documents")
+            check_pointers(seg.indptr, seg.n_postings, f["indptr"], "the term pointers")
+            check_range(seg.docs, 0, seg.n_docs, f["docs"], "document ids")
+            n_fwd = seg.fwd_terms.shape[0]
+            check_pointers(seg.fwd_ptr, n_fwd, f["fwd_ptr"], "the forward pointers")
+            check_range(seg.fwd_terms, 0, n_terms, f["fwd_terms"], "term ids")
             base += seg.n_docs
             self._segments.append(seg)
 
-    def _load_v1(self, arrays: dict[str, np.ndarray], n_terms: int) -> None:
+    def _load_v1(self, arrays: dict[str, np.ndarray], n_terms: int, path: Path) -> None:
         """A format-1 save (one compacted postings list): one segment, forward index rebuilt."""
         indptr, docs, tfs = arrays["indptr"], arrays["docs"], arrays["tfs"]
         if indptr.shape[0] != n_terms + 1:
-            raise IndexCorruptedError("indptr.npy does not match terms.json")
+            raise IndexCorruptedError(f"{path / 'indptr.npy'} does not match terms.json")
         self._doc_len, self._live = arrays["doc_len"], arrays["live"]
         n = self._doc_len.shape[0]
         if tfs.shape[0] != docs.shape[0] or self._live.shape[0] != n:
             raise IndexCorruptedError("tfs.npy or live.npy: length differs from docs / doc_len")
-        check_pointers(indptr, docs.shape[0], Path("indptr.npy"), "the term pointers")
-        check_range(docs, 0, n, Path("docs.npy"), "document ids")
+        check_pointers(indptr, docs.shape[0], path / "indptr.npy", "the term pointers")
+        check_range(docs, 0, n, path / "docs.npy", "document ids")
         keep = self._live[docs]
         terms = np.repeat(np.arange(n_terms, dtype=np.int32), np.diff(indptr))[keep]
         d_keep = docs[keep]

@@ -269,7 +269,7 @@ def test_unverified_bm25_damage_out_of_range_is_refused(tmp_path):
     e = S.engine(parallel=False)
     e.add(*S.docs(20, 4)[:1])
     e.save(tmp_path / "s")
-    docs = next((tmp_path / "s").rglob("bm25/index/docs.npy"))
+    docs = next((tmp_path / "s").rglob("bm25/index/seg0_docs.npy"))  # BM25 format 2
     arr = np.load(docs)
     arr[3] = 10**6
     np.save(docs, arr)

@@ -34,8 +34,10 @@ from typing import Any
 import numpy as np
 
 from hybrid.config import FusionConfig
+from hybrid.evidence import EVIDENCE_VERSION, measure_evidence
 
 logger = logging.getLogger("hybrid")
+
 
 CACHE_FORMAT_VERSION = 1
 _CANDS_KIND = "CandidateSet"
@@ -340,6 +342,8 @@ class CandidateSet:
     scores: dict[str, np.ndarray]
     meta: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, np.ndarray] = field(default_factory=dict)
+    evidence_version: int = EVIDENCE_VERSION
+    """The :data:`hybrid.evidence.EVIDENCE_VERSION` its evidence was measured with."""
 
     @property
     def names(self) -> list[str]:
@@ -471,6 +475,7 @@ class CandidateSet:
             "names": self.names,
             "query_ids": self.query_ids,
             "doc_ids": self.doc_ids,
+            "evidence_version": self.evidence_version,
         }
         tmp_json = path.with_name(path.name + ".tmp.json")
         tmp_json.write_text(json.dumps(record, ensure_ascii=False))
@@ -489,7 +494,15 @@ class CandidateSet:
             ids = {n: z[f"ids__{n}"] for n in record["names"]}
             scores = {n: z[f"scores__{n}"] for n in record["names"]}
             evidence = {n: z[f"evidence__{n}"] for n in record["names"] if f"evidence__{n}" in z}
-        return cls(record["query_ids"], record["doc_ids"], ids, scores, record["meta"], evidence)
+        return cls(
+            record["query_ids"],
+            record["doc_ids"],
+            ids,
+            scores,
+            record["meta"],
+            evidence,
+            record.get("evidence_version", 1),
+        )
 
 
 def arrays_to_run(
@@ -567,15 +580,17 @@ def retrieve_candidates(
             cands = CandidateSet.load(path)
             if cands.meta == meta:
                 logger.info("hybrid: using cached candidates %s", path)
-                if set(cands.evidence) >= set(cands.names):
+                current = cands.evidence_version == EVIDENCE_VERSION
+                if current and set(cands.evidence) >= set(cands.names):
                     return cands
-                # written before candidate sets kept evidence: measure it once, keep it
+                # written before candidate sets kept (this) evidence: measure it once, keep it
                 if built is None:
                     built = dict(factory())  # type: ignore[misc]
                 encoded = _index(built, data, cache_dir, doc_encodings, query_encodings, progress)
                 if cands.query_ids != list(data.queries):
                     raise RuntimeError(f"{path}: cached query order differs from the dataset")
                 cands.evidence = _evidence(built, data, encoded)
+                cands.evidence_version = EVIDENCE_VERSION
                 cands.save(path)
                 return cands
             logger.warning("hybrid: cached candidates %s do not match; recomputing", path)
@@ -611,7 +626,7 @@ def _index(
             enc = cached_encode(
                 retriever, data.doc_texts, "documents", enc_dir, doc_key, progress, name
             )
-        retriever.add_encoded(enc)
+        retriever.observe_documents(data.doc_texts, retriever.add_encoded(enc))
         if query_encodings and name in query_encodings:
             out[name] = query_encodings[name]
         else:
@@ -622,13 +637,14 @@ def _index(
 def _evidence(
     retrievers: Mapping[str, Any], data: Dataset, encoded: Mapping[str, Any]
 ) -> dict[str, np.ndarray]:
-    """Each indexed retriever's :meth:`~hybrid.retrievers.Retriever.evidence` for ``data``'s
-    queries."""
+    """Each indexed retriever's evidence for ``data``'s queries, as the engine measures it
+    (:func:`hybrid.evidence.measure_evidence`: query part times document reach)."""
     q_texts = list(data.queries.values())
-    return {
-        name: np.asarray(r.evidence(q_texts, encoded[name]), dtype=np.float64)
-        for name, r in retrievers.items()
-    }
+    out = {}
+    for name, r in retrievers.items():
+        read, reach = measure_evidence(r, q_texts, encoded[name], name)
+        out[name] = read * reach
+    return out
 
 
 def _retrieve(

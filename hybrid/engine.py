@@ -21,6 +21,7 @@ from hybrid.evidence import (
     describe_reach,
     dominant_script,
     measure_evidence,
+    reference_rows,
 )
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
@@ -305,6 +306,8 @@ class HybridRetriever:
         weighs by.
         """
         names = list(candidates.results if names is None else names)
+        ranked = {n: r.ids for n, r in candidates.results.items()}
+        reference, candidates.reference = reference_rows(self.retrievers, ranked)
         for name in names:
             if name in candidates.evidence:
                 continue
@@ -312,7 +315,7 @@ class HybridRetriever:
             encoded = candidates.encoded.get(name)
             if encoded is None:
                 encoded = retriever.encode_queries(candidates.queries)
-            read, reach = measure_evidence(retriever, candidates.queries, encoded, name)
+            read, reach = measure_evidence(retriever, candidates.queries, encoded, name, reference)
             candidates.read[name], candidates.reach[name] = read, reach
             candidates.evidence[name] = read * reach
         return np.stack([candidates.evidence[n] for n in names], axis=1)
@@ -350,7 +353,7 @@ class HybridRetriever:
         reach = candidates.reach.get(name)
         if stats is not None and reach is not None and retriever.script_bound:
             script = dominant_script(candidates.queries[q])
-            why += "; " + describe_reach(stats, script, float(reach[q]))
+            why += "; " + describe_reach(stats, script, float(reach[q]), candidates.reference)
         return why
 
     def _hits(
@@ -599,6 +602,8 @@ class Candidates:
     """Its query-only part (:meth:`Retriever.evidence`)."""
     reach: dict[str, np.ndarray] = field(default_factory=dict)
     """Its document part (:func:`hybrid.evidence.document_reach`; 1 for dense retrievers)."""
+    reference: str | None = None
+    """Whose best documents the reach looked at (None: the whole collection)."""
 
     def encoded_query(self, retriever: Retriever, name: str, q: int) -> Any:
         """Query ``q`` as retriever ``name`` encoded it (encoded again when not kept)."""

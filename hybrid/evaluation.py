@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.config import FusionConfig
-from hybrid.evidence import EVIDENCE_VERSION, measure_evidence
+from hybrid.evidence import EVIDENCE_VERSION, measure_evidence, reference_rows
 
 logger = logging.getLogger("hybrid")
 
@@ -589,7 +589,7 @@ def retrieve_candidates(
                 encoded = _index(built, data, cache_dir, doc_encodings, query_encodings, progress)
                 if cands.query_ids != list(data.queries):
                     raise RuntimeError(f"{path}: cached query order differs from the dataset")
-                cands.evidence = _evidence(built, data, encoded)
+                cands.evidence = _evidence(built, data, encoded, cands.ids)
                 cands.evidence_version = EVIDENCE_VERSION
                 cands.save(path)
                 return cands
@@ -635,14 +635,18 @@ def _index(
 
 
 def _evidence(
-    retrievers: Mapping[str, Any], data: Dataset, encoded: Mapping[str, Any]
+    retrievers: Mapping[str, Any],
+    data: Dataset,
+    encoded: Mapping[str, Any],
+    ranked: Mapping[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """Each indexed retriever's evidence for ``data``'s queries, as the engine measures it
     (:func:`hybrid.evidence.measure_evidence`: query part times document reach)."""
     q_texts = list(data.queries.values())
+    reference, _ = reference_rows(retrievers, ranked)
     out = {}
     for name, r in retrievers.items():
-        read, reach = measure_evidence(r, q_texts, encoded[name], name)
+        read, reach = measure_evidence(r, q_texts, encoded[name], name, reference)
         out[name] = read * reach
     return out
 
@@ -663,7 +667,7 @@ def _retrieve(
         result = retriever.search_encoded(encoded[name], depth)
         ids[name] = np.asarray(result.ids, dtype=np.int64)
         scores[name] = np.asarray(result.scores, dtype=np.float32)
-    evidence = _evidence(retrievers, data, encoded)
+    evidence = _evidence(retrievers, data, encoded, ids)
     return CandidateSet(list(data.queries), list(data.doc_ids), ids, scores, evidence=evidence)
 
 

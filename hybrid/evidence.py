@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 STATS_FILE = "collection_stats.npz"
-EVIDENCE_VERSION = 2
+EVIDENCE_VERSION = 3
 """Bumped when the evidence measures change: cached candidate sets measured with another
 version measure their evidence again (:func:`hybrid.evaluation.retrieve_candidates`)."""
 NO_SCRIPT = -1
@@ -255,46 +255,90 @@ def query_scripts(queries: Sequence[str]) -> list[str | None]:
     return [dominant_script(q) for q in queries]
 
 
-def document_reach(stats: CollectionStats | None, scripts: Sequence[str | None]) -> np.ndarray:
-    """How much of a collection a script-bound retriever can match, per query, in [0, 1].
+REFERENCE_DEPTH = 100
+"""How many of a script-free retriever's best documents stand for where a query's answers are
+(the default fusion depth: the documents that can enter the fused ranking)."""
+
+
+def document_reach(
+    stats: CollectionStats | None,
+    scripts: Sequence[str | None],
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
+    """How much of what a query needs a script-bound retriever can match, per query, in [0, 1].
 
     The share of the collection's characters the retriever reads intact (1 for an analyzer that
     reads every script; 0.12 for an English WordPiece SPLADE over Korean news) times the share
-    of its documents written in the query's dominant script (``scripts``, from
-    :func:`query_scripts`; a query without letters reaches every document). No statistics
-    (None): 1, the query alone decides, as before.
+    of the documents where the answers are likely to be that are written in the query's
+    dominant script (``scripts``, from :func:`query_scripts`). Where the answers are:
+    ``reference``, ``(n_queries, m)`` rows ranked first for each query by retrievers that are
+    not bound to a script (a multilingual dense model; ``-1`` pads), or, without one, the whole
+    collection. A query without letters, and a document without letters, match any script.
+    No statistics (None): 1, the query alone decides, as before.
     """
     if stats is None:
         return np.ones(len(scripts))
     intact = stats.intact_share()
-    shares = {s: stats.script_share(s) for s in set(scripts)}
-    return np.array([intact * shares[s] for s in scripts], dtype=np.float64)
+    codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
+    out = np.empty(len(scripts), dtype=np.float64)
+    for q, script in enumerate(scripts):
+        share = None
+        if script is None:
+            share = 1.0
+        elif reference is not None:
+            found = stats.row_scripts(reference[q])
+            found = found[found >= NO_SCRIPT]  # padding and unknown rows left out
+            if found.size:
+                share = float(np.mean((found == codes[script]) | (found == NO_SCRIPT)))
+        out[q] = intact * (stats.script_share(script) if share is None else share)
+    return out
 
 
-def describe_reach(stats: CollectionStats, script: str | None, value: float) -> str:
-    """One query's reach in words, for explanations."""
+def describe_reach(
+    stats: CollectionStats, script: str | None, value: float, reference: str | None = None
+) -> str:
+    """One query's reach in words, for explanations (``reference``: who ranked the documents
+    that stand for the answers, e.g. ``"dense's top 100"``; None: the whole collection)."""
+    intact = stats.intact_share()
+    share = value / intact if intact > 0 else 0.0
     if script is None:
         where = "the query has no letters, so every document is in reach"
+    elif reference is None:
+        where = f"{share:.0%} of its documents are in the query's script ({script.title()})"
     else:
-        where = (
-            f"{stats.script_share(script):.0%} of its documents are in the query's script"
-            f" ({script.title()})"
-        )
-    intact = stats.intact_share()
+        where = f"{share:.0%} of {reference} are in the query's script ({script.title()})"
     if intact < 1.0:
         where = f"it reads {intact:.0%} of the collection's characters intact, {where}"
     return f"{where}: reach {value:.2f}"
 
 
+def reference_rows(
+    retrievers: Mapping[str, Any], ranked: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray | None, str | None]:
+    """The best :data:`REFERENCE_DEPTH` rows of every retriever in ``ranked`` (name ->
+    ``(n_queries, depth)`` internal ids) that is not script-bound, side by side, and their
+    description; ``(None, None)`` when there is none."""
+    names = [n for n in ranked if not getattr(retrievers[n], "script_bound", False)]
+    if not names:
+        return None, None
+    rows = np.concatenate([np.asarray(ranked[n])[:, :REFERENCE_DEPTH] for n in names], axis=1)
+    return rows, " and ".join(f"{n}'s top {REFERENCE_DEPTH}" for n in names)
+
+
 def measure_evidence(
-    retriever: Any, queries: Sequence[str], encoded: Any, name: str | None = None
+    retriever: Any,
+    queries: Sequence[str],
+    encoded: Any,
+    name: str | None = None,
+    reference: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A retriever's evidence for each query in two parts, ``(read, reach)``: the product is
     what ``"adaptive"`` fusion weighs it by.
 
     ``read``: :meth:`~hybrid.retrievers.Retriever.evidence`, measured on the query alone.
-    ``reach``: for script-bound retrievers, :func:`document_reach` of the collection it holds
-    (1 for others, and for script-bound ones without statistics).
+    ``reach``: for script-bound retrievers, :func:`document_reach` of the collection it holds,
+    with ``reference`` rows (:func:`reference_rows`) where available (1 for other retrievers,
+    and for script-bound ones without statistics).
     """
     n_q = len(queries)
     read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
@@ -305,4 +349,5 @@ def measure_evidence(
         )
     if not getattr(retriever, "script_bound", False):
         return read, np.ones(n_q)
-    return read, document_reach(retriever.collection_stats(), query_scripts(queries))
+    stats = retriever.collection_stats()
+    return read, document_reach(stats, query_scripts(queries), reference)

@@ -106,7 +106,7 @@ def test_korean_query_over_english_documents_drops_lexical_retrievers(engine):
     e = top.explain()
     assert e.weighting.startswith("weights for this query (configured weight x evidence)")
     assert (
-        "bm25 0.00 (0% of the query's terms occur in the index; 0% of its documents are in "
+        "bm25 0.00 (0% of the query's terms occur in the index; 0% of dense's top 100 are in "
         "the query's script (Hangul): reach 0.00)" in e.weighting
     )
     assert "splade 0.00 (0% of the query's characters are whole tokens" in e.weighting
@@ -257,8 +257,9 @@ def korean_engine():
 
 def test_english_query_over_korean_documents_discounts_lexical_retrievers(korean_engine):
     """The English SPLADE reads the English query perfectly but not the Korean documents: its
-    evidence is query coverage 1 x intact share of the collection x documents in the query's
-    script (1 of 4), so about zero; its tokens are not shown as explaining the hit."""
+    evidence is query coverage 1 x intact share of the collection x share of dense's best
+    documents (here all 4) in the query's script (1 of 4), so about zero; its tokens are not
+    shown as explaining the hit."""
     stats = korean_engine.retrievers["splade"].collection_stats()
     assert stats.totals()["per_script"] == {"HANGUL": 3, "LATIN": 1}
     hits = korean_engine.search("satellite imagery for defense", k=4)
@@ -272,7 +273,7 @@ def test_english_query_over_korean_documents_discounts_lexical_retrievers(korean
     assert e.splade_tokens == [] and e.bm25_terms == []
     why = "splade: no tokens shown: its evidence for this query is"
     assert any(n.startswith(why) for n in e.notes)
-    assert "25% of its documents are in the query's script (Latin)" in e.weighting
+    assert "25% of dense's top 100 are in the query's script (Latin)" in e.weighting
     assert "reads" in e.weighting and "of the collection's characters intact" in e.weighting
     text = str(e)
     assert all(n in text for n in e.notes)

@@ -119,3 +119,22 @@ def test_bm25_retriever_keeps_stats_on_add_delete_save_load(tmp_path):
     assert old.collection_stats() is None
     old.add(["more text"])  # cannot line up with rows it never saw: stays without
     assert old.collection_stats() is None
+
+
+def test_document_reach_from_reference_rows_hand_worked():
+    """With rows a script-free retriever ranked first, the reach is the share of them in the
+    query's script (rows without letters count; padding is left out), times the intact share."""
+    s = CollectionStats()
+    s.add([KO, EN, DIGITS, KO, EN])  # rows 0..4: HANGUL, LATIN, none, HANGUL, LATIN
+    ref = np.array([[0, 3, 2, -1], [1, 0, -1, -1], [-1, -1, -1, -1]])
+    reach = document_reach(s, ["HANGUL", "LATIN", "LATIN"], ref)
+    # query 0: rows 0, 3 Hangul, 2 no letters -> 3/3; query 1: row 1 of rows 1, 0 -> 1/2;
+    # query 2: no reference rows -> the collection: LATIN 2 + no-script 1 of 5
+    np.testing.assert_allclose(reach, [1.0, 0.5, 3 / 5])
+    s.delete([1])  # a deleted row still has its script: reference rows are live by definition
+    np.testing.assert_allclose(document_reach(s, ["LATIN"], ref[1:2]), [0.5])
+    from hybrid.evidence import describe_reach
+
+    assert describe_reach(s, "LATIN", 0.5, "dense's top 100") == (
+        "50% of dense's top 100 are in the query's script (Latin): reach 0.50"
+    )

@@ -63,30 +63,46 @@ def char_script(char: str) -> str | None:
 
 def script_counts(text: str) -> dict[str, int]:
     """Letters per script in ``text`` (digits, punctuation and spaces are left out)."""
+    return _scripts(Counter(text))
+
+
+def dominant_script(text: str) -> str | None:
+    """The script holding most of ``text``'s letters (ties: alphabetical); None without letters."""
+    return _dominant(Counter(text))
+
+
+def intact_characters(text: str, known: Callable[[list[str]], dict[str, bool]] | None) -> int:
+    """How many of ``text``'s non-space characters a tokenizer reads intact: ``known`` maps
+    distinct characters to whether the tokenizer keeps each whole (None: every character)."""
+    return _intact(Counter(text), known)[1]
+
+
+def _scripts(counts: Counter[str]) -> dict[str, int]:
     out: dict[str, int] = {}
-    for char, n in Counter(text).items():
+    for char, n in counts.items():
         script = char_script(char)
         if script is not None:
             out[script] = out.get(script, 0) + n
     return out
 
 
-def dominant_script(text: str) -> str | None:
-    """The script holding most of ``text``'s letters (ties: alphabetical); None without letters."""
-    counts = script_counts(text)
-    if not counts:
+def _dominant(counts: Counter[str]) -> str | None:
+    scripts = _scripts(counts)
+    if not scripts:
         return None
-    return min(counts, key=lambda s: (-counts[s], s))
+    return min(scripts, key=lambda s: (-scripts[s], s))
 
 
-def intact_characters(text: str, known: Callable[[list[str]], dict[str, bool]] | None) -> int:
-    """How many of ``text``'s non-space characters a tokenizer reads intact: ``known`` maps
-    distinct characters to whether the tokenizer keeps each whole (None: every character)."""
-    counts = Counter(c for c in text if not c.isspace())
+def _intact(
+    counts: Counter[str], known: Callable[[list[str]], dict[str, bool]] | None
+) -> tuple[int, int]:
+    """(non-space characters, those read intact) of a text's character counts."""
+    chars = {c: n for c, n in counts.items() if not c.isspace()}
+    total = sum(chars.values())
     if known is None:
-        return sum(counts.values())
-    flags = known(list(counts))
-    return sum(n for c, n in counts.items() if flags[c])
+        return total, total
+    flags = known(list(chars))
+    return total, sum(n for c, n in chars.items() if flags[c])
 
 
 class CollectionStats:
@@ -132,9 +148,9 @@ class CollectionStats:
         chars = np.empty(len(texts), dtype=np.int64)
         intact = np.empty(len(texts), dtype=np.int64)
         for i, text in enumerate(texts):
-            codes[i] = self._code(dominant_script(text))
-            chars[i] = sum(1 for c in text if not c.isspace())
-            intact[i] = intact_characters(text, known)
+            counts = Counter(text)
+            codes[i] = self._code(_dominant(counts))
+            chars[i], intact[i] = _intact(counts, known)
         self.doc_script = np.concatenate([self.doc_script, codes])
         self.chars = np.concatenate([self.chars, chars])
         self.intact = np.concatenate([self.intact, intact])
@@ -278,20 +294,18 @@ def document_reach(
     """
     if stats is None:
         return np.ones(len(scripts))
-    intact = stats.intact_share()
     codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
-    out = np.empty(len(scripts), dtype=np.float64)
-    for q, script in enumerate(scripts):
-        share = None
-        if script is None:
-            share = 1.0
-        elif reference is not None:
-            found = stats.row_scripts(reference[q])
-            found = found[found >= NO_SCRIPT]  # padding and unknown rows left out
-            if found.size:
-                share = float(np.mean((found == codes[script]) | (found == NO_SCRIPT)))
-        out[q] = intact * (stats.script_share(script) if share is None else share)
-    return out
+    code = np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
+    share = np.array([stats.script_share(s) for s in scripts], dtype=np.float64)  # collection
+    if reference is not None and len(scripts):
+        found = stats.row_scripts(np.asarray(reference).reshape(len(scripts), -1))
+        valid = found >= NO_SCRIPT  # padding and unknown rows left out
+        same = valid & ((found == code[:, None]) | (found == NO_SCRIPT))
+        n = valid.sum(axis=1)
+        local = n > 0
+        share[local] = same[local].sum(axis=1) / n[local]
+    share[code == NO_SCRIPT] = 1.0  # a query without letters
+    return stats.intact_share() * share
 
 
 def describe_reach(

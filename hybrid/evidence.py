@@ -134,6 +134,13 @@ class CollectionStats:
     def n_rows(self) -> int:
         return int(self.live.shape[0])
 
+    def copy(self) -> CollectionStats:
+        """An independent copy (writes replace the arrays, so they are shared safely)."""
+        out = CollectionStats()
+        out.__dict__.update(self.__dict__)
+        out.scripts = list(self.scripts)
+        return out
+
     # -- writes ------------------------------------------------------------------------------------
 
     def add(

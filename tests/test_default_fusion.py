@@ -292,27 +292,28 @@ def test_hits_a_retriever_did_not_return_show_none_of_its_terms(korean_engine):
     assert any(h.sources["bm25"].rank == 0 for h in hits)
 
 
-def test_saved_engine_without_statistics_computes_them_on_load(korean_engine, tmp_path):
+def test_statistics_survive_save_load_commits_and_older_saves(korean_engine, tmp_path):
     from hybrid import HybridRetriever
 
+    def totals(engine):
+        return {n: engine.retrievers[n].collection_stats().totals() for n in ("splade", "bm25")}
+
     korean_engine.save(tmp_path / "idx")
-    fresh = HybridRetriever.load(tmp_path / "idx")
+    assert totals(HybridRetriever.load(tmp_path / "idx")) == totals(korean_engine)
+    # an engine saved before the statistics existed: computed from the stored texts
+    old = HybridRetriever.load(tmp_path / "idx")
     for name in ("splade", "bm25"):
-        want = korean_engine.retrievers[name].collection_stats().totals()
-        assert fresh.retrievers[name].collection_stats().totals() == want
-        (tmp_path / "idx" / "retrievers" / name / "collection_stats.npz").unlink()
-    old = HybridRetriever.load(tmp_path / "idx")  # a folder from before the statistics
-    for name in ("splade", "bm25"):
-        want = korean_engine.retrievers[name].collection_stats().totals()
-        assert old.retrievers[name].collection_stats().totals() == want
+        old.retrievers[name].stats = None
+    old._backfill_stats()
+    assert totals(old) == totals(korean_engine)
     q = "satellite imagery for defense"
     a, b = korean_engine.search(q, k=4), old.search(q, k=4)
     assert [h.id for h in a] == [h.id for h in b]
     assert [h.sources["splade"].evidence for h in a] == [h.sources["splade"].evidence for h in b]
-    # deleting a document updates the statistics the same way in both
-    korean_engine_copy = HybridRetriever.load(tmp_path / "idx")
-    korean_engine_copy.delete("nasa")
-    assert korean_engine_copy.retrievers["bm25"].collection_stats().totals()["per_script"] == {
-        "HANGUL": 3,
-        "LATIN": 0,
-    }
+    # a folder engine: commits replay encodings (no texts) on open; the rows are backfilled
+    with HybridRetriever.open(tmp_path / "idx") as live:
+        live.add(["Korean satellites"], ids=["en"])
+        live.delete("nasa")
+        want = totals(live)
+    assert want["bm25"]["per_script"] == {"HANGUL": 3, "LATIN": 1}
+    assert totals(HybridRetriever.load(tmp_path / "idx")) == want

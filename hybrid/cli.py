@@ -70,7 +70,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from hybrid.data import read_documents
 
     if args.ray is not None:
-        from hybrid.distributed import index_with_ray
+        from hybrid.backends.distributed import index_with_ray
 
         engine = index_with_ray(
             args.source,
@@ -110,10 +110,24 @@ def _parse_weights(pairs: Sequence[str] | None) -> dict[str, float] | None:
     return weights
 
 
+def _parse_filter(text: str | None) -> dict | None:
+    """The ``--filter`` JSON object (validated by the engine), or None."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--filter is not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f'--filter must be a JSON object such as {{"lang": "ko"}}, got {text!r}')
+    return value
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from hybrid import HybridRetriever
     from hybrid.config import FusionConfig
 
+    flt = _parse_filter(args.filter)
     engine = HybridRetriever.load(args.index)
     hits = engine.search(
         args.query,
@@ -124,6 +138,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         depth=args.depth,
         reranker=args.rerank,
         rerank_top=args.rerank_top,
+        filter=flt,
     )
     if args.json:
         payload = {
@@ -180,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--rerank-top", type=int, default=None, help="candidates to rerank")
     search.add_argument("--explain", action="store_true", help="show SPLADE tokens, BM25 terms")
+    search.add_argument(
+        "--filter",
+        default=None,
+        metavar="JSON",
+        help='metadata filter, e.g. \'{"lang": "ko", "year": {"$gte": 2020}}\' (hybrid.filters)',
+    )
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(func=cmd_search)
 

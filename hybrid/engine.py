@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -14,8 +14,9 @@ import numpy as np
 
 import fusion as fusion_lib
 from hybrid.aio import AsyncEngineMixin
+from hybrid.candidates import Candidates
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
-from hybrid.encoders._common import validate_texts
+from hybrid.encoders.base import validate_texts
 from hybrid.evidence import (
     EXPLAIN_MIN_EVIDENCE,
     describe_reach,
@@ -23,6 +24,7 @@ from hybrid.evidence import (
     measure_evidence,
     reference_rows,
 )
+from hybrid.filters import MetadataIndex, parse
 from hybrid.locks import RWLock
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
@@ -30,8 +32,7 @@ from hybrid.retrievers import Retriever
 from hybrid.storage import atomic, engine_io
 from hybrid.storage.files import check_name
 from hybrid.store import DocId, DocumentStore
-from indexes import SearchResult
-from indexes._base import IndexFormatError, check_k, read_meta
+from indexes.base import IndexFormatError, SearchResult, check_k, read_meta
 
 FORMAT_VERSION = 2  # 1: meta.json + documents.jsonl + retrievers/ (still read)
 _KIND = "HybridRetriever"
@@ -81,6 +82,10 @@ class HybridRetriever(AsyncEngineMixin):
         self.store = DocumentStore()
         self._rw = RWLock()  # searches read, a commit writes
         self._writer = threading.RLock()  # one writer at a time
+        # Metadata index for filters: built from the store on the first filtered search, then
+        # kept up to date by _apply. Whoever replaces self.store sets it back to None.
+        self._filter_index: MetadataIndex | None = None
+        self._filter_build = threading.Lock()
         self.parallel = parallel
         self.preset = preset
         self.config = DEFAULT_CONFIG
@@ -199,7 +204,7 @@ class HybridRetriever(AsyncEngineMixin):
                 return
             pending = self._folder.begin_commit(batch, self.store, self.names)
             try:
-                undo = atomic.apply(self, batch)
+                undo = self._apply(batch)
             except BaseException:
                 self._folder.abort()
                 raise
@@ -212,8 +217,31 @@ class HybridRetriever(AsyncEngineMixin):
 
     def _apply(self, batch: WriteBatch) -> None:
         """Appends to every retriever, then deletes, then the store: all or nothing (any
-        exception leaves the engine as it was and names the documents)."""
-        atomic.apply(self, batch)
+        exception leaves the engine as it was and names the documents). Returns a function
+        that undoes the whole batch (for a durable commit that fails afterwards)."""
+        undo = atomic.apply(self, batch)
+        self._update_filter_index(batch)
+
+        def undo_all() -> None:
+            undo()
+            self._filter_index = None  # derived state: rebuilt by the next filtered search
+
+        return undo_all
+
+    def _update_filter_index(self, batch: WriteBatch) -> None:
+        """Keep the metadata index (if built) in step with a committed batch."""
+        index = self._filter_index
+        if index is None:
+            return
+        try:
+            if batch.delete_rows.size:
+                index.delete(batch.delete_rows)
+            if batch.metadata_updates:
+                index.update(batch.metadata_updates)
+            if batch.texts:
+                index.append(batch.metadata)
+        except Exception:
+            self._filter_index = None  # rebuilt from the store by the next filtered search
 
     # -- search ---------------------------------------------------------------------------------
 
@@ -235,6 +263,7 @@ class HybridRetriever(AsyncEngineMixin):
         depth: int | None = None,
         reranker: Any | None = None,
         rerank_top: int | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-``k`` fused hits for one query (a list) or a batch (a list of lists).
 
@@ -244,11 +273,19 @@ class HybridRetriever(AsyncEngineMixin):
         :class:`~hybrid.rerankers.Reranker`, or any ``(query, texts) -> scores`` callable)
         re-orders the best ``rerank_top`` fused candidates (default: the engine's reranker and
         ``rerank_top``); each hit keeps its ``fused_score`` and ``fused_rank``.
+
+        ``filter`` restricts the search to documents whose metadata matches it (the language of
+        :mod:`hybrid.filters`, e.g. ``{"lang": "ko", "year": {"$gte": 2020}}``). Every
+        retriever searches only those documents, so up to ``k`` hits come back however few
+        match; each retriever's candidates are its unfiltered ranking with the other documents
+        removed. An invalid filter raises :class:`~hybrid.filters.FilterError` (a ``ValueError``).
         """
         single = isinstance(query, str)
         queries = validate_texts(query, "queries")
         k = check_k(k)
         cfg = self._config(config, fusion, weights, norm, rrf_k, depth)
+        if filter is not None:
+            parse(filter)  # a bad filter fails before anything is encoded
         if self._folder is not None and self._folder.readonly and self.auto_refresh:
             if self._folder.current_gen() != self._gen:
                 self.refresh()
@@ -262,8 +299,12 @@ class HybridRetriever(AsyncEngineMixin):
         names = [n for n in self.names if self._weight(cfg, n) > 0]
         encoded = self._map(lambda r: r.encode_queries(queries), names)  # no lock held
         with self._rw.read():  # one consistent state from index search to hits
+            allowed = self._allowed(filter)
+            if allowed is not None and not allowed.any():
+                nothing: list[list[Hit]] = [[] for _ in queries]
+                return nothing[0] if single else nothing
             candidates = self._retrieve_encoded(
-                queries, encoded, max(cfg.retrieval_depth, top), names
+                queries, encoded, max(cfg.retrieval_depth, top), names, allowed, filter
             )
             hits = self._fuse(candidates, top, cfg)
         if rerank is not None:
@@ -299,11 +340,13 @@ class HybridRetriever(AsyncEngineMixin):
         queries: str | Sequence[str],
         depth: int | None = None,
         names: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> Candidates:
         """Each retriever's top-``depth`` candidates (internal ids), before any fusion.
 
         Retrievers run in parallel threads. The result can be fused many times with
         :meth:`fuse` (e.g. while tuning weights) without encoding or searching again.
+        ``filter`` restricts every retriever to the matching documents, as in :meth:`search`.
         """
         queries = validate_texts(queries, "queries")
         depth = check_k(depth if depth is not None else self.config.depth)
@@ -314,16 +357,65 @@ class HybridRetriever(AsyncEngineMixin):
                 f"unknown retrievers {unknown}; this engine has: {', '.join(self.names)}"
             )
 
+        if filter is not None:
+            parse(filter)
         encoded = self._map(lambda r: r.encode_queries(queries), names)
         with self._rw.read():
-            return self._retrieve_encoded(queries, encoded, depth, names)
+            allowed = self._allowed(filter)
+            return self._retrieve_encoded(queries, encoded, depth, names, allowed, filter)
 
     def _retrieve_encoded(
-        self, queries: list[str], encoded: dict[str, Any], depth: int, names: list[str]
+        self,
+        queries: list[str],
+        encoded: dict[str, Any],
+        depth: int,
+        names: list[str],
+        allowed: np.ndarray | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> Candidates:
-        """Search every named retriever with its encoded queries (caller holds the read lock)."""
-        results = self._each(lambda n: self.retrievers[n].search_encoded(encoded[n], depth), names)
+        """Search every named retriever with its encoded queries (caller holds the read lock);
+        ``allowed`` (the row mask of ``filter``, see :meth:`_allowed`) restricts them."""
+        results = self._each(
+            lambda n: self._search_retriever(n, encoded[n], depth, allowed, filter), names
+        )
         return Candidates(queries=queries, results=results, encoded=dict(encoded))
+
+    def _search_retriever(
+        self,
+        name: str,
+        encoded: Any,
+        depth: int,
+        allowed: np.ndarray | None,
+        filter: Mapping[str, Any] | None,
+    ) -> SearchResult:
+        """One retriever's search, restricted to the rows of ``allowed`` (a backend that filters
+        by itself, e.g. Qdrant, may use ``filter`` instead)."""
+        retriever = self.retrievers[name]
+        if allowed is None:  # retrievers written before filters take no allowed=
+            return retriever.search_encoded(encoded, depth)
+        return retriever.search_encoded(encoded, depth, allowed=allowed)
+
+    def _allowed(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
+        """The row mask of a filter (None for no filter); caller holds the read lock."""
+        if filter is None:
+            return None
+        return self.filter_index().mask(filter)
+
+    def filter_index(self) -> MetadataIndex:
+        """The metadata index that evaluates filters, built from the store on first use."""
+        index = self._filter_index
+        if index is None:
+            with self._filter_build:  # two first searches must not both build it
+                index = self._filter_index
+                if index is None:
+                    index = MetadataIndex()
+                    index.rebuild(self.store.n_rows, self._live_metadata())
+                    self._filter_index = index
+        return index
+
+    def _live_metadata(self) -> Iterator[tuple[int, Mapping[str, Any]]]:
+        """(row, metadata) of every live document: what the metadata index is built from."""
+        return self.store.iter_metadata()
 
     def fuse(
         self, candidates: Candidates, k: int = 10, config: FusionConfig | None = None
@@ -341,24 +433,10 @@ class HybridRetriever(AsyncEngineMixin):
         if not names:
             raise ValueError("every retriever weight is 0: nothing to fuse")
         weights = [self._weight(cfg, n) for n in names]
-        cut = cfg.retrieval_depth
-        options: dict[str, Any] = {}
         evidence = None
         if cfg.method == fusion_lib.ADAPTIVE:
             evidence = self.evidence(candidates, names)
-            options = {"depth": cfg.depth, "evidence": evidence}
-        fused = fusion_lib.fuse_padded(
-            [
-                (candidates.results[n].ids[:, :cut], candidates.results[n].scores[:, :cut])
-                for n in names
-            ],
-            method=cfg.method,
-            weights=weights,
-            norm=cfg.norm,
-            k=cfg.rrf_k,
-            top=k,
-            **options,
-        )
+        names, fused = candidates.fuse(cfg, k, names)  # through fusion/, as evaluation does
         label = _fusion_label(cfg)
         out = []
         for q, result in enumerate(fused):
@@ -585,7 +663,10 @@ class HybridRetriever(AsyncEngineMixin):
         whether anything changed. Searches never see a partial commit."""
         if self._folder is None or not self._folder.readonly:
             return False
-        return engine_io.refresh(self)
+        changed = engine_io.refresh(self)
+        if changed:
+            self._filter_index = None  # rebuilt from the new state by the next filtered search
+        return changed
 
     def optimize(self) -> None:
         """Fold the commits of a folder-backed engine into a new snapshot of its indexes
@@ -737,6 +818,14 @@ class HybridRetriever(AsyncEngineMixin):
             futures = {n: pool.submit(fn, n) for n in names}
             return {n: f.result() for n, f in futures.items()}
 
+    # Public hooks for engines built on this one (e.g. hybrid.backends.qdrant); the underscored
+    # names stay as the same functions.
+    resolve_config = _config
+    weight_of = _weight
+    map_retrievers = _map
+    explainer = _explainer
+    assemble = _assemble
+
 
 def _fusion_label(cfg: FusionConfig) -> str:
     if cfg.method in fusion_lib.RANK_METHODS:
@@ -745,30 +834,6 @@ def _fusion_label(cfg: FusionConfig) -> str:
     if cfg.method == fusion_lib.ADAPTIVE:
         return f"{cfg.method} norm={norm} depth={cfg.depth} stats_depth={cfg.stats_depth}"
     return f"{cfg.method} norm={norm}"
-
-
-@dataclass
-class Candidates:
-    """Per-retriever candidates of a batch of queries (internal ids), ready to be fused."""
-
-    queries: list[str]
-    results: dict[str, SearchResult]
-    encoded: dict[str, Any] = field(default_factory=dict)
-    metadata_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
-    evidence: dict[str, np.ndarray] = field(default_factory=dict)
-    """Retriever name -> ``(n_queries,)`` evidence, filled when a fusion first needs it."""
-    read: dict[str, np.ndarray] = field(default_factory=dict)
-    """Its query-only part (:meth:`Retriever.evidence`)."""
-    reach: dict[str, np.ndarray] = field(default_factory=dict)
-    """Its document part (:func:`hybrid.evidence.document_reach`; 1 for dense retrievers)."""
-    reference: str | None = None
-    """Whose best documents the reach looked at (None: the whole collection)."""
-
-    def encoded_query(self, retriever: Retriever, name: str, q: int) -> Any:
-        """Query ``q`` as retriever ``name`` encoded it (encoded again when not kept)."""
-        if name in self.encoded:
-            return self.encoded[name][q]
-        return retriever.encode_queries([self.queries[q]])[0]
 
 
 @dataclass

@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hybrid.evidence import STATS_FILE, CollectionStats
-from indexes import SearchResult
+from hybrid.protocols import DenseEncoder, SparseEncoder
+from indexes.base import Index, SearchResult
 
 RETRIEVER_FILE = "retriever.json"
 
@@ -31,7 +32,7 @@ class Retriever(ABC):
     """
 
     kind: ClassVar[str]
-    index: Any
+    index: Index | None
     script_bound: ClassVar[bool] = False
     """Matches surface forms, so only finds documents in the query's script (BM25, SPLADE): such a
     retriever keeps :class:`~hybrid.evidence.CollectionStats` of its documents."""
@@ -43,7 +44,7 @@ class Retriever(ABC):
     @abstractmethod
     def encode_queries(self, texts: list[str]) -> Any: ...
 
-    def _live_index(self) -> Any:
+    def _live_index(self) -> Index:
         """The index, created here by subclasses that can only build it once data arrives."""
         return self.index
 
@@ -51,9 +52,14 @@ class Retriever(ABC):
         """Index encoded documents; returns their internal ids."""
         return self._live_index().add(encoded)
 
-    def search_encoded(self, encoded: Any, k: int) -> SearchResult:
-        """Top-``k`` documents for already encoded queries."""
-        return self._live_index().search(encoded, k)
+    def search_encoded(
+        self, encoded: Any, k: int, allowed: np.ndarray | None = None
+    ) -> SearchResult:
+        """Top-``k`` documents for already encoded queries; ``allowed`` (a bool mask over
+        internal ids) restricts the search to the documents it marks."""
+        if allowed is None:
+            return self._live_index().search(encoded, k)
+        return self._live_index().search(encoded, k, allowed=allowed)
 
     def delete(self, ids: np.ndarray) -> None:
         self._live_index().delete(ids)
@@ -93,12 +99,19 @@ class Retriever(ABC):
     def _settings(self) -> dict[str, Any]:
         """JSON-able description of the encoder/analyzer, saved beside the index."""
 
+    def settings(self) -> dict[str, Any]:
+        """What this retriever's encodings and rankings depend on (JSON-able): the encoder's or
+        analyzer's description, as saved beside the index."""
+        return self._settings()
+
     @abstractmethod
     def _save_index(self, path: Path) -> None: ...
 
     @classmethod
     @abstractmethod
-    def _load(cls, settings: dict[str, Any], path: Path, encoder: Any | None) -> Retriever: ...
+    def _load(
+        cls, settings: dict[str, Any], path: Path, encoder: Any | None, index: Any | None = None
+    ) -> Retriever: ...
 
     def add(self, texts: list[str]) -> np.ndarray:
         """Encode and index documents."""
@@ -120,8 +133,9 @@ class Retriever(ABC):
         (path / RETRIEVER_FILE).write_text(json.dumps(settings, indent=2, ensure_ascii=False))
 
     @staticmethod
-    def load(path: str | Path, encoder: Any | None = None) -> Retriever:
-        """Open a saved retriever; ``encoder`` replaces the saved encoder (needed for callables)."""
+    def load(path: str | Path, encoder: Any | None = None, index: Index | None = None) -> Retriever:
+        """Open a saved retriever; ``encoder`` replaces the saved encoder (needed for callables),
+        ``index`` an index already opened (e.g. a Qdrant view) instead of ``<path>/index``."""
         path = Path(path)
         spec_file = path / RETRIEVER_FILE
         if not spec_file.is_file():
@@ -141,7 +155,7 @@ class Retriever(ABC):
         kinds = {cls.kind: cls for cls in (SpladeRetriever, DenseRetriever, BM25Retriever)}
         if settings.get("type") not in kinds:
             raise ValueError(f"{spec_file}: unknown retriever type {settings.get('type')!r}")
-        retriever = kinds[settings["type"]]._load(settings, path, encoder)
+        retriever = kinds[settings["type"]]._load(settings, path, encoder, index)
         if retriever.script_bound and (path / STATS_FILE).is_file():
             retriever.stats = CollectionStats.load(path / STATS_FILE)
         return retriever
@@ -248,7 +262,7 @@ class SpladeRetriever(Retriever):
     kind = "splade"
     script_bound = True
 
-    def __init__(self, encoder: Any, index: Any | None = None) -> None:
+    def __init__(self, encoder: SparseEncoder, index: Index | None = None) -> None:
         from indexes import SparseIndex
 
         self.encoder = encoder
@@ -305,12 +319,12 @@ class SpladeRetriever(Retriever):
         self.index.save(path)
 
     @classmethod
-    def _load(cls, settings, path, encoder):
+    def _load(cls, settings, path, encoder, index=None):
         from hybrid.encoders.splade import splade_encoder_from_spec
         from indexes import SparseIndex
 
         encoder = encoder if encoder is not None else splade_encoder_from_spec(settings["encoder"])
-        return cls(encoder, SparseIndex.load(path / "index"))
+        return cls(encoder, index if index is not None else SparseIndex.load(path / "index"))
 
 
 class DenseRetriever(Retriever):
@@ -318,12 +332,14 @@ class DenseRetriever(Retriever):
 
     kind = "dense"
 
-    def __init__(self, encoder: Any, index: Any | None = None, factory: str = "Flat") -> None:
+    def __init__(
+        self, encoder: DenseEncoder, index: Index | None = None, factory: str = "Flat"
+    ) -> None:
         self.encoder = encoder
         self.factory = factory
         self.index = index
 
-    def _live_index(self) -> Any:
+    def _live_index(self) -> Index:
         if self.index is None:
             from indexes import DenseIndex
 
@@ -348,12 +364,12 @@ class DenseRetriever(Retriever):
         self._live_index().save(path)
 
     @classmethod
-    def _load(cls, settings, path, encoder):
+    def _load(cls, settings, path, encoder, index=None):
         from hybrid.encoders.dense import dense_encoder_from_spec
         from indexes import DenseIndex
 
         encoder = encoder if encoder is not None else dense_encoder_from_spec(settings["encoder"])
-        index = DenseIndex.load(path / "index")
+        index = index if index is not None else DenseIndex.load(path / "index")
         return cls(encoder, index, factory=settings.get("factory", "Flat"))
 
 
@@ -363,7 +379,7 @@ class BM25Retriever(Retriever):
     kind = "bm25"
     script_bound = True
 
-    def __init__(self, analyzer: Any = "multilingual", index: Any | None = None) -> None:
+    def __init__(self, analyzer: Any = "multilingual", index: Index | None = None) -> None:
         from hybrid.analyzers import get_analyzer
         from indexes import BM25Index
 
@@ -406,9 +422,9 @@ class BM25Retriever(Retriever):
         self.index.save(path, extra={"analyzer": self.analyzer.config})
 
     @classmethod
-    def _load(cls, settings, path, encoder):
+    def _load(cls, settings, path, encoder, index=None):
         from hybrid.analyzers import analyzer_from_config
         from indexes import BM25Index
 
         analyzer = encoder if encoder is not None else analyzer_from_config(settings["analyzer"])
-        return cls(analyzer, BM25Index.load(path / "index"))
+        return cls(analyzer, index if index is not None else BM25Index.load(path / "index"))

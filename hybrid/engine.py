@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,8 @@ import numpy as np
 import fusion as fusion_lib
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.encoders._common import validate_texts
+from hybrid.progress import bar as progress_bar
+from hybrid.progress import progress_scope, wanted
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
 from hybrid.retrievers import Retriever
@@ -77,16 +80,21 @@ class HybridRetriever:
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
-    def from_preset(cls, name: str = "auto", **options: Any) -> HybridRetriever:
+    def from_preset(
+        cls, name: str = "auto", models: Mapping[str, str] | None = None, **options: Any
+    ) -> HybridRetriever:
         """Build an engine from a named preset: ``"pixie"``, ``"offline"`` or ``"auto"``.
 
         ``"auto"`` uses ``pixie`` when its models are cached or the model hub answers, and
-        otherwise says so in one logged line and uses ``offline``. ``options`` go to the
-        engine (``fusion=``, ``weights=``, ``depth=`` ...).
+        otherwise says so in one logged line and uses ``offline``. A preset whose models are
+        neither local nor downloadable fails at once with
+        :class:`~hybrid.models.ModelNotAvailableError` (a ``ValueError``). ``models`` replaces
+        a preset's model by role (``{"splade": "/path/to/PIXIE-Splade-v1.5"}``). ``options``
+        go to the engine (``fusion=``, ``weights=``, ``depth=`` ...).
         """
         from hybrid.presets import build_retrievers
 
-        preset, retrievers = build_retrievers(name)
+        preset, retrievers = build_retrievers(name, models)
         return cls(retrievers, preset=preset, **options)
 
     @property
@@ -108,6 +116,7 @@ class HybridRetriever:
         ids: Sequence[DocId] | None = None,
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
         encoded: Mapping[str, Any] | None = None,
+        progress: bool | None = None,
     ) -> list[DocId]:
         """Index documents in every retriever; returns their ids (``str(row)`` when not given).
 
@@ -116,6 +125,10 @@ class HybridRetriever:
         array for dense, token lists for BM25), so they are not encoded again. Every retriever
         encodes the whole batch before any index changes, so a failure while encoding leaves
         the engine as it was.
+
+        ``progress``: one bar per encoder and one for building the indexes, on stderr; ``True``
+        / ``False`` force them, ``None`` (default) shows them when stderr is a terminal and
+        there are at least :data:`hybrid.progress.PROGRESS_MIN_ITEMS` documents.
         """
         texts = validate_texts(texts, "documents")
         ids, meta = self.store.check_new(texts, ids, metadata)
@@ -128,15 +141,20 @@ class HybridRetriever:
             if rows != len(texts):
                 raise ValueError(f"encoded[{name!r}] has not one row per document ({len(texts)})")
         todo = [n for n in self.names if n not in given]
-        encoded = {**given, **self._map(lambda r: r.encode_documents(texts), todo)}
-        expected = np.arange(self.store.n_rows, self.store.n_rows + len(texts))
-        for name in self.names:
-            assigned = np.asarray(self.retrievers[name].add_encoded(encoded[name]))
-            if not np.array_equal(assigned, expected):
-                raise RuntimeError(
-                    f"retriever {name!r} assigned ids {assigned[:3]}..., expected {expected[:3]}..."
-                    ": its index was changed outside this engine"
-                )
+        with progress_scope(progress):
+            encoded = {**given, **self._map(lambda r: r.encode_documents(texts), todo)}
+            expected = np.arange(self.store.n_rows, self.store.n_rows + len(texts))
+            show = wanted(None, len(texts))
+            with progress_bar(len(self.names), "build indexes", show, unit="index") as bar:
+                for name in self.names:
+                    bar.set_postfix_str(name, refresh=False)
+                    assigned = np.asarray(self.retrievers[name].add_encoded(encoded[name]))
+                    if not np.array_equal(assigned, expected):
+                        raise RuntimeError(
+                            f"retriever {name!r} assigned ids {assigned[:3]}..., expected "
+                            f"{expected[:3]}...: its index was changed outside this engine"
+                        )
+                    bar.update(1)
         self.store.append(texts, ids, meta)
         return ids
 
@@ -178,6 +196,10 @@ class HybridRetriever:
         :class:`~hybrid.rerankers.Reranker`, or any ``(query, texts) -> scores`` callable)
         re-orders the best ``rerank_top`` fused candidates (default: the engine's reranker and
         ``rerank_top``); each hit keeps its ``fused_score`` and ``fused_rank``.
+
+        When ``k`` (or ``rerank_top`` with a reranker) exceeds the fusion ``depth``, this call
+        uses ``depth = k``: each retriever then contributes enough candidates for ``k`` hits
+        whenever the collection holds that many matching documents.
         """
         single = isinstance(query, str)
         queries = validate_texts(query, "queries")
@@ -190,8 +212,10 @@ class HybridRetriever:
         top = k
         if rerank is not None:
             top = max(k, check_k(rerank_top) if rerank_top is not None else self.rerank_top)
+        if top > cfg.depth:
+            cfg = replace(cfg, depth=top)
         names = [n for n in self.names if self._weight(cfg, n) > 0]
-        candidates = self.retrieve(queries, max(cfg.retrieval_depth, top), names)
+        candidates = self.retrieve(queries, cfg.retrieval_depth, names)
         hits = self.fuse(candidates, top, cfg)
         if rerank is not None:
             hits = [self._rerank(rerank, q, h, k) for q, h in zip(queries, hits, strict=True)]
@@ -524,7 +548,11 @@ class HybridRetriever:
         if not self.parallel or len(names) <= 1:
             return {n: fn(self.retrievers[n]) for n in names}
         with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="retriever") as pool:
-            futures = {n: pool.submit(fn, self.retrievers[n]) for n in names}
+            # each thread runs in a copy of the caller's context (progress settings follow)
+            futures = {
+                n: pool.submit(contextvars.copy_context().run, fn, self.retrievers[n])
+                for n in names
+            }
             return {n: f.result() for n, f in futures.items()}
 
 

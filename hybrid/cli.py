@@ -62,12 +62,20 @@ def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.quiet else None
 
 
+def _build_name(asked: str, resolved: str) -> str:
+    """The preset name to build after :func:`~hybrid.presets.resolve_preset` checked it:
+    ``auto`` stays ``auto`` when it chose pixie (so a failed load still falls back to offline)
+    and becomes ``offline`` when it already fell back (said once, not twice)."""
+    return asked if resolved == "pixie" else resolved
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from hybrid import HybridRetriever
     from hybrid.presets import resolve_preset
 
-    preset = resolve_preset(args.preset, dict(args.model or []))  # fails fast, loads nothing
-    engine = HybridRetriever.from_preset(preset, models=dict(args.model or []))
+    models = dict(args.model or [])
+    preset = resolve_preset(args.preset, models)  # fails fast, loads nothing
+    engine = HybridRetriever.from_preset(_build_name(args.preset, preset), models=models)
     engine.add(
         DEMO_DOCUMENTS, ids=[str(i) for i in range(len(DEMO_DOCUMENTS))], progress=_progress(args)
     )
@@ -111,7 +119,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     # indexing is the long command: its bars show even off a terminal, unless -q
     with progress_scope(not args.quiet):
         loading = time.perf_counter()
-        engine = HybridRetriever.from_preset(preset, models=models)
+        engine = HybridRetriever.from_preset(_build_name(args.preset, preset), models=models)
         adding = time.perf_counter()
         engine.add(docs.texts, ids=docs.ids, metadata=docs.metadata)
         timing = (adding - loading, time.perf_counter() - adding)

@@ -238,6 +238,8 @@ def encode_with_progress(
     label: str = "",
 ) -> Any:
     """``retriever.encode_documents`` / ``encode_queries`` in batches with a tqdm bar."""
+    from hybrid.progress import progress_scope
+
     fn = retriever.encode_documents if what == "documents" else retriever.encode_queries
     texts = list(texts)
     if not texts:
@@ -256,7 +258,8 @@ def encode_with_progress(
     parts = []
     try:
         for i in range(0, len(texts), batch):
-            parts.append(fn(texts[i : i + batch]))
+            with progress_scope(False):  # this bar only, not the encoder's own per batch
+                parts.append(fn(texts[i : i + batch]))
             if bar is not None:
                 bar.update(len(texts[i : i + batch]))
     finally:

@@ -63,10 +63,12 @@ def wanted(setting: bool | None, total: int) -> bool:
 def bar(total: int, desc: str, setting: bool | None = None, unit: str = "doc") -> Any:
     """A tqdm bar on stderr (disabled when :func:`wanted` says no); use it as a context
     manager and call ``update(n)``. Off a terminal it redraws at most every 10 s, so a log
-    file gets a line per 10 s rather than ten per second."""
+    file gets a line per 10 s rather than ten per second, and never moves the cursor (bars of
+    retrievers encoding in parallel then share one line instead of stacking)."""
     from tqdm.auto import tqdm
 
     tty = _stderr_is_tty()
+    options: dict[str, Any] = {} if tty else {"position": 0, "mininterval": 10.0}
     return tqdm(
         total=total,
         desc=desc,
@@ -74,8 +76,8 @@ def bar(total: int, desc: str, setting: bool | None = None, unit: str = "doc") -
         file=sys.stderr,
         disable=not wanted(setting, total),
         dynamic_ncols=tty,
-        mininterval=0.1 if tty else 10.0,
         leave=True,
+        **options,
     )
 
 

@@ -339,3 +339,24 @@ def test_add_progress_option(capsys):
     engine.add(TEXTS, progress=False)
     engine.add(TEXTS * 40)  # 240 documents, but stderr is not a terminal: no bars by default
     assert capsys.readouterr().err == ""
+
+
+def test_local_model_folders_replace_a_presets_hub_models(tmp_path, monkeypatch, capsys):
+    from huggingface_hub import constants
+
+    from hybrid.models import ModelNotAvailableError
+    from hybrid.presets import resolve_preset
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    splade, dense = tmp_path / "splade-model", tmp_path / "dense-model"
+    splade.mkdir()
+    dense.mkdir()
+    assert resolve_preset("pixie", {"splade": str(splade), "dense": str(dense)}) == "pixie"
+    with pytest.raises(ModelNotAvailableError, match="'telepix/PIXIE-Rune-v1.0'") as exc:
+        resolve_preset("pixie", {"splade": str(splade)})
+    assert "PIXIE-Splade" not in str(exc.value)  # only what is still missing is named
+    with pytest.raises(ValueError, match="unknown roles"):
+        resolve_preset("offline", {"colbert": str(splade)})
+    with pytest.raises(SystemExit):
+        main(["index", "x.jsonl", "--out", "o", "--model", "colbert=/m"])
+    assert "expected ROLE=MODEL with ROLE one of splade, dense" in capsys.readouterr().err

@@ -461,7 +461,9 @@ class HybridRetriever:
         cls, path: str | Path, encoders: Mapping[str, Any] | None = None, **options: Any
     ) -> HybridRetriever:
         """Open a saved engine. ``encoders`` replaces saved encoders/analyzers by retriever name
-        (required for custom callables, which cannot be saved); ``options`` override settings."""
+        (required for custom callables, which cannot be saved); ``options`` override settings.
+        No model is loaded here: each saved encoder is built on its first use, so a search that
+        gives a retriever weight 0 never loads that retriever's model."""
         path = Path(path)
         if not path.is_dir():
             raise IndexFormatError(f"{path} is not a folder")

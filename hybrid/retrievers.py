@@ -84,7 +84,10 @@ class Retriever(ABC):
 
     @staticmethod
     def load(path: str | Path, encoder: Any | None = None) -> Retriever:
-        """Open a saved retriever; ``encoder`` replaces the saved encoder (needed for callables)."""
+        """Open a saved retriever; ``encoder`` replaces the saved encoder (needed for callables).
+
+        A saved SPLADE or dense encoder is not loaded here: the retriever holds a
+        :class:`~hybrid.encoders.lazy.LazyEncoder` that builds it on first use."""
         path = Path(path)
         spec_file = path / RETRIEVER_FILE
         if not spec_file.is_file():

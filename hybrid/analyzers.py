@@ -247,7 +247,7 @@ class MultilingualAnalyzer(Analyzer):
 
     def analyze_batch(self, texts: Sequence[str], progress: bool | None = None) -> list[list[str]]:
         ko = self.korean.analyze_batch([_NOT_HANGUL.sub(_spaces, t) for t in texts], progress)
-        en = self.english.analyze_batch([_HANGUL_RUN.sub(_spaces, t) for t in texts], False)
+        en = self.english.analyze_batch([_HANGUL_RUN.sub(_spaces, t) for t in texts], progress)
         return [a + b for a, b in zip(ko, en, strict=True)]
 
 

@@ -152,7 +152,8 @@ def _index_summary(args, engine, out, replaced, started: float, timing) -> None:
         }
         print(json.dumps(payload, ensure_ascii=False))
         return
-    rate = f"{n / encode:,.1f} documents/s" if encode > 0 else "instant"
+    per_s = n / encode if encode > 0 else float("inf")
+    rate = f"{per_s:,.0f} documents/s" if per_s >= 100 else f"{per_s:.3g} documents/s"
     load = f", models loaded in {human_seconds(timing[0])}" if timing else ""
     line = (
         f"Indexed {n:,} documents in {human_seconds(total)} ({rate}{load}) into {out}:"

@@ -98,12 +98,13 @@ def require_available(
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
     why = "HF_HUB_OFFLINE is set" if offline else "no connection to the model hub"
     models = ", ".join(repr(n) for n in missing)
+    it = "it" if len(missing) == 1 else "them"
     raise ModelNotAvailableError(
         f"{what + ' needs ' if what else ''}{models}, not found locally and not downloadable"
-        f" ({why}; hub cache searched: {_hub_cache()}). Provide it: download it where the hub"
-        f" is reachable (huggingface-cli download {missing[0]}) and point HF_HOME or"
-        " HF_HUB_CACHE at that cache, or pass the model's local folder instead of its name"
-        + (f"; or {alternative}" if alternative else "")
+        f" ({why}; hub cache searched: {_hub_cache()}). Provide {it}: download {it} where the"
+        f" hub is reachable (huggingface-cli download {missing[0]}) and point HF_HOME or"
+        " HF_HUB_CACHE at that cache"
+        + (f"; or {alternative}" if alternative else "; or pass the model's local folder instead")
     )
 
 

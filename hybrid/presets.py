@@ -84,7 +84,9 @@ def resolve_preset(name: str = "auto", models: Mapping[str, str] | None = None) 
         require_available(
             [m for role, m in _PIXIE_MODELS.items() if role not in models],
             "preset 'pixie'",
-            alternative="use the 'offline' preset (models shipped in PyPI packages)",
+            alternative="give local folders of the models (--model splade=PATH --model"
+            " dense=PATH; models= in Python); or use the 'offline' preset (models in PyPI"
+            " packages)",
         )
     return name
 

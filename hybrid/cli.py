@@ -42,8 +42,6 @@ def _print_hits(query: str, hits, explain: bool, top_tokens: int = 5) -> None:
         print(f"{hit.rank:>3}. [{hit.id}] {hit.score:.4f}  ({ranks})  {_shorten(hit.text)}")
         if explain:
             e = hit.explain(top=top_tokens)
-            if e.weighting and hit.rank == 1:  # the same for every hit of the query
-                print(f"       {e.weighting}")
             if e.splade_tokens:
                 tokens = ", ".join(
                     f"{t.token} {t.query_weight:.2f}x{t.doc_weight:.2f}={t.product:.2f}"

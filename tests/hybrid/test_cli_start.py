@@ -323,7 +323,7 @@ def test_cli_explain_prints_the_per_query_weights_once(saved, monkeypatch, capsy
     assert main(["search", str(saved), "satellite data", "--explain", "--k", "3"]) == 0
     out = capsys.readouterr().out
     assert out.count("weights for this query (configured weight x evidence): ") == 1
-    assert "bm25 1.00 (100% of the query's terms occur in the index)" in out
+    assert "bm25 1.00 (100% of the query's terms occur in the index" in out
     assert "fusion: adaptive" in out
 
 

@@ -49,6 +49,14 @@ class Candidates:
     """Retriever name -> ``(n_queries,)`` evidence, filled when a fusion first needs it."""
     doc_ids: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    read: dict[str, np.ndarray] = field(default_factory=dict)
+    """The query-only part of the engine's evidence (:meth:`Retriever.evidence`)."""
+    reach: dict[str, np.ndarray] = field(default_factory=dict)
+    """Its documents' part (:func:`hybrid.evidence.document_reach`; 1 for dense retrievers)."""
+    reference: str | None = None
+    """Whose best documents the reach looked at (None: the whole collection)."""
+    evidence_version: int = 1
+    """The :data:`hybrid.evidence.EVIDENCE_VERSION` a cached evidence was measured with."""
 
     @classmethod
     def from_arrays(
@@ -229,6 +237,7 @@ class Candidates:
             "names": self.names,
             "query_ids": self.queries,
             "doc_ids": self.doc_ids,
+            "evidence_version": self.evidence_version,
         }
         tmp_json = path.with_name(path.name + ".tmp.json")
         tmp_json.write_text(json.dumps(record, ensure_ascii=False))
@@ -247,9 +256,11 @@ class Candidates:
             ids = {n: z[f"ids__{n}"] for n in record["names"]}
             scores = {n: z[f"scores__{n}"] for n in record["names"]}
             evidence = {n: z[f"evidence__{n}"] for n in record["names"] if f"evidence__{n}" in z}
-        return cls.from_arrays(
+        out = cls.from_arrays(
             record["query_ids"], record["doc_ids"], ids, scores, record["meta"], evidence
         )
+        out.evidence_version = int(record.get("evidence_version", 1))
+        return out
 
 
 def arrays_to_run(

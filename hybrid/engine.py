@@ -17,8 +17,17 @@ from hybrid.candidates import Candidates
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.documents import Document
 from hybrid.encoders.base import validate_texts
+from hybrid.evidence import (
+    EXPLAIN_MIN_EVIDENCE,
+    describe_reach,
+    dominant_script,
+    measure_evidence,
+    reference_rows,
+)
 from hybrid.filters import MetadataIndex, parse
 from hybrid.locks import RWLock, run_each
+from hybrid.progress import bar as progress_bar
+from hybrid.progress import progress_scope, wanted
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
 from hybrid.retrievers import Retriever
@@ -115,16 +124,21 @@ class HybridRetriever(AsyncEngineMixin):
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
-    def from_preset(cls, name: str = "auto", **options: Any) -> HybridRetriever:
+    def from_preset(
+        cls, name: str = "auto", models: Mapping[str, str] | None = None, **options: Any
+    ) -> HybridRetriever:
         """Build an engine from a named preset: ``"pixie"``, ``"offline"`` or ``"auto"``.
 
         ``"auto"`` uses ``pixie`` when its models are cached or the model hub answers, and
-        otherwise says so in one logged line and uses ``offline``. ``options`` go to the
-        engine (``fusion=``, ``weights=``, ``depth=``, ``path=`` ...).
+        otherwise says so in one logged line and uses ``offline``. A preset whose models are
+        neither local nor downloadable fails at once with
+        :class:`~hybrid.models.ModelNotAvailableError` (a ``ValueError``). ``models`` replaces
+        a preset's model by role (``{"splade": "/path/to/PIXIE-Splade-v1.5"}``). ``options``
+        go to the engine (``fusion=``, ``weights=``, ``depth=``, ``path=`` ...).
         """
         from hybrid.presets import build_retrievers
 
-        preset, retrievers = build_retrievers(name)
+        preset, retrievers = build_retrievers(name, models)
         return cls(retrievers, preset=preset, **options)
 
     @property
@@ -146,6 +160,7 @@ class HybridRetriever(AsyncEngineMixin):
         ids: Sequence[DocId] | None = None,
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
         encoded: Mapping[str, Any] | None = None,
+        progress: bool | None = None,
     ) -> list[DocId]:
         """Index documents in every retriever; returns their ids (``str(row)`` when not given).
 
@@ -154,9 +169,13 @@ class HybridRetriever(AsyncEngineMixin):
         array for dense, token lists for BM25), so they are not encoded again. Every retriever
         encodes the whole batch before any index changes, so a failure while encoding leaves
         the engine as it was.
+
+        ``progress``: one bar per encoder and one for building the indexes, on stderr; ``True``
+        / ``False`` force them, ``None`` (default) shows them when stderr is a terminal and
+        there are at least :data:`hybrid.progress.PROGRESS_MIN_ITEMS` documents.
         """
         texts = validate_texts(texts, "documents")
-        with self._writer:
+        with self._writer, progress_scope(progress):
             batch = self._prepare_add(texts, ids, metadata, encoded)
             self._commit(batch)
         return batch.ids
@@ -311,7 +330,10 @@ class HybridRetriever(AsyncEngineMixin):
         """Appends to every retriever, then deletes, then the store: all or nothing (any
         exception leaves the engine as it was and names the documents). Returns a function
         that undoes the whole batch (for a durable commit that fails afterwards)."""
-        undo = atomic.apply(self, batch)
+        show = bool(batch.texts) and wanted(None, len(batch.texts))  # the caller's scope decides
+        with progress_bar(len(self.names), "build indexes", show, unit="index") as bar:
+            undo = atomic.apply(self, batch)
+            bar.update(len(self.names))
         self._update_filter_index(batch)
 
         def undo_all() -> None:
@@ -366,6 +388,10 @@ class HybridRetriever(AsyncEngineMixin):
         re-orders the best ``rerank_top`` fused candidates (default: the engine's reranker and
         ``rerank_top``); each hit keeps its ``fused_score`` and ``fused_rank``.
 
+        When ``k`` (or ``rerank_top`` with a reranker) exceeds the fusion ``depth``, this call
+        uses ``depth = k``: each retriever then contributes enough candidates for ``k`` hits
+        whenever the collection holds that many matching documents.
+
         ``filter`` restricts the search to documents whose metadata matches it (the language of
         :mod:`hybrid.filters`, e.g. ``{"lang": "ko", "year": {"$gte": 2020}}``). Every
         retriever searches only those documents, so up to ``k`` hits come back however few
@@ -388,6 +414,8 @@ class HybridRetriever(AsyncEngineMixin):
         top = k
         if rerank is not None:
             top = max(k, check_k(rerank_top) if rerank_top is not None else self.rerank_top)
+        if top > cfg.depth:
+            cfg = replace(cfg, depth=top)
         names = [n for n in self.names if self._weight(cfg, n) > 0]
         encoded = self._map(lambda r: r.encode_queries(queries), names)  # no lock held
         with self._rw.read():  # one consistent state from index search to hits
@@ -396,7 +424,7 @@ class HybridRetriever(AsyncEngineMixin):
                 nothing: list[list[Hit]] = [[] for _ in queries]
                 return nothing[0] if single else nothing
             candidates = self._retrieve_encoded(
-                queries, encoded, max(cfg.retrieval_depth, top), names, allowed, filter
+                queries, encoded, cfg.retrieval_depth, names, allowed, filter
             )
             hits = self._fuse(candidates, top, cfg)
             if rerank is not None and rerank.reads_index:
@@ -536,18 +564,22 @@ class HybridRetriever(AsyncEngineMixin):
         out = []
         for q, result in enumerate(fused):
             ev = None if evidence is None else evidence[q]
-            why = partial(self._weighting, names, weights, result.weights, ev)  # on explain()
+            why = partial(self._weighting, names, weights, result.weights, ev, candidates, q)
             out.append(self._hits(result, names, ev, label, why, candidates, q))
         return out
 
     def evidence(self, candidates: Candidates, names: Sequence[str] | None = None) -> np.ndarray:
         """``(n_queries, len(names))`` evidence of each retriever for each query, in [0, 1].
 
-        From :meth:`Retriever.evidence` (kept in ``candidates.evidence``, so fusing the same
-        candidates again does not measure again); what ``"adaptive"`` fusion weighs by.
+        The query-only measure of :meth:`Retriever.evidence` times, for script-bound retrievers
+        (BM25, SPLADE), the :func:`~hybrid.evidence.document_reach` of their collection (kept in
+        ``candidates.evidence``, the parts in ``candidates.read`` and ``candidates.reach``, so
+        fusing the same candidates again does not measure again); what ``"adaptive"`` fusion
+        weighs by.
         """
         names = list(candidates.results if names is None else names)
-        n_q = len(candidates.queries)
+        ranked = {n: r.ids for n, r in candidates.results.items()}
+        reference, candidates.reference = reference_rows(self.retrievers, ranked)
         for name in names:
             if name in candidates.evidence:
                 continue
@@ -555,17 +587,19 @@ class HybridRetriever(AsyncEngineMixin):
             encoded = candidates.encoded.get(name)
             if encoded is None:
                 encoded = retriever.encode_queries(candidates.queries)
-            values = np.asarray(retriever.evidence(candidates.queries, encoded), dtype=np.float64)
-            if values.shape != (n_q,) or not np.all((values >= 0) & (values <= 1)):
-                raise ValueError(
-                    f"retriever {name!r}: evidence must be {n_q} values in [0, 1], got "
-                    f"shape {values.shape}"
-                )
-            candidates.evidence[name] = values
+            read, reach = measure_evidence(retriever, candidates.queries, encoded, name, reference)
+            candidates.read[name], candidates.reach[name] = read, reach
+            candidates.evidence[name] = read * reach
         return np.stack([candidates.evidence[n] for n in names], axis=1)
 
     def _weighting(
-        self, names: list[str], base: list[float], used: np.ndarray, evidence: np.ndarray | None
+        self,
+        names: list[str],
+        base: list[float],
+        used: np.ndarray,
+        evidence: np.ndarray | None,
+        candidates: Candidates,
+        q: int,
     ) -> str | None:
         """Why each retriever had its weight for one query, in words (adaptive fusion only)."""
         if evidence is None:
@@ -573,7 +607,7 @@ class HybridRetriever(AsyncEngineMixin):
         parts = []
         for name, b, w, e in zip(names, base, used.tolist(), evidence.tolist(), strict=True):
             scale = "" if b == 1.0 else f" = {b:g} x {e:.2f}"
-            why = self.retrievers[name].describe_evidence(e)
+            why = self._why(name, candidates, q, e)
             parts.append(f"{name} {w:.2f}{scale} ({why})")
         if not np.any(np.asarray(base) * evidence > 0):
             return (
@@ -581,6 +615,18 @@ class HybridRetriever(AsyncEngineMixin):
                 "weights are used; " + ", ".join(parts)
             )
         return "weights for this query (configured weight x evidence): " + ", ".join(parts)
+
+    def _why(self, name: str, candidates: Candidates, q: int, value: float) -> str:
+        """One retriever's evidence for query ``q`` in words: the query part, then the reach."""
+        retriever = self.retrievers[name]
+        read = candidates.read.get(name)
+        why = retriever.describe_evidence(value if read is None else float(read[q]))
+        stats = retriever.collection_stats()
+        reach = candidates.reach.get(name)
+        if stats is not None and reach is not None and retriever.script_bound:
+            script = dominant_script(candidates.queries[q])
+            why += "; " + describe_reach(stats, script, float(reach[q]), candidates.reference)
+        return why
 
     def _hits(
         self,
@@ -632,9 +678,22 @@ class HybridRetriever(AsyncEngineMixin):
         weighting: Callable[[], str | None] | None = None,
     ) -> Callable:
         def explain(hit: Hit, top: int | None) -> Explanation:
-            splade, bm25 = [], []
-            for name in hit.sources:
+            splade, bm25, notes = [], [], []
+            for name, source in hit.sources.items():
                 retriever = self.retrievers[name]
+                if retriever.kind not in ("splade", "bm25"):
+                    continue
+                what = "tokens" if retriever.kind == "splade" else "terms"
+                if not source.rank:
+                    notes.append(f"{name}: no {what} shown: it did not return this document")
+                    continue
+                if source.evidence is not None and source.evidence < EXPLAIN_MIN_EVIDENCE:
+                    notes.append(
+                        f"{name}: no {what} shown: its evidence for this query is "
+                        f"{source.evidence:.2f}, so its matches are noise "
+                        f"({self._why(name, candidates, q, source.evidence)})"
+                    )
+                    continue
                 encoded = candidates.encoded_query(retriever, name, q)
                 with self._rw.read():  # the indexes as they are now
                     try:
@@ -654,6 +713,7 @@ class HybridRetriever(AsyncEngineMixin):
                 bm25_terms=bm25,
                 reranker_score=hit.reranker_score,
                 weighting=None if weighting is None else weighting(),
+                notes=notes,
             )
 
         return explain
@@ -717,7 +777,9 @@ class HybridRetriever(AsyncEngineMixin):
 
         ``encoders`` replaces saved encoders/analyzers by retriever name (required for custom
         callables, which cannot be saved); ``options`` override settings; ``verify`` as in
-        :meth:`open`. Reads format 2 and format 1 folders.
+        :meth:`open`. Reads format 2 and format 1 folders. No model is loaded here: each saved
+        encoder is built on its first use, so a search that gives a retriever weight 0 never
+        loads that retriever's model.
         """
         path = Path(path)
         if not path.is_dir():
@@ -810,7 +872,28 @@ class HybridRetriever(AsyncEngineMixin):
                     f"{path}: retriever {name!r} holds {len(retriever)} documents,"
                     f" the document store {len(engine.store)}"
                 )
+        engine._backfill_stats()
         return engine
+
+    def _backfill_stats(self) -> None:
+        """Collection statistics of the script-bound retrievers brought in line with the
+        store: computed from the stored texts for retrievers saved without them (older
+        folders), extended by the rows that commits replayed into the index after its saved
+        state (they carry encodings, not texts)."""
+        store = self.store
+        live = np.asarray(store.live, dtype=bool)
+        for retriever in self.retrievers.values():
+            if not retriever.script_bound or retriever.collection_stats() is not None:
+                continue
+            stats = retriever.stats
+            start = 0 if stats is None or stats.n_rows > store.n_rows else stats.n_rows
+            if start == 0:
+                retriever.stats = None
+            if start < store.n_rows:
+                texts = list(store.texts[start : store.n_rows])
+                retriever.observe_documents(texts, np.arange(start, store.n_rows))
+            if retriever.stats is not None:
+                retriever.stats.delete(np.flatnonzero(~live))
 
     # -- helpers --------------------------------------------------------------------------------
 

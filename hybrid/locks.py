@@ -8,6 +8,7 @@ not take it again (a waiting writer would block it for ever).
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -84,7 +85,8 @@ def run_each(fn: Callable[[str], T], names: list[str], parallel: bool) -> dict[s
     if not parallel or len(names) <= 1:
         return {n: fn(n) for n in names}
     pool = shared_pool()
-    futures = {n: pool.submit(fn, n) for n in names[1:]}
+    # each pooled call runs in a copy of the caller's context (e.g. progress settings follow)
+    futures = {n: pool.submit(contextvars.copy_context().run, fn, n) for n in names[1:]}
     results: dict[str, T] = {}
     errors: dict[str, BaseException] = {}
     try:

@@ -23,6 +23,7 @@ import numpy as np
 
 from hybrid.candidates import Candidates, CandidateSet
 from hybrid.eval.datasets import Dataset
+from hybrid.evidence import EVIDENCE_VERSION, measure_evidence, reference_rows
 from hybrid.protocols import RetrieverLike
 
 logger = logging.getLogger("hybrid")
@@ -89,10 +90,13 @@ def encode_with_progress(
             file=sys.stderr,
             leave=False,
         )
+    from hybrid.progress import progress_scope
+
     parts = []
     try:
         for i in range(0, len(texts), batch):
-            parts.append(fn(texts[i : i + batch]))
+            with progress_scope(False):  # this bar only, not the encoder's own per batch
+                parts.append(fn(texts[i : i + batch]))
             if bar is not None:
                 bar.update(len(texts[i : i + batch]))
     finally:
@@ -163,15 +167,17 @@ def retrieve_candidates(
             cands = Candidates.load(path)
             if cands.meta == meta:
                 logger.info("hybrid: using cached candidates %s", path)
-                if set(cands.evidence) >= set(cands.names):
+                current = cands.evidence_version == EVIDENCE_VERSION
+                if current and set(cands.evidence) >= set(cands.names):
                     return cands
-                # written before candidate sets kept evidence: measure it once, keep it
+                # written before candidate sets kept (this) evidence: measure it once, keep it
                 if built is None:
                     built = dict(factory())  # type: ignore[misc]
                 encoded = _index(built, data, cache_dir, doc_encodings, query_encodings, progress)
                 if cands.query_ids != list(data.queries):
                     raise RuntimeError(f"{path}: cached query order differs from the dataset")
-                cands.evidence = _evidence(built, data, encoded)
+                cands.evidence = _evidence(built, data, encoded, cands.ids)
+                cands.evidence_version = EVIDENCE_VERSION
                 cands.save(path)
                 return cands
             logger.warning("hybrid: cached candidates %s do not match; recomputing", path)
@@ -235,7 +241,7 @@ def _index(
                 enc = encode_with_progress(
                     retriever, data.doc_texts, "documents", progress=progress, label=name
                 )
-            retriever.add_encoded(enc)
+            retriever.observe_documents(data.doc_texts, retriever.add_encoded(enc))
             if query_encodings and name in query_encodings:
                 out[name] = query_encodings[name]
             else:
@@ -246,15 +252,20 @@ def _index(
 
 
 def _evidence(
-    retrievers: Mapping[str, Any], data: Dataset, encoded: Mapping[str, Any]
+    retrievers: Mapping[str, Any],
+    data: Dataset,
+    encoded: Mapping[str, Any],
+    ranked: Mapping[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
-    """Each indexed retriever's :meth:`~hybrid.retrievers.Retriever.evidence` for ``data``'s
-    queries."""
+    """Each indexed retriever's evidence for ``data``'s queries, as the engine measures it
+    (:func:`hybrid.evidence.measure_evidence`: query part times documents' reach)."""
     q_texts = list(data.queries.values())
-    return {
-        name: np.asarray(r.evidence(q_texts, encoded[name]), dtype=np.float64)
-        for name, r in retrievers.items()
-    }
+    reference, _ = reference_rows(retrievers, ranked)
+    out = {}
+    for name, r in retrievers.items():
+        read, reach = measure_evidence(r, q_texts, encoded[name], name, reference)
+        out[name] = read * reach
+    return out
 
 
 def _retrieve(
@@ -273,10 +284,12 @@ def _retrieve(
         result = retriever.search_encoded(encoded[name], depth)
         ids[name] = np.asarray(result.ids, dtype=np.int64)
         scores[name] = np.asarray(result.scores, dtype=np.float32)
-    evidence = _evidence(retrievers, data, encoded)
-    return Candidates.from_arrays(
+    evidence = _evidence(retrievers, data, encoded, ids)
+    cands = Candidates.from_arrays(
         list(data.queries), list(data.doc_ids), ids, scores, evidence=evidence
     )
+    cands.evidence_version = EVIDENCE_VERSION
+    return cands
 
 
 def cached_encode(

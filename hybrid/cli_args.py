@@ -104,7 +104,7 @@ def saved_index(path: str | Path) -> SavedIndex:
     Raises :class:`~indexes.IndexFormatError` (a ``ValueError``) when ``path`` is not one.
     """
     from hybrid.storage import engine_io
-    from indexes._base import IndexFormatError
+    from indexes.base import IndexFormatError
 
     path = Path(path)
     kind = engine_io.kind_of(path)
@@ -122,7 +122,7 @@ def saved_index(path: str | Path) -> SavedIndex:
     if kind != "v1":
         raise IndexFormatError(f"{path} is not a saved index")
     from hybrid.engine import _KIND
-    from indexes._base import read_meta
+    from indexes.base import read_meta
 
     meta = read_meta(path, _KIND, 1)
     documents = None

@@ -13,7 +13,14 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from indexes import _base
-from indexes._base import IndexFormatError, SearchResult, check_k, read_meta, write_meta
+from indexes._base import (
+    IndexCorruptedError,
+    IndexFormatError,
+    SearchResult,
+    check_k,
+    read_meta,
+    write_meta,
+)
 
 META_FILE, PAD_ID, PAD_SCORE, empty_result = (
     _base.META_FILE,
@@ -27,6 +34,7 @@ __all__ = [
     "PAD_ID",
     "PAD_SCORE",
     "Index",
+    "IndexCorruptedError",
     "IndexFormatError",
     "SearchResult",
     "check_k",

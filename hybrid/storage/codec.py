@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from indexes._base import IndexCorruptedError
+from indexes.base import IndexCorruptedError
 
 
 def pack(delete_rows: np.ndarray, encoded: dict[str, Any], names: list[str]) -> bytes:

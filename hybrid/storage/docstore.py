@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.store import DocId, DocumentStore
-from indexes._base import IndexCorruptedError
+from indexes.base import IndexCorruptedError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (row INTEGER PRIMARY KEY, id NOT NULL, text TEXT NOT NULL,

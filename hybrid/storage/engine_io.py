@@ -20,7 +20,7 @@ from hybrid.storage.folder import (
     committed,
     write_engine,
 )
-from indexes._base import META_FILE, IndexCorruptedError, IndexFormatError
+from indexes.base import META_FILE, IndexCorruptedError, IndexFormatError
 
 V1 = 1
 

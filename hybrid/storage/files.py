@@ -7,7 +7,7 @@ import re
 import zlib
 from pathlib import Path
 
-from indexes._base import IndexCorruptedError, IndexFormatError
+from indexes.base import IndexCorruptedError, IndexFormatError
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _CHUNK = 1 << 22

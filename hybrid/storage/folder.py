@@ -37,7 +37,7 @@ import numpy as np
 from hybrid.storage.codec import pack, unpack
 from hybrid.storage.docstore import SCHEMA, Database, row_crc
 from hybrid.storage.files import check_files, check_name, fsync_dir, inside, seal_tree
-from indexes._base import META_FILE, IndexCorruptedError, IndexFormatError
+from indexes.base import META_FILE, IndexCorruptedError, IndexFormatError
 
 FORMAT_VERSION = 2
 KIND = "HybridRetriever"

@@ -47,11 +47,11 @@ from indexes import _bm25_kernels as _k
 from indexes._base import (
     IndexFormatError,
     SearchResult,
-    check_k,
     empty_result,
     read_meta,
     write_meta,
 )
+from indexes._validate import check_number, check_search_k, is_int, short, unique_ids
 
 FORMAT_VERSION = 1
 KIND = "BM25Index"
@@ -69,14 +69,40 @@ _BLOCK_DOCS = 16_384  # documents per accumulator block (64 KiB of float32), a m
 _SPARSE_RATIO = 32  # a query with fewer than n_docs / _SPARSE_RATIO postings tracks touched docs
 
 
+_PARAM_RANGES = {"k1": (0.0, None), "b": (0.0, 1.0), "delta": (0.0, None), "epsilon": (0.0, None)}
+"""Accepted (lo, hi) of each parameter: all finite; b in [0, 1], the others >= 0."""
+
+
+def _is_seq(x: Any) -> bool:
+    return isinstance(x, (Sequence, np.ndarray)) and not isinstance(x, (str, bytes, bytearray))
+
+
 def _check_tokens(token_lists: Sequence[Sequence[str]], what: str) -> None:
+    """A list (or tuple) of token lists, every token a ``str``; ``TypeError`` naming the first
+    offending item and position otherwise. Runs before anything changes."""
     if isinstance(token_lists, str) or (
-        len(token_lists) > 0 and isinstance(token_lists[0], str)
+        _is_seq(token_lists) and len(token_lists) > 0 and isinstance(token_lists[0], str)
     ):
         raise TypeError(
             f"{what} must be a list of token lists (one list of strings per item), "
             "got a single string or a flat list of strings; wrap one item as [tokens]"
         )
+    if not _is_seq(token_lists):
+        raise TypeError(
+            f"{what} must be a list of token lists (one list of strings per item), got "
+            f"{type(token_lists).__name__} {short(token_lists)}"
+        )
+    for i, tokens in enumerate(token_lists):
+        if not _is_seq(tokens):
+            raise TypeError(
+                f"{what}[{i}] must be a list of string tokens, got "
+                f"{type(tokens).__name__} {short(tokens)}"
+            )
+        for j, tok in enumerate(tokens):
+            if type(tok) is not str and not isinstance(tok, str):
+                raise TypeError(
+                    f"{what}[{i}][{j}] is {type(tok).__name__} {short(tok)}; tokens must be str"
+                )
 
 
 class BM25Index:
@@ -104,12 +130,12 @@ class BM25Index:
         if epsilon is not None and "epsilon" not in defaults:
             raise ValueError(f"epsilon applies to 'okapi' only, not {variant!r}")
         given = {"k1": k1, "b": b, "delta": delta, "epsilon": epsilon}
-        params = {name: float(given[name] if given[name] is not None else v)
-                  for name, v in defaults.items()}
-        if params["k1"] < 0 or not 0.0 <= params["b"] <= 1.0:
-            raise ValueError(
-                f"need k1 >= 0 and 0 <= b <= 1, got k1={params['k1']}, b={params['b']}"
-            )
+        params = {
+            name: check_number(given[name], name, lo=_PARAM_RANGES[name][0],
+                               hi=_PARAM_RANGES[name][1])
+            if given[name] is not None else float(v)
+            for name, v in defaults.items()
+        }
         self.variant = variant
         self.params = params
         self.extra: dict[str, Any] | None = None
@@ -157,9 +183,9 @@ class BM25Index:
         return np.arange(start, start + n, dtype=np.int64)
 
     def delete(self, ids: Iterable[int]) -> None:
-        """Remove live documents by id; KeyError (nothing removed) if any id is not live."""
-        ids = np.unique(np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids,
-                                   dtype=np.int64).ravel())
+        """Remove live documents by id; KeyError (nothing removed) if any id is not live,
+        ValueError for an id given twice, TypeError for anything but integers."""
+        ids = unique_ids(ids)
         bad = ids[(ids < 0) | (ids >= self._live.shape[0])]
         if bad.size == 0:
             bad = ids[~self._live[ids]]
@@ -258,6 +284,13 @@ class BM25Index:
     def __len__(self) -> int:
         return int(self._live.sum())
 
+    def _live_count(self) -> int:
+        """``len(self)``, cached per live mask (search needs it on every call)."""
+        cached = getattr(self, "_n_live_cache", None)
+        if cached is None or cached[0] is not self._live:
+            cached = self._n_live_cache = (self._live, len(self))
+        return cached[1]
+
     @property
     def n_terms(self) -> int:
         """Number of distinct terms ever added (including ones now only in deleted documents)."""
@@ -279,9 +312,9 @@ class BM25Index:
 
     def search(self, token_lists: Sequence[Sequence[str]], k: int) -> SearchResult:
         """Top-k documents for each query (a token list): ids int64, scores float32, padded."""
-        k = check_k(k)
         _check_tokens(token_lists, "queries")
         self._refresh()
+        k = check_search_k(k, self._live_count())
         n_q = len(token_lists)
         get = self._vocab.get
         q_terms: list[int] = []
@@ -292,7 +325,7 @@ class BM25Index:
                 if tid is not None:
                     q_terms.append(tid)
             q_ptr[i + 1] = len(q_terms)
-        if not q_terms:
+        if not q_terms or k == 0:
             return empty_result(n_q, k)
         n_docs = self._doc_len.shape[0]
         terms = np.array(q_terms, dtype=np.int32)
@@ -322,7 +355,11 @@ class BM25Index:
         """
         if isinstance(query_tokens, str):
             raise TypeError("query_tokens must be a list of tokens, not a string")
+        _check_tokens([query_tokens], "query_tokens")
         self._refresh()
+        if not is_int(doc_id):
+            kind = type(doc_id).__name__
+            raise TypeError(f"doc_id must be an integer, got {kind} {short(doc_id)}")
         doc_id = int(doc_id)
         if not 0 <= doc_id < self._live.shape[0] or not self._live[doc_id]:
             raise KeyError(f"{doc_id} is not a live document id")

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._validate import check_uint_ids
+
 PAD_ID = -1
 _BIG = np.iinfo(np.int64).max
 
@@ -83,6 +85,7 @@ def check_padded(ids: object, scores: object, where: str, ndim: int) -> tuple[np
         np.issubdtype(scores_a.dtype, np.floating) or np.issubdtype(scores_a.dtype, np.integer)
     ):
         raise ValueError(f"{where}: scores must be real numbers, got dtype {scores_a.dtype}")
+    check_uint_ids(ids_a, where)
     ids_a = ids_a.astype(np.int64, copy=False)
     scores_a = scores_a.astype(np.float64, copy=False)
     valid = ids_a != PAD_ID

@@ -47,6 +47,15 @@ from ._core import (
     order_rows,
     scatter,
 )
+from ._validate import (
+    check_real,
+    check_sequence,
+    object_ids,
+    real_array,
+    short,
+)
+
+_PAIRS = "a list of (ids, scores) pairs, one per retriever"
 
 __all__ = [
     "ADAPTIVE",
@@ -103,6 +112,14 @@ Bounds = Sequence[tuple[float, float] | None] | None
 def _check_options(
     method: str, norm: str | None, k: float, bounds: Bounds, n_lists: int, top: Any
 ) -> str | None:
+    if not isinstance(method, str):
+        raise TypeError(
+            f"method must be a string, one of {', '.join(METHODS)}; got {short(method)}"
+        )
+    if norm is not None and not isinstance(norm, str):
+        raise TypeError(
+            f"norm must be a string or None, one of {', '.join(NORMS)}; got {short(norm)}"
+        )
     if method not in METHODS:
         raise ValueError(f"unknown fusion method {method!r}; valid: {', '.join(METHODS)}")
     if method in RANK_METHODS:
@@ -118,13 +135,15 @@ def _check_options(
             raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
     if bounds is not None and norm != "bounded":
         raise ValueError("bounds only apply with norm='bounded'")
+    if bounds is not None:
+        check_sequence(bounds, "bounds", "a list with one (lo, hi) pair or None per list")
     if norm == "bounded":
         if bounds is None or len(bounds) != n_lists:
             raise ValueError(
                 f"norm='bounded' needs bounds: one (lo, hi) or None per list ({n_lists} lists)"
             )
-    if method == "rrf" and not (np.isfinite(k) and k >= 0):
-        raise ValueError(f"RRF k must be a finite number >= 0, got {k!r}")
+    if method == "rrf":
+        check_real(k, "RRF k", lo=0.0)
     is_int = isinstance(top, int | np.integer) and not isinstance(top, bool)
     if top is not None and not (is_int and top >= 1):
         raise ValueError(f"top must be a positive integer or None, got {top!r}")
@@ -142,7 +161,7 @@ def _check_weights(weights: Any, n_lists: int, n_q: int) -> np.ndarray:
     """Per-list ``(L,)`` or per-query ``(n_q, L)`` weights, validated, as float64."""
     if weights is None:
         return np.ones(n_lists)
-    w = np.asarray(weights, dtype=np.float64)
+    w = real_array(weights, "weights")
     if w.shape not in ((n_lists,), (n_q, n_lists)):
         raise ValueError(
             f"weights must have one value per list ({n_lists}), or shape (n_queries, n_lists) = "
@@ -168,7 +187,7 @@ def _check_evidence(evidence: Any, method: str, n_lists: int, n_q: int) -> np.nd
         return None
     if method != ADAPTIVE:
         raise ValueError(f"evidence only applies to method={ADAPTIVE!r}, not {method!r}")
-    e = np.asarray(evidence, dtype=np.float64)
+    e = real_array(evidence, "evidence")
     if e.ndim == 1 and n_q == 1:
         e = e[None, :]
     if e.shape != (n_q, n_lists):
@@ -329,6 +348,11 @@ def _fuse_block(
             normed = [x[:, : c.ids.shape[1]] for x, c in zip(normed_full, canon, strict=True)]  # type: ignore[arg-type]
             terms_u, contrib_u = _SCORE_FUNCS[method](scatter(al, normed, np.nan), w_rows)
         fused = contrib_u.sum(axis=1)
+    if not np.isfinite(fused).all():
+        raise ValueError(
+            "fused scores overflow float64 (raw scores near +-1e308 with norm='none'?); "
+            "normalise the scores or scale them down"
+        )
     rows, keep = order_rows(al, fused, top)
     n_out = rows.shape[0]
     pos = np.full(n_rows, -1, dtype=np.int64)
@@ -376,6 +400,26 @@ def _pad_lists(per_query: Sequence[Sequence[tuple[Any, Any]]], n_lists: int) -> 
     return padded
 
 
+def _fuse_ids(ids: Any, where: str) -> np.ndarray:
+    """One list's ids for :func:`fuse`: integers, or strings; never a silent conversion of
+    ``None``, bytes, or a mix of integers and strings to strings."""
+    if ids is None:
+        raise TypeError(f"{where}: ids is None; give an array of integer or string ids")
+    a = np.asarray(ids)
+    if a.dtype.kind == "O":
+        return object_ids(a, where)
+    if a.dtype.kind == "S":
+        raise TypeError(f"{where}: ids are bytes {short(ids)}; give integers or str")
+    if a.dtype.kind == "U" and not isinstance(ids, np.ndarray):
+        for i, x in enumerate(np.ravel(np.asarray(ids, dtype=object))):
+            if not isinstance(x, str):
+                raise TypeError(
+                    f"{where}: ids[{i}] is {type(x).__name__} {short(x)} among strings; ids "
+                    "must be all integers or all strings"
+                )
+    return a
+
+
 def _pair(item: Any, where: str) -> tuple[Any, Any]:
     if hasattr(item, "ids") and hasattr(item, "scores"):
         return item.ids, item.scores
@@ -414,10 +458,11 @@ def fuse(
     ``evidence``: with ``method="adaptive"``, one value in [0, 1] per list (shape
     ``(n_lists,)``), multiplied into the weights (see :func:`fusion.methods.adaptive_weights`).
     """
+    check_sequence(rankings, "rankings", _PAIRS)
     if len(rankings) == 0:
         raise ValueError("rankings is empty: give at least one (ids, scores) pair")
     pairs = [_pair(r, f"list {j}") for j, r in enumerate(rankings)]
-    id_arrays = [np.asarray(p[0]) for p in pairs]
+    id_arrays = [_fuse_ids(p[0], f"list {j}") for j, p in enumerate(pairs)]
     labels = None
     if any(a.dtype.kind in "USO" for a in id_arrays):
         if not all(a.dtype.kind in "USO" or a.size == 0 for a in id_arrays):
@@ -460,6 +505,7 @@ def fuse_padded(
     ``depth`` entries enter the fused ranking, normalisation statistics use all given entries.
     Other arguments as in :func:`fuse`. Returns one :class:`FusionResult` per query.
     """
+    check_sequence(lists, "lists", _PAIRS)
     if len(lists) == 0:
         raise ValueError("lists is empty: give at least one (ids, scores) pair")
     checked = [
@@ -503,6 +549,7 @@ def fuse_batch(
     vectorised core; the per-query form is first padded with a loop per query. ``weights``,
     ``depth`` and ``evidence`` as in :func:`fuse_padded`.
     """
+    check_sequence(per_query_rankings, "per_query_rankings", "a list with one ranking per query")
     if len(per_query_rankings) == 0:
         return []
     if _is_padded_form(per_query_rankings):
@@ -517,6 +564,8 @@ def fuse_batch(
             depth=depth,
             evidence=evidence,
         )
+    for i, q in enumerate(per_query_rankings):
+        check_sequence(q, f"per_query_rankings[{i}]", _PAIRS)
     n_lists = {len(q) for q in per_query_rankings}
     if len(n_lists) != 1:
         raise ValueError(f"every query must have the same number of lists, got {sorted(n_lists)}")

@@ -22,6 +22,7 @@ from hybrid.retrievers import Retriever
 from hybrid.store import DocId, DocumentStore
 from indexes import SearchResult
 from indexes._base import IndexFormatError, check_k, read_meta, write_meta
+from indexes._validate import short
 
 FORMAT_VERSION = 1
 _KIND = "HybridRetriever"
@@ -72,7 +73,7 @@ class HybridRetriever:
         self.config = DEFAULT_CONFIG
         self.config = self._config(config, fusion, weights, norm, rrf_k, depth)
         self.reranker = None if reranker is None else get_reranker(reranker)
-        self.rerank_top = check_k(rerank_top)
+        self.rerank_top = check_k(rerank_top, "rerank_top")
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -119,6 +120,10 @@ class HybridRetriever:
         """
         texts = validate_texts(texts, "documents")
         ids, meta = self.store.check_new(texts, ids, metadata)
+        if encoded is not None and not isinstance(encoded, Mapping):
+            raise TypeError(
+                f"encoded must be a dict of retriever name -> encodings, got {short(encoded)}"
+            )
         given = dict(encoded or {})
         unknown = set(given) - set(self.names)
         if unknown:
@@ -141,10 +146,12 @@ class HybridRetriever:
         return ids
 
     def delete(self, ids: DocId | Sequence[DocId]) -> None:
-        """Remove documents by id from every retriever."""
-        if isinstance(ids, (str, int)):
-            ids = [ids]
-        rows = self.store.rows_of(ids)
+        """Remove documents by id from every retriever.
+
+        Every id is checked before anything is removed: a wrong type raises ``TypeError``, an
+        id given twice ``ValueError``, ids the engine does not hold ``KeyError`` (naming them).
+        """
+        rows = self.store.rows_of(self.store.check_ids(ids, "ids"))
         for retriever in self.retrievers.values():
             retriever.delete(rows)
         self.store.remove(rows)
@@ -189,7 +196,8 @@ class HybridRetriever:
         rerank = self.reranker if reranker is None else get_reranker(reranker)
         top = k
         if rerank is not None:
-            top = max(k, check_k(rerank_top) if rerank_top is not None else self.rerank_top)
+            given = check_k(rerank_top, "rerank_top") if rerank_top is not None else None
+            top = max(k, given if given is not None else self.rerank_top)
         names = [n for n in self.names if self._weight(cfg, n) > 0]
         candidates = self.retrieve(queries, max(cfg.retrieval_depth, top), names)
         hits = self.fuse(candidates, top, cfg)
@@ -233,7 +241,10 @@ class HybridRetriever:
         :meth:`fuse` (e.g. while tuning weights) without encoding or searching again.
         """
         queries = validate_texts(queries, "queries")
-        depth = check_k(depth if depth is not None else self.config.depth)
+        depth = check_k(depth if depth is not None else self.config.depth, "depth")
+        bad_names = isinstance(names, (str, bytes)) or not isinstance(names, Sequence)
+        if names is not None and bad_names:
+            raise TypeError(f"names must be a list of retriever names, got {short(names)}")
         names = list(self.names if names is None else names)
         unknown = [n for n in names if n not in self.retrievers]
         if unknown or not names:
@@ -256,6 +267,11 @@ class HybridRetriever:
         self, candidates: Candidates, k: int = 10, config: FusionConfig | None = None
     ) -> list[list[Hit]]:
         """Fuse retrieved candidates into the top-``k`` hits of each query."""
+        if not isinstance(candidates, Candidates):
+            raise TypeError(
+                f"candidates must be what retrieve() returns (Candidates), got "
+                f"{type(candidates).__name__}"
+            )
         k = check_k(k)
         cfg = self._config(config)
         names = [n for n in candidates.results if self._weight(cfg, n) > 0]
@@ -495,8 +511,8 @@ class HybridRetriever:
             base = replace(base, norm=None)  # a rank method takes no normalisation
         cfg = base.replace(method=fusion, norm=norm, rrf_k=rrf_k, depth=depth)
         cfg = replace(cfg, weights=self._check_weights(cfg.weights if weights is None else weights))
-        check_k(cfg.depth)
-        check_k(cfg.stats_depth)
+        check_k(cfg.depth, "depth")
+        check_k(cfg.stats_depth, "stats_depth")
         fusion_lib.check_options(cfg.method, cfg.norm, cfg.rrf_k)
         return cfg
 
@@ -507,8 +523,10 @@ class HybridRetriever:
             if name not in self.retrievers:
                 names = ", ".join(self.names)
                 raise ValueError(f"unknown retriever {name!r} in weights; this engine has: {names}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"weight of {name!r} must be a number, got {value!r}")
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)
+            ):
+                raise TypeError(f"weight of {name!r} must be a number, got {short(value)}")
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"weight of {name!r} must be finite and >= 0, got {value}")
         if all(weights.get(n, 1.0) == 0 for n in self.names):

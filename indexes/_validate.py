@@ -73,8 +73,10 @@ def check_number(
     too_low = lo is not None and (v <= lo if lo_open else v < lo)
     if too_low or (hi is not None and v > hi):
         left = "(" if lo_open else "["
-        span = f"in {left}{lo:g}, {hi:g}]" if lo is not None and hi is not None else (
-            f"{'>' if lo_open else '>='} {lo:g}" if lo is not None else f"<= {hi:g}"
+        span = (
+            f"in {left}{lo:g}, {hi:g}]"
+            if lo is not None and hi is not None
+            else (f"{'>' if lo_open else '>='} {lo:g}" if lo is not None else f"<= {hi:g}")
         )
         raise ValueError(f"{name} must be {span}, got {short(value)}")
     return v

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from hybrid.cli_errors import UserError, check_output_folder, positive_int, run
 from hybrid.presets import PRESETS
 
 DEMO_DOCUMENTS = [
@@ -65,6 +66,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from hybrid import HybridRetriever
     from hybrid.data import read_documents
 
+    check_output_folder(args.out)
     if args.ray is not None:
         from hybrid.distributed import index_with_ray
 
@@ -80,8 +82,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         return 0
     docs = read_documents(args.source, limit=args.limit)
     if not len(docs):
-        print(f"error: no documents in {args.source}", file=sys.stderr)
-        return 2
+        raise UserError(f"no documents in {args.source}")
     note = f" ({docs.skipped} empty skipped)" if docs.skipped else ""
     print(f"Read {len(docs)} documents from {args.source}{note}", file=sys.stderr)
     engine = HybridRetriever.from_preset(args.preset)
@@ -98,11 +99,11 @@ def _parse_weights(pairs: Sequence[str] | None) -> dict[str, float] | None:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"error: --weight takes NAME=VALUE, got {pair!r}")
+            raise UserError(f"--weight takes NAME=VALUE, got {pair!r}")
         try:
             weights[name] = float(value)
         except ValueError:
-            raise SystemExit(f"error: weight {value!r} of {name!r} is not a number") from None
+            raise UserError(f"--weight {pair!r}: {value!r} is not a number") from None
     return weights
 
 
@@ -137,19 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hybrid", description="Hybrid retrieval: SPLADE + dense + BM25, fused and explained."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument(
+        "--debug", action="store_true", help="show Python tracebacks (also: HYBRID_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     presets = list(PRESETS)
 
     demo = sub.add_parser("demo", help="index five bilingual documents and run two queries")
     demo.add_argument("--preset", default="auto", choices=presets)
-    demo.add_argument("--k", type=int, default=3)
+    demo.add_argument("--k", type=positive_int, default=3)
     demo.set_defaults(func=cmd_demo)
 
     index = sub.add_parser("index", help="index a BEIR folder or a JSONL file of documents")
     index.add_argument("source", help="BEIR folder (with corpus.jsonl) or JSONL file")
     index.add_argument("--out", required=True, help="folder to write the index to")
     index.add_argument("--preset", default="auto", choices=presets)
-    index.add_argument("--limit", type=int, default=None, help="index only the first N documents")
+    index.add_argument(
+        "--limit", type=positive_int, default=None, help="index only the first N documents"
+    )
     index.add_argument(
         "--ray",
         nargs="?",
@@ -158,23 +164,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="encode with Ray Data: a local Ray without ADDRESS, or 'auto' / ray://head:10001",
     )
-    index.add_argument("--ray-actors", type=int, default=2, help="encoder actors (one model each)")
+    index.add_argument(
+        "--ray-actors", type=positive_int, default=2, help="encoder actors (one model each)"
+    )
     index.set_defaults(func=cmd_index)
 
     search = sub.add_parser("search", help="search a saved index")
     search.add_argument("index", help="folder written by 'hybrid index'")
     search.add_argument("query")
-    search.add_argument("--k", type=int, default=10)
+    search.add_argument("--k", type=positive_int, default=10)
     search.add_argument("--fusion", default=None, help="fusion method (default: the index's)")
     search.add_argument(
         "--weight", action="append", metavar="NAME=VALUE", help="retriever weight (repeatable)"
     )
-    search.add_argument("--depth", type=int, default=None, help="candidates per retriever")
+    search.add_argument("--depth", type=positive_int, default=None, help="candidates per retriever")
     search.add_argument("--config", default=None, help="fusion configuration file (JSON)")
     search.add_argument(
         "--rerank", default=None, help="reranker: dense, splade or cross-encoder:<model>"
     )
-    search.add_argument("--rerank-top", type=int, default=None, help="candidates to rerank")
+    search.add_argument(
+        "--rerank-top", type=positive_int, default=None, help="candidates to rerank"
+    )
     search.add_argument("--explain", action="store_true", help="show SPLADE tokens, BM25 terms")
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(func=cmd_search)
@@ -191,11 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
     )
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run(args.func, args)
 
 
 if __name__ == "__main__":

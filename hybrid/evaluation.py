@@ -88,52 +88,54 @@ class Dataset:
 
 def read_queries_any(path: str | Path) -> dict[str, str]:
     """Queries from JSONL (``_id``/``id`` + ``text``/``query``) or TSV (``id<TAB>text``)."""
+    from hybrid.data import json_object, text_lines
+
     path = Path(path)
     out: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            if path.suffix in (".jsonl", ".json"):
-                row = json.loads(line)
-                qid = next((row[k] for k in ("_id", "id", "qid", "query_id") if k in row), None)
-                text = next((row[k] for k in ("text", "query", "title") if k in row), None)
-                if qid is None or not isinstance(text, str):
-                    raise ValueError(f"{path}:{line_no}: a query needs an id and a text field")
-            else:
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) < 2:
-                    raise ValueError(f"{path}:{line_no}: expected 'id<TAB>text'")
-                qid, text = parts[0], parts[1]
-                if line_no == 1 and qid in ("id", "_id", "qid", "query-id", "query_id"):
-                    continue  # header row
-            out[str(qid)] = text
+    for line_no, line in text_lines(path):
+        if not line.strip():
+            continue
+        if path.suffix in (".jsonl", ".json"):
+            row = json_object(path, line_no, line)
+            qid = next((row[k] for k in ("_id", "id", "qid", "query_id") if k in row), None)
+            text = next((row[k] for k in ("text", "query", "title") if k in row), None)
+            if qid is None or not isinstance(text, str):
+                raise ValueError(f"{path}:{line_no}: a query needs an id and a text field")
+        else:
+            parts = line.rstrip("\r\n").split("\t")
+            if len(parts) < 2:
+                raise ValueError(f"{path}:{line_no}: expected 'id<TAB>text'")
+            qid, text = parts[0], parts[1]
+            if line_no == 1 and qid in ("id", "_id", "qid", "query-id", "query_id"):
+                continue  # header row
+        out[str(qid)] = text
     return out
 
 
 def read_qrels_any(path: str | Path) -> dict[str, dict[str, int]]:
     """Judgements from BEIR TSV (header; ``qid doc score``) or TREC (``qid 0 doc score``)."""
+    from hybrid.data import text_lines
+
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            parts = line.split("\t") if "\t" in line else line.split()
-            parts = [x.strip() for x in parts]
-            if not any(parts):
-                continue
-            if len(parts) == 3:
-                qid, doc, rel = parts
-            elif len(parts) == 4:
-                qid, _, doc, rel = parts
-            else:
-                raise ValueError(f"{path}:{line_no}: expected 3 (BEIR) or 4 (TREC) columns")
-            try:
-                value = int(float(rel))
-            except ValueError:
-                if line_no == 1:
-                    continue  # header row
-                raise ValueError(f"{path}:{line_no}: relevance {rel!r} is not a number") from None
-            qrels.setdefault(qid, {})[doc] = value
+    for line_no, line in text_lines(path):
+        line = line.rstrip("\r\n")
+        parts = line.split("\t") if "\t" in line else line.split()
+        parts = [x.strip() for x in parts]
+        if not any(parts):
+            continue
+        if len(parts) == 3:
+            qid, doc, rel = parts
+        elif len(parts) == 4:
+            qid, _, doc, rel = parts
+        else:
+            raise ValueError(f"{path}:{line_no}: expected 3 (BEIR) or 4 (TREC) columns")
+        try:
+            value = int(float(rel))
+        except ValueError:
+            if line_no == 1:
+                continue  # header row
+            raise ValueError(f"{path}:{line_no}: relevance {rel!r} is not a number") from None
+        qrels.setdefault(qid, {})[doc] = value
     return qrels
 
 

@@ -116,7 +116,7 @@ def check_ids(ids: Any, name: str = "ids") -> np.ndarray:
     if isinstance(items, np.ndarray):
         if items.dtype.kind == "u" and items.size and items.max() > _INT64.max:
             big = items[items > _INT64.max]
-            raise KeyError(f"unknown document ids in {name}: {big[:10].tolist()}")
+            raise KeyError(f"unknown document ids ({name} beyond int64): {big[:10].tolist()}")
         return items.astype(np.int64, copy=False)
     for i, x in enumerate(items):
         if not is_int(x):
@@ -126,7 +126,7 @@ def check_ids(ids: Any, name: str = "ids") -> np.ndarray:
             )
     big = [x for x in items if not _INT64.min <= x <= _INT64.max]
     if big:
-        raise KeyError(f"unknown document ids in {name}: {short(big)}")
+        raise KeyError(f"unknown document ids ({name} beyond int64): {short(big)}")
     return np.array(items, dtype=np.int64)
 
 
@@ -156,3 +156,11 @@ def check_float32_range(max_abs: float, what: str) -> None:
             f"{what} hold a value of magnitude {max_abs:.3g}, beyond float32's range "
             f"(+-{_FLOAT32_MAX:.3g}); scale them down"
         )
+
+
+def check_choice(value: Any, name: str, choices: Any) -> str:
+    """One of the strings ``choices``."""
+    options = sorted(choices)
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {short(value)}")
+    return value

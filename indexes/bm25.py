@@ -74,7 +74,9 @@ _PARAM_RANGES = {"k1": (0.0, None), "b": (0.0, 1.0), "delta": (0.0, None), "epsi
 
 
 def _is_seq(x: Any) -> bool:
-    return isinstance(x, (Sequence, np.ndarray)) and not isinstance(x, (str, bytes, bytearray))
+    if isinstance(x, np.ndarray):
+        return x.ndim == 1
+    return isinstance(x, Sequence) and not isinstance(x, (str, bytes, bytearray))
 
 
 def _check_tokens(token_lists: Sequence[Sequence[str]], what: str) -> None:
@@ -122,8 +124,9 @@ class BM25Index:
         delta: float | None = None,
         epsilon: float | None = None,
     ) -> None:
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown BM25 variant {variant!r}; choose one of {sorted(VARIANTS)}")
+        if not isinstance(variant, str) or variant not in VARIANTS:
+            choices = sorted(VARIANTS)
+            raise ValueError(f"unknown BM25 variant {short(variant)}; choose one of {choices}")
         defaults = VARIANTS[variant]
         if delta is not None and "delta" not in defaults:
             raise ValueError(f"delta applies to 'bm25l' and 'bm25+' only, not {variant!r}")

@@ -118,8 +118,8 @@ class DenseIndex:
     ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        if not isinstance(metric, str) or metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {short(metric)}")
         if not isinstance(factory, str) or not factory.strip():
             raise ValueError(f"factory must be a FAISS index_factory string, got {factory!r}")
         if model_name is not None and not isinstance(model_name, str):

@@ -36,6 +36,7 @@ from indexes._base import (
     write_meta,
 )
 from indexes._validate import (
+    check_choice,
     check_float32_range,
     check_ids,
     check_number,
@@ -118,10 +119,7 @@ class SparseIndex:
         quant_step: float | None = None,
         threads: int | None = None,
     ) -> None:
-        if weight_dtype not in WEIGHT_DTYPES:
-            raise ValueError(
-                f"weight_dtype must be one of {sorted(WEIGHT_DTYPES)}, got {weight_dtype!r}"
-            )
+        check_choice(weight_dtype, "weight_dtype", WEIGHT_DTYPES)
         dim = check_positive_int(dim, "dim", allow_none=True)
         if quant_step is not None:
             quant_step = check_number(quant_step, "quant_step", lo=0.0, lo_open=True)

@@ -68,8 +68,11 @@ class Aligned(NamedTuple):
 
 def check_padded(ids: object, scores: object, where: str, ndim: int) -> tuple[np.ndarray, ...]:
     """Validate one (ids, scores) pair; return int64 ids and float64 scores (copies as needed)."""
-    ids_a = np.asarray(ids)
-    scores_a = np.asarray(scores)
+    try:
+        ids_a = np.asarray(ids)
+        scores_a = np.asarray(scores)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise ValueError(f"{where}: ids and scores must be {ndim}-D arrays: {exc}") from None
     if ids_a.ndim != ndim or scores_a.ndim != ndim:
         raise ValueError(
             f"{where}: ids and scores must be {ndim}-D arrays, got shapes "

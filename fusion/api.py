@@ -30,7 +30,7 @@ Conventions (pinned by ``tests/test_fusion*.py``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -405,7 +405,12 @@ def _fuse_ids(ids: Any, where: str) -> np.ndarray:
     ``None``, bytes, or a mix of integers and strings to strings."""
     if ids is None:
         raise TypeError(f"{where}: ids is None; give an array of integer or string ids")
-    a = np.asarray(ids)
+    try:
+        a = np.asarray(ids)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise ValueError(f"{where}: ids must be a 1-D array: {exc}") from None
+    if a.ndim != 1:
+        raise ValueError(f"{where}: ids must be a 1-D array, got shape {a.shape}: {short(ids)}")
     if a.dtype.kind == "O":
         return object_ids(a, where)
     if a.dtype.kind == "S":
@@ -423,6 +428,9 @@ def _fuse_ids(ids: Any, where: str) -> np.ndarray:
 def _pair(item: Any, where: str) -> tuple[Any, Any]:
     if hasattr(item, "ids") and hasattr(item, "scores"):
         return item.ids, item.scores
+    if isinstance(item, (str, bytes, Mapping)):
+        kind = type(item).__name__
+        raise ValueError(f"{where}: expected an (ids, scores) pair, got {kind} {short(item)}")
     try:
         ids, scores = item
     except (TypeError, ValueError):

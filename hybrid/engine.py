@@ -189,6 +189,7 @@ class HybridRetriever:
         single = isinstance(query, str)
         queries = validate_texts(query, "queries")
         k = check_k(k)
+        given = check_k(rerank_top, "rerank_top") if rerank_top is not None else None
         cfg = self._config(config, fusion, weights, norm, rrf_k, depth)
         if len(self.store) == 0:
             empty: list[list[Hit]] = [[] for _ in queries]
@@ -196,7 +197,6 @@ class HybridRetriever:
         rerank = self.reranker if reranker is None else get_reranker(reranker)
         top = k
         if rerank is not None:
-            given = check_k(rerank_top, "rerank_top") if rerank_top is not None else None
             top = max(k, given if given is not None else self.rerank_top)
         names = [n for n in self.names if self._weight(cfg, n) > 0]
         candidates = self.retrieve(queries, max(cfg.retrieval_depth, top), names)

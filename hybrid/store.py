@@ -120,7 +120,12 @@ class DocumentStore:
                 f"{name} must be an id (str or int) or a list of them, got "
                 f"{type(ids).__name__} {reprlib.repr(ids)}"
             )
-        out = list(ids)
+        try:
+            out = list(ids)
+        except TypeError:  # e.g. a 0-d numpy array
+            raise TypeError(
+                f"{name} must be an id (str or int) or a list of them, got {reprlib.repr(ids)}"
+            ) from None
         for i, doc_id in enumerate(out):
             if not _is_doc_id(doc_id):
                 raise TypeError(

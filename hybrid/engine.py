@@ -60,6 +60,10 @@ class HybridRetriever:
         parallel: bool = True,
         preset: str | None = None,
     ) -> None:
+        if not isinstance(retrievers, Mapping):
+            raise TypeError(
+                f"retrievers must be a dict of name -> Retriever, got {short(retrievers)}"
+            )
         if not retrievers:
             raise ValueError("a HybridRetriever needs at least one retriever")
         for name, retriever in retrievers.items():

@@ -66,6 +66,7 @@ from indexes._base import (
     read_meta,
     write_meta,
 )
+from indexes._validate import unique_ids
 
 FORMAT_VERSION = 1
 KIND_SPARSE = "QdrantSparseIndex"
@@ -463,8 +464,7 @@ class _QdrantView:
 
     def delete(self, ids: Iterable[int]) -> int:
         """Remove documents by id; ``KeyError`` (nothing removed) if any is not live here."""
-        arr = np.unique(np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids,
-                                   dtype=np.int64).ravel())
+        arr = unique_ids(ids)  # exact integers, each once (issue #18)
         if arr.size == 0:
             return 0
         has = self.store.existing(arr, self.vector) & (arr >= 0) & (arr < self._next_id)

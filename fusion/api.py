@@ -246,6 +246,8 @@ def _fuse_padded_arrays(
     n_lists = len(lists)
     n_q = lists[0][0].shape[0]
     norm = _check_options(method, norm, k, bounds, n_lists, top)
+    if top is not None:  # beyond any list's length it means "all": keep it a C integer
+        top = min(int(top), np.iinfo(np.int64).max)
     depth = _check_depth(depth)
     w = _check_weights(weights, n_lists, n_q)
     e = _check_evidence(evidence, method, n_lists, n_q)

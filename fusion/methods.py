@@ -159,6 +159,8 @@ def combanz(normalized: np.ndarray, weights: np.ndarray | None = None) -> Pair:
 
 def _pick(normalized: np.ndarray, weights: np.ndarray | None, use_max: bool) -> Pair:
     x = matrix(normalized, "normalized")
+    if x.shape[1] == 0:
+        raise ValueError("normalized must have at least one column (one per list), got none")
     present = ~np.isnan(x)
     vals = _w(weights, x.shape[1]) * np.where(present, x, 0.0)
     fill = -np.inf if use_max else np.inf

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,7 @@ import numpy as np
 import fusion as fusion_lib
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.encoders._common import validate_texts
+from hybrid.locks import RWLock
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
 from hybrid.retrievers import Retriever
@@ -72,6 +74,8 @@ class HybridRetriever:
                 raise TypeError(f"retriever {name!r} is a {kind}, not a Retriever")
         self.retrievers: dict[str, Retriever] = dict(retrievers)
         self.store = DocumentStore()
+        self._rw = RWLock()  # searches read, a commit writes
+        self._writer = threading.RLock()  # one writer at a time
         self.parallel = parallel
         self.preset = preset
         self.config = DEFAULT_CONFIG
@@ -123,6 +127,43 @@ class HybridRetriever:
         the engine as it was.
         """
         texts = validate_texts(texts, "documents")
+        with self._writer:
+            batch = self._prepare_add(texts, ids, metadata, encoded)
+            self._commit(batch)
+        return batch.ids
+
+    def delete(self, ids: DocId | Sequence[DocId]) -> None:
+        """Remove documents by id from every retriever.
+
+        Every id is checked before anything is removed: a wrong type raises ``TypeError``, an
+        id given twice ``ValueError``, ids the engine does not hold ``KeyError`` (naming them).
+        """
+        ids = self.store.check_ids(ids, "ids")
+        with self._writer:
+            rows = self.store.rows_of(ids)
+            self._commit(WriteBatch(delete_rows=rows))
+
+    def ids(self) -> list[DocId]:
+        """The ids of the live documents, in insertion order."""
+        with self._rw.read():
+            return [self.store.ids[r] for r in range(self.store.n_rows) if self.store.live[r]]
+
+    # -- the write path -------------------------------------------------------------------------
+    #
+    # Every write (add, delete, and whatever combines them) is prepared first (validated and
+    # encoded, without blocking searches), then committed: applied to every retriever and the
+    # document store as one unit while searches wait, so a search sees the engine before or
+    # after a write, never in between. ``self._writer`` serialises writers (preparation
+    # included, so two writers cannot both claim one id).
+
+    def _prepare_add(
+        self,
+        texts: list[str],
+        ids: Sequence[DocId] | None,
+        metadata: Sequence[Mapping[str, Any] | None] | None,
+        encoded: Mapping[str, Any] | None,
+    ) -> WriteBatch:
+        """Validate a batch of new documents and encode it for every retriever."""
         ids, meta = self.store.check_new(texts, ids, metadata)
         if encoded is not None and not isinstance(encoded, Mapping):
             raise TypeError(
@@ -138,27 +179,30 @@ class HybridRetriever:
                 raise ValueError(f"encoded[{name!r}] has not one row per document ({len(texts)})")
         todo = [n for n in self.names if n not in given]
         encoded = {**given, **self._map(lambda r: r.encode_documents(texts), todo)}
-        expected = np.arange(self.store.n_rows, self.store.n_rows + len(texts))
+        return WriteBatch(texts=list(texts), ids=ids, metadata=meta, encoded=encoded)
+
+    def _commit(self, batch: WriteBatch) -> None:
+        """Apply a prepared write to every retriever and the store, as one unit."""
+        with self._rw.write():
+            self._apply(batch)
+
+    def _apply(self, batch: WriteBatch) -> None:
+        """Deletes first, then appends (rows continue from the store's row count)."""
+        if batch.delete_rows.size:
+            for retriever in self.retrievers.values():
+                retriever.delete(batch.delete_rows)
+            self.store.remove(batch.delete_rows)
+        if not batch.texts:
+            return
+        expected = np.arange(self.store.n_rows, self.store.n_rows + len(batch.texts))
         for name in self.names:
-            assigned = np.asarray(self.retrievers[name].add_encoded(encoded[name]))
+            assigned = np.asarray(self.retrievers[name].add_encoded(batch.encoded[name]))
             if not np.array_equal(assigned, expected):
                 raise RuntimeError(
                     f"retriever {name!r} assigned ids {assigned[:3]}..., expected {expected[:3]}..."
                     ": its index was changed outside this engine"
                 )
-        self.store.append(texts, ids, meta)
-        return ids
-
-    def delete(self, ids: DocId | Sequence[DocId]) -> None:
-        """Remove documents by id from every retriever.
-
-        Every id is checked before anything is removed: a wrong type raises ``TypeError``, an
-        id given twice ``ValueError``, ids the engine does not hold ``KeyError`` (naming them).
-        """
-        rows = self.store.rows_of(self.store.check_ids(ids, "ids"))
-        for retriever in self.retrievers.values():
-            retriever.delete(rows)
-        self.store.remove(rows)
+        self.store.append(batch.texts, batch.ids, batch.metadata)
 
     # -- search ---------------------------------------------------------------------------------
 
@@ -203,8 +247,12 @@ class HybridRetriever:
         if rerank is not None:
             top = max(k, given if given is not None else self.rerank_top)
         names = [n for n in self.names if self._weight(cfg, n) > 0]
-        candidates = self.retrieve(queries, max(cfg.retrieval_depth, top), names)
-        hits = self.fuse(candidates, top, cfg)
+        encoded = self._map(lambda r: r.encode_queries(queries), names)  # no lock held
+        with self._rw.read():  # one consistent state from index search to hits
+            candidates = self._retrieve_encoded(
+                queries, encoded, max(cfg.retrieval_depth, top), names
+            )
+            hits = self._fuse(candidates, top, cfg)
         if rerank is not None:
             hits = [self._rerank(rerank, q, h, k) for q, h in zip(queries, hits, strict=True)]
         return hits[0] if single else hits
@@ -256,16 +304,16 @@ class HybridRetriever:
                 f"unknown retrievers {unknown}; this engine has: {', '.join(self.names)}"
             )
 
-        def run(retriever: Retriever):
-            encoded = retriever.encode_queries(queries)
-            return encoded, retriever.search_encoded(encoded, depth)
+        encoded = self._map(lambda r: r.encode_queries(queries), names)
+        with self._rw.read():
+            return self._retrieve_encoded(queries, encoded, depth, names)
 
-        out = self._map(run, names)
-        return Candidates(
-            queries=queries,
-            results={n: out[n][1] for n in names},
-            encoded={n: out[n][0] for n in names},
-        )
+    def _retrieve_encoded(
+        self, queries: list[str], encoded: dict[str, Any], depth: int, names: list[str]
+    ) -> Candidates:
+        """Search every named retriever with its encoded queries (caller holds the read lock)."""
+        results = self._each(lambda n: self.retrievers[n].search_encoded(encoded[n], depth), names)
+        return Candidates(queries=queries, results=results, encoded=dict(encoded))
 
     def fuse(
         self, candidates: Candidates, k: int = 10, config: FusionConfig | None = None
@@ -276,6 +324,12 @@ class HybridRetriever:
                 f"candidates must be what retrieve() returns (Candidates), got "
                 f"{type(candidates).__name__}"
             )
+        with self._rw.read():
+            return self._fuse(candidates, k, config)
+
+    def _fuse(
+        self, candidates: Candidates, k: int = 10, config: FusionConfig | None = None
+    ) -> list[list[Hit]]:
         k = check_k(k)
         cfg = self._config(config)
         names = [n for n in candidates.results if self._weight(cfg, n) > 0]
@@ -433,9 +487,10 @@ class HybridRetriever:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
-            self.store.save(tmp / "documents.jsonl")
-            for name, retriever in self.retrievers.items():
-                retriever.save(tmp / "retrievers" / name)
+            with self._rw.read():  # one consistent state, whatever writers do meanwhile
+                self.store.save(tmp / "documents.jsonl")
+                for name, retriever in self.retrievers.items():
+                    retriever.save(tmp / "retrievers" / name)
             write_meta(
                 tmp,
                 _KIND,
@@ -543,10 +598,14 @@ class HybridRetriever:
 
     def _map(self, fn: Callable[[Any], _T], names: list[str]) -> dict[str, _T]:
         """Apply ``fn`` to each named retriever, in parallel threads when enabled."""
+        return self._each(lambda n: fn(self.retrievers[n]), names)
+
+    def _each(self, fn: Callable[[str], _T], names: list[str]) -> dict[str, _T]:
+        """Apply ``fn`` to each retriever name, in parallel threads when enabled."""
         if not self.parallel or len(names) <= 1:
-            return {n: fn(self.retrievers[n]) for n in names}
+            return {n: fn(n) for n in names}
         with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="retriever") as pool:
-            futures = {n: pool.submit(fn, self.retrievers[n]) for n in names}
+            futures = {n: pool.submit(fn, n) for n in names}
             return {n: f.result() for n, f in futures.items()}
 
 
@@ -566,6 +625,7 @@ class Candidates:
     queries: list[str]
     results: dict[str, SearchResult]
     encoded: dict[str, Any] = field(default_factory=dict)
+    metadata_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     evidence: dict[str, np.ndarray] = field(default_factory=dict)
     """Retriever name -> ``(n_queries,)`` evidence, filled when a fusion first needs it."""
 
@@ -574,3 +634,19 @@ class Candidates:
         if name in self.encoded:
             return self.encoded[name][q]
         return retriever.encode_queries([self.queries[q]])[0]
+
+
+@dataclass
+class WriteBatch:
+    """One write to an engine: rows to delete, then documents to append (both for an upsert),
+    and metadata to replace on live rows (``metadata_updates``: row -> new metadata).
+
+    ``encoded`` maps each retriever name to the batch's document encodings.
+    """
+
+    delete_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    texts: list[str] = field(default_factory=list)
+    ids: list[DocId] = field(default_factory=list)
+    metadata: list[dict[str, Any]] = field(default_factory=list)
+    encoded: dict[str, Any] = field(default_factory=dict)
+    metadata_updates: dict[int, dict[str, Any]] = field(default_factory=dict)

@@ -78,6 +78,11 @@ def test_ids_beyond_int64_are_refused_not_wrapped(ids):
         fusion.fuse_padded([(np.array([[2**63 + 5]], dtype=np.uint64), np.ones((1, 1)))])
 
 
+def test_huge_top_and_depth_mean_everything():
+    r = fusion.fuse([([1, 2], [1.0, 2.0])], top=10**30, depth=10**30)
+    assert r.ids.tolist() == [2, 1]
+
+
 def test_uint64_ids_within_int64_fuse():
     r = fusion.fuse([(np.array([7, 2], dtype=np.uint64), [1.0, 2.0])])
     assert r.ids.tolist() == [2, 7]

@@ -79,9 +79,10 @@ def _is_seq(x: Any) -> bool:
     return isinstance(x, Sequence) and not isinstance(x, (str, bytes, bytearray))
 
 
-def _check_tokens(token_lists: Sequence[Sequence[str]], what: str) -> None:
-    """A list (or tuple) of token lists, every token a ``str``; ``TypeError`` naming the first
-    offending item and position otherwise. Runs before anything changes."""
+def _check_tokens(token_lists: Sequence[Sequence[str]], what: str, each: bool = True) -> None:
+    """A list (or tuple) of token lists, every token a ``str`` (checked here unless ``each``
+    is False: ``add`` checks its distinct terms instead, far fewer); ``TypeError`` naming the
+    first offending item and position otherwise. Runs before anything changes."""
     if isinstance(token_lists, str) or (
         _is_seq(token_lists) and len(token_lists) > 0 and isinstance(token_lists[0], str)
     ):
@@ -94,14 +95,21 @@ def _check_tokens(token_lists: Sequence[Sequence[str]], what: str) -> None:
             f"{what} must be a list of token lists (one list of strings per item), got "
             f"{type(token_lists).__name__} {short(token_lists)}"
         )
-    for i, tokens in enumerate(token_lists):
-        if not _is_seq(tokens):
+    for i, item in enumerate(token_lists):
+        if type(item) not in (list, tuple) and not _is_seq(item):
             raise TypeError(
                 f"{what}[{i}] must be a list of string tokens, got "
-                f"{type(tokens).__name__} {short(tokens)}"
+                f"{type(item).__name__} {short(item)}"
             )
+    if each and not all(isinstance(t, str) for t in chain.from_iterable(token_lists)):
+        _raise_bad_token(token_lists, what)
+
+
+def _raise_bad_token(token_lists: Sequence[Sequence[str]], what: str) -> None:
+    """``TypeError`` naming the first token that is not a ``str``."""
+    for i, tokens in enumerate(token_lists):
         for j, tok in enumerate(tokens):
-            if type(tok) is not str and not isinstance(tok, str):
+            if not isinstance(tok, str):
                 raise TypeError(
                     f"{what}[{i}][{j}] is {type(tok).__name__} {short(tok)}; tokens must be str"
                 )
@@ -160,7 +168,7 @@ class BM25Index:
 
     def add(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """Index documents given as token lists; returns their new ids (int64, consecutive)."""
-        _check_tokens(token_lists, "documents")
+        _check_tokens(token_lists, "documents", each=False)
         start = self._doc_len.shape[0]
         n = len(token_lists)
         lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=n)
@@ -168,7 +176,13 @@ class BM25Index:
             raise ValueError("BM25Index holds at most 2**31 - 1 documents")
         vocab = self._vocab
         flat = list(chain.from_iterable(token_lists))
-        for term in dict.fromkeys(flat):
+        try:
+            distinct = dict.fromkeys(flat)
+        except TypeError:  # an unhashable token
+            distinct = None
+        if distinct is None or not all(isinstance(t, str) for t in distinct):
+            _raise_bad_token(token_lists, "documents")  # before the vocabulary changes
+        for term in distinct:
             if term not in vocab:
                 vocab[term] = len(vocab)
         term_ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,23 +13,26 @@ from typing import Any, TypeVar, overload
 import numpy as np
 
 import fusion as fusion_lib
+from hybrid.aio import AsyncEngineMixin
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.encoders._common import validate_texts
 from hybrid.locks import RWLock
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
 from hybrid.retrievers import Retriever
+from hybrid.storage import atomic, engine_io
+from hybrid.storage.files import check_name
 from hybrid.store import DocId, DocumentStore
 from indexes import SearchResult
-from indexes._base import IndexFormatError, check_k, read_meta, write_meta
+from indexes._base import IndexFormatError, check_k, read_meta
 from indexes._validate import short
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: meta.json + documents.jsonl + retrievers/ (still read)
 _KIND = "HybridRetriever"
 _T = TypeVar("_T")
 
 
-class HybridRetriever:
+class HybridRetriever(AsyncEngineMixin):
     """SPLADE, dense and BM25 retrievers (any subset, any names) fused into one ranking.
 
     >>> r = HybridRetriever.from_preset("offline")
@@ -61,6 +62,7 @@ class HybridRetriever:
         rerank_top: int = 100,
         parallel: bool = True,
         preset: str | None = None,
+        path: str | Path | None = None,
     ) -> None:
         if not isinstance(retrievers, Mapping):
             raise TypeError(
@@ -69,6 +71,7 @@ class HybridRetriever:
         if not retrievers:
             raise ValueError("a HybridRetriever needs at least one retriever")
         for name, retriever in retrievers.items():
+            check_name(name)
             if not isinstance(retriever, Retriever):
                 kind = type(retriever).__name__
                 raise TypeError(f"retriever {name!r} is a {kind}, not a Retriever")
@@ -82,6 +85,12 @@ class HybridRetriever:
         self.config = self._config(config, fusion, weights, norm, rrf_k, depth)
         self.reranker = None if reranker is None else get_reranker(reranker)
         self.rerank_top = check_k(rerank_top, "rerank_top")
+        self._folder: Any = None  # the engine folder of a folder-backed engine
+        self._gen = 0  # the folder generation this engine holds
+        self._encoders: dict[str, Any] | None = None
+        self._broken: str | None = None
+        if path is not None:
+            engine_io.create(self, Path(path))
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -91,7 +100,7 @@ class HybridRetriever:
 
         ``"auto"`` uses ``pixie`` when its models are cached or the model hub answers, and
         otherwise says so in one logged line and uses ``offline``. ``options`` go to the
-        engine (``fusion=``, ``weights=``, ``depth=`` ...).
+        engine (``fusion=``, ``weights=``, ``depth=``, ``path=`` ...).
         """
         from hybrid.presets import build_retrievers
 
@@ -140,7 +149,7 @@ class HybridRetriever:
         """
         ids = self.store.check_ids(ids, "ids")
         with self._writer:
-            rows = self.store.rows_of(ids)
+            rows = self.store.rows_of(dict.fromkeys(ids))  # each id once
             self._commit(WriteBatch(delete_rows=rows))
 
     def ids(self) -> list[DocId]:
@@ -182,27 +191,34 @@ class HybridRetriever:
         return WriteBatch(texts=list(texts), ids=ids, metadata=meta, encoded=encoded)
 
     def _commit(self, batch: WriteBatch) -> None:
-        """Apply a prepared write to every retriever and the store, as one unit."""
+        """Apply a prepared write to every retriever and the store, as one unit; on a
+        folder-backed engine it is durable (one SQLite commit) before this returns."""
+        if self._broken:
+            raise RuntimeError(self._broken)
+        for name, value in batch.encoded.items():
+            atomic.check_encoded(name, value, batch.ids)
         with self._rw.write():
-            self._apply(batch)
+            atomic.check_batch(self.store, batch)
+            if self._folder is None:
+                self._apply(batch)
+                return
+            pending = self._folder.begin_commit(batch, self.store, self.names)
+            try:
+                undo = atomic.apply(self, batch)
+            except BaseException:
+                self._folder.abort()
+                raise
+            try:
+                self._folder.finish_commit(pending)
+            except BaseException:
+                undo()
+                raise
+            self._gen = pending["gen"]
 
     def _apply(self, batch: WriteBatch) -> None:
-        """Deletes first, then appends (rows continue from the store's row count)."""
-        if batch.delete_rows.size:
-            for retriever in self.retrievers.values():
-                retriever.delete(batch.delete_rows)
-            self.store.remove(batch.delete_rows)
-        if not batch.texts:
-            return
-        expected = np.arange(self.store.n_rows, self.store.n_rows + len(batch.texts))
-        for name in self.names:
-            assigned = np.asarray(self.retrievers[name].add_encoded(batch.encoded[name]))
-            if not np.array_equal(assigned, expected):
-                raise RuntimeError(
-                    f"retriever {name!r} assigned ids {assigned[:3]}..., expected {expected[:3]}..."
-                    ": its index was changed outside this engine"
-                )
-        self.store.append(batch.texts, batch.ids, batch.metadata)
+        """Appends to every retriever, then deletes, then the store: all or nothing (any
+        exception leaves the engine as it was and names the documents)."""
+        atomic.apply(self, batch)
 
     # -- search ---------------------------------------------------------------------------------
 
@@ -239,6 +255,9 @@ class HybridRetriever:
         k = check_k(k)
         given = check_k(rerank_top, "rerank_top") if rerank_top is not None else None
         cfg = self._config(config, fusion, weights, norm, rrf_k, depth)
+        if self._folder is not None and self._folder.readonly and self.auto_refresh:
+            if self._folder.current_gen() != self._gen:
+                self.refresh()
         if len(self.store) == 0:
             empty: list[list[Hit]] = [[] for _ in queries]
             return empty[0] if single else empty
@@ -475,54 +494,132 @@ class HybridRetriever:
 
     # -- persistence ----------------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> Path:
-        """Write the engine to a folder (documents, each retriever's index and settings).
+    auto_refresh = True
+    """Read-only folder engines check for new commits before each search (one SQLite query)."""
 
-        The folder is written beside the target and swapped in at the end, so a failure never
-        leaves a half-written index; an existing folder that is not a saved engine is refused.
+    @property
+    def path(self) -> Path | None:
+        """The folder of a folder-backed engine (``None`` for one in memory)."""
+        return None if self._folder is None else self._folder.path
+
+    def save(self, path: str | Path) -> Path:
+        """Write a full copy of the engine to folder ``path`` (format 2), crash-safely.
+
+        A new folder is written beside the target and renamed into place; a saved engine
+        already at ``path`` is replaced by one atomic commit (never deleted first); a folder
+        that is not a saved engine is refused. On a folder-backed engine, ``save`` to its own
+        folder is :meth:`optimize`.
         """
         path = Path(path)
-        if path.exists() and any(path.iterdir()):
-            read_meta(path, _KIND, FORMAT_VERSION)  # refuse to overwrite unrelated folders
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            with self._rw.read():  # one consistent state, whatever writers do meanwhile
-                self.store.save(tmp / "documents.jsonl")
-                for name, retriever in self.retrievers.items():
-                    retriever.save(tmp / "retrievers" / name)
-            write_meta(
-                tmp,
-                _KIND,
-                FORMAT_VERSION,
-                retrievers=self.names,
-                config=self.config.to_dict(),
-                preset=self.preset,
-            )
-            if path.exists():
-                shutil.rmtree(path)
-            tmp.rename(path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        if self._folder is not None and path.resolve() == self._folder.path.resolve():
+            self.optimize()
+            return path
+        with self._rw.read():  # one consistent state, whatever writers do meanwhile
+            return engine_io.save(self, path)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        encoders: Mapping[str, Any] | None = None,
+        verify: bool = True,
+        readonly: bool = False,
+        **options: Any,
+    ) -> HybridRetriever:
+        """Open a saved engine folder in place: every write is durable when it returns.
+
+        One writer at a time per folder (a lock file; a second gets ``EngineLockedError``);
+        any number of ``readonly=True`` engines (other processes) search it and see each
+        commit after :meth:`refresh` (automatic before a search, see ``auto_refresh``).
+        ``verify`` checks every file's CRC-32 and every document row's (sizes, headers and
+        index bounds are always checked); damage raises ``IndexCorruptedError`` naming the
+        file. A format-1 folder is upgraded in place. ``encoders`` as in :meth:`load`.
+        """
+        engine = engine_io.open_engine(cls, Path(path), encoders, verify, readonly, options)
+        engine._encoders = dict(encoders or {})
+        return engine
 
     @classmethod
     def load(
-        cls, path: str | Path, encoders: Mapping[str, Any] | None = None, **options: Any
+        cls,
+        path: str | Path,
+        encoders: Mapping[str, Any] | None = None,
+        verify: bool = True,
+        **options: Any,
     ) -> HybridRetriever:
-        """Open a saved engine. ``encoders`` replaces saved encoders/analyzers by retriever name
-        (required for custom callables, which cannot be saved); ``options`` override settings."""
+        """Load a saved engine into memory (later writes stay in memory; :meth:`save` them).
+
+        ``encoders`` replaces saved encoders/analyzers by retriever name (required for custom
+        callables, which cannot be saved); ``options`` override settings; ``verify`` as in
+        :meth:`open`. Reads format 2 and format 1 folders.
+        """
         path = Path(path)
         if not path.is_dir():
             raise IndexFormatError(f"{path} is not a folder")
-        meta = read_meta(path, _KIND, FORMAT_VERSION)
+        if engine_io.kind_of(path) == "v1":
+            return cls._load_v1(path, encoders, options)
+        engine = cls.open(path, encoders=encoders, verify=verify, readonly=True, **options)
+        engine_io.detach(engine)
+        return engine
+
+    def refresh(self) -> bool:
+        """Take the commits another process made to this read-only engine's folder; returns
+        whether anything changed. Searches never see a partial commit."""
+        if self._folder is None or not self._folder.readonly:
+            return False
+        return engine_io.refresh(self)
+
+    def optimize(self) -> None:
+        """Fold the commits of a folder-backed engine into a new snapshot of its indexes
+        (makes opening faster); searches continue meanwhile."""
+        if self._folder is None:
+            raise ValueError("optimize() applies to folder-backed engines (open/path=)")
+        with self._writer, self._rw.read():
+            self._folder.write_base(self.retrievers)
+
+    def close(self) -> None:
+        """Release the folder (its writer lock, the database); an in-memory engine: no-op."""
+        if self._folder is not None:
+            self._folder.close()
+            self._folder = None
+
+    def __enter__(self) -> HybridRetriever:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        """Engine-type settings saved in the manifest (subclasses add theirs)."""
+        return {}
+
+    @classmethod
+    def _load_retriever(cls, folder: Path, encoder: Any | None) -> Retriever:
+        return Retriever.load(folder, encoder)
+
+    @classmethod
+    def _from_manifest(
+        cls, meta: dict[str, Any], retrievers: dict[str, Retriever], options: dict[str, Any]
+    ) -> HybridRetriever:
+        settings: dict[str, Any] = {
+            "config": FusionConfig.from_dict(meta["config"]),
+            "preset": meta.get("preset"),
+        }
+        settings.update(options)
+        return cls(retrievers, **settings)
+
+    @classmethod
+    def _load_v1(
+        cls, path: Path, encoders: Mapping[str, Any] | None, options: dict[str, Any]
+    ) -> HybridRetriever:
+        """A format-1 folder (``meta.json``, ``documents.jsonl``, ``retrievers/``) in memory."""
+        meta = read_meta(path, _KIND, 1)
         encoders = dict(encoders or {})
         unknown = set(encoders) - set(meta["retrievers"])
         if unknown:
             raise ValueError(f"encoders given for unknown retrievers {sorted(unknown)}")
         retrievers = {
-            name: Retriever.load(path / "retrievers" / name, encoders.get(name))
+            name: cls._load_retriever(path / "retrievers" / check_name(name), encoders.get(name))
             for name in meta["retrievers"]
         }
         return cls._assemble(path, meta, retrievers, options)
@@ -535,13 +632,8 @@ class HybridRetriever:
         retrievers: dict[str, Retriever],
         options: dict[str, Any],
     ) -> HybridRetriever:
-        """An engine from loaded retrievers and a saved folder's settings and documents."""
-        settings: dict[str, Any] = {
-            "config": FusionConfig.from_dict(meta["config"]),
-            "preset": meta.get("preset"),
-        }
-        settings.update(options)
-        engine = cls(retrievers, **settings)
+        """An engine from loaded retrievers and a format-1 folder's settings and documents."""
+        engine = cls._from_manifest(meta, retrievers, options)
         engine.store = DocumentStore.load(path / "documents.jsonl")
         for name, retriever in retrievers.items():
             if len(retriever) != len(engine.store):

@@ -31,6 +31,7 @@ per query is sent and ``sources`` is empty. Conventions that differ from ``fusio
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -270,12 +271,33 @@ class QdrantHybridRetriever(HybridRetriever):
 
     # -- persistence -----------------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> Path:
-        out = super().save(path)
-        import json
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {"server_fusion": self.server_fusion}
 
-        (Path(out) / "qdrant.json").write_text(json.dumps({"server_fusion": self.server_fusion}))
-        return out
+    @classmethod
+    def _from_manifest(cls, meta, retrievers, options):
+        options = dict(options)
+        extra = meta.get("extra") or {}
+        if "server_fusion" in extra and "server_fusion" not in options:
+            options["server_fusion"] = extra["server_fusion"]
+        return super()._from_manifest(meta, retrievers, options)
+
+    @classmethod
+    def open(cls, path: str | Path, encoders: Mapping[str, Any] | None = None,
+             verify: bool = True, readonly: bool = False, **options: Any):
+        """Read-only only: a Qdrant-backed engine's vectors live in Qdrant, so it is written
+        through ``add`` on a loaded engine and ``save``d, not committed to a folder."""
+        if not readonly:
+            raise ValueError(
+                "a QdrantHybridRetriever keeps its vectors in Qdrant: use load() and save(), "
+                "or open(path, readonly=True)"
+            )
+        return super().open(path, encoders, verify, readonly, **options)
+
+    @classmethod
+    def _load_retriever(cls, folder: Path, encoder: Any | None) -> Retriever:
+        stores, shared = _LOADING.get()
+        return _load_retriever(folder, encoder, stores, shared)
 
     @classmethod
     def load(cls, path: str | Path, encoders: Mapping[str, Any] | None = None,
@@ -288,20 +310,19 @@ class QdrantHybridRetriever(HybridRetriever):
         """
         import json
 
-        from indexes._base import read_meta
-
         path = Path(path)
-        meta = read_meta(path, "HybridRetriever", 1)
-        encoders = dict(encoders or {})
-        retrievers = {}
-        shared: dict[tuple, Any] = {}
-        for name in meta["retrievers"]:
-            folder = path / "retrievers" / name
-            retrievers[name] = _load_retriever(folder, encoders.get(name), stores, shared)
-        extra = path / "qdrant.json"
+        token = _LOADING.set((stores, {}))
+        try:
+            engine = super().load(path, encoders, **options)
+        finally:
+            _LOADING.reset(token)
+        extra = path / "qdrant.json"  # format-1 folders
         if extra.is_file() and "server_fusion" not in options:
-            options["server_fusion"] = json.loads(extra.read_text()).get("server_fusion")
-        return cls._assemble(path, meta, retrievers, options)
+            engine.server_fusion = json.loads(extra.read_text()).get("server_fusion")
+        return engine
+
+
+_LOADING: contextvars.ContextVar = contextvars.ContextVar("qdrant_loading", default=(None, {}))
 
 
 def _load_retriever(folder: Path, encoder: Any, store: Any, shared: dict) -> Retriever:

@@ -90,7 +90,16 @@ class Retriever(ABC):
             from indexes import IndexFormatError
 
             raise IndexFormatError(f"{path} is not a saved retriever: no {RETRIEVER_FILE}")
-        settings = json.loads(spec_file.read_text())
+        try:
+            settings = json.loads(spec_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            from indexes import IndexCorruptedError
+
+            raise IndexCorruptedError(f"{spec_file} is not valid JSON: {exc}") from exc
+        if not isinstance(settings, dict):
+            from indexes import IndexCorruptedError
+
+            raise IndexCorruptedError(f"{spec_file} does not hold a JSON object")
         kinds = {cls.kind: cls for cls in (SpladeRetriever, DenseRetriever, BM25Retriever)}
         if settings.get("type") not in kinds:
             raise ValueError(f"{spec_file}: unknown retriever type {settings.get('type')!r}")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import reprlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,48 @@ DocId = str | int
 
 def _is_doc_id(value: object) -> bool:
     return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+def check_storable(value: Any, where: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is plain JSON (dict with str keys, list, str, int,
+    finite float, bool, None) whose strings are valid UTF-8 (no lone surrogates), so that it
+    is stored and read back exactly. ``where`` names the value in the message."""
+    if value is None or isinstance(value, bool):
+        return
+    kind = type(value)
+    if kind is str:
+        _check_text(value, where)
+    elif kind is int:
+        return
+    elif kind is float:
+        if not math.isfinite(value):
+            raise ValueError(f"{where} is {value!r}; metadata numbers must be finite")
+    elif kind is list:
+        for i, item in enumerate(value):
+            check_storable(item, f"{where}[{i}]")
+    elif kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise ValueError(
+                    f"{where} has the key {key!r} ({type(key).__name__}); metadata keys must be str"
+                )
+            _check_text(key, f"{where} key {key!r}")
+            check_storable(item, f"{where}[{key!r}]")
+    else:
+        raise ValueError(
+            f"{where} is a {kind.__name__} ({value!r:.60}); metadata must be JSON: dict with str "
+            "keys, list, str, int, float, bool or None (convert dates to str, sets to lists)"
+        )
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{where} holds a lone surrogate ({text[exc.start]!r} at {exc.start}) and cannot be "
+            "stored as UTF-8"
+        ) from None
 
 
 class DocumentStore:
@@ -68,7 +111,11 @@ class DocumentStore:
                         "ids must be str or int"
                     )
             seen: set[DocId] = set()
-            for doc_id in ids:
+            for i, doc_id in enumerate(ids):
+                if isinstance(doc_id, str):
+                    _check_text(doc_id, f"ids[{i}]")
+                elif not -(2**63) <= doc_id < 2**63:
+                    raise ValueError(f"ids[{i}] = {doc_id} does not fit in 64 bits")
                 if doc_id in seen:
                     raise ValueError(f"duplicate id {doc_id!r} in this batch")
                 if doc_id in self._row:
@@ -92,6 +139,9 @@ class DocumentStore:
                         f"{reprlib.repr(m)}"
                     )
             meta = [dict(m) if m else {} for m in meta]
+        for doc_id, text, m in zip(ids, texts, meta, strict=True):
+            _check_text(text, f"the text of document {doc_id!r}")
+            check_storable(m, f"metadata of document {doc_id!r}")
         return ids, meta
 
     def append(self, texts: Sequence[str], ids: list[DocId], meta: list[dict[str, Any]]) -> None:
@@ -153,7 +203,32 @@ class DocumentStore:
     def remove(self, rows: np.ndarray) -> None:
         for row in rows:
             self.live[row] = False
-            del self._row[self.ids[row]]
+            if self._row.get(self.ids[row]) == row:
+                del self._row[self.ids[row]]
+
+    def update_metadata(self, updates: Mapping[int, dict[str, Any]]) -> None:
+        """Replace the metadata of live rows (row -> new metadata)."""
+        for row, m in updates.items():
+            self.metadata[row] = m
+
+    def undo(self, n_rows: int, removed: np.ndarray, old_metadata: Mapping[int, Any]) -> None:
+        """Undo an :meth:`append` back to ``n_rows``, a :meth:`remove` of ``removed`` and a
+        :meth:`update_metadata` whose previous values were ``old_metadata``."""
+        for row in range(n_rows, self.n_rows):
+            self._row.pop(self.ids[row], None)
+        del self.ids[n_rows:], self.texts[n_rows:], self.metadata[n_rows:], self.live[n_rows:]
+        for row in removed.tolist():
+            if row < n_rows:
+                self.live[row] = True
+                self._row[self.ids[row]] = row
+        for row, m in old_metadata.items():
+            self.metadata[row] = m
+
+    def iter_metadata(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(row, metadata)`` of every live row, in row order."""
+        for row, (m, live) in enumerate(zip(self.metadata, self.live, strict=True)):
+            if live:
+                yield row, m
 
     def save(self, path: Path) -> None:
         with open(path, "w", encoding="utf-8") as f:

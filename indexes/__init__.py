@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from indexes._base import IndexFormatError, SearchResult
+from indexes._base import IndexCorruptedError, IndexFormatError, SearchResult
 
 if TYPE_CHECKING:
     from indexes.bm25 import BM25Index
@@ -29,6 +29,7 @@ _LAZY = {
 __all__ = [
     "BM25Index",
     "DenseIndex",
+    "IndexCorruptedError",
     "IndexFormatError",
     "QdrantBM25Index",
     "QdrantDenseIndex",

@@ -36,6 +36,45 @@ class IndexFormatError(ValueError):
     """A folder is not a saved index of the expected type or format version."""
 
 
+class IndexCorruptedError(IndexFormatError):
+    """A saved index is damaged: a file is missing, truncated, fails its checksum or holds
+    values out of range. The message names the file."""
+
+
+def load_array(
+    path: Path, dtype: Any, ndim: int = 1, mmap: bool = False, what: str = ""
+) -> np.ndarray:
+    """``np.load`` of one saved array, checked for dtype and dimensions.
+
+    Any parse error (bad header, truncated data) becomes an :class:`IndexCorruptedError`
+    naming the file.
+    """
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise IndexCorruptedError(f"{path}: not a readable .npy array ({exc})") from exc
+    if arr.dtype != np.dtype(dtype) or arr.ndim != ndim:
+        raise IndexCorruptedError(
+            f"{path}: expected a {ndim}-d {np.dtype(dtype)} array{what}, got {arr.ndim}-d "
+            f"{arr.dtype}"
+        )
+    return arr
+
+
+def check_pointers(ptr: np.ndarray, n_items: int, path: Path, name: str) -> None:
+    """``ptr`` must start at 0, never decrease and end at ``n_items`` (CSR-style offsets)."""
+    if ptr.shape[0] < 1 or ptr[0] != 0 or ptr[-1] != n_items:
+        raise IndexCorruptedError(f"{path}: {name} does not span the {n_items} stored entries")
+    if ptr.shape[0] > 1 and bool((np.diff(ptr) < 0).any()):
+        raise IndexCorruptedError(f"{path}: {name} is not monotone")
+
+
+def check_range(values: np.ndarray, lo: int, hi: int, path: Path, name: str) -> None:
+    """Every value of ``values`` within ``[lo, hi)``."""
+    if values.size and (int(values.min()) < lo or int(values.max()) >= hi):
+        raise IndexCorruptedError(f"{path}: {name} holds values outside [{lo}, {hi})")
+
+
 def check_k(k: int, name: str = "k") -> int:
     """Validate a top-k argument: a positive integer; errors name the argument ``name``."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -67,9 +106,11 @@ def read_meta(path: str | Path, kind: str, max_version: int) -> dict[str, Any]:
     if not meta_file.is_file():
         raise IndexFormatError(f"{path} is not a saved index: no {META_FILE} in it")
     try:
-        meta = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise IndexFormatError(f"{meta_file} is not valid JSON: {exc}") from exc
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexCorruptedError(f"{meta_file} is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise IndexCorruptedError(f"{meta_file} does not hold a JSON object")
     if meta.get("type") != kind:
         raise IndexFormatError(f"{path} holds a {meta.get('type')!r} index, expected {kind!r}")
     version = meta.get("format_version")

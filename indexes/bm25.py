@@ -45,9 +45,13 @@ import numpy as np
 
 from indexes import _bm25_kernels as _k
 from indexes._base import (
+    IndexCorruptedError,
     IndexFormatError,
     SearchResult,
+    check_pointers,
+    check_range,
     empty_result,
+    load_array,
     read_meta,
     write_meta,
 )
@@ -64,6 +68,8 @@ VARIANTS: dict[str, dict[str, float]] = {
 }
 _CODES = {"okapi": _k.OKAPI, "lucene": _k.LUCENE, "bm25l": _k.BM25L, "bm25+": _k.BM25PLUS}
 _ARRAYS = ("indptr", "docs", "tfs", "impacts", "absent", "doc_len", "live")
+_DTYPES = {"indptr": np.int64, "docs": np.int32, "tfs": np.int32, "impacts": np.float32,
+           "absent": np.float32, "doc_len": np.int32, "live": np.bool_}
 # Search tuning (see indexes._bm25_kernels.search_positive); tests shrink them to reach every path.
 _BLOCK_DOCS = 16_384  # documents per accumulator block (64 KiB of float32), a multiple of CHUNK
 _SPARSE_RATIO = 32  # a query with fewer than n_docs / _SPARSE_RATIO postings tracks touched docs
@@ -213,6 +219,22 @@ class BM25Index:
             live[ids] = False
             self._live = live
             self._stale = True
+
+    def checkpoint(self) -> tuple:
+        """An opaque token of the current state, for :meth:`rollback` (O(1): writes replace
+        the arrays they change rather than modifying them)."""
+        return (len(self._vocab), self._indptr, self._docs, self._tfs, self._impacts,
+                self._absent, self._doc_len, self._live, list(self._pending), self._stale,
+                self._positive)
+
+    def rollback(self, token: tuple) -> None:
+        """Undo every write since :meth:`checkpoint` returned ``token``."""
+        n_vocab, *arrays, pending, stale, positive = token
+        for term in list(self._vocab)[n_vocab:]:
+            del self._vocab[term]
+        (self._indptr, self._docs, self._tfs, self._impacts, self._absent, self._doc_len,
+         self._live) = arrays
+        self._pending, self._stale, self._positive = list(pending), stale, positive
 
     # ------------------------------------------------------------------ statistics
 
@@ -402,6 +424,10 @@ class BM25Index:
         """Write the index as .npy arrays + terms.json + meta.json; ``extra`` must be JSON-able."""
         extra = self.extra if extra is None else extra
         json.dumps(extra)  # fail before writing anything
+        try:
+            terms = json.dumps(list(self._vocab), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"a term of the index cannot be stored as UTF-8: {exc}") from exc
         self._refresh()
         path = write_meta(
             path, KIND, FORMAT_VERSION, variant=self.variant, params=self.params,
@@ -418,7 +444,7 @@ class BM25Index:
             with open(tmp, "wb") as f:
                 np.save(f, np.ascontiguousarray(arr))
             os.replace(tmp, path / f"{name}.npy")
-        (path / "terms.json").write_text(json.dumps(list(self._vocab), ensure_ascii=False))
+        (path / "terms.json").write_bytes(terms)
         return path
 
     @classmethod
@@ -430,17 +456,22 @@ class BM25Index:
         if not (path / "terms.json").is_file():
             missing.append("terms.json")
         if missing:
-            raise IndexFormatError(f"{path} is missing {missing}")
+            raise IndexCorruptedError(f"{path} is missing {missing}")
         try:
             index = cls(meta["variant"], **meta["params"])
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"{path}: bad BM25 parameters in meta.json: {exc}") from exc
-        terms = json.loads((path / "terms.json").read_text())
+        try:
+            terms = json.loads((path / "terms.json").read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IndexCorruptedError(f"{path / 'terms.json'} is not valid JSON: {exc}") from exc
+        if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+            raise IndexCorruptedError(f"{path / 'terms.json'} is not a list of terms")
         index._vocab = {t: i for i, t in enumerate(terms)}
-        mode = "r" if mmap else None
-        arrays = {n: np.load(path / f"{n}.npy", mmap_mode=mode) for n in _ARRAYS}
-        if arrays["indptr"].shape[0] != len(terms) + 1:
-            raise IndexFormatError(f"{path}: indptr does not match terms.json")
+        if len(index._vocab) != len(terms):
+            raise IndexCorruptedError(f"{path / 'terms.json'} repeats a term")
+        arrays = {n: load_array(path / f"{n}.npy", _DTYPES[n], mmap=mmap) for n in _ARRAYS}
+        _check_arrays(path, arrays, len(terms))
         index._indptr, index._docs, index._tfs = arrays["indptr"], arrays["docs"], arrays["tfs"]
         index._impacts, index._absent = arrays["impacts"], arrays["absent"]
         index._doc_len, index._live = arrays["doc_len"], arrays["live"]
@@ -452,3 +483,21 @@ class BM25Index:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return f"BM25Index(variant={self.variant!r}, {params}, docs={len(self)})"
+
+
+def _check_arrays(path: Path, a: dict[str, np.ndarray], n_terms: int) -> None:
+    """Shapes and ranges the search kernels rely on (so damage cannot crash them)."""
+    if a["indptr"].shape[0] != n_terms + 1:
+        raise IndexCorruptedError(f"{path / 'indptr.npy'} does not match terms.json")
+    n_post = a["docs"].shape[0]
+    for name in ("tfs", "impacts"):
+        if a[name].shape[0] != n_post:
+            raise IndexCorruptedError(f"{path / (name + '.npy')}: length differs from docs.npy")
+    if a["absent"].shape[0] != n_terms:
+        raise IndexCorruptedError(f"{path / 'absent.npy'}: length differs from terms.json")
+    n_docs = a["doc_len"].shape[0]
+    if a["live"].shape[0] != n_docs:
+        raise IndexCorruptedError(f"{path / 'live.npy'}: length differs from doc_len.npy")
+    check_pointers(a["indptr"], n_post, path / "indptr.npy", "the term pointers")
+    check_range(a["docs"], 0, n_docs, path / "docs.npy", "document ids")
+    check_range(a["doc_len"], 0, np.iinfo(np.int32).max, path / "doc_len.npy", "lengths")

@@ -31,6 +31,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,7 @@ import numpy as np
 from indexes._base import (
     PAD_ID,
     PAD_SCORE,
+    IndexCorruptedError,
     IndexFormatError,
     SearchResult,
     empty_result,
@@ -380,10 +382,45 @@ class DenseIndex:
                 raise RuntimeError(f"FAISS removed {removed} of {arr.size} ids")
         else:  # graph (HNSW), refine and other indexes: tombstone, filtered at search time
             self._tombstones = np.union1d(self._tombstones, arr)
-        self._alive[arr] = False
+        alive = self._alive.copy()  # copy on write: checkpoints keep the old array
+        alive[arr] = False
+        self._alive = alive
         self._count -= int(arr.size)
         self._params = None
         return int(arr.size)
+
+    def checkpoint(self) -> tuple:
+        """An opaque token of the current state, for :meth:`rollback` of later *adds* (O(1))."""
+        return (self._alive, self._tombstones, self._count, bool(self._index.is_trained))
+
+    def rollback(self, token: tuple) -> None:
+        """Undo the adds made since :meth:`checkpoint` returned ``token``.
+
+        Deletes since then cannot be undone (FAISS dropped the vectors): ``RuntimeError``.
+        Adds are undone by removing the new ids (an index trained by them is reset to a new
+        untrained one); graph indexes (HNSW), which cannot remove, raise ``RuntimeError``.
+        """
+        alive, tombstones, count, trained = token
+        n_old = alive.size
+        if not np.array_equal(self._alive[:n_old], alive) or self._tombstones.size != (
+            tombstones.size
+        ):
+            raise RuntimeError("DenseIndex cannot undo deletes")
+        if self.next_id == n_old:
+            return
+        faiss = _faiss()
+        if not trained:  # the index was empty and untrained: start again
+            fresh = DenseIndex(self.dim, self.metric, self.factory, self.threads, self.model_name)
+            self.__dict__.update(fresh.__dict__)
+            return
+        new = np.arange(n_old, self.next_id, dtype=np.int64)
+        if not self._can_remove(faiss):
+            raise RuntimeError(f"a {self.factory!r} index cannot remove vectors to undo an add")
+        removed = self._index.remove_ids(faiss.IDSelectorBatch(new))
+        if removed != new.size:  # pragma: no cover - FAISS invariant
+            raise RuntimeError(f"FAISS removed {removed} of {new.size} ids")
+        self._alive, self._tombstones, self._count = alive, tombstones, count
+        self._params = None
 
     # ------------------------------------------------------------------ search
 
@@ -514,22 +551,42 @@ class DenseIndex:
             self.model_name = meta.get("model_name")
             self.threads = _check_threads(threads if threads is not None else meta.get("threads"))
             next_id = int(meta["next_id"])
-            with np.load(path / STATE_FILE) as state:
-                packed, tombstones = state["alive"], state["tombstones"]
         except (KeyError, TypeError, ValueError) as exc:
-            raise IndexFormatError(f"{path}: incomplete or invalid DenseIndex metadata") from exc
+            raise IndexCorruptedError(f"{path}/meta.json: invalid DenseIndex metadata") from exc
+        try:
+            with np.load(path / STATE_FILE, allow_pickle=False) as state:
+                packed, tombstones = state["alive"], state["tombstones"]
+        except (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise IndexCorruptedError(f"{path / STATE_FILE}: cannot be read ({exc})") from exc
+        if (
+            packed.dtype != np.uint8
+            or packed.ndim != 1
+            or packed.size * 8 < next_id
+            or (tombstones.ndim != 1 or tombstones.dtype.kind != "i")
+        ):
+            raise IndexCorruptedError(f"{path / STATE_FILE}: live mask or tombstones damaged")
         self._alive = np.unpackbits(packed, count=next_id, bitorder="little").astype(bool)
         self._tombstones = tombstones.astype(np.int64)
+        if self._tombstones.size and (
+            self._tombstones.min() < 0 or self._tombstones.max() >= next_id
+        ):
+            raise IndexCorruptedError(f"{path / STATE_FILE}: tombstones out of range")
         self._count = int(self._alive.sum())
         self._params = None
-        self._index = faiss.read_index(str(path / INDEX_FILE))
+        try:
+            self._index = faiss.read_index(str(path / INDEX_FILE))
+        except RuntimeError as exc:
+            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+            raise IndexCorruptedError(f"{path / INDEX_FILE}: FAISS cannot read it: {msg}") from exc
         self._requires_training = not faiss.index_factory(
             self.dim, self.factory, faiss.METRIC_INNER_PRODUCT
         ).is_trained
         if self._index.d != self.dim:
-            raise IndexFormatError(f"{path}: FAISS index has dim {self._index.d}, meta {self.dim}")
+            raise IndexCorruptedError(
+                f"{path}: FAISS index has dim {self._index.d}, meta {self.dim}"
+            )
         if int(self._index.ntotal) != len(self) + self._tombstones.size:
-            raise IndexFormatError(f"{path}: FAISS index and id state disagree on the count")
+            raise IndexCorruptedError(f"{path}: FAISS index and id state disagree on the count")
         if meta.get("nprobe") is not None:
             self.nprobe = int(meta["nprobe"])
         if meta.get("ef_search") is not None:

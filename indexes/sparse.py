@@ -29,9 +29,13 @@ from indexes import _sparse_kernels as K
 from indexes._base import (
     PAD_ID,
     PAD_SCORE,
+    IndexCorruptedError,
     IndexFormatError,
     SearchResult,
+    check_pointers,
+    check_range,
     empty_result,
+    load_array,
     read_meta,
     write_meta,
 )
@@ -201,13 +205,26 @@ class SparseIndex:
                 gone = local[seg.deleted[local] != 0][:10] + seg.base
                 raise KeyError(f"documents already deleted: {gone.tolist()}")
         for seg, local in self._locate(ids):
-            if not seg.deleted.flags.writeable:
-                seg.deleted = np.array(seg.deleted)
-            seg.deleted[local] = 1
+            deleted = np.array(seg.deleted)  # copy on write: checkpoints keep the old array
+            deleted[local] = 1
+            seg.deleted = deleted
         self._n_live -= int(ids.size)
         for i, seg in enumerate(self._segments):  # purge segments that are mostly dead
             if seg.deleted.sum() * 2 > seg.n_docs and seg.n_postings:
                 self._segments[i] = self._rebuild(seg, 1.0)
+
+    def checkpoint(self) -> tuple:
+        """An opaque token of the current state, for :meth:`rollback` (O(segments): segments
+        are immutable but for their ``deleted`` masks, which writes replace)."""
+        return (self.dim, self.quant_step, self._n_assigned, self._n_live,
+                [(seg, seg.deleted) for seg in self._segments])
+
+    def rollback(self, token: tuple) -> None:
+        """Undo every write since :meth:`checkpoint` returned ``token``."""
+        self.dim, self.quant_step, self._n_assigned, self._n_live, segments = token
+        for seg, deleted in segments:
+            seg.deleted = deleted
+        self._segments = [seg for seg, _ in segments]
 
     def compact(self) -> None:
         """Merge all segments into one, dropping deleted documents' postings."""
@@ -406,15 +423,56 @@ class SparseIndex:
             index = cls(meta["dim"], meta["weight_dtype"], meta["quant_step"])
             index._n_assigned = int(meta["n_assigned"])
             index._n_live = int(meta["n_live"])
-            for i, s in enumerate(meta["segments"]):
-                arrays = {
-                    name: np.load(path / f"seg{i}_{name}.npy", mmap_mode="r" if mmap else None)
-                    for name in _SEG_ARRAYS
-                }
-                arrays["deleted"] = np.array(arrays["deleted"])
-                index._segments.append(
-                    _Segment(int(s["base"]), int(s["n_docs"]), int(s["n_postings"]), **arrays)
-                )
-        except (KeyError, TypeError, ValueError, OSError) as exc:
-            raise IndexFormatError(f"{path} holds a damaged SparseIndex: {exc}") from exc
+            specs = [(int(s["base"]), int(s["n_docs"]), int(s["n_postings"]))
+                     for s in meta["segments"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexCorruptedError(f"{path}/meta.json: damaged SparseIndex settings: {exc}") \
+                from exc
+        wdtype = WEIGHT_DTYPES[index.weight_dtype]
+        dtypes = {"ptr": (np.int64, 1), "docs": (np.uint16, 1), "weights": (wdtype, 1),
+                  "dense_of": (np.int32, 1), "dense": (wdtype, 2), "deleted": (np.uint8, 1)}
+        base = 0
+        for i, (seg_base, n_docs, n_postings) in enumerate(specs):
+            arrays = {
+                name: load_array(path / f"seg{i}_{name}.npy", *dtypes[name], mmap=mmap)
+                for name in _SEG_ARRAYS
+            }
+            arrays["deleted"] = np.array(arrays["deleted"])
+            if seg_base != base or n_docs < 1:
+                raise IndexCorruptedError(f"{path}/meta.json: segment {i} is out of sequence")
+            _check_segment(path, i, arrays, index.dim or 0, n_docs)
+            index._segments.append(_Segment(seg_base, n_docs, n_postings, **arrays))
+            base += n_docs
+        if base != index._n_assigned or index._n_live != sum(
+            int((s.deleted == 0).sum()) for s in index._segments
+        ):
+            raise IndexCorruptedError(f"{path}/meta.json: document counts disagree with segments")
         return index
+
+
+def _check_segment(path: Path, i: int, a: dict[str, np.ndarray], dim: int, n_docs: int) -> None:
+    """Shapes and ranges the search kernels rely on (so damage cannot crash them)."""
+    nw = max(1, -(-n_docs // K.WINDOW))
+    name = f"seg{i}"
+    if a["ptr"].shape[0] != dim * nw + 1:
+        raise IndexCorruptedError(f"{path}/{name}_ptr.npy: wrong length for dim {dim}")
+    n_post = a["docs"].shape[0]
+    if a["weights"].shape[0] != n_post:
+        raise IndexCorruptedError(f"{path}/{name}_weights.npy: length differs from docs")
+    check_pointers(a["ptr"], n_post, path / f"{name}_ptr.npy", "the posting pointers")
+    check_range(a["docs"], 0, min(K.WINDOW, n_docs), path / f"{name}_docs.npy", "offsets")
+    last = nw - 1  # the last window may hold fewer than WINDOW documents
+    if last and n_docs - last * K.WINDOW < K.WINDOW:
+        ptr = np.asarray(a["ptr"])
+        lo, hi = ptr[last:-1:nw], ptr[last + 1 :: nw]
+        docs = np.asarray(a["docs"])
+        limit = n_docs - last * K.WINDOW
+        for a_, b_ in zip(lo.tolist(), hi.tolist(), strict=True):
+            if b_ > a_ and int(docs[a_:b_].max()) >= limit:
+                raise IndexCorruptedError(f"{path}/{name}_docs.npy: offset past the last doc")
+    if a["dense_of"].shape[0] != dim:
+        raise IndexCorruptedError(f"{path}/{name}_dense_of.npy: wrong length for dim {dim}")
+    n_dense = a["dense"].shape[0]
+    check_range(a["dense_of"], -1, n_dense, path / f"{name}_dense_of.npy", "dense rows")
+    if a["dense"].shape[1] != n_docs or a["deleted"].shape[0] != n_docs:
+        raise IndexCorruptedError(f"{path}/{name}: dense rows or deleted mask of wrong length")

@@ -1,0 +1,318 @@
+"""Storage benchmark: folder-backed engines against today's full save, plus fault loops.
+
+For a BM25-only engine of ``--bm25-docs`` synthetic documents (SciFact's unigram and length
+distributions, as in ``benchmarks/bm25.py``) and a dense-only engine of ``--dense-docs``
+synthetic 384-d unit vectors (Flat, as in ``benchmarks/dense.py``), each phase in its own
+process (peak RSS per phase):
+
+- ``build``: build in memory, then today's full save (format 1: ``documents.jsonl`` +
+  ``retrievers/`` + ``meta.json``, rewritten whole) and ``save()`` (format 2, a full
+  crash-safe copy); times and folder sizes.
+- ``update``: ``open`` (verify off / on), an ordinary search, ``add`` of 100 documents
+  (durable when it returns), the first search after it, a second one, ``delete`` of 10,
+  ``optimize``; times, folder size.
+
+Then the SIGKILL loop and the corruption loop of ``tests/test_storage.py`` with more rounds.
+
+    nice -n 10 python3 benchmarks/storage.py                    # 1M BM25, 200k dense, 300 kills
+    python3 benchmarks/storage.py --bm25-docs 20000 --dense-docs 20000 --kills 20   # quick
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DATA = ROOT.parent / "shared" / "data"
+DIM = 384
+QUERIES = 20
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def folder_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+_SCIFACT: list[list[str]] = []
+
+
+def scifact_tokens() -> list[list[str]]:
+    if _SCIFACT:
+        return _SCIFACT
+    docs = _SCIFACT
+    with open(DATA / "scifact" / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            docs.append(f"{d.get('title') or ''} {d['text']}".lower().split())
+    return docs
+
+
+DOC_LEN = 0  # tokens kept per synthetic document (0: SciFact's lengths)
+
+
+def bm25_collection(n: int, seed: int = 0):
+    from benchmarks.bm25 import synthetic
+
+    docs = synthetic(scifact_tokens(), n, seed)
+    return [" ".join(t[:DOC_LEN] if DOC_LEN else t) for t in docs]
+
+
+def dense_vectors(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, DIM), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def make_engine(kind: str):
+    from hybrid import HybridRetriever
+    from hybrid.encoders.dense import CallableEncoder
+    from hybrid.retrievers import BM25Retriever, DenseRetriever
+
+    if kind == "bm25":
+        return HybridRetriever({"bm25": BM25Retriever(str.split)}, parallel=False)
+    enc = CallableEncoder(lambda t: dense_vectors(len(t), 99), name="synthetic", dim=DIM)
+    return HybridRetriever({"dense": DenseRetriever(enc)}, parallel=False)
+
+
+def encoders(kind: str):
+    from hybrid.encoders.dense import CallableEncoder
+
+    if kind == "bm25":
+        return {"bm25": str.split}
+    return {
+        "dense": CallableEncoder(lambda t: dense_vectors(len(t), 99), name="synthetic", dim=DIM)
+    }
+
+
+def legacy_save(engine, path: Path) -> None:
+    """Today's save (format 1): every file rewritten, documents as one JSONL file."""
+    path.mkdir(parents=True)
+    with open(path / "documents.jsonl", "w", encoding="utf-8") as f:
+        for doc_id, text, m, live in zip(
+            engine.store.ids,
+            engine.store.texts,
+            engine.store.metadata,
+            engine.store.live,
+            strict=True,
+        ):
+            f.write(
+                json.dumps(
+                    {"id": doc_id, "text": text, "metadata": m, "live": live}, ensure_ascii=False
+                )
+                + "\n"
+            )
+    for name, r in engine.retrievers.items():
+        r.save(path / "retrievers" / name)
+    (path / "meta.json").write_text(
+        json.dumps(
+            {
+                "type": "HybridRetriever",
+                "format_version": 1,
+                "retrievers": engine.names,
+                "config": engine.config.to_dict(),
+                "preset": None,
+            }
+        )
+    )
+
+
+def phase_build(kind: str, n: int, work: Path) -> dict:
+    engine = make_engine(kind)
+    t0 = time.perf_counter()
+    step = 50_000
+    for s in range(0, n, step):
+        m = min(step, n - s)
+        ids = [f"d{i}" for i in range(s, s + m)]
+        if kind == "bm25":
+            texts = bm25_collection(m, seed=s)
+            engine.add(texts, ids=ids)
+        else:
+            texts = [f"document {i}" for i in range(s, s + m)]
+            engine.add(texts, ids=ids, encoded={"dense": dense_vectors(m, s)})
+    out = {"build s": time.perf_counter() - t0}
+    t = time.perf_counter()
+    legacy_save(engine, work / "v1")
+    out["today's full save s"] = time.perf_counter() - t
+    out["today's folder MB"] = folder_mb(work / "v1")
+    shutil.rmtree(work / "v1")
+    t = time.perf_counter()
+    engine.save(work / "v2")
+    out["save() (format 2) s"] = time.perf_counter() - t
+    out["format 2 folder MB"] = folder_mb(work / "v2")
+    out["build+save peak MB"] = peak_mb()
+    return out
+
+
+def _search_s(engine, queries, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for q in queries:
+            engine.search(q, k=10)
+        best = min(best, (time.perf_counter() - t) / len(queries))
+    return best
+
+
+def phase_update(kind: str, work: Path) -> dict:
+    from hybrid import HybridRetriever
+
+    path = work / "v2"
+    out = {}
+    for verify in (False, True):
+        t = time.perf_counter()
+        engine = HybridRetriever.open(path, encoders=encoders(kind), verify=verify, parallel=False)
+        out[f"open verify={verify} s"] = time.perf_counter() - t
+        engine.close()
+    engine = HybridRetriever.open(path, encoders=encoders(kind), verify=False, parallel=False)
+    out["open peak MB"] = peak_mb()
+    queries = [" ".join(t[:4]) for t in scifact_tokens()[:QUERIES]]
+    engine.search(queries[0], k=10)  # warm (BM25 builds its impacts on the first search)
+    out["search ms"] = 1000 * _search_s(engine, queries)
+    texts = bm25_collection(100, seed=10**6) if kind == "bm25" else [f"new {i}" for i in range(100)]
+    ids = [f"new{i}" for i in range(100)]
+    t = time.perf_counter()
+    engine.add(texts, ids=ids)
+    out["add 100 + persist s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    engine.search(queries[1], k=10)
+    out["first search after ms"] = 1000 * (time.perf_counter() - t)
+    out["later search ms"] = 1000 * _search_s(engine, queries)
+    t = time.perf_counter()
+    engine.delete(ids[:10])
+    out["delete 10 + persist s"] = time.perf_counter() - t
+    out["folder MB after"] = folder_mb(path)
+    t = time.perf_counter()
+    engine.optimize()
+    out["optimize s"] = time.perf_counter() - t
+    engine.close()
+    t = time.perf_counter()
+    HybridRetriever.open(path, encoders=encoders(kind), verify=True, parallel=False).close()
+    out["reopen verify=True s"] = time.perf_counter() - t
+    mem = HybridRetriever.load(path, encoders=encoders(kind), verify=False, parallel=False)
+    mem.search(queries[0], k=10)
+    t = time.perf_counter()
+    mem.add(texts, ids=[f"mem{i}" for i in range(100)])
+    out["in-memory add 100 s (no folder)"] = time.perf_counter() - t
+    out["update peak MB"] = peak_mb()
+    return out
+
+
+def run_phase(phase: str, kind: str, n: int, work: Path) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--doc-len",
+        str(DOC_LEN),
+        "--phase",
+        phase,
+        "--kind",
+        kind,
+        "--n",
+        str(n),
+        "--work",
+        str(work),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode:
+        raise RuntimeError(f"phase {phase} {kind} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def loops(kills: int) -> dict:
+    from tests.test_storage import corruption_loop, kill_loop
+
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        out["kill loop"] = kill_loop(Path(d), kills=kills, seed=1)
+        out["kill loop s"] = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as d:
+        out["corruption loop"] = corruption_loop(Path(d), seed=1, flips=5, unverified=("*",))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bm25-docs", type=int, default=1_000_000)
+    ap.add_argument("--dense-docs", type=int, default=200_000)
+    ap.add_argument("--kills", type=int, default=300)
+    ap.add_argument(
+        "--doc-len",
+        type=int,
+        default=0,
+        help="cap the tokens of each synthetic BM25 document (0: no cap)",
+    )
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--phase")
+    ap.add_argument("--kind")
+    ap.add_argument("--n", type=int)
+    ap.add_argument("--work", type=Path)
+    args = ap.parse_args(argv)
+    global DOC_LEN
+    DOC_LEN = args.doc_len
+    if args.phase:
+        fn = phase_build if args.phase == "build" else phase_update
+        res = (
+            fn(args.kind, args.n, args.work) if args.phase == "build" else fn(args.kind, args.work)
+        )
+        print(json.dumps(res))
+        return
+    report: dict = {}
+    for kind, n in (("bm25", args.bm25_docs), ("dense", args.dense_docs)):
+        if n <= 0:
+            continue
+        work = Path(tempfile.mkdtemp(prefix=f"storage-{kind}-"))
+        try:
+            row = {"engine": kind, "docs": n, **run_phase("build", kind, n, work)}
+            row.update(run_phase("update", kind, n, work))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        report[kind] = row
+        print(json.dumps(row), file=sys.stderr)
+    if args.kills:
+        report["loops"] = loops(args.kills)
+    print(
+        "\n| measure | "
+        + " | ".join(f"{r['engine']} {r['docs']:,}" for k, r in report.items() if k != "loops")
+        + " |"
+    )
+    rows = [r for k, r in report.items() if k != "loops"]
+    print("|---|" + "---|" * len(rows))
+    for key in rows[0] if rows else []:
+        if key in ("engine", "docs"):
+            continue
+        vals = [r.get(key) for r in rows]
+        print(
+            f"| {key} | "
+            + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in vals)
+            + " |"
+        )
+    if "loops" in report:
+        print(f"\n{json.dumps(report['loops'])}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -68,14 +68,13 @@ def load_beir(folder: Path, split: str = "test"):
 
 def evaluate(ids: np.ndarray, corpus_ids, query_ids, qrels) -> dict[str, float]:
     """Mean nDCG@10 (trec_eval gains) and Recall@100 over the judged queries."""
-    ndcgs, recalls = [], []
+    from hybrid.eval import ndcg_at_k
+
+    ndcgs = np.nan_to_num(ndcg_at_k(np.asarray(ids), list(query_ids), corpus_ids, qrels, 10))
+    recalls = []
     for row, qid in zip(ids, query_ids, strict=True):
         rel = {d: s for d, s in qrels[qid].items() if s > 0}
         ranked = [corpus_ids[i] for i in row if i >= 0]
-        dcg = sum(rel.get(d, 0) / math.log2(r + 2) for r, d in enumerate(ranked[:10]))
-        ideal = sorted(rel.values(), reverse=True)[:10]
-        idcg = sum(g / math.log2(r + 2) for r, g in enumerate(ideal))
-        ndcgs.append(dcg / idcg if idcg else 0.0)
         recalls.append(len(set(ranked[:100]) & set(rel)) / len(rel) if rel else 0.0)
     return {"ndcg@10": float(np.mean(ndcgs)), "recall@100": float(np.mean(recalls))}
 

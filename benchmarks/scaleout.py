@@ -53,22 +53,17 @@ def load_texts(n: int | None = None) -> tuple[list[str], list[str]]:
 
 
 def ndcg10(ranked: np.ndarray, doc_ids: list[str], qids: list[str], qrels: dict) -> float:
-    scores = []
-    for q, row in zip(qids, ranked, strict=True):
-        rel = qrels.get(q, {})
-        gains = [rel.get(doc_ids[i], 0) if i >= 0 else 0 for i in row[:10]]
-        dcg = sum(g / np.log2(r + 2) for r, g in enumerate(gains))
-        ideal = sorted(rel.values(), reverse=True)[:10]
-        idcg = sum(g / np.log2(r + 2) for r, g in enumerate(ideal))
-        scores.append(dcg / idcg if idcg else 0.0)
-    return float(np.mean(scores))
+    """Mean nDCG@10 (the project's one nDCG, :func:`hybrid.eval.ndcg_at_k`; unjudged: 0)."""
+    from hybrid.eval import ndcg_at_k
+
+    return float(np.nan_to_num(ndcg_at_k(np.asarray(ranked), qids, doc_ids, qrels, 10)).mean())
 
 
 def latency(search, queries, n: int) -> tuple[float, float]:
     """p50 and mean ms per query, one query per call."""
     times = []
     for i in range(n):
-        q = queries[i: i + 1] if not isinstance(queries, list) else [queries[i]]
+        q = queries[i : i + 1] if not isinstance(queries, list) else [queries[i]]
         t = time.perf_counter()
         search(q)
         times.append((time.perf_counter() - t) * 1e3)
@@ -77,8 +72,14 @@ def latency(search, queries, n: int) -> tuple[float, float]:
 
 def agreement(a, b) -> tuple[float, float]:
     same_rank = float((a.ids == b.ids).mean())
-    overlap = float(np.mean([len(set(x) & set(y)) / len(x) for x, y in
-                             zip(a.ids.tolist(), b.ids.tolist(), strict=True)]))
+    overlap = float(
+        np.mean(
+            [
+                len(set(x) & set(y)) / len(x)
+                for x, y in zip(a.ids.tolist(), b.ids.tolist(), strict=True)
+            ]
+        )
+    )
     return same_rank, overlap
 
 
@@ -117,10 +118,20 @@ def run_search(args: argparse.Namespace) -> list[dict[str, Any]]:
     else:
         store = QdrantStore("scifact", location=":memory:")
     setups = [
-        ("splade", SparseIndex(dim=docs.shape[1]), QdrantSparseIndex(store, dim=docs.shape[1]),
-         docs, queries),
-        ("dense", DenseIndex(384, metric="ip"), QdrantDenseIndex(store, dim=384, metric="ip"),
-         dense_docs, dense_q),
+        (
+            "splade",
+            SparseIndex(dim=docs.shape[1]),
+            QdrantSparseIndex(store, dim=docs.shape[1]),
+            docs,
+            queries,
+        ),
+        (
+            "dense",
+            DenseIndex(384, metric="ip"),
+            QdrantDenseIndex(store, dim=384, metric="ip"),
+            dense_docs,
+            dense_q,
+        ),
         ("bm25", BM25Index(variant="lucene"), QdrantBM25Index(store), tokens, q_tokens),
     ]
     rows = []
@@ -138,14 +149,20 @@ def run_search(args: argparse.Namespace) -> list[dict[str, Any]]:
         lat_r = latency(lambda x, idx=remote: idx.search(x, 10), q, min(nq, args.latency_queries))
         finite = np.isfinite(a.scores) & np.isfinite(b.scores) & (a.ids == b.ids)
         row = {
-            "retriever": name, "docs": len(doc_ids), "queries": nq,
-            "top10_same_rank": round(same, 4), "top10_overlap": round(overlap, 4),
+            "retriever": name,
+            "docs": len(doc_ids),
+            "queries": nq,
+            "top10_same_rank": round(same, 4),
+            "top10_overlap": round(overlap, 4),
             "max_abs_score_diff_same_doc": float(np.abs(a.scores - b.scores)[finite].max()),
             "ndcg10_local": round(ndcg10(a.ids, doc_ids, qids[:nq], qrels), 4),
             "ndcg10_qdrant": round(ndcg10(b.ids, doc_ids, qids[:nq], qrels), 4),
-            "index_s_local": round(t_local, 2), "index_s_qdrant": round(t_remote, 2),
-            "p50_ms_local": round(lat_l[0], 3), "p50_ms_qdrant": round(lat_r[0], 2),
-            "mean_ms_local": round(lat_l[1], 3), "mean_ms_qdrant": round(lat_r[1], 2),
+            "index_s_local": round(t_local, 2),
+            "index_s_qdrant": round(t_remote, 2),
+            "p50_ms_local": round(lat_l[0], 3),
+            "p50_ms_qdrant": round(lat_r[0], 2),
+            "mean_ms_local": round(lat_l[1], 3),
+            "mean_ms_qdrant": round(lat_r[1], 2),
         }
         if name == "bm25":
             row["top1_scores_local"] = a.scores[:3, 0].round(4).tolist()
@@ -163,7 +180,7 @@ def run_search(args: argparse.Namespace) -> list[dict[str, Any]]:
 def run_encode(args: argparse.Namespace) -> list[dict[str, Any]]:
     import ray
 
-    from hybrid.distributed import encode_with_ray
+    from hybrid.backends.distributed import encode_with_ray
 
     _, texts = load_texts(args.n_docs)
     encoders = []
@@ -179,11 +196,15 @@ def run_encode(args: argparse.Namespace) -> list[dict[str, Any]]:
         encoders.append(("minilm", DenseEncoder(str(gt.get_model_path()), device="cpu")))
     import torch
 
-    thread_settings = [int(x) for x in args.single_threads.split(",")] if args.single_threads \
+    thread_settings = (
+        [int(x) for x in args.single_threads.split(",")]
+        if args.single_threads
         else [torch.get_num_threads()]
+    )
     t = time.perf_counter()
-    ray.init(num_cpus=args.actors, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    ray.init(
+        num_cpus=args.actors, include_dashboard=False, log_to_driver=False, configure_logging=False
+    )
     t_init = time.perf_counter() - t
     rows = []
     for name, encoder in encoders:
@@ -203,13 +224,17 @@ def run_encode(args: argparse.Namespace) -> list[dict[str, Any]]:
             identical = bool(np.array_equal(single, distributed))
         for threads, t_single in singles.items():
             row = {
-                "encoder": name, "docs": len(texts), "actors": args.actors,
+                "encoder": name,
+                "docs": len(texts),
+                "actors": args.actors,
                 "single_threads": threads,
                 "single_docs_per_s": round(len(texts) / t_single, 2),
                 "ray_docs_per_s": round(len(texts) / t_ray, 2),
                 "speedup": round(t_single / t_ray, 2),
-                "single_s": round(t_single, 1), "ray_s": round(t_ray, 1),
-                "ray_init_s": round(t_init, 1), "identical_vectors": identical,
+                "single_s": round(t_single, 1),
+                "ray_s": round(t_ray, 1),
+                "ray_init_s": round(t_init, 1),
+                "identical_vectors": identical,
             }
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
@@ -228,16 +253,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--search", action="store_true", help="Qdrant local vs local indexes")
     parser.add_argument("--encode", action="store_true", help="single-process vs Ray encoding")
-    parser.add_argument("--queries", type=int, default=50,
-                        help="queries for agreement / nDCG (Qdrant local SPLADE: ~1-2 s each)")
+    parser.add_argument(
+        "--queries",
+        type=int,
+        default=50,
+        help="queries for agreement / nDCG (Qdrant local SPLADE: ~1-2 s each)",
+    )
     parser.add_argument("--latency-queries", type=int, default=20)
     parser.add_argument("--qdrant-path", default=None, help="embedded folder (default memory)")
     parser.add_argument("--n-docs", type=int, default=256, help="documents to encode")
     parser.add_argument("--actors", type=int, default=2)
     parser.add_argument("--encoders", default="splade,minilm")
-    parser.add_argument("--single-threads", default=None,
-                        help="torch threads of the single-process runs, e.g. '1,2' (default: "
-                             "torch's)")
+    parser.add_argument(
+        "--single-threads",
+        default=None,
+        help="torch threads of the single-process runs, e.g. '1,2' (default: torch's)",
+    )
     parser.add_argument("--json", default=None, help="write the rows to this JSON file")
     args = parser.parse_args()
     if not (args.search or args.encode):

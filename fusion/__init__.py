@@ -1,11 +1,12 @@
 """Rank fusion: rankings in, one fused and explainable ranking out. Pure numpy.
 
 Entry points: :func:`fuse` (one query), :func:`fuse_batch` / :func:`fuse_padded` (many queries,
-vectorised). :data:`ADAPTIVE` (``"adaptive"``) is the evidence-weighted z-score sum the engine
-uses by default; its evidence comes in as numbers (this package stays model-free). The
-per-method and per-normalisation functions are public in :mod:`fusion.methods` and
-:mod:`fusion.normalize` and re-exported here. Conventions (ranks from 1, missing documents,
-duplicates, ties, degenerate lists, weights, depth) are listed in :mod:`fusion.api`.
+vectorised), :class:`FusionTable` (many queries fused for many configurations, top-k only).
+:data:`ADAPTIVE` (``"adaptive"``) is the evidence-weighted z-score sum the engine uses by
+default; its evidence comes in as numbers (this package stays model-free). The per-method and
+per-normalisation functions are public in :mod:`fusion.methods` and :mod:`fusion.normalize`
+and re-exported here. Conventions (ranks from 1, missing documents, duplicates, ties,
+degenerate lists, weights, depth) are listed in :mod:`fusion.api`.
 """
 
 from ._core import FusionResult
@@ -45,6 +46,7 @@ from .normalize import (
     sum_norm,
     zscore_norm,
 )
+from .table import FusionTable
 
 __all__ = [
     "ADAPTIVE",
@@ -53,6 +55,7 @@ __all__ = [
     "RANK_METHODS",
     "SCORE_METHODS",
     "FusionResult",
+    "FusionTable",
     "adaptive",
     "adaptive_weights",
     "borda",

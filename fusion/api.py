@@ -1,6 +1,6 @@
 """Entry points: :func:`fuse` (one query), :func:`fuse_batch` and :func:`fuse_padded` (many).
 
-Conventions (pinned by ``tests/test_fusion*.py``):
+Conventions (pinned by ``tests/fusion/test_fusion*.py``):
 
 - **Ranks** start at 1. A list's rank of a document is its position in that list sorted by
   descending score, equal scores by ascending id, after removing duplicates. Input lists need
@@ -37,6 +37,7 @@ import numpy as np
 
 from . import methods as _m
 from . import normalize as _n
+from ._combine import combine
 from ._core import (
     PAD_ID,
     Canonical,
@@ -45,7 +46,6 @@ from ._core import (
     canonicalize,
     check_padded,
     order_rows,
-    scatter,
 )
 from ._validate import (
     check_real,
@@ -80,18 +80,6 @@ ADAPTIVE = "adaptive"
 weights are scaled per query by each list's ``evidence`` (``norm`` defaults to ``"zscore"``)."""
 
 METHODS = RANK_METHODS + SCORE_METHODS + (ADAPTIVE,)
-
-_SCORE_FUNCS = {
-    "wsum": _m.wsum,
-    "combsum": _m.combsum,
-    "combmnz": _m.combmnz,
-    "combmax": _m.combmax,
-    "combmin": _m.combmin,
-    "combanz": _m.combanz,
-}
-
-_PER_LIST = ("rrf", "isr", "wsum", "combsum", "combmnz", "combanz", ADAPTIVE)
-"""Methods whose contribution per list needs at most the document's list count: fast path."""
 
 _NORM_FUNCS = {
     "minmax": _n.minmax_norm,
@@ -307,49 +295,13 @@ def _fuse_block(
     canon = [_cut(c, depth) for c in full]
     al = align(canon)
     n_rows = al.ids.shape[0]
-    counts = np.diff(al.offsets)
     rank_of = [np.broadcast_to(np.arange(1, c.ids.shape[1] + 1), c.ids.shape) for c in canon]
-    if method in _PER_LIST:
-        # Per-list terms are computed on the (small) padded lists and summed into the union
-        # with one scatter-add per list: no (documents x lists) temporaries.
-        if method == "rrf":
-            padded = [_m.rrf_term(np.arange(1, c.ids.shape[1] + 1), k) for c in canon]
-        elif method == "isr":
-            padded = [_m.isr_term(np.arange(1, c.ids.shape[1] + 1)) for c in canon]
-        else:
-            padded = [x[:, : c.ids.shape[1]] for x, c in zip(normed_full, canon, strict=True)]  # type: ignore[arg-type]
-        terms = [
-            np.broadcast_to(t, c.ids.shape)[p]
-            for t, c, p in zip(padded, canon, al.present, strict=True)
-        ]
-        if per_query:
-            contrib = [
-                t * wa[np.nonzero(p)[0], i]
-                for i, (t, p) in enumerate(zip(terms, al.present, strict=True))
-            ]
-        else:
-            contrib = [t * wi for t, wi in zip(terms, wa, strict=True)]
-        if method in ("isr", "combmnz", "combanz"):
-            m = np.bincount(np.concatenate(al.rows), minlength=n_rows).astype(np.float64)
-            if method == "combanz":
-                contrib = [c / m[r] for c, r in zip(contrib, al.rows, strict=True)]
-            else:
-                contrib = [c * m[r] for c, r in zip(contrib, al.rows, strict=True)]
-        fused = np.zeros(n_rows)
-        for r, c in zip(al.rows, contrib, strict=True):
-            fused[r] += c  # rows are unique within a list; lists added left to right
-        terms_u = contrib_u = None
-    else:
-        query_of_row = np.repeat(np.arange(counts.shape[0]), counts)
-        w_rows = wa[query_of_row] if per_query else wa
-        if method == "borda":
-            ranks = scatter(al, rank_of, 0, np.int64)
-            sizes = np.stack([c.sizes for c in canon], axis=1)
-            terms_u, contrib_u = _m.borda(ranks, counts[query_of_row], sizes[query_of_row], w_rows)
-        else:
-            normed = [x[:, : c.ids.shape[1]] for x, c in zip(normed_full, canon, strict=True)]  # type: ignore[arg-type]
-            terms_u, contrib_u = _SCORE_FUNCS[method](scatter(al, normed, np.nan), w_rows)
-        fused = contrib_u.sum(axis=1)
+    comb = combine(method, canon, normed_full, al, wa, k)
+    fused = comb.fused
+    terms, contrib = comb.terms, comb.contrib
+    terms_u = contrib_u = None
+    if not comb.per_entry:
+        terms_u, contrib_u = terms, contrib
     if not np.isfinite(fused).all():
         raise ValueError(
             "fused scores overflow float64 (raw scores near +-1e308 with norm='none'?); "

@@ -13,11 +13,16 @@ weighted per-list share of the fused score. **For every method the fused score i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 
 from ._validate import check_real, matrix, rank_matrix, real_array, weights_arg
 
 __all__ = [
+    "PER_LIST",
+    "PerList",
     "adaptive",
     "adaptive_weights",
     "borda",
@@ -28,6 +33,7 @@ __all__ = [
     "combsum",
     "isr",
     "isr_term",
+    "per_list_contributions",
     "rrf",
     "rrf_term",
     "wsum",
@@ -62,14 +68,63 @@ def isr_term(ranks: np.ndarray) -> np.ndarray:
     return 1.0 / (r * r)
 
 
-def _rank_terms(ranks: np.ndarray, term, weights: np.ndarray | None) -> Pair:
-    ranks = rank_matrix(ranks)
-    present = ranks > 0
-    terms = np.full(ranks.shape, np.nan)
-    terms[present] = term(ranks[present])
-    contrib = np.zeros(ranks.shape)
-    contrib[present] = (terms * _w(weights, ranks.shape[1]))[present]
+class PerList(NamedTuple):
+    """A method whose fused score is a sum over lists of one weighted term per list:
+    ``score = m**count_power * sum_j w_j * term_j`` with ``m`` the number of lists holding the
+    document (absent documents add nothing and are not counted).
+
+    ``uses`` is ``"rank"`` (``term`` maps 1-based ranks to terms) or ``"score"`` (the term is the
+    normalised score itself, ``term`` is None). This table is the one definition of these
+    methods: the per-method functions below, the batched path of :func:`fusion.fuse_padded` and
+    :class:`fusion.FusionTable` all apply it through :func:`per_list_contributions`.
+    """
+
+    uses: str
+    term: Callable[[np.ndarray, float], np.ndarray] | None
+    count_power: int
+
+
+PER_LIST: dict[str, PerList] = {
+    "rrf": PerList("rank", lambda r, k: rrf_term(r, k), 0),
+    "isr": PerList("rank", lambda r, k: isr_term(r), 1),
+    "wsum": PerList("score", None, 0),
+    "combsum": PerList("score", None, 0),
+    "combmnz": PerList("score", None, 1),
+    "combanz": PerList("score", None, -1),
+    "adaptive": PerList("score", None, 0),
+}
+"""Methods with one term per list (see :class:`PerList`); the others need the whole row."""
+
+
+def per_list_contributions(
+    method: str, values: np.ndarray, weights: np.ndarray | float, m: np.ndarray | None, k: float
+) -> Pair:
+    """``(terms, contributions)`` of present entries only (any shape, broadcast together).
+
+    ``values``: ranks (rank methods) or normalised scores (score methods) of present entries;
+    ``weights``: the weight of each entry's list; ``m``: the number of lists holding each
+    entry's document (only read when the method's ``count_power`` is not 0).
+    """
+    spec = PER_LIST[method]
+    terms = values if spec.term is None else spec.term(values, k)
+    contrib = terms * weights
+    if spec.count_power == 1:
+        contrib = contrib * m
+    elif spec.count_power == -1:
+        contrib = contrib / np.maximum(m, 1)
     return terms, contrib
+
+
+def _aligned(method: str, x: np.ndarray, weights: np.ndarray | None, k: float = 60.0) -> Pair:
+    """:func:`per_list_contributions` on aligned ``(n, L)`` matrices (absent: 0 rank / NaN)."""
+    x = np.asarray(x) if PER_LIST[method].uses == "rank" else np.asarray(x, dtype=np.float64)
+    present = x > 0 if PER_LIST[method].uses == "rank" else ~np.isnan(x)
+    fill = 1 if PER_LIST[method].uses == "rank" else 0.0
+    m = _present_count(present)
+    terms, contrib = per_list_contributions(
+        method, np.where(present, x, fill), _w(weights, x.shape[1]), m, k
+    )
+    return np.where(present, terms, np.nan), np.where(present, contrib, 0.0)
 
 
 def rrf(ranks: np.ndarray, weights: np.ndarray | None = None, k: float = 60.0) -> Pair:
@@ -80,7 +135,7 @@ def rrf(ranks: np.ndarray, weights: np.ndarray | None = None, k: float = 60.0) -
     absent document adds nothing for that list. Weighted form as in Elasticsearch/Vespa's
     weighted RRF. Terms: :func:`rrf_term`.
     """
-    return _rank_terms(ranks, lambda r: rrf_term(r, k), weights)
+    return _aligned("rrf", ranks, weights, k)
 
 
 def isr(ranks: np.ndarray, weights: np.ndarray | None = None) -> Pair:
@@ -90,8 +145,7 @@ def isr(ranks: np.ndarray, weights: np.ndarray | None = None) -> Pair:
     unsupervised rank fusion", CMIG 39 (ranx ``isr``). Terms: :func:`isr_term`; contributions
     include the factor ``m`` (``w_j / rank_j**2 * m``) so they add up to the score.
     """
-    terms, contrib = _rank_terms(ranks, isr_term, weights)
-    return terms, contrib * _present_count(np.asarray(ranks) > 0)
+    return _aligned("isr", ranks, weights)
 
 
 def borda(
@@ -131,14 +185,13 @@ def wsum(normalized: np.ndarray, weights: np.ndarray | None = None) -> Pair:
     analysis of fusion functions for hybrid retrieval", ACM TOIS) find beats RRF once tuned.
     Weights are used as given (ranx ``wsum``); scaling all of them leaves the ranking unchanged.
     """
-    x = matrix(normalized, "normalized")
-    return x, np.where(np.isnan(x), 0.0, x) * _w(weights, x.shape[1])
+    return _aligned("wsum", normalized, weights)
 
 
 def combsum(normalized: np.ndarray, weights: np.ndarray | None = None) -> Pair:
     """CombSUM: sum of (weighted) normalised scores (Fox & Shaw 1994, "Combination of multiple
     searches", TREC-2). Same arithmetic as :func:`wsum`; kept under its classic name."""
-    return wsum(normalized, weights)
+    return _aligned("combsum", normalized, weights)
 
 
 def combmnz(normalized: np.ndarray, weights: np.ndarray | None = None) -> Pair:
@@ -146,15 +199,13 @@ def combmnz(normalized: np.ndarray, weights: np.ndarray | None = None) -> Pair:
 
     Contributions are ``m * w_j * s_j`` so that they add up to the score.
     """
-    terms, contrib = wsum(normalized, weights)
-    return terms, contrib * _present_count(~np.isnan(terms))
+    return _aligned("combmnz", normalized, weights)
 
 
 def combanz(normalized: np.ndarray, weights: np.ndarray | None = None) -> Pair:
     """CombANZ: CombSUM divided by ``m``, the number of lists holding the document (Fox & Shaw
     1994). Contributions are ``w_j * s_j / m``."""
-    terms, contrib = wsum(normalized, weights)
-    return terms, contrib / np.maximum(_present_count(~np.isnan(terms)), 1)
+    return _aligned("combanz", normalized, weights)
 
 
 def _pick(normalized: np.ndarray, weights: np.ndarray | None, use_max: bool) -> Pair:
@@ -231,4 +282,4 @@ def adaptive(
     """
     x = matrix(normalized, "normalized")
     w = _w(weights, x.shape[1]) if evidence is None else adaptive_weights(weights, evidence)
-    return wsum(x, w)
+    return _aligned("adaptive", x, w)

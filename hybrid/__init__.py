@@ -3,14 +3,19 @@
 Start with :class:`HybridRetriever` (``HybridRetriever.from_preset("offline")``).
 """
 
+from hybrid.candidates import Candidates
+from hybrid.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.engine import HybridRetriever
 from hybrid.results import Explanation, Hit, SourceScore, TermContribution, TokenContribution
 from hybrid.retrievers import BM25Retriever, DenseRetriever, Retriever, SpladeRetriever
 
 __all__ = [
+    "DEFAULT_CONFIG",
     "BM25Retriever",
+    "Candidates",
     "DenseRetriever",
     "Explanation",
+    "FusionConfig",
     "Hit",
     "HybridRetriever",
     "Retriever",

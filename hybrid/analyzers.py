@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, ClassVar
 
+from hybrid.progress import track, wanted
+
 KIWI_CONTENT_TAGS: frozenset[str] = frozenset(
     {
         "NNG",
@@ -65,8 +67,6 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(
 )
 """English function words removed by the English analyzer (written for this project)."""
 
-PROGRESS_THRESHOLD = 1000
-"""``analyze_batch`` shows a tqdm bar by default from this many texts on."""
 
 _WORD = re.compile(r"[^\W_]+")
 _HANGUL = "\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff"
@@ -89,22 +89,14 @@ class Analyzer(ABC):
         return {"name": self.name}
 
     def analyze_batch(self, texts: Sequence[str], progress: bool | None = None) -> list[list[str]]:
-        """Tokens of many texts; a progress bar by default from ``PROGRESS_THRESHOLD`` texts."""
-        return [self(t) for t in _progress(texts, progress, self.name)]
+        """Tokens of many texts, with a progress bar on stderr: ``progress=True/False`` forces
+        it, ``None`` follows :mod:`hybrid.progress` (the caller's scope, else a terminal and
+        at least 200 texts)."""
+        return [self(t) for t in _progress_iter(texts, len(texts), progress, self.name)]
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.config.items() if k != "name")
         return f"{type(self).__name__}({opts})"
-
-
-def _progress(texts: Sequence[str], progress: bool | None, desc: str) -> Iterable[str]:
-    if progress is None:
-        progress = len(texts) >= PROGRESS_THRESHOLD
-    if not progress:
-        return texts
-    from tqdm.auto import tqdm
-
-    return tqdm(texts, desc=f"analyze ({desc})", unit="text")
 
 
 class WhitespaceAnalyzer(Analyzer):
@@ -206,13 +198,9 @@ class KiwiAnalyzer(Analyzer):
 
 
 def _progress_iter(items: Iterable, total: int, progress: bool | None, desc: str) -> Iterable:
-    if progress is None:
-        progress = total >= PROGRESS_THRESHOLD
-    if not progress:
+    if not wanted(progress, total):
         return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, total=total, desc=f"analyze ({desc})", unit="text")
+    return track(items, total, f"analyze ({desc})", True)
 
 
 class HangulBigramAnalyzer(Analyzer):
@@ -259,7 +247,7 @@ class MultilingualAnalyzer(Analyzer):
 
     def analyze_batch(self, texts: Sequence[str], progress: bool | None = None) -> list[list[str]]:
         ko = self.korean.analyze_batch([_NOT_HANGUL.sub(_spaces, t) for t in texts], progress)
-        en = self.english.analyze_batch([_HANGUL_RUN.sub(_spaces, t) for t in texts], False)
+        en = self.english.analyze_batch([_HANGUL_RUN.sub(_spaces, t) for t in texts], progress)
         return [a + b for a, b in zip(ko, en, strict=True)]
 
 

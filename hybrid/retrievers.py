@@ -11,12 +11,16 @@ import json
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from indexes import SearchResult
+from hybrid.encoders.lazy import LazyEncoder
+from hybrid.evidence import STATS_FILE, CollectionStats
+from hybrid.protocols import DenseEncoder, SparseEncoder
+from indexes.base import Index, SearchResult
 
 RETRIEVER_FILE = "retriever.json"
 
@@ -29,7 +33,11 @@ class Retriever(ABC):
     """
 
     kind: ClassVar[str]
-    index: Any
+    index: Index | None
+    script_bound: ClassVar[bool] = False
+    """Matches surface forms, so only finds documents in the query's script (BM25, SPLADE): such a
+    retriever keeps :class:`~hybrid.evidence.CollectionStats` of its documents."""
+    stats: CollectionStats | None = None
 
     @abstractmethod
     def encode_documents(self, texts: list[str]) -> Any: ...
@@ -37,7 +45,7 @@ class Retriever(ABC):
     @abstractmethod
     def encode_queries(self, texts: list[str]) -> Any: ...
 
-    def _live_index(self) -> Any:
+    def _live_index(self) -> Index:
         """The index, created here by subclasses that can only build it once data arrives."""
         return self.index
 
@@ -45,12 +53,45 @@ class Retriever(ABC):
         """Index encoded documents; returns their internal ids."""
         return self._live_index().add(encoded)
 
-    def search_encoded(self, encoded: Any, k: int) -> SearchResult:
-        """Top-``k`` documents for already encoded queries."""
-        return self._live_index().search(encoded, k)
+    def search_encoded(
+        self, encoded: Any, k: int, allowed: np.ndarray | None = None
+    ) -> SearchResult:
+        """Top-``k`` documents for already encoded queries; ``allowed`` (a bool mask over
+        internal ids) restricts the search to the documents it marks."""
+        if allowed is None:
+            return self._live_index().search(encoded, k)
+        return self._live_index().search(encoded, k, allowed=allowed)
 
     def delete(self, ids: np.ndarray) -> None:
         self._live_index().delete(ids)
+        if self.stats is not None:
+            self.stats.delete(ids)
+
+    def observe_documents(self, texts: Sequence[str], ids: np.ndarray) -> None:
+        """Describe just-indexed documents (their internal ``ids``) in :attr:`stats`, the
+        collection statistics behind :func:`hybrid.evidence.document_reach`. A no-op for
+        retrievers that are not :attr:`script_bound`. Statistics that would not line up with
+        the index (documents indexed without them, e.g. a retriever saved before they existed)
+        are dropped, and evidence is then taken from the query alone, as before."""
+        if not self.script_bound or len(texts) == 0:
+            return
+        first = int(np.asarray(ids).ravel()[0])
+        if self.stats is None and first == 0:
+            self.stats = CollectionStats()
+        if self.stats is None or first != self.stats.n_rows:
+            self.stats = None
+            return
+        self.stats.add(texts, self._intact_chars())
+
+    def _intact_chars(self):
+        """Which characters the retriever reads intact (None: every character)."""
+        return None
+
+    def collection_stats(self) -> CollectionStats | None:
+        """:attr:`stats` when it describes every live document of the index, else None."""
+        if self.stats is None or len(self.stats) != len(self):
+            return None
+        return self.stats
 
     def __len__(self) -> int:
         return 0 if self.index is None else len(self.index)
@@ -59,16 +100,25 @@ class Retriever(ABC):
     def _settings(self) -> dict[str, Any]:
         """JSON-able description of the encoder/analyzer, saved beside the index."""
 
+    def settings(self) -> dict[str, Any]:
+        """What this retriever's encodings and rankings depend on (JSON-able): the encoder's or
+        analyzer's description, as saved beside the index."""
+        return self._settings()
+
     @abstractmethod
     def _save_index(self, path: Path) -> None: ...
 
     @classmethod
     @abstractmethod
-    def _load(cls, settings: dict[str, Any], path: Path, encoder: Any | None) -> Retriever: ...
+    def _load(
+        cls, settings: dict[str, Any], path: Path, encoder: Any | None, index: Any | None = None
+    ) -> Retriever: ...
 
     def add(self, texts: list[str]) -> np.ndarray:
         """Encode and index documents."""
-        return self.add_encoded(self.encode_documents(texts))
+        ids = self.add_encoded(self.encode_documents(texts))
+        self.observe_documents(texts, ids)
+        return ids
 
     def search(self, queries: list[str], k: int) -> SearchResult:
         """Encode queries and return their top-``k`` documents."""
@@ -78,12 +128,18 @@ class Retriever(ABC):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self._save_index(path / "index")
+        if self.stats is not None:
+            self.stats.save(path / STATS_FILE)
         settings = {"type": self.kind, **self._settings()}
         (path / RETRIEVER_FILE).write_text(json.dumps(settings, indent=2, ensure_ascii=False))
 
     @staticmethod
-    def load(path: str | Path, encoder: Any | None = None) -> Retriever:
-        """Open a saved retriever; ``encoder`` replaces the saved encoder (needed for callables)."""
+    def load(path: str | Path, encoder: Any | None = None, index: Index | None = None) -> Retriever:
+        """Open a saved retriever; ``encoder`` replaces the saved encoder (needed for callables),
+        ``index`` an index already opened (e.g. a Qdrant view) instead of ``<path>/index``.
+
+        A saved SPLADE or dense encoder is not loaded here: the retriever holds a
+        :class:`~hybrid.encoders.lazy.LazyEncoder` that builds it on first use."""
         path = Path(path)
         spec_file = path / RETRIEVER_FILE
         if not spec_file.is_file():
@@ -103,7 +159,10 @@ class Retriever(ABC):
         kinds = {cls.kind: cls for cls in (SpladeRetriever, DenseRetriever, BM25Retriever)}
         if settings.get("type") not in kinds:
             raise ValueError(f"{spec_file}: unknown retriever type {settings.get('type')!r}")
-        return kinds[settings["type"]]._load(settings, path, encoder)
+        retriever = kinds[settings["type"]]._load(settings, path, encoder, index)
+        if retriever.script_bound and (path / STATS_FILE).is_file():
+            retriever.stats = CollectionStats.load(path / STATS_FILE)
+        return retriever
 
     def explain_terms(self, encoded_query: Any, doc_id: int, top: int | None) -> list[Any]:
         """Token- or term-level contributions of one document to one query (default: none)."""
@@ -158,6 +217,18 @@ def token_coverage(
     return out
 
 
+def known_characters(
+    tokenizer: Any, chars: Sequence[str], known: dict[str, bool] | None = None
+) -> dict[str, bool]:
+    """Per distinct character: does ``tokenizer`` read it intact (see :func:`token_coverage`);
+    answers are cached in ``known``."""
+    known = {} if known is None else known
+    new = sorted(set(chars) - known.keys())
+    if new:
+        known.update(zip(new, _chars_known(tokenizer, new), strict=True))
+    return {c: known[c] for c in chars}
+
+
 def _chars_known(tokenizer: Any, chars: list[str]) -> list[bool]:
     """Per character: does the tokenizer give it one token of its own, alone or after a space
     (byte-level BPE vocabularies often hold a word-initial form such as ``Ġ`` + character)."""
@@ -193,8 +264,9 @@ class SpladeRetriever(Retriever):
     """SPLADE encoder + exact sparse inverted index."""
 
     kind = "splade"
+    script_bound = True
 
-    def __init__(self, encoder: Any, index: Any | None = None) -> None:
+    def __init__(self, encoder: SparseEncoder, index: Index | None = None) -> None:
         from indexes import SparseIndex
 
         self.encoder = encoder
@@ -217,6 +289,12 @@ class SpladeRetriever(Retriever):
         if tokenizer is None:
             return np.ones(len(queries))
         return token_coverage(tokenizer, queries, self._known_chars)
+
+    def _intact_chars(self):
+        tokenizer = getattr(self.encoder, "tokenizer", None)
+        if tokenizer is None:
+            return None
+        return partial(known_characters, tokenizer, known=self._known_chars)
 
     def explain_terms(self, encoded_query, doc_id: int, top: int | None) -> list[Any]:
         from hybrid.results import TokenContribution
@@ -245,12 +323,12 @@ class SpladeRetriever(Retriever):
         self.index.save(path)
 
     @classmethod
-    def _load(cls, settings, path, encoder):
-        from hybrid.encoders.splade import splade_encoder_from_spec
+    def _load(cls, settings, path, encoder, index=None):
         from indexes import SparseIndex
 
-        encoder = encoder if encoder is not None else splade_encoder_from_spec(settings["encoder"])
-        return cls(encoder, SparseIndex.load(path / "index"))
+        if encoder is None:  # built from its spec on first use: opening loads no model
+            encoder = LazyEncoder(settings["encoder"], _splade_from_spec)
+        return cls(encoder, index if index is not None else SparseIndex.load(path / "index"))
 
 
 class DenseRetriever(Retriever):
@@ -258,12 +336,14 @@ class DenseRetriever(Retriever):
 
     kind = "dense"
 
-    def __init__(self, encoder: Any, index: Any | None = None, factory: str = "Flat") -> None:
+    def __init__(
+        self, encoder: DenseEncoder, index: Index | None = None, factory: str = "Flat"
+    ) -> None:
         self.encoder = encoder
         self.factory = factory
         self.index = index
 
-    def _live_index(self) -> Any:
+    def _live_index(self) -> Index:
         if self.index is None:
             from indexes import DenseIndex
 
@@ -288,21 +368,41 @@ class DenseRetriever(Retriever):
         self._live_index().save(path)
 
     @classmethod
-    def _load(cls, settings, path, encoder):
-        from hybrid.encoders.dense import dense_encoder_from_spec
+    def _load(cls, settings, path, encoder, index=None):
         from indexes import DenseIndex
 
-        encoder = encoder if encoder is not None else dense_encoder_from_spec(settings["encoder"])
-        index = DenseIndex.load(path / "index")
+        if encoder is None:  # built from its spec on first use: opening loads no model
+            encoder = _dense_encoder_or_lazy(settings["encoder"])
+        index = index if index is not None else DenseIndex.load(path / "index")
         return cls(encoder, index, factory=settings.get("factory", "Flat"))
+
+
+def _splade_from_spec(spec: dict[str, Any]) -> Any:
+    from hybrid.encoders.splade import splade_encoder_from_spec
+
+    return splade_encoder_from_spec(spec)
+
+
+def _dense_from_spec(spec: dict[str, Any]) -> Any:
+    from hybrid.encoders.dense import dense_encoder_from_spec
+
+    return dense_encoder_from_spec(spec)
+
+
+def _dense_encoder_or_lazy(spec: dict[str, Any]) -> Any:
+    """A lazy dense encoder; a callable-built one cannot be rebuilt, which is said at once."""
+    if isinstance(spec, dict) and spec.get("type") == "callable":
+        return _dense_from_spec(spec)  # raises: pass the encoder object when loading
+    return LazyEncoder(spec, _dense_from_spec)
 
 
 class BM25Retriever(Retriever):
     """Text analyzer (Korean-aware by default) + BM25 index."""
 
     kind = "bm25"
+    script_bound = True
 
-    def __init__(self, analyzer: Any = "multilingual", index: Any | None = None) -> None:
+    def __init__(self, analyzer: Any = "multilingual", index: Index | None = None) -> None:
         from hybrid.analyzers import get_analyzer
         from indexes import BM25Index
 
@@ -345,9 +445,9 @@ class BM25Retriever(Retriever):
         self.index.save(path, extra={"analyzer": self.analyzer.config})
 
     @classmethod
-    def _load(cls, settings, path, encoder):
+    def _load(cls, settings, path, encoder, index=None):
         from hybrid.analyzers import analyzer_from_config
         from indexes import BM25Index
 
         analyzer = encoder if encoder is not None else analyzer_from_config(settings["analyzer"])
-        return cls(analyzer, BM25Index.load(path / "index"))
+        return cls(analyzer, index if index is not None else BM25Index.load(path / "index"))

@@ -82,6 +82,20 @@ def check_k(k: int, name: str = "k") -> int:
     return int(k)
 
 
+def check_allowed(allowed: np.ndarray, n_ids: int) -> np.ndarray:
+    """Validate an ``allowed`` mask: a 1-d bool or uint8 array with one entry per internal id
+    ever assigned (``n_ids``); returns it as bool (uint8 nonzero = allowed)."""
+    arr = np.asarray(allowed)
+    if arr.ndim != 1 or arr.dtype not in (np.bool_, np.uint8):
+        raise TypeError(
+            f"allowed must be a 1-d numpy bool or uint8 mask over internal ids, got "
+            f"{arr.dtype} with shape {arr.shape}"
+        )
+    if arr.shape[0] != n_ids:
+        raise ValueError(f"allowed has {arr.shape[0]} entries; the index has assigned {n_ids} ids")
+    return np.ascontiguousarray(arr if arr.dtype == np.bool_ else arr != 0)
+
+
 def empty_result(n_queries: int, k: int) -> SearchResult:
     """A result with every row fully padded."""
     return SearchResult(

@@ -170,7 +170,7 @@ def _raw_floor(thr, offset):
 
 @njit(cache=True)
 def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, touched, block,
-                    chunk_size, sparse_ratio):
+                    chunk_size, sparse_ratio, allowed):
     """Top-k (ids, scores) per query for impacts that are all > 0; rows padded with -1 / -inf.
 
     Same contract and results as :func:`search_batch`. ``touched`` (int32, n_docs) and ``acc``
@@ -178,7 +178,9 @@ def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, to
     ``CHUNK``) are scratch buffers, zero / left clean on return; ``chunk_size`` is ``CHUNK``,
     passed at run time because a compile-time trip count gets the chunk max unrolled instead of
     vectorised (1.2x slower overall). A query with ``sparse_ratio * postings < n_docs`` takes
-    the touched-list path, others the blocked one.
+    the touched-list path, others the blocked one. Only documents ``d`` with ``allowed[d] != 0``
+    (uint8, n_docs; all ones for an unfiltered search) are hits: the others are scored and
+    skipped when the top k is taken, so an allowed document's score is the unfiltered one.
     """
     n_q = q_indptr.shape[0] - 1
     n_docs = touched.shape[0]
@@ -222,7 +224,7 @@ def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, to
                 d = touched[i]
                 s = acc[d] + offset
                 acc[d] = 0.0
-                if size < k or s >= thr:
+                if (size < k or s >= thr) and allowed[d]:
                     size = offer(hs, hd, size, k, s, d)
                     if size == k:
                         thr = hs[0]
@@ -251,7 +253,7 @@ def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, to
                 if top > rt_bits:
                     for i in range(c0, c0 + chunk):
                         r = acc[i]
-                        if r > rt:
+                        if r > rt and allowed[lo + np.int64(i)]:
                             s = r + offset
                             if s > thr:
                                 size = offer(hs, hd, size, k, s, lo + np.int64(i))
@@ -263,5 +265,102 @@ def search_positive(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, to
                 if top > 0:
                     for i in range(c0, c0 + chunk):
                         acc[i] = 0.0
+        pop_into(hs, hd, size, out_ids[q], out_scores[q])
+    return out_ids, out_scores
+
+
+@njit(inline="always")
+def _gallop(arr, p, end, x):
+    """First position in ``[p, end)`` of ascending ``arr`` whose value is >= ``x``."""
+    return _block_end(arr, p, end, x)
+
+
+@njit(cache=True)
+def search_allowed(indptr, docs, impacts, absent, q_indptr, q_terms, k, acc, seen, touched,
+                   allowed, rows):
+    """:func:`search_batch` restricted to the documents ``d`` with ``allowed[d] != 0``.
+
+    ``rows`` lists those documents, ascending. Scores are bit-identical to the unfiltered
+    kernels' (each document's impacts are added in query-term order into a float32 from 0), so
+    the result is the unfiltered ranking with the other documents removed. Per query, the
+    cheaper of two paths runs: when the allowed documents are few next to the query's postings,
+    each term's postings are intersected with ``rows`` (galloping through the longer list) and
+    scores accumulate at the document's position in ``rows``; otherwise every posting is read
+    and the disallowed ones are skipped. Scratch buffers as in :func:`search_batch`.
+    """
+    n_q = q_indptr.shape[0] - 1
+    m = rows.shape[0]
+    out_ids = np.full((n_q, k), -1, dtype=np.int64)
+    out_scores = np.full((n_q, k), -np.inf, dtype=np.float32)
+    hs = np.empty(k, dtype=np.float32)
+    hd = np.empty(k, dtype=np.int64)
+    for q in range(n_q):
+        offset = np.float32(0.0)
+        total = 0
+        merge_cost = 0.0
+        for j in range(q_indptr[q], q_indptr[q + 1]):
+            t = q_terms[j]
+            offset += absent[t]
+            df = indptr[t + 1] - indptr[t]
+            total += df
+            short = min(df, m)
+            if short > 0:
+                merge_cost += short * (2.0 + np.log2(max(df, m) / short))
+        size = 0
+        thr = np.float32(-np.inf)
+        if merge_cost < total:
+            for j in range(q_indptr[q], q_indptr[q + 1]):
+                t = q_terms[j]
+                p = indptr[t]
+                end = indptr[t + 1]
+                if end - p <= m:  # walk the postings, gallop through rows
+                    i = 0
+                    while p < end and i < m:
+                        d = docs[p]
+                        i = _gallop(rows, i, m, d)
+                        if i < m and rows[i] == d:
+                            acc[i] += impacts[p]
+                            seen[i] = 1
+                            i += 1
+                        p += 1
+                else:  # walk the rows, gallop through the postings
+                    for i in range(m):
+                        p = _gallop(docs, p, end, rows[i])
+                        if p >= end:
+                            break
+                        if docs[p] == rows[i]:
+                            acc[i] += impacts[p]
+                            seen[i] = 1
+                            p += 1
+            for i in range(m):
+                if seen[i]:
+                    s = acc[i] + offset
+                    acc[i] = 0.0
+                    seen[i] = 0
+                    if size < k or s >= thr:
+                        size = offer(hs, hd, size, k, s, rows[i])
+                        if size == k:
+                            thr = hs[0]
+        else:
+            n_touched = 0
+            for j in range(q_indptr[q], q_indptr[q + 1]):
+                t = q_terms[j]
+                for p in range(indptr[t], indptr[t + 1]):
+                    d = docs[p]
+                    if allowed[d]:
+                        if seen[d] == 0:
+                            seen[d] = 1
+                            touched[n_touched] = d
+                            n_touched += 1
+                        acc[d] += impacts[p]
+            for i in range(n_touched):
+                d = touched[i]
+                s = acc[d] + offset
+                acc[d] = 0.0
+                seen[d] = 0
+                if size < k or s >= thr:
+                    size = offer(hs, hd, size, k, s, d)
+                    if size == k:
+                        thr = hs[0]
         pop_into(hs, hd, size, out_ids[q], out_scores[q])
     return out_ids, out_scores

@@ -48,6 +48,7 @@ from indexes._base import (
     IndexCorruptedError,
     IndexFormatError,
     SearchResult,
+    check_allowed,
     check_pointers,
     check_range,
     empty_result,
@@ -349,9 +350,22 @@ class BM25Index:
                   self._doc_len, self._live)
         return int(sum(a.nbytes for a in arrays))
 
-    def search(self, token_lists: Sequence[Sequence[str]], k: int) -> SearchResult:
-        """Top-k documents for each query (a token list): ids int64, scores float32, padded."""
+    def search(
+        self,
+        token_lists: Sequence[Sequence[str]],
+        k: int,
+        allowed: np.ndarray | None = None,
+    ) -> SearchResult:
+        """Top-k documents for each query (a token list): ids int64, scores float32, padded.
+
+        ``allowed`` (a bool or uint8 mask over internal ids, one entry per id ever assigned)
+        restricts the search to the documents it marks: the result is the unfiltered ranking
+        with the other documents removed, with the same scores, so up to ``k`` hits however
+        few documents it allows.
+        """
         _check_tokens(token_lists, "queries")
+        if allowed is not None:
+            allowed = check_allowed(allowed, self._doc_len.shape[0])
         self._refresh()
         k = check_search_k(k, self._live_count())
         n_q = len(token_lists)
@@ -371,12 +385,26 @@ class BM25Index:
         if self._positive is None:
             self._positive = self._all_positive()
         touched = self._buffer("touched", n_docs, np.int32)
+        if allowed is not None and not (self._positive and self._mask_is_cheaper(terms, allowed)):
+            # few allowed documents (or impacts that may be <= 0): intersect or skip postings
+            ids, scores = _k.search_allowed(
+                self._indptr, self._docs, self._impacts, self._absent, q_ptr, terms, k,
+                self._buffer("acc", max(_BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK),
+                             np.float32),
+                self._buffer("seen", n_docs, np.uint8), touched,
+                allowed.view(np.uint8), np.flatnonzero(allowed).astype(np.int64),
+            )
+            return SearchResult(ids, scores)
         # Room for the last block's scan chunk past n_docs, and for a whole block.
         acc = self._buffer("acc", max(_BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK), np.float32)
         if self._positive:
+            if allowed is None:
+                allowed = self._scratch.get("all")
+                if allowed is None or allowed.shape[0] != n_docs:
+                    allowed = self._scratch["all"] = np.ones(n_docs, dtype=bool)
             ids, scores = _k.search_positive(
                 self._indptr, self._docs, self._impacts, self._absent, q_ptr, terms, k, acc,
-                touched, _BLOCK_DOCS, _k.CHUNK, _SPARSE_RATIO,
+                touched, _BLOCK_DOCS, _k.CHUNK, _SPARSE_RATIO, allowed.view(np.uint8),
             )
         else:
             ids, scores = _k.search_batch(
@@ -384,6 +412,17 @@ class BM25Index:
                 acc[:n_docs], self._buffer("seen", n_docs, np.uint8), touched,
             )
         return SearchResult(ids, scores)
+
+    def _mask_is_cheaper(self, terms: np.ndarray, allowed: np.ndarray) -> bool:
+        """Whether scoring every posting and skipping disallowed documents (the fast path's
+        cost: the postings) beats intersecting postings with the allowed rows (per term about
+        ``min(df, m) * (2 + log2(max / min))`` galloping steps, each weighed as 4 postings:
+        measured on 200,000 documents), over the whole batch."""
+        m = int(np.count_nonzero(allowed))
+        df = (self._indptr[terms + 1] - self._indptr[terms]).astype(np.float64)
+        short = np.minimum(df, m)
+        steps = short * (2.0 + np.log2(np.maximum(df, m) / np.maximum(short, 1.0)))
+        return bool(4.0 * steps.sum() >= df.sum())
 
     def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:
         """Per-term score contributions of one live document, largest first.

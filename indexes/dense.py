@@ -45,6 +45,7 @@ from indexes._base import (
     IndexCorruptedError,
     IndexFormatError,
     SearchResult,
+    check_allowed,
     empty_result,
     read_meta,
     write_meta,
@@ -157,6 +158,7 @@ class DenseIndex:
         self._tombstones = np.zeros(0, dtype=np.int64)  # deleted ids still inside FAISS
         self._count = 0  # live vectors
         self._params: Any = None  # cached (bitmap, IDSelectorBitmap) over live ids
+        self.exact_filter_below = 20_000  # filtered HNSW: brute force up to this many allowed
 
     # ------------------------------------------------------------------ properties
 
@@ -449,12 +451,17 @@ class DenseIndex:
         k: int,
         threads: int | None = None,
         model_name: str | None = None,
+        allowed: np.ndarray | None = None,
     ) -> SearchResult:
         """Top-``k`` ids and scores (higher is better) for each query row.
 
         ``queries`` is (n, dim) or a single (dim,) vector (gives one row). ``model_name``, when
         given and the index has one too, must match it: a query from another model is refused
-        even when the dimensions happen to agree. Rows are ``min(k, len(self))`` wide.
+        even when the dimensions happen to agree. ``allowed`` (a bool or uint8 mask over ids,
+        one entry per id ever assigned) restricts the search to the vectors it marks, inside
+        FAISS (see :mod:`indexes._dense_filter`): exact for Flat, and for HNSW when at most
+        ``exact_filter_below`` vectors are allowed; otherwise approximate with a widened beam
+        (HNSW ``efSearch``) or more probed lists (IVF ``nprobe``).
         """
         k = check_search_k(k, len(self))
         threads = self._threads(threads)
@@ -466,7 +473,12 @@ class DenseIndex:
             )
         n_q = q.shape[0]
         n_stored = int(self._index.ntotal)
-        if n_q == 0 or k == 0:
+        if allowed is not None:
+            from indexes._dense_filter import search_allowed
+
+            mask = check_allowed(allowed, self._alive.size) & self._alive
+            return search_allowed(self, q, k, mask, self._threads(threads), allowed)
+        if n_q == 0 or len(self) == 0:
             return empty_result(n_q, k)
         k_eff = min(k, n_stored)
         faiss = _faiss()
@@ -482,28 +494,7 @@ class DenseIndex:
                 scores, ids = self._index.search(q, k_fetch)
                 dead = np.isin(ids, self._tombstones)
                 ids[dead] = PAD_ID
-        ids = ids.astype(np.int64, copy=False)
-        scores = scores.astype(np.float32, copy=False)
-        pad = ids < 0
-        if pad.any():
-            # move padding to the end of each row, keeping hit order, and give it PAD_SCORE
-            order = np.argsort(pad, axis=1, kind="stable")
-            ids = np.take_along_axis(ids, order, axis=1)
-            scores = np.take_along_axis(scores, order, axis=1)
-            pad = np.take_along_axis(pad, order, axis=1)
-            ids[pad] = PAD_ID
-            scores[pad] = PAD_SCORE
-        ids, scores = ids[:, :k_eff], scores[:, :k_eff]
-        if not np.isfinite(scores[ids >= 0]).all():
-            raise ValueError(
-                "an inner product overflowed float32; scale the query or stored vectors down"
-            )
-        if k_eff < k:
-            out = empty_result(n_q, k)
-            out.ids[:, :k_eff] = ids
-            out.scores[:, :k_eff] = scores
-            return out
-        return SearchResult(np.ascontiguousarray(ids), np.ascontiguousarray(scores))
+        return finish(ids, scores, k_eff, k)
 
     # ------------------------------------------------------------------ persistence
 
@@ -592,3 +583,27 @@ class DenseIndex:
         if meta.get("ef_search") is not None:
             self.ef_search = int(meta["ef_search"])
         return self
+
+
+def finish(ids: np.ndarray, scores: np.ndarray, k_eff: int, k: int) -> SearchResult:
+    """FAISS output as a :class:`SearchResult`: padding (id -1) moved to the end of each row
+    with ``PAD_SCORE``, ``k_eff`` columns kept, then padded out to ``k``."""
+    n_q = ids.shape[0]
+    ids = ids.astype(np.int64, copy=False)
+    scores = scores.astype(np.float32, copy=False)
+    pad = ids < 0
+    if pad.any():
+        # move padding to the end of each row, keeping hit order, and give it PAD_SCORE
+        order = np.argsort(pad, axis=1, kind="stable")
+        ids = np.take_along_axis(ids, order, axis=1)
+        scores = np.take_along_axis(scores, order, axis=1)
+        pad = np.take_along_axis(pad, order, axis=1)
+        ids[pad] = PAD_ID
+        scores[pad] = PAD_SCORE
+    ids, scores = ids[:, :k_eff], scores[:, :k_eff]
+    if k_eff < k:
+        out = empty_result(n_q, k)
+        out.ids[:, :k_eff] = ids
+        out.scores[:, :k_eff] = scores
+        return out
+    return SearchResult(np.ascontiguousarray(ids), np.ascontiguousarray(scores))

@@ -32,6 +32,7 @@ from indexes._base import (
     IndexCorruptedError,
     IndexFormatError,
     SearchResult,
+    check_allowed,
     check_pointers,
     check_range,
     empty_result,
@@ -281,15 +282,26 @@ class SparseIndex:
 
     # ------------------------------------------------------------------ searching
 
-    def search(self, queries: Any, k: int = 10, threads: int | None = None) -> SearchResult:
+    def search(
+        self,
+        queries: Any,
+        k: int = 10,
+        threads: int | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> SearchResult:
         """Exact top-k by dot product for each row of ``queries`` (CSR).
 
-        Returns ids (int64) and scores (float32) of shape ``(n_queries, min(k, len(self)))``,
-        best first, ties by smaller id; rows with fewer matching documents are padded with
-        -1 / -inf.
+        Returns ids (int64) and scores (float32) of shape ``(n_queries, k)``, best first, ties
+        by smaller id; rows with fewer than k matching documents are padded with -1 / -inf.
+        ``allowed`` (a bool or uint8 mask over internal ids, one entry per id ever assigned)
+        restricts the search to the documents it marks: the kernels skip the others as they
+        skip deleted ones, so the result is the unfiltered ranking with the other documents
+        removed, with the same scores.
         """
-        k = check_search_k(k, self._n_live)
+        k = check_search_k(k, self._n_live)  # rows min(k, live documents) wide (issue #18)
         check_positive_int(threads, "threads", allow_none=True)
+        if allowed is not None:
+            allowed = check_allowed(allowed, self._n_assigned)
         q = _as_csr(queries, "query vectors")
         n_q = int(q.shape[0])
         if self.dim is not None and q.shape[1] > self.dim:
@@ -308,7 +320,13 @@ class SparseIndex:
                 out_s = np.full((n_q, k), PAD_SCORE, np.float32)
                 out_i = np.full((n_q, k), PAD_ID, np.int64)
                 out_n = np.zeros(n_q, np.int64)
-                args = (seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense, seg.deleted,
+                excluded = seg.deleted
+                if allowed is not None:
+                    part = allowed[seg.base : seg.base + seg.n_docs]
+                    if not part.any():
+                        continue  # nothing to find in this segment
+                    excluded = (seg.deleted | ~part).view(np.uint8)
+                args = (seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense, excluded,
                         q_ptr, q_idx, q_val, k, theta)
                 if n_threads == 1:
                     K.search_serial(*args, acc[0], out_s, out_i, out_n)
@@ -334,6 +352,8 @@ class SparseIndex:
                     theta = theta.astype(np.float32)
         finally:
             self._pool.append(acc)
+        if best_i is None:
+            return empty_result(n_q, k)
         if np.isposinf(best_s).any():
             raise ValueError(
                 "a score overflowed float32 (query weight x document weight too large); "

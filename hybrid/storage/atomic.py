@@ -65,6 +65,9 @@ def _checkpoint(retriever: Any) -> Any:
 
 
 def _rollback(retriever: Any, token: Any) -> None:
+    if token[0] == "stats":  # the collection statistics of the evidence (hybrid.evidence)
+        retriever.stats = token[1]
+        token = token[2]
     if token[0] == "unset":
         retriever.index = None
         return
@@ -93,7 +96,12 @@ def apply(engine: Any, batch: Any) -> Callable[[], None]:
     """
     retrievers = engine.retrievers
     store = engine.store
-    tokens = {name: _checkpoint(r) for name, r in retrievers.items()}
+    tokens = {
+        name: ("stats", None if r.stats is None else r.stats.copy(), _checkpoint(r))
+        if hasattr(r, "observe_documents")
+        else _checkpoint(r)
+        for name, r in retrievers.items()
+    }
     n_rows = store.n_rows
     old_meta = {row: store.metadata[row] for row in batch.metadata_updates}
 
@@ -127,6 +135,7 @@ def apply(engine: Any, batch: Any) -> Callable[[], None]:
                         f"retriever {name!r} assigned ids {assigned[:3]}..., expected "
                         f"{expected[:3]}...: its index was changed outside this engine"
                     )
+                retrievers[name].observe_documents(batch.texts, assigned)
         if batch.delete_rows.size:
             for retriever in retrievers.values():
                 retriever.delete(batch.delete_rows)

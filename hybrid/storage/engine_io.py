@@ -192,6 +192,7 @@ def attach(engine: Any, folder: EngineFolder, verify: bool, reload: bool = True)
     engine.store = store
     engine._folder = folder
     engine._gen = m["gen"]
+    engine._backfill_stats()  # rows replayed from commits carry no texts
 
 
 def refresh(engine: Any, encoders: Mapping[str, Any] | None = None) -> bool:
@@ -220,6 +221,7 @@ def refresh(engine: Any, encoders: Mapping[str, Any] | None = None) -> bool:
             )
             folder.manifest = m
             engine._gen = m["gen"]
+            engine._backfill_stats()
             return True
     # the writer folded commits into a new base: open it afresh and take its state
     fresh = open_engine(type(engine), folder.path, engine._encoders, False, True, {})

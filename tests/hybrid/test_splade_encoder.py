@@ -41,7 +41,7 @@ def test_batches_are_stacked_in_order(splade_tiny):
     np.testing.assert_allclose(got.toarray(), ref.toarray(), atol=1e-5)
 
 
-def test_min_weight_and_special_tokens_are_dropped():
+def test_min_weight_and_special_tokens_are_dropped(offline_extra):
     enc = SpladeEncoder("offline:splade-tiny", doc_min_weight=0.3)
     m = enc.encode_documents(DOCS)
     assert m.data.min() >= 0.3
@@ -61,7 +61,7 @@ def test_max_terms_keeps_the_heaviest(splade_tiny):
         np.testing.assert_allclose(np.sort(row.data), expected, atol=1e-6)
 
 
-def test_query_and_document_settings_are_separate():
+def test_query_and_document_settings_are_separate(offline_extra):
     enc = SpladeEncoder("offline:splade-tiny", doc_max_terms=5, query_max_terms=3)
     assert enc.encode_documents(DOCS[0]).nnz == 5
     assert enc.encode_queries(DOCS[0]).nnz == 3
@@ -80,7 +80,7 @@ def test_max_pool_rows_by_hand():
     np.testing.assert_array_equal(got, [[3, 0, 2], [0, 5, 0]])
 
 
-def test_long_documents_truncate_vs_chunk():
+def test_long_documents_truncate_vs_chunk(offline_extra):
     long_text = " ".join(DOCS * 6)
     trunc = SpladeEncoder("offline:splade-tiny", max_length=24, doc_min_weight=0.0)
     chunk = SpladeEncoder(
@@ -123,14 +123,14 @@ def test_bad_input_is_rejected(splade_tiny, bad):
         splade_tiny.encode_documents(bad)
 
 
-def test_bad_settings_are_rejected():
+def test_bad_settings_are_rejected(offline_extra):
     with pytest.raises(ValueError, match="long_documents"):
         SpladeEncoder("offline:splade-tiny", long_documents="split")
     with pytest.raises(ValueError, match="unknown offline model"):
         SpladeEncoder("offline:nope")
 
 
-def test_spec_round_trip():
+def test_spec_round_trip(offline_extra):
     from hybrid.encoders.splade import splade_encoder_from_spec
 
     enc = SpladeEncoder("offline:splade-tiny", doc_max_terms=50, long_documents="chunk")

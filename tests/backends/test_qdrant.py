@@ -55,8 +55,13 @@ def sample(scifact_encoded, scifact_dir):
     doc_texts = [texts[i] for i in ids]
     query_texts = [qtexts[q] for q in qids]
     return {
-        "ids": ids, "texts": doc_texts, "queries": query_texts,
-        "splade": docs, "splade_q": queries, "dense": dense_docs, "dense_q": dense_queries,
+        "ids": ids,
+        "texts": doc_texts,
+        "queries": query_texts,
+        "splade": docs,
+        "splade_q": queries,
+        "dense": dense_docs,
+        "dense_q": dense_queries,
         "tokens": analyzer.analyze_batch(doc_texts, progress=False),
         "q_tokens": analyzer.analyze_batch(query_texts, progress=False),
     }
@@ -152,8 +157,9 @@ def test_empty_queries_and_padding():
     assert sparse.search(sp.csr_matrix((1, 8)), 3).ids.tolist() == [[-1, -1, -1]]
     sparse.add(sp.csr_matrix(np.eye(2, 8, dtype=np.float32)))
     bm25.add([["x"], ["y"]])
-    res = sparse.search(sp.csr_matrix(np.array([[1, 0, 0, 0, 0, 0, 0, 0], [0] * 8],
-                                               dtype=np.float32)), 3)
+    res = sparse.search(
+        sp.csr_matrix(np.array([[1, 0, 0, 0, 0, 0, 0, 0], [0] * 8], dtype=np.float32)), 3
+    )
     assert res.ids.tolist() == [[0, -1, -1], [-1, -1, -1]]
     assert np.isneginf(res.scores[0, 1:]).all()
     assert bm25.search([[], ["zzz"], ["y"]], 2).ids.tolist() == [[-1, -1], [-1, -1], [1, -1]]
@@ -268,19 +274,21 @@ class LookupDense(LookupSparse):
 
 @pytest.fixture(scope="module")
 def engines(sample):
+    from hybrid.backends.qdrant import QdrantHybridRetriever, qdrant_retrievers
     from hybrid.engine import HybridRetriever
-    from hybrid.qdrant import QdrantHybridRetriever, qdrant_retrievers
     from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
 
     n = 150
     texts, queries = sample["texts"][:n], sample["queries"]
     splade = LookupSparse(sample["splade"][:n], sample["splade_q"], texts, queries)
     dense = LookupDense(sample["dense"][:n], sample["dense_q"], texts, queries)
-    local = HybridRetriever({
-        "splade": SpladeRetriever(splade),
-        "dense": DenseRetriever(dense),
-        "bm25": BM25Retriever("english"),
-    })
+    local = HybridRetriever(
+        {
+            "splade": SpladeRetriever(splade),
+            "dense": DenseRetriever(dense),
+            "bm25": BM25Retriever("english"),
+        }
+    )
     store = _store("engine")
     remote = QdrantHybridRetriever(qdrant_retrievers(store, splade, dense, "english"))
     meta = [{"n": i} for i in range(n)]
@@ -302,10 +310,20 @@ def test_client_side_fusion_matches_local_engine(engines, method):
     local, remote, _, queries = engines
     a = local.search(queries[:6], k=10, fusion=method, depth=30)
     b = remote.search(queries[:6], k=10, fusion=method, depth=30)
-    agree = np.mean([x.id == y.id for qa, qb in zip(a, b, strict=True)
-                     for x, y in zip(qa, qb, strict=True)])
-    assert agree >= 0.9
-    assert b[0][0].sources["bm25"].rank >= 0
+    for qa, qb in zip(a, b, strict=True):
+        assert len(qa) == len(qb) == 10
+        # Qdrant's BM25 is local Lucene BM25 over (k1 + 1) and its scores are float32: the
+        # fused scores agree to rounding, and the rankings wherever no two scores tie
+        assert [h.score for h in qb] == pytest.approx([h.score for h in qa], rel=1e-4, abs=1e-6)
+        for i, (x, y) in enumerate(zip(qa, qb, strict=True)):
+            near = [h.score for h in qa if abs(h.score - x.score) <= 1e-4 * abs(x.score) + 1e-6]
+            if len(near) == 1:  # no near-tie around this position
+                assert x.id == y.id, f"rank {i + 1}"
+                # each retriever's rank of the hit is the same in both engines
+                assert {n: v.rank for n, v in y.sources.items()} == {
+                    n: v.rank for n, v in x.sources.items()
+                }
+    assert any(v.rank > 0 for v in b[0][0].sources.values())
     exp = b[0][0].explain(top=3)
     assert exp.retrievers and (exp.splade_tokens or exp.bm25_terms)
 
@@ -317,11 +335,15 @@ def test_server_side_rrf_equals_client_rrf(engines):
     for c, s in zip(client, server, strict=True):
         assert [h.score for h in s] == pytest.approx([h.score for h in c], rel=1e-5)
         assert {h.id for h in s[:5]} == {h.id for h in c[:5]}
-        for hc in c:
-            hs = next((h for h in s if h.id == hc.id), None)
-            if hs is not None:  # per-retriever ranks computed from the returned prefetches
-                assert {n: v.rank for n, v in hs.sources.items()} == \
-                       {n: v.rank for n, v in hc.sources.items()}
+        by_id = {h.id: h for h in s}
+        for hc in c[:5]:  # the same top 5 (asserted above): each has its per-retriever ranks
+            hs = by_id[hc.id]  # computed from the returned prefetches
+            assert {n: v.rank for n, v in hs.sources.items()} == {
+                n: v.rank for n, v in hc.sources.items()
+            }
+            assert set(hs.sources) == {"splade", "dense", "bm25"}
+        shared = [h for h in c if h.id in by_id]
+        assert len(shared) >= 5
     lean = remote.search_server(queries[0], k=3, method="dbsf", with_sources=False)
     assert len(lean) == 3 and lean[0].sources == {}
     with pytest.raises(ValueError, match="DBSF takes no weights"):
@@ -336,14 +358,15 @@ def test_server_side_rrf_equals_client_rrf(engines):
 
 def test_embedded_path_store_with_parallel_engine(sample, tmp_path):
     """path= (SQLite-backed) store: the engine writes and searches its retrievers in threads."""
-    from hybrid.qdrant import QdrantHybridRetriever, qdrant_retrievers
+    from hybrid.backends.qdrant import QdrantHybridRetriever, qdrant_retrievers
 
     texts, queries = sample["texts"][:40], sample["queries"]
     splade = LookupSparse(sample["splade"][:40], sample["splade_q"], texts, queries)
     dense = LookupDense(sample["dense"][:40], sample["dense_q"], texts, queries)
     store = QdrantStore("threads", path=tmp_path / "q")
-    engine = QdrantHybridRetriever(qdrant_retrievers(store, splade, dense, "english"),
-                                   parallel=True)
+    engine = QdrantHybridRetriever(
+        qdrant_retrievers(store, splade, dense, "english"), parallel=True
+    )
     engine.add(texts[:25])
     engine.add(texts[25:])
     hits = engine.search(queries[:4], k=5, fusion="rrf")
@@ -354,7 +377,7 @@ def test_embedded_path_store_with_parallel_engine(sample, tmp_path):
 
 
 def test_engine_save_load_roundtrip(engines, tmp_path):
-    from hybrid.qdrant import QdrantHybridRetriever
+    from hybrid.backends.qdrant import QdrantHybridRetriever
 
     _, remote, store, queries = engines
     remote.server_fusion = "rrf"
@@ -364,13 +387,15 @@ def test_engine_save_load_roundtrip(engines, tmp_path):
         remote.server_fusion = None
     splade = remote.retrievers["splade"].encoder
     dense = remote.retrievers["dense"].encoder
-    again = QdrantHybridRetriever.load(tmp_path / "engine",
-                                       encoders={"splade": splade, "dense": dense})
+    again = QdrantHybridRetriever.load(
+        tmp_path / "engine", encoders={"splade": splade, "dense": dense}
+    )
     assert again.server_fusion == "rrf" and len(again) == 150
     a = again.search(queries[1], k=5)
     b = remote.search(queries[1], k=5, server_fusion="rrf")
     assert [h.id for h in a] == [h.id for h in b]
     # another store (e.g. a cluster url) replaces the saved connection
-    moved = QdrantHybridRetriever.load(tmp_path / "engine", encoders={"splade": splade,
-                                       "dense": dense}, stores=store)
+    moved = QdrantHybridRetriever.load(
+        tmp_path / "engine", encoders={"splade": splade, "dense": dense}, stores=store
+    )
     assert moved.retrievers["bm25"].index.store is store

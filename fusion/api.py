@@ -30,7 +30,7 @@ Conventions (pinned by ``tests/fusion/test_fusion*.py``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,15 @@ from ._core import (
     check_padded,
     order_rows,
 )
+from ._validate import (
+    check_real,
+    check_sequence,
+    object_ids,
+    real_array,
+    short,
+)
+
+_PAIRS = "a list of (ids, scores) pairs, one per retriever"
 
 __all__ = [
     "ADAPTIVE",
@@ -91,6 +100,14 @@ Bounds = Sequence[tuple[float, float] | None] | None
 def _check_options(
     method: str, norm: str | None, k: float, bounds: Bounds, n_lists: int, top: Any
 ) -> str | None:
+    if not isinstance(method, str):
+        raise TypeError(
+            f"method must be a string, one of {', '.join(METHODS)}; got {short(method)}"
+        )
+    if norm is not None and not isinstance(norm, str):
+        raise TypeError(
+            f"norm must be a string or None, one of {', '.join(NORMS)}; got {short(norm)}"
+        )
     if method not in METHODS:
         raise ValueError(f"unknown fusion method {method!r}; valid: {', '.join(METHODS)}")
     if method in RANK_METHODS:
@@ -106,13 +123,15 @@ def _check_options(
             raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
     if bounds is not None and norm != "bounded":
         raise ValueError("bounds only apply with norm='bounded'")
+    if bounds is not None:
+        check_sequence(bounds, "bounds", "a list with one (lo, hi) pair or None per list")
     if norm == "bounded":
         if bounds is None or len(bounds) != n_lists:
             raise ValueError(
                 f"norm='bounded' needs bounds: one (lo, hi) or None per list ({n_lists} lists)"
             )
-    if method == "rrf" and not (np.isfinite(k) and k >= 0):
-        raise ValueError(f"RRF k must be a finite number >= 0, got {k!r}")
+    if method == "rrf":
+        check_real(k, "RRF k", lo=0.0)
     is_int = isinstance(top, int | np.integer) and not isinstance(top, bool)
     if top is not None and not (is_int and top >= 1):
         raise ValueError(f"top must be a positive integer or None, got {top!r}")
@@ -130,7 +149,7 @@ def _check_weights(weights: Any, n_lists: int, n_q: int) -> np.ndarray:
     """Per-list ``(L,)`` or per-query ``(n_q, L)`` weights, validated, as float64."""
     if weights is None:
         return np.ones(n_lists)
-    w = np.asarray(weights, dtype=np.float64)
+    w = real_array(weights, "weights")
     if w.shape not in ((n_lists,), (n_q, n_lists)):
         raise ValueError(
             f"weights must have one value per list ({n_lists}), or shape (n_queries, n_lists) = "
@@ -156,7 +175,7 @@ def _check_evidence(evidence: Any, method: str, n_lists: int, n_q: int) -> np.nd
         return None
     if method != ADAPTIVE:
         raise ValueError(f"evidence only applies to method={ADAPTIVE!r}, not {method!r}")
-    e = np.asarray(evidence, dtype=np.float64)
+    e = real_array(evidence, "evidence")
     if e.ndim == 1 and n_q == 1:
         e = e[None, :]
     if e.shape != (n_q, n_lists):
@@ -215,6 +234,8 @@ def _fuse_padded_arrays(
     n_lists = len(lists)
     n_q = lists[0][0].shape[0]
     norm = _check_options(method, norm, k, bounds, n_lists, top)
+    if top is not None:  # beyond any list's length it means "all": keep it a C integer
+        top = min(int(top), np.iinfo(np.int64).max)
     depth = _check_depth(depth)
     w = _check_weights(weights, n_lists, n_q)
     e = _check_evidence(evidence, method, n_lists, n_q)
@@ -281,6 +302,11 @@ def _fuse_block(
     terms_u = contrib_u = None
     if not comb.per_entry:
         terms_u, contrib_u = terms, contrib
+    if not np.isfinite(fused).all():
+        raise ValueError(
+            "fused scores overflow float64 (raw scores near +-1e308 with norm='none'?); "
+            "normalise the scores or scale them down"
+        )
     rows, keep = order_rows(al, fused, top)
     n_out = rows.shape[0]
     pos = np.full(n_rows, -1, dtype=np.int64)
@@ -328,9 +354,37 @@ def _pad_lists(per_query: Sequence[Sequence[tuple[Any, Any]]], n_lists: int) -> 
     return padded
 
 
+def _fuse_ids(ids: Any, where: str) -> np.ndarray:
+    """One list's ids for :func:`fuse`: integers, or strings; never a silent conversion of
+    ``None``, bytes, or a mix of integers and strings to strings."""
+    if ids is None:
+        raise TypeError(f"{where}: ids is None; give an array of integer or string ids")
+    try:
+        a = np.asarray(ids)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise ValueError(f"{where}: ids must be a 1-D array: {exc}") from None
+    if a.ndim != 1:
+        raise ValueError(f"{where}: ids must be a 1-D array, got shape {a.shape}: {short(ids)}")
+    if a.dtype.kind == "O":
+        return object_ids(a, where)
+    if a.dtype.kind == "S":
+        raise TypeError(f"{where}: ids are bytes {short(ids)}; give integers or str")
+    if a.dtype.kind == "U" and not isinstance(ids, np.ndarray):
+        for i, x in enumerate(np.ravel(np.asarray(ids, dtype=object))):
+            if not isinstance(x, str):
+                raise TypeError(
+                    f"{where}: ids[{i}] is {type(x).__name__} {short(x)} among strings; ids "
+                    "must be all integers or all strings"
+                )
+    return a
+
+
 def _pair(item: Any, where: str) -> tuple[Any, Any]:
     if hasattr(item, "ids") and hasattr(item, "scores"):
         return item.ids, item.scores
+    if isinstance(item, (str, bytes, Mapping)):
+        kind = type(item).__name__
+        raise ValueError(f"{where}: expected an (ids, scores) pair, got {kind} {short(item)}")
     try:
         ids, scores = item
     except (TypeError, ValueError):
@@ -366,10 +420,11 @@ def fuse(
     ``evidence``: with ``method="adaptive"``, one value in [0, 1] per list (shape
     ``(n_lists,)``), multiplied into the weights (see :func:`fusion.methods.adaptive_weights`).
     """
+    check_sequence(rankings, "rankings", _PAIRS)
     if len(rankings) == 0:
         raise ValueError("rankings is empty: give at least one (ids, scores) pair")
     pairs = [_pair(r, f"list {j}") for j, r in enumerate(rankings)]
-    id_arrays = [np.asarray(p[0]) for p in pairs]
+    id_arrays = [_fuse_ids(p[0], f"list {j}") for j, p in enumerate(pairs)]
     labels = None
     if any(a.dtype.kind in "USO" for a in id_arrays):
         if not all(a.dtype.kind in "USO" or a.size == 0 for a in id_arrays):
@@ -412,6 +467,7 @@ def fuse_padded(
     ``depth`` entries enter the fused ranking, normalisation statistics use all given entries.
     Other arguments as in :func:`fuse`. Returns one :class:`FusionResult` per query.
     """
+    check_sequence(lists, "lists", _PAIRS)
     if len(lists) == 0:
         raise ValueError("lists is empty: give at least one (ids, scores) pair")
     checked = [
@@ -455,6 +511,7 @@ def fuse_batch(
     vectorised core; the per-query form is first padded with a loop per query. ``weights``,
     ``depth`` and ``evidence`` as in :func:`fuse_padded`.
     """
+    check_sequence(per_query_rankings, "per_query_rankings", "a list with one ranking per query")
     if len(per_query_rankings) == 0:
         return []
     if _is_padded_form(per_query_rankings):
@@ -469,6 +526,8 @@ def fuse_batch(
             depth=depth,
             evidence=evidence,
         )
+    for i, q in enumerate(per_query_rankings):
+        check_sequence(q, f"per_query_rankings[{i}]", _PAIRS)
     n_lists = {len(q) for q in per_query_rankings}
     if len(n_lists) != 1:
         raise ValueError(f"every query must have the same number of lists, got {sorted(n_lists)}")

@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._validate import check_real, matrix, rank_matrix, real_array, weights_arg
+
 __all__ = [
     "PER_LIST",
     "PerList",
@@ -41,7 +43,14 @@ Pair = tuple[np.ndarray, np.ndarray]
 
 
 def _w(weights: np.ndarray | None, n_lists: int) -> np.ndarray:
-    return np.ones(n_lists) if weights is None else np.asarray(weights, dtype=np.float64)
+    return np.ones(n_lists) if weights is None else weights_arg(weights, n_lists)
+
+
+def _ranks_from_1(ranks: np.ndarray) -> np.ndarray:
+    r = real_array(ranks, "ranks")
+    if r.size and not np.all(r >= 1):
+        raise ValueError(f"ranks must be >= 1 (1 = best), got {r[~(r >= 1)][:3].tolist()}")
+    return r
 
 
 def _present_count(present: np.ndarray) -> np.ndarray:
@@ -50,12 +59,12 @@ def _present_count(present: np.ndarray) -> np.ndarray:
 
 def rrf_term(ranks: np.ndarray, k: float = 60.0) -> np.ndarray:
     """The RRF per-list term ``1 / (k + rank)`` (element-wise; ranks from 1)."""
-    return 1.0 / (np.asarray(ranks, dtype=np.float64) + float(k))
+    return 1.0 / (_ranks_from_1(ranks) + check_real(k, "k", lo=0.0))
 
 
 def isr_term(ranks: np.ndarray) -> np.ndarray:
     """The ISR per-list term ``1 / rank**2`` (element-wise; ranks from 1)."""
-    r = np.asarray(ranks, dtype=np.float64)
+    r = _ranks_from_1(ranks)
     return 1.0 / (r * r)
 
 
@@ -154,10 +163,16 @@ def borda(
     therefore contribute a non-zero amount here (their ``terms`` stay NaN). ``n_candidates``
     ``(n,)`` and ``list_sizes`` ``(n, L)`` give ``c`` and ``len_j`` for each document's query.
     """
-    ranks = np.asarray(ranks)
+    ranks = rank_matrix(ranks)
     present = ranks > 0
-    c = np.asarray(n_candidates, dtype=np.float64)[:, None]
-    sizes = np.asarray(list_sizes, dtype=np.float64)
+    c = real_array(n_candidates, "n_candidates")
+    sizes = real_array(list_sizes, "list_sizes")
+    if c.shape != ranks.shape[:1] or sizes.shape != ranks.shape:
+        raise ValueError(
+            f"n_candidates must have shape {ranks.shape[:1]} and list_sizes {ranks.shape} "
+            f"(those of ranks), got {c.shape} and {sizes.shape}"
+        )
+    c = c[:, None]
     points = np.where(present, c - ranks + 1.0, (c - sizes + 1.0) / 2.0)
     terms = np.where(present, points, np.nan)
     return terms, _w(weights, ranks.shape[1]) * points
@@ -194,7 +209,9 @@ def combanz(normalized: np.ndarray, weights: np.ndarray | None = None) -> Pair:
 
 
 def _pick(normalized: np.ndarray, weights: np.ndarray | None, use_max: bool) -> Pair:
-    x = np.asarray(normalized, dtype=np.float64)
+    x = matrix(normalized, "normalized")
+    if x.shape[1] == 0:
+        raise ValueError("normalized must have at least one column (one per list), got none")
     present = ~np.isnan(x)
     vals = _w(weights, x.shape[1]) * np.where(present, x, 0.0)
     fill = -np.inf if use_max else np.inf
@@ -233,8 +250,16 @@ def adaptive_weights(weights: np.ndarray | None, evidence: np.ndarray) -> np.nda
     (no evidence anywhere) falls back to ``weights`` unchanged: with nothing to prefer one list
     over another, the lists are combined as configured rather than dropped.
     """
-    e = np.asarray(evidence, dtype=np.float64)
-    base = np.broadcast_to(_w(weights, e.shape[-1]), e.shape)
+    e = real_array(evidence, "evidence")
+    if e.ndim not in (1, 2) or not np.all((e >= 0) & (e <= 1)):
+        raise ValueError(
+            f"evidence must be a (n_queries, n_lists) array of values in [0, 1], got shape "
+            f"{e.shape}" + ("" if e.ndim not in (1, 2) else f", values {e.ravel()[:3].tolist()}")
+        )
+    w = _w(weights, e.shape[-1])
+    if w.ndim == 2 and w.shape != e.shape:
+        raise ValueError(f"weights of shape {w.shape} do not match evidence of shape {e.shape}")
+    base = np.broadcast_to(w, e.shape)
     out = base * e
     dead = ~np.any(out > 0, axis=-1)
     if np.any(dead):
@@ -255,6 +280,6 @@ def adaptive(
     whose best documents stand far out of its own score distribution counts more for that
     query, and a list that cannot read the query (evidence 0) counts not at all.
     """
-    x = np.asarray(normalized, dtype=np.float64)
+    x = matrix(normalized, "normalized")
     w = _w(weights, x.shape[1]) if evidence is None else adaptive_weights(weights, evidence)
     return _aligned("adaptive", x, w)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validate import check_real, real_array
+
 __all__ = [
     "bounded_minmax",
     "dbsf_norm",
@@ -27,8 +29,27 @@ DEGENERATE_MINMAX = 0.5
 """Value min-max (and DBSF) give every present entry of a list whose scores are all equal."""
 
 
+_SHRINK = 2.0**-600
+"""Rows whose statistics overflow float64 (scores near +-1e308) are multiplied by this exact
+power of two first: every normalisation here except ``none`` is scale-invariant, so the result
+is the same as with exact arithmetic, and nothing becomes inf or NaN."""
+
+
 def _as_float(scores: np.ndarray) -> np.ndarray:
-    return np.asarray(scores, dtype=np.float64)
+    x = real_array(scores, "scores")
+    if x.ndim == 0:
+        raise ValueError("scores must be a 1-D or 2-D array (NaN marks absent), got a scalar")
+    return x
+
+
+def _shrunk(x: np.ndarray, overflowed: np.ndarray) -> np.ndarray | None:
+    """``x`` with the rows flagged in ``overflowed`` (shape ``(..., 1)``) scaled down, or None
+    when no row overflowed. An infinite score is refused (it has no normalised value)."""
+    if not overflowed.any():
+        return None
+    if np.isinf(x).any():
+        raise ValueError("scores must be finite numbers (NaN marks an absent entry), got inf")
+    return np.where(overflowed, x * _SHRINK, x)
 
 
 def _count(x: np.ndarray) -> np.ndarray:
@@ -59,8 +80,9 @@ def _seq_sum(x: np.ndarray) -> np.ndarray:
 
 def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = np.maximum(_count(x), 1)
-    mean = _seq_sum(x) / n
-    var = _seq_sum((x - mean) ** 2) / n
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: callers rescale the row
+        mean = _seq_sum(x) / n
+        var = _seq_sum((x - mean) ** 2) / n
     return mean, np.sqrt(var)
 
 
@@ -85,7 +107,11 @@ def minmax_norm(scores: np.ndarray) -> np.ndarray:
     if x.shape[-1] == 0:
         return x.copy()
     lo, hi = _lo_hi(x)
-    span = hi - lo
+    with np.errstate(over="ignore"):
+        span = hi - lo
+    shrunk = _shrunk(x, np.isinf(span))
+    if shrunk is not None:
+        return minmax_norm(shrunk)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), DEGENERATE_MINMAX)
     return _finish(out, x)
@@ -105,10 +131,13 @@ def bounded_minmax(
     Scores outside ``[lo, hi]`` by more than ``tolerance * (hi - lo)`` raise ``ValueError`` (the
     declared bounds are wrong); smaller excursions (float rounding) are clipped.
     """
-    lo, hi = float(lo), float(hi)
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+    lo, hi = check_real(lo, "lo (bound)"), check_real(hi, "hi (bound)")
+    tolerance = check_real(tolerance, "tolerance", lo=0.0)
+    if not lo < hi:
         raise ValueError(f"bounds must be finite with lo < hi, got ({lo}, {hi})")
     x = _as_float(scores)
+    if not np.isfinite(hi - lo):  # bounds near +-1e308: halve everything (exact)
+        x, lo, hi = x * 0.5, lo * 0.5, hi * 0.5
     slack = tolerance * (hi - lo)
     present = x[~np.isnan(x)]
     if present.size and (present.min() < lo - slack or present.max() > hi + slack):
@@ -130,6 +159,9 @@ def zscore_norm(scores: np.ndarray) -> np.ndarray:
     if x.shape[-1] == 0:
         return x.copy()
     mean, std = _mean_std(x)
+    shrunk = _shrunk(x, ~np.isfinite(mean) | ~np.isfinite(std))
+    if shrunk is not None:
+        return zscore_norm(shrunk)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
     return _finish(out, x)
@@ -146,6 +178,9 @@ def dbsf_norm(scores: np.ndarray) -> np.ndarray:
     if x.shape[-1] == 0:
         return x.copy()
     mean, std = _mean_std(x)
+    shrunk = _shrunk(x, ~np.isfinite(mean) | ~np.isfinite(std))
+    if shrunk is not None:
+        return dbsf_norm(shrunk)
     with np.errstate(invalid="ignore", divide="ignore"):
         safe = np.where(std > 0, std, 1.0)
         out = np.where(std > 0, (x - (mean - 3.0 * std)) / (6.0 * safe), DEGENERATE_MINMAX)
@@ -166,6 +201,7 @@ def max_norm(scores: np.ndarray) -> np.ndarray:
     if np.any(x < 0):
         raise ValueError("norm='max' needs non-negative scores; use 'minmax' or 'bounded'")
     _, hi = _lo_hi(x)
+    _shrunk(x, np.isinf(hi))  # refuses inf (a finite maximum cannot overflow x / max)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(hi > 0, x / np.where(hi > 0, hi, 1.0), 0.0)
     return _finish(out, x)
@@ -182,8 +218,12 @@ def sum_norm(scores: np.ndarray) -> np.ndarray:
     if x.shape[-1] == 0:
         return x.copy()
     lo, _ = _lo_hi(x)
-    shifted = x - lo
-    total = np.nansum(shifted, axis=-1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        shifted = x - lo
+        total = np.nansum(shifted, axis=-1, keepdims=True)
+    shrunk = _shrunk(x, ~np.isfinite(total))
+    if shrunk is not None:
+        return sum_norm(shrunk)
     n = np.maximum(_count(x), 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(total > 0, shifted / np.where(total > 0, total, 1.0), 1.0 / n)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import NoReturn
 
+from hybrid.cli_errors import check_output_folder, run
 from hybrid.presets import PRESETS
 
 DEMO_DOCUMENTS = [
@@ -93,6 +94,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from hybrid.presets import resolve_preset
 
     started = time.perf_counter()
+    check_output_folder(args.out)  # a path under a regular file: one clear line (issue #18)
     replaced = check_out_dir(args.out, args.overwrite)  # before any model loads
     models = dict(args.model or [])
     preset = resolve_preset(args.preset, models)  # checks packages and model availability
@@ -261,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hybrid", description="Hybrid retrieval: SPLADE + dense + BM25, fused and explained."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument(
+        "--debug", action="store_true", help="show Python tracebacks (also: HYBRID_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     presets = list(PRESETS)
     quiet = _Parser(add_help=False)
@@ -375,11 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if getattr(args, "quiet", False):  # also the model hub's download / weight-loading bars
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run(args.func, args)  # user mistakes: one "error: ..." line, exit code 2
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hybrid.cli_args import positive_int
+from hybrid.cli_errors import UserError
 from hybrid.presets import EVAL_ONLY_PRESETS, PRESETS
 
 DEFAULT_CACHE = "runs/cache"
@@ -50,14 +52,18 @@ def _common(p: argparse.ArgumentParser) -> None:
         choices=list(EVAL_PRESETS),
         help="retrievers: " + "; ".join(f"{k}: {v[0]}" for k, v in EVAL_PRESETS.items()),
     )
-    p.add_argument("--depth", type=int, default=1000, help="candidates retrieved per retriever")
+    p.add_argument(
+        "--depth", type=positive_int, default=1000, help="candidates retrieved per retriever"
+    )
     p.add_argument(
         "--limit-docs",
-        type=int,
+        type=positive_int,
         default=None,
         help="first N documents (plus those judged for the kept queries)",
     )
-    p.add_argument("--limit-queries", type=int, default=None, help="first N judged queries")
+    p.add_argument(
+        "--limit-queries", type=positive_int, default=None, help="first N judged queries"
+    )
     p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="candidate/encoding cache folder")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -73,6 +79,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _candidates(args: argparse.Namespace, split: str | None):
     from hybrid.evaluation import load_dataset, retrieve_candidates
 
+    inputs = (("data", args.data), ("--queries", args.queries), ("--qrels", args.qrels))
+    for option, value in inputs:
+        if value is not None and not Path(value).exists():
+            raise UserError(f"{option}: no such file or folder: {value}")
     data = load_dataset(
         args.data,
         split,
@@ -195,7 +205,7 @@ def add_commands(subparsers: Any) -> None:
         metavar="[NAME=]FILE",
         help="a saved FusionConfig to evaluate too (repeatable)",
     )
-    ev.add_argument("--k", type=int, default=100, help="fused results kept per query")
+    ev.add_argument("--k", type=positive_int, default=100, help="fused results kept per query")
     ev.add_argument(
         "--test",
         default="t-test",
@@ -214,8 +224,10 @@ def add_commands(subparsers: Any) -> None:
     tu.add_argument("--train-split", default="train")
     tu.add_argument("--test-split", default=None, help="held-out split (omit for CV)")
     tu.add_argument("--strategy", default="grid", choices=["grid", "optuna"])
-    tu.add_argument("--trials", type=int, default=100, help="optuna trials")
-    tu.add_argument("--folds", type=int, default=5, help="CV folds when there is no test split")
+    tu.add_argument("--trials", type=positive_int, default=100, help="optuna trials")
+    tu.add_argument(
+        "--folds", type=positive_int, default=5, help="CV folds when there is no test split"
+    )
     tu.add_argument("--space", default="default", choices=["default", "small"])
     tu.add_argument("--seed", type=int, default=0)
     tu.add_argument("--out", default=None, help="save the chosen FusionConfig (JSON) here")

@@ -60,6 +60,11 @@ class FusionConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FusionConfig:
+        if not isinstance(data, Mapping):
+            raise ValueError(
+                f"a fusion configuration is a JSON object with fields such as 'method' and "
+                f"'weights', got a {type(data).__name__}"
+            )
         if data.get("type", CONFIG_KIND) != CONFIG_KIND:
             raise ValueError(f"not a fusion configuration: type {data.get('type')!r}")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -76,10 +81,13 @@ class FusionConfig:
     @classmethod
     def load(cls, path: str | Path) -> FusionConfig:
         try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as exc:
+            data = json.loads(Path(path).read_bytes().decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path} is not a JSON fusion configuration: {exc}") from exc
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from exc
 
 
 DEFAULT_CONFIG = FusionConfig(method=ADAPTIVE, norm="zscore")

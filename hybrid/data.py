@@ -26,18 +26,40 @@ class Documents:
         return len(self.ids)
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+def text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """The lines of a UTF-8 text file, numbered from 1 (a leading byte-order mark is dropped).
+
+    A line that is not UTF-8 raises ``ValueError`` naming the file, the line and the byte.
+    """
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, 1):
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{line_no}: expected a JSON object per line")
-            yield line_no, row
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{path}:{line_no}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                    f"{exc.start + 1}); save the file as UTF-8"
+                ) from None
+            yield line_no, line.lstrip("\ufeff") if line_no == 1 else line
+
+
+def json_object(path: str | Path, line_no: int, line: str) -> dict[str, Any]:
+    """One JSONL line as a dict; ``ValueError`` naming the file and line otherwise."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(row, dict):
+        kind = type(row).__name__
+        raise ValueError(f"{path}:{line_no}: expected a JSON object per line, got a {kind}")
+    return row
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    for line_no, line in text_lines(path):
+        if not line.strip():
+            continue
+        yield line_no, json_object(path, line_no, line)
 
 
 def read_documents(source: str | Path, limit: int | None = None) -> Documents:
@@ -47,6 +69,8 @@ def read_documents(source: str | Path, limit: int | None = None) -> Documents:
     ``contents`` or ``body``); a non-empty ``title`` is prepended as ``title + " " + text`` (the
     BEIR convention). Every other field is kept as metadata.
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer (>= 1) or None, got {limit!r}")
     path = Path(source)
     if path.is_dir():
         path = path / "corpus.jsonl"
@@ -60,6 +84,13 @@ def read_documents(source: str | Path, limit: int | None = None) -> Documents:
         text = next((row[k] for k in _TEXT_KEYS if k in row), None)
         if doc_id is None or not isinstance(text, str):
             raise ValueError(f"{path}:{line_no}: each document needs an id field and a text field")
+        if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
+            raise ValueError(
+                f"{path}:{line_no}: the document id must be a string or an integer, got "
+                f"{json.dumps(doc_id)[:40]}"
+            )
+        if not isinstance(row.get("title") or "", str):
+            raise ValueError(f"{path}:{line_no}: the title must be a string")
         title = row.get("title") or ""
         full = f"{title} {text}".strip() if title else text
         if not full.strip():

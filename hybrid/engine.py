@@ -34,6 +34,7 @@ from hybrid.retrievers import Retriever
 from hybrid.storage import atomic, engine_io
 from hybrid.storage.files import check_name
 from hybrid.store import DocId, DocumentStore
+from indexes._validate import short
 from indexes.base import IndexFormatError, SearchResult, check_k, read_meta
 
 FORMAT_VERSION = 2  # 1: meta.json + documents.jsonl + retrievers/ (still read)
@@ -93,6 +94,10 @@ class HybridRetriever(AsyncEngineMixin):
         preset: str | None = None,
         path: str | Path | None = None,
     ) -> None:
+        if not isinstance(retrievers, Mapping):
+            raise TypeError(
+                f"retrievers must be a dict of name -> Retriever, got {short(retrievers)}"
+            )
         if not retrievers:
             raise ValueError("a HybridRetriever needs at least one retriever")
         for name, retriever in retrievers.items():
@@ -113,7 +118,7 @@ class HybridRetriever(AsyncEngineMixin):
         self.config = DEFAULT_CONFIG
         self.config = self._config(config, fusion, weights, norm, rrf_k, depth)
         self.reranker = None if reranker is None else get_reranker(reranker)
-        self.rerank_top = check_k(rerank_top)
+        self.rerank_top = check_k(rerank_top, "rerank_top")
         self._folder: Any = None  # the engine folder of a folder-backed engine
         self._gen = 0  # the folder generation this engine holds
         self._encoders: dict[str, Any] | None = None
@@ -207,9 +212,12 @@ class HybridRetriever(AsyncEngineMixin):
         return batch.ids
 
     def delete(self, ids: DocId | Sequence[DocId]) -> None:
-        """Remove documents by id from every retriever (an id given twice is removed once);
-        unknown ids raise ``KeyError`` naming them and nothing is removed."""
-        ids = _as_id_list(ids)
+        """Remove documents by id from every retriever.
+
+        Every id is checked before anything is removed: a wrong type raises ``TypeError``, an
+        id given twice ``ValueError``, ids the engine does not hold ``KeyError`` (naming them).
+        """
+        ids = self.store.check_ids(ids, "ids")
         with self._writer:
             rows = self.store.rows_of(dict.fromkeys(ids))  # each id once
             self._commit(WriteBatch(delete_rows=rows))
@@ -289,6 +297,10 @@ class HybridRetriever(AsyncEngineMixin):
         """Validate a batch of new documents and encode it for every retriever (``replacing``:
         an upsert, whose ids may already be indexed)."""
         ids, meta = self.store.check_new(texts, ids, metadata, replacing=replacing)
+        if encoded is not None and not isinstance(encoded, Mapping):
+            raise TypeError(
+                f"encoded must be a dict of retriever name -> encodings, got {short(encoded)}"
+            )
         given = dict(encoded or {})
         unknown = set(given) - set(self.names)
         if unknown:
@@ -401,6 +413,7 @@ class HybridRetriever(AsyncEngineMixin):
         single = isinstance(query, str)
         queries = validate_texts(query, "queries")
         k = check_k(k)
+        given = check_k(rerank_top, "rerank_top") if rerank_top is not None else None
         cfg = self._config(config, fusion, weights, norm, rrf_k, depth)
         if filter is not None:
             parse(filter)  # a bad filter fails before anything is encoded
@@ -413,7 +426,7 @@ class HybridRetriever(AsyncEngineMixin):
         rerank = self.reranker if reranker is None else get_reranker(reranker)
         top = k
         if rerank is not None:
-            top = max(k, check_k(rerank_top) if rerank_top is not None else self.rerank_top)
+            top = max(k, given if given is not None else self.rerank_top)
         if top > cfg.depth:
             cfg = replace(cfg, depth=top)
         names = [n for n in self.names if self._weight(cfg, n) > 0]
@@ -471,7 +484,10 @@ class HybridRetriever(AsyncEngineMixin):
         ``filter`` restricts every retriever to the matching documents, as in :meth:`search`.
         """
         queries = validate_texts(queries, "queries")
-        depth = check_k(depth if depth is not None else self.config.depth)
+        depth = check_k(depth if depth is not None else self.config.depth, "depth")
+        bad_names = isinstance(names, (str, bytes)) or not isinstance(names, Sequence)
+        if names is not None and bad_names:
+            raise TypeError(f"names must be a list of retriever names, got {short(names)}")
         names = list(self.names if names is None else names)
         unknown = [n for n in names if n not in self.retrievers]
         if unknown or not names:
@@ -544,6 +560,11 @@ class HybridRetriever(AsyncEngineMixin):
         self, candidates: Candidates, k: int = 10, config: FusionConfig | None = None
     ) -> list[list[Hit]]:
         """Fuse retrieved candidates into the top-``k`` hits of each query."""
+        if not isinstance(candidates, Candidates):
+            raise TypeError(
+                f"candidates must be what retrieve() returns (Candidates), got "
+                f"{type(candidates).__name__}"
+            )
         with self._rw.read():
             return self._fuse(candidates, k, config)
 
@@ -914,8 +935,8 @@ class HybridRetriever(AsyncEngineMixin):
             base = replace(base, norm=None)  # a rank method takes no normalisation
         cfg = base.replace(method=fusion, norm=norm, rrf_k=rrf_k, depth=depth)
         cfg = replace(cfg, weights=self._check_weights(cfg.weights if weights is None else weights))
-        check_k(cfg.depth)
-        check_k(cfg.stats_depth)
+        check_k(cfg.depth, "depth")
+        check_k(cfg.stats_depth, "stats_depth")
         fusion_lib.check_options(cfg.method, cfg.norm, cfg.rrf_k)
         return cfg
 
@@ -926,8 +947,10 @@ class HybridRetriever(AsyncEngineMixin):
             if name not in self.retrievers:
                 names = ", ".join(self.names)
                 raise ValueError(f"unknown retriever {name!r} in weights; this engine has: {names}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"weight of {name!r} must be a number, got {value!r}")
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)
+            ):
+                raise TypeError(f"weight of {name!r} must be a number, got {short(value)}")
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"weight of {name!r} must be finite and >= 0, got {value}")
         if all(weights.get(n, 1.0) == 0 for n in self.names):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,10 @@ from typing import Any
 import numpy as np
 
 DocId = str | int
+
+
+def _is_doc_id(value: object) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
 
 
 def check_storable(value: Any, where: str) -> None:
@@ -103,8 +108,11 @@ class DocumentStore:
             if len(ids) != n:
                 raise ValueError(f"got {n} documents but {len(ids)} ids")
             for i, doc_id in enumerate(ids):
-                if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
-                    raise TypeError(f"ids[{i}] is {type(doc_id).__name__}; ids must be str or int")
+                if not _is_doc_id(doc_id):
+                    raise TypeError(
+                        f"ids[{i}] is {type(doc_id).__name__} {reprlib.repr(doc_id)}; "
+                        "ids must be str or int"
+                    )
             seen: set[DocId] = set()
             for i, doc_id in enumerate(ids):
                 if isinstance(doc_id, str):
@@ -119,12 +127,20 @@ class DocumentStore:
         if metadata is None:
             meta = [{} for _ in range(n)]
         else:
+            if isinstance(metadata, (str, bytes, Mapping)) or not isinstance(metadata, Sequence):
+                raise TypeError(
+                    "metadata must be a list with one dict (or None) per document, got "
+                    f"{type(metadata).__name__} {reprlib.repr(metadata)}"
+                )
             meta = list(metadata)
             if len(meta) != n:
                 raise ValueError(f"got {n} documents but {len(meta)} metadata entries")
             for i, m in enumerate(meta):
                 if m is not None and not isinstance(m, Mapping):
-                    raise TypeError(f"metadata[{i}] must be a dict or None")
+                    raise TypeError(
+                        f"metadata[{i}] must be a dict or None, got {type(m).__name__} "
+                        f"{reprlib.repr(m)}"
+                    )
             meta = [dict(m) if m else {} for m in meta]
         for doc_id, text, m in zip(ids, texts, meta, strict=True):
             _check_text(text, f"the text of document {doc_id!r}")
@@ -144,12 +160,52 @@ class DocumentStore:
             self.metadata.append(m)
             self.live.append(True)
 
+    @staticmethod
+    def check_ids(ids: object, name: str = "ids") -> list[DocId]:
+        """External ids as a list: one id (str or int) or a list of them, each at most once.
+
+        ``TypeError`` for anything else (bytes, floats, bools, None), naming the position;
+        ``ValueError`` for an id given twice, naming it.
+        """
+        if _is_doc_id(ids):
+            return [ids]  # type: ignore[list-item]
+        if (
+            ids is None
+            or isinstance(ids, (bytes, bytearray, Mapping))
+            or not isinstance(ids, Iterable)
+        ):
+            raise TypeError(
+                f"{name} must be an id (str or int) or a list of them, got "
+                f"{type(ids).__name__} {reprlib.repr(ids)}"
+            )
+        try:
+            out = list(ids)
+        except TypeError:  # e.g. a 0-d numpy array
+            raise TypeError(
+                f"{name} must be an id (str or int) or a list of them, got {reprlib.repr(ids)}"
+            ) from None
+        for i, doc_id in enumerate(out):
+            if not _is_doc_id(doc_id):
+                raise TypeError(
+                    f"{name}[{i}] is {type(doc_id).__name__} {reprlib.repr(doc_id)}; "
+                    "ids must be str or int"
+                )
+        seen: set[DocId] = set()
+        for doc_id in out:
+            if doc_id in seen:
+                raise ValueError(f"{name} holds id {doc_id!r} more than once; give each id once")
+            seen.add(doc_id)
+        return out
+
     def rows_of(self, ids: Iterable[DocId]) -> np.ndarray:
         """Internal ids of external ids; unknown ids raise ``KeyError`` naming them."""
         ids = list(ids)
         missing = [i for i in ids if i not in self._row]
         if missing:
-            raise KeyError(f"unknown document ids: {missing[:5]}")
+            raise KeyError(
+                f"unknown document ids: {reprlib.repr(missing)} ({len(missing)} of {len(ids)}); "
+                "nothing was deleted"
+            )
         return np.array([self._row[i] for i in ids], dtype=np.int64)
 
     def remove(self, rows: np.ndarray) -> None:

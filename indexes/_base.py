@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import reprlib
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,8 +21,11 @@ META_FILE = "meta.json"
 class SearchResult(NamedTuple):
     """Top-k hits for a batch of queries, best first.
 
-    ``ids`` is int64 and ``scores`` float32, both of shape ``(n_queries, k)``. Rows with fewer
-    than ``k`` hits are padded with ``PAD_ID`` (-1) and ``PAD_SCORE`` (-inf).
+    ``ids`` is int64 and ``scores`` float32, both of shape ``(n_queries, width)`` with
+    ``width = min(k, number of live documents)``: a ``k`` larger than the collection returns
+    at most the whole collection (an empty index gives width 0) and allocates nothing for the
+    requested size. Rows with fewer than ``width`` hits are padded with ``PAD_ID`` (-1) and
+    ``PAD_SCORE`` (-inf).
     """
 
     ids: np.ndarray
@@ -71,10 +75,10 @@ def check_range(values: np.ndarray, lo: int, hi: int, path: Path, name: str) -> 
         raise IndexCorruptedError(f"{path}: {name} holds values outside [{lo}, {hi})")
 
 
-def check_k(k: int) -> int:
-    """Validate a top-k argument: a positive integer."""
+def check_k(k: int, name: str = "k") -> int:
+    """Validate a top-k argument: a positive integer; errors name the argument ``name``."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+        raise ValueError(f"{name} must be a positive integer, got {reprlib.repr(k)}")
     return int(k)
 
 

@@ -54,7 +54,6 @@ from indexes._base import (
     IndexFormatError,
     SearchResult,
     check_allowed,
-    check_k,
     check_pointers,
     check_range,
     empty_result,
@@ -62,6 +61,7 @@ from indexes._base import (
     write_meta,
 )
 from indexes._scratch import ScratchPool
+from indexes._validate import check_number, check_search_k, is_int, short, unique_ids
 
 FORMAT_VERSION = 2  # 1: one postings list with precomputed impacts (still read)
 KIND = "BM25Index"
@@ -111,12 +111,50 @@ class _State:
     impacts: tuple[np.ndarray, ...] | None = None  # per segment, once precomputed
 
 
-def _check_tokens(token_lists: Sequence[Sequence[str]], what: str) -> None:
-    if isinstance(token_lists, str) or (len(token_lists) > 0 and isinstance(token_lists[0], str)):
+_PARAM_RANGES = {"k1": (0.0, None), "b": (0.0, 1.0), "delta": (0.0, None), "epsilon": (0.0, None)}
+"""Accepted (lo, hi) of each parameter: all finite; b in [0, 1], the others >= 0."""
+
+
+def _is_seq(x: Any) -> bool:
+    if isinstance(x, np.ndarray):
+        return x.ndim == 1
+    return isinstance(x, Sequence) and not isinstance(x, (str, bytes, bytearray))
+
+
+def _check_tokens(token_lists: Sequence[Sequence[str]], what: str, each: bool = True) -> None:
+    """A list (or tuple) of token lists, every token a ``str`` (checked here unless ``each``
+    is False: ``add`` checks its distinct terms instead, far fewer); ``TypeError`` naming the
+    first offending item and position otherwise. Runs before anything changes."""
+    if isinstance(token_lists, str) or (
+        _is_seq(token_lists) and len(token_lists) > 0 and isinstance(token_lists[0], str)
+    ):
         raise TypeError(
             f"{what} must be a list of token lists (one list of strings per item), "
             "got a single string or a flat list of strings; wrap one item as [tokens]"
         )
+    if not _is_seq(token_lists):
+        raise TypeError(
+            f"{what} must be a list of token lists (one list of strings per item), got "
+            f"{type(token_lists).__name__} {short(token_lists)}"
+        )
+    for i, item in enumerate(token_lists):
+        if type(item) not in (list, tuple) and not _is_seq(item):
+            raise TypeError(
+                f"{what}[{i}] must be a list of string tokens, got "
+                f"{type(item).__name__} {short(item)}"
+            )
+    if each and not all(isinstance(t, str) for t in chain.from_iterable(token_lists)):
+        _raise_bad_token(token_lists, what)
+
+
+def _raise_bad_token(token_lists: Sequence[Sequence[str]], what: str) -> None:
+    """``TypeError`` naming the first token that is not a ``str``."""
+    for i, tokens in enumerate(token_lists):
+        for j, tok in enumerate(tokens):
+            if not isinstance(tok, str):
+                raise TypeError(
+                    f"{what}[{i}][{j}] is {type(tok).__name__} {short(tok)}; tokens must be str"
+                )
 
 
 class BM25Index:
@@ -142,8 +180,9 @@ class BM25Index:
         delta: float | None = None,
         epsilon: float | None = None,
     ) -> None:
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown BM25 variant {variant!r}; choose one of {sorted(VARIANTS)}")
+        if not isinstance(variant, str) or variant not in VARIANTS:
+            choices = sorted(VARIANTS)
+            raise ValueError(f"unknown BM25 variant {short(variant)}; choose one of {choices}")
         defaults = VARIANTS[variant]
         if delta is not None and "delta" not in defaults:
             raise ValueError(f"delta applies to 'bm25l' and 'bm25+' only, not {variant!r}")
@@ -151,13 +190,11 @@ class BM25Index:
             raise ValueError(f"epsilon applies to 'okapi' only, not {variant!r}")
         given = {"k1": k1, "b": b, "delta": delta, "epsilon": epsilon}
         params = {
-            name: float(given[name] if given[name] is not None else v)
+            name: check_number(given[name], name, lo=_PARAM_RANGES[name][0],
+                               hi=_PARAM_RANGES[name][1])
+            if given[name] is not None else float(v)
             for name, v in defaults.items()
         }
-        if params["k1"] < 0 or not 0.0 <= params["b"] <= 1.0:
-            raise ValueError(
-                f"need k1 >= 0 and 0 <= b <= 1, got k1={params['k1']}, b={params['b']}"
-            )
         self.variant = variant
         self.params = params
         self.extra: dict[str, Any] | None = None
@@ -179,7 +216,7 @@ class BM25Index:
 
     def add(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """Index documents given as token lists; returns their new ids (int64, consecutive)."""
-        _check_tokens(token_lists, "documents")
+        _check_tokens(token_lists, "documents", each=False)
         start = self._doc_len.shape[0]
         n = len(token_lists)
         lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=n)
@@ -190,7 +227,13 @@ class BM25Index:
             return ids
         vocab = self._vocab
         flat = list(chain.from_iterable(token_lists))
-        for term in dict.fromkeys(flat):
+        try:
+            distinct = dict.fromkeys(flat)
+        except TypeError:  # an unhashable token
+            distinct = None
+        if distinct is None or not all(isinstance(t, str) for t in distinct):
+            _raise_bad_token(token_lists, "documents")  # before the vocabulary changes
+        for term in distinct:
             if term not in vocab:
                 vocab[term] = len(vocab)
         width = len(vocab)
@@ -224,12 +267,9 @@ class BM25Index:
         return ids
 
     def delete(self, ids: Iterable[int]) -> None:
-        """Remove live documents by id; KeyError (nothing removed) if any id is not live."""
-        ids = np.unique(
-            np.asarray(
-                list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64
-            ).ravel()
-        )
+        """Remove live documents by id; KeyError (nothing removed) if any id is not live,
+        ValueError for an id given twice, TypeError for anything but integers."""
+        ids = unique_ids(ids)
         bad = ids[(ids < 0) | (ids >= self._live.shape[0])]
         if bad.size == 0:
             bad = ids[~self._live[ids]]
@@ -456,13 +496,13 @@ class BM25Index:
         few documents it allows (the other documents are skipped like deleted ones, computing
         contributions at query time).
         """
-        k = check_k(k)
         _check_tokens(token_lists, "queries")
         st = self._state  # one consistent state for this whole search
         if allowed is not None:
             allowed = check_allowed(allowed, st.dn.shape[0])
             st = replace(st, dn=np.where(allowed, st.dn, np.float32(-1.0)), impacts=None)
         idf = st.idf
+        k = check_search_k(k, len(self))
         n_q = len(token_lists)
         get = self._vocab.get
         q_terms: list[int] = []
@@ -473,7 +513,7 @@ class BM25Index:
                 if tid is not None and tid < idf.shape[0]:
                     q_terms.append(tid)
             q_ptr[i + 1] = len(q_terms)
-        if not q_terms or not st.segments:
+        if not q_terms or not st.segments or k == 0:
             return empty_result(n_q, k)
         terms = np.array(q_terms, dtype=np.int32)
         stats = (idf, *self._formula(), st.absent)
@@ -516,6 +556,10 @@ class BM25Index:
         """
         if isinstance(query_tokens, str):
             raise TypeError("query_tokens must be a list of tokens, not a string")
+        _check_tokens([query_tokens], "query_tokens")
+        if not is_int(doc_id):
+            kind = type(doc_id).__name__
+            raise TypeError(f"doc_id must be an integer, got {kind} {short(doc_id)}")
         doc_id = int(doc_id)
         st = self._state
         idf, dn, absent = st.idf, st.dn, st.absent

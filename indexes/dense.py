@@ -50,11 +50,11 @@ from indexes._base import (
     IndexFormatError,
     SearchResult,
     check_allowed,
-    check_k,
     empty_result,
     read_meta,
     write_meta,
 )
+from indexes._validate import check_positive_int, check_search_k, short, unique_ids
 
 FORMAT_VERSION = 1
 INDEX_FILE = "index.faiss"
@@ -125,10 +125,12 @@ class DenseIndex:
     ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        if not isinstance(metric, str) or metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {short(metric)}")
         if not isinstance(factory, str) or not factory.strip():
             raise ValueError(f"factory must be a FAISS index_factory string, got {factory!r}")
+        if model_name is not None and not isinstance(model_name, str):
+            raise TypeError(f"model_name must be a string or None, got {short(model_name)}")
         factory = factory.strip()
         if factory.upper().startswith("IDMAP"):
             raise ValueError(
@@ -227,7 +229,7 @@ class DenseIndex:
         ivf = _faiss().try_extract_index_ivf(self._index)
         if ivf is None:
             raise ValueError(f"nprobe applies to IVF indexes, not {self.factory!r}")
-        ivf.nprobe = int(value)
+        ivf.nprobe = check_positive_int(value, "nprobe")
 
     @property
     def ef_search(self) -> int | None:
@@ -240,7 +242,7 @@ class DenseIndex:
         hnsw = self._hnsw()
         if hnsw is None:
             raise ValueError(f"ef_search applies to HNSW indexes, not {self.factory!r}")
-        hnsw.hnsw.efSearch = int(value)
+        hnsw.hnsw.efSearch = check_positive_int(value, "ef_search")
 
     def _can_remove(self, faiss: Any) -> bool:
         """Physical removal keeps ids right only for IVF (ids stored) and for flat-code indexes
@@ -264,9 +266,26 @@ class DenseIndex:
     def _as_matrix(self, vectors: Any, what: str, model_name: str | None = None) -> np.ndarray:
         """Validate to a C-contiguous float32 (n, dim) matrix; cosine rows normalised (copy)."""
         try:
-            arr = np.asarray(vectors, dtype=np.float32)
+            raw = vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{what} must be a numeric array of shape (n, {self.dim})") from exc
+            raise ValueError(
+                f"{what} must be a numeric array of shape (n, {self.dim}), got {short(vectors)}"
+            ) from exc
+        if raw.dtype.kind not in "iuf":
+            raise ValueError(
+                f"{what} must be a real-valued array of shape (n, {self.dim}), got dtype "
+                f"{raw.dtype}: {short(vectors)}"
+            )
+        if raw.dtype.kind == "f" and raw.dtype.itemsize > 4 and raw.size:
+            with np.errstate(invalid="ignore"):
+                big = np.abs(raw) > np.finfo(np.float32).max
+            if big.any():
+                rows = np.flatnonzero(big.reshape(-1, big.shape[-1]).any(axis=1))
+                raise ValueError(
+                    f"{what} hold values beyond float32's range (+-3.4e38) in row(s) "
+                    f"{rows[:10].tolist()}; scale them down"
+                )
+        arr = raw.astype(np.float32, copy=False)
         if arr.ndim == 1:
             arr = arr.reshape(1, -1)
         if arr.ndim != 2:
@@ -351,7 +370,7 @@ class DenseIndex:
 
         Unknown or already deleted ids raise ``KeyError`` and nothing is deleted.
         """
-        arr = np.unique(np.asarray(ids, dtype=np.int64).ravel())
+        arr = unique_ids(ids)
         if arr.size == 0:
             return 0
         valid = (arr >= 0) & (arr < self.next_id)
@@ -448,7 +467,8 @@ class DenseIndex:
         ``exact_filter_below`` vectors are allowed; otherwise approximate with a widened beam
         (HNSW ``efSearch``) or more probed lists (IVF ``nprobe``).
         """
-        k = check_k(k)
+        k = check_search_k(k, len(self))
+        threads = self._threads(threads)
         q = self._as_matrix(queries, "query vectors", model_name)
         if model_name and self.model_name and model_name != self.model_name:
             raise ValueError(
@@ -467,7 +487,7 @@ class DenseIndex:
         k_eff = min(k, n_stored)
         faiss = _faiss()
         params = self._search_params(faiss)
-        with _omp_threads(faiss, self._threads(threads)):
+        with _omp_threads(faiss, threads):
             if params is None:
                 scores, ids = self._index.search(q, k_eff)
             elif params is not False:

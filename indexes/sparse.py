@@ -36,13 +36,21 @@ from indexes._base import (
     IndexFormatError,
     SearchResult,
     check_allowed,
-    check_k,
     check_pointers,
     check_range,
     empty_result,
     load_array,
     read_meta,
     write_meta,
+)
+from indexes._validate import (
+    check_choice,
+    check_float32_range,
+    check_ids,
+    check_number,
+    check_positive_int,
+    check_search_k,
+    unique_ids,
 )
 
 FORMAT_VERSION = 3  # 1: weight-tiered postings, 2: 32-bit ids (read no more: rebuild)
@@ -91,10 +99,14 @@ def _parallel_launch() -> Iterator[None]:
 def _as_csr(x: Any, what: str) -> sp.csr_matrix:
     """Canonical float CSR, copied only when it must change: summed duplicates, no zeros.
 
-    Weights must be finite and >= 0 (a ``ValueError`` otherwise).
+    Weights must be finite, >= 0 and within float32's range (a ``ValueError`` otherwise).
     """
     if not sp.issparse(x):
         raise TypeError(f"{what} must be a scipy sparse matrix (CSR), got {type(x).__name__}")
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"{what} must hold real weights, got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D sparse matrix, got shape {x.shape}")
     m = x if x.format == "csr" else x.tocsr()
     if m.dtype.kind != "f":
         m = m.astype(np.float32)
@@ -110,6 +122,8 @@ def _as_csr(x: Any, what: str) -> sp.csr_matrix:
         if np.isnan(lo) or not np.all(np.isfinite(d)):
             raise ValueError(f"{what} contain NaN or infinite weights")
         raise ValueError(f"{what} contain negative weights; SPLADE weights must be >= 0")
+    if d.dtype != np.float32 and d.size:
+        check_float32_range(float(d.max()), what)
     return m
 
 
@@ -137,15 +151,12 @@ class SparseIndex:
         quant_step: float | None = None,
         threads: int | None = None,
     ) -> None:
-        if weight_dtype not in WEIGHT_DTYPES:
-            raise ValueError(
-                f"weight_dtype must be one of {sorted(WEIGHT_DTYPES)}, got {weight_dtype!r}"
-            )
-        if dim is not None and (not isinstance(dim, (int, np.integer)) or dim < 1):
-            raise ValueError(f"dim must be a positive integer or None, got {dim!r}")
-        if quant_step is not None and not quant_step > 0:
-            raise ValueError(f"quant_step must be > 0, got {quant_step!r}")
-        self.dim = None if dim is None else int(dim)
+        check_choice(weight_dtype, "weight_dtype", WEIGHT_DTYPES)
+        dim = check_positive_int(dim, "dim", allow_none=True)
+        if quant_step is not None:
+            quant_step = check_number(quant_step, "quant_step", lo=0.0, lo_open=True)
+        check_positive_int(threads, "threads", allow_none=True)
+        self.dim = dim
         self.weight_dtype = weight_dtype
         self.quant_step = 1.0 if weight_dtype == "float32" else quant_step
         self.threads = threads
@@ -211,8 +222,9 @@ class SparseIndex:
         return ids
 
     def delete(self, ids: Any) -> None:
-        """Delete documents by internal id; unknown or already deleted ids raise ``KeyError``."""
-        ids = np.unique(np.asarray(ids, dtype=np.int64).ravel())
+        """Delete documents by internal id; unknown or already deleted ids raise ``KeyError``,
+        an id given twice ``ValueError``, anything but integers ``TypeError`` (nothing deleted)."""
+        ids = unique_ids(ids)
         bad = ids[(ids < 0) | (ids >= self._n_assigned)]
         if bad.size:
             raise KeyError(f"unknown document ids: {bad[:10].tolist()}")
@@ -313,14 +325,15 @@ class SparseIndex:
         skip deleted ones, so the result is the unfiltered ranking with the other documents
         removed, with the same scores.
         """
-        k = check_k(k)
+        k = check_search_k(k, self._n_live)  # rows min(k, live documents) wide (issue #18)
+        check_positive_int(threads, "threads", allow_none=True)
         if allowed is not None:
             allowed = check_allowed(allowed, self._n_assigned)
         q = _as_csr(queries, "query vectors")
         n_q = int(q.shape[0])
         if self.dim is not None and q.shape[1] > self.dim:
             raise ValueError(f"queries have {q.shape[1]} columns, the index has dim={self.dim}")
-        if not self._segments or n_q == 0:
+        if not self._segments or n_q == 0 or k == 0:
             return empty_result(n_q, k)
         q_ptr = q.indptr.astype(np.int64)
         q_idx = q.indices.astype(np.int64)
@@ -369,6 +382,11 @@ class SparseIndex:
             self._pool.append(acc)
         if best_i is None:
             return empty_result(n_q, k)
+        if np.isposinf(best_s).any():
+            raise ValueError(
+                "a score overflowed float32 (query weight x document weight too large); "
+                "scale the query or document weights down"
+            )
         return SearchResult(best_i, best_s)
 
     def _n_threads(self, threads: int | None, n_q: int) -> int:
@@ -394,7 +412,7 @@ class SparseIndex:
 
     def doc_vectors(self, ids: Any) -> sp.csr_matrix:
         """Stored (quantised) vectors of live documents ``ids``, one CSR row per id, in order."""
-        ids = np.asarray(ids, dtype=np.int64).ravel()
+        ids = check_ids(ids)
         uniq, inverse = np.unique(ids, return_inverse=True)
         bad = uniq[(uniq < 0) | (uniq >= self._n_assigned)]
         if bad.size:

@@ -573,7 +573,9 @@ def test_upsert_and_metadata_updates_as_write_batches_persist(tmp_path, folder):
         e._commit(WriteBatch(delete_rows=old))
     with pytest.raises(ValueError, match="deleted twice"):
         e._commit(WriteBatch(delete_rows=np.array([row, row])))
-    e.delete([i[3], i[3]])  # the same id twice: deleted once
+    with pytest.raises(ValueError, match="more than once"):  # issue #18: an id given twice
+        e.delete([i[3], i[3]])  # is refused before anything changes
+    e.delete([i[3]])
     assert i[3] not in e.ids()
     if folder:
         before = S.state(e)

@@ -152,10 +152,10 @@ def test_ties_break_by_smaller_id_and_padding() -> None:
     index.add([["a"], ["b"], ["a"], ["a"]])
     res = index.search([["a"], [], ["zzz"]], k=5)
     assert res.ids.dtype == np.int64 and res.scores.dtype == np.float32
-    assert res.ids.shape == res.scores.shape == (3, 5)
-    assert res.ids[0].tolist() == [0, 2, 3, -1, -1]
+    assert res.ids.shape == res.scores.shape == (3, 4)  # min(k, 4 documents)
+    assert res.ids[0].tolist() == [0, 2, 3, -1]
     assert np.all(np.isneginf(res.scores[0][3:]))
-    assert res.ids[1].tolist() == [-1] * 5 and res.ids[2].tolist() == [-1] * 5
+    assert res.ids[1].tolist() == [-1] * 4 and res.ids[2].tolist() == [-1] * 4
     top1 = index.search([["a"]], k=1)
     assert top1.ids.tolist() == [[0]]
 
@@ -329,7 +329,7 @@ def test_delete_errors_and_vocabulary_only_in_deleted_docs() -> None:
     assert res.ids[0].tolist() == [0, 2]
     index.delete([0, 2])
     assert len(index) == 0
-    assert index.search([["a"]], k=1).ids.tolist() == [[-1]]
+    assert index.search([["a"]], k=1).ids.tolist() == [[]]  # no live documents: width 0
 
 
 def test_explain_sums_to_score() -> None:
@@ -467,7 +467,7 @@ def test_parameter_and_input_errors() -> None:
 
 def test_empty_index_and_empty_documents() -> None:
     index = BM25Index()
-    assert index.search([["a"]], k=2).ids.tolist() == [[-1, -1]]
+    assert index.search([["a"]], k=2).ids.tolist() == [[]]  # width min(k, 0 documents)
     assert index.add([]).tolist() == []
     index.add([[], []])
     assert len(index) == 2

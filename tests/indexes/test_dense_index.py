@@ -10,7 +10,7 @@ import pytest
 faiss = pytest.importorskip("faiss")
 
 from indexes import DenseIndex, IndexFormatError, SearchResult  # noqa: E402
-from indexes._base import PAD_ID, PAD_SCORE  # noqa: E402
+from indexes._base import PAD_ID  # noqa: E402
 
 DIM = 16
 
@@ -91,15 +91,18 @@ def test_single_vector_query_gives_one_row() -> None:
     assert res.ids.shape == (1, 3)
 
 
-def test_padding_when_k_exceeds_count_and_on_empty_index() -> None:
+def test_k_beyond_the_count_gives_the_whole_collection_and_empty_index_width_0() -> None:
     index = DenseIndex(DIM)
     empty = index.search(rand(2), 4)
-    assert (empty.ids == PAD_ID).all() and np.isneginf(empty.scores).all()
+    assert empty.ids.shape == empty.scores.shape == (2, 0)
     index.add(rand(3))
+    for k in (5, 10**9):  # 10**9: nothing is allocated for the requested size
+        res = index.search(rand(2, seed=1), k)
+        assert res.ids.shape == (2, 3)
+        assert sorted(res.ids[0].tolist()) == [0, 1, 2] and np.isfinite(res.scores).all()
+    index.delete([1])
     res = index.search(rand(2, seed=1), 5)
-    assert res.ids.shape == (2, 5)
-    assert (res.ids[:, :3] >= 0).all() and (res.ids[:, 3:] == PAD_ID).all()
-    assert (res.scores[:, 3:] == PAD_SCORE).all() and np.isfinite(res.scores[:, :3]).all()
+    assert res.ids.shape == (2, 2) and (res.ids != 1).all() and (res.ids >= 0).all()
 
 
 @pytest.mark.parametrize("k", [0, -1, 1.5, True, "3"])

@@ -20,9 +20,12 @@ def random_csr(rng, n, dim, density=0.1, integer=False):
 
 
 def brute_force(index: SparseIndex, queries, k, live=None):
-    """Top-k by (-score, id) over the index's stored weights; only scores > 0 count as hits."""
+    """Top-k by (-score, id) over the index's stored weights; only scores > 0 count as hits.
+
+    Rows are ``min(k, live documents)`` wide, as the index returns them."""
     n = index._n_assigned
     live = np.arange(n) if live is None else np.asarray(live)
+    k = min(k, live.size)
     stored = index.doc_vectors(live) if live.size else sp.csr_matrix((0, index.dim))
     scores = (sp.csr_matrix(queries, dtype=np.float64) @ stored.T.astype(np.float64)).toarray()
     ids = np.full((scores.shape[0], k), PAD_ID)
@@ -155,7 +158,7 @@ def test_delete_errors():
     with pytest.raises(KeyError):
         index.doc_vectors([1])
     res = index.search(sp.csr_matrix(np.ones((1, 4), np.float32)), 4)
-    np.testing.assert_array_equal(res.ids, [[0, 2, 3, -1]])
+    np.testing.assert_array_equal(res.ids, [[0, 2, 3]])  # 3 live documents: width 3
 
 
 def test_save_load_identical_and_mutable(tmp_path):
@@ -226,11 +229,14 @@ def test_duplicates_unsorted_columns_and_caller_matrix_untouched():
 
 def test_empty_queries_and_padding():
     index = SparseIndex()
-    assert index.search(sp.csr_matrix((2, 5)), 3).ids.tolist() == [[-1] * 3] * 2
-    index.add(sp.csr_matrix(np.array([[1.0, 0, 0], [0, 1.0, 0]])))
+    assert index.search(sp.csr_matrix((2, 5)), 3).ids.shape == (2, 0)  # width min(k, 0 docs)
+    index.add(sp.csr_matrix(np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])))
     res = index.search(sp.csr_matrix(np.array([[0.0, 0, 0], [1.0, 0, 0]])), 3)
     assert res.ids.tolist() == [[-1, -1, -1], [0, -1, -1]]
     assert np.isneginf(res.scores[0]).all() and res.scores.shape == (2, 3)
+    assert index.search(sp.csr_matrix(np.array([[1.0, 0, 0]])), 10**9).ids.tolist() == [
+        [0, -1, -1]
+    ]  # k beyond the collection: the whole collection, nothing allocated for 10**9
 
 
 def test_requantisation_when_a_batch_has_larger_weights():

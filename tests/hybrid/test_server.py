@@ -63,7 +63,8 @@ def test_documents_upsert_get_delete(served):
     assert r.status_code == 200 and r.json() == {"deleted": 2}
     assert "a" not in engine.ids() and len(engine) == 4
     r = client.get("/documents/a")
-    assert r.status_code == 404 and r.json() == {"detail": "unknown document ids: ['a']"}
+    assert r.status_code == 404
+    assert r.json()["detail"].startswith("unknown document ids: ['a']")
     assert client.get("/health").json() == {"status": "ok", "documents": 4}
     stats = client.get("/stats").json()
     assert stats["documents"] == 4

@@ -142,7 +142,10 @@ def test_get_and_delete_errors():
     with pytest.raises(KeyError, match="unknown document ids"):
         engine.delete(["a", "zz"])
     assert engine.ids() == ["a", 2]
-    engine.delete(["a", "a"])  # an id given twice is deleted once
+    with pytest.raises(ValueError, match="more than once"):
+        engine.delete(["a", "a"])  # an id given twice: refused, nothing deleted
+    assert engine.ids() == ["a", 2]
+    engine.delete(["a"])
     assert engine.ids() == [2] and len(engine) == 1
     with pytest.raises(KeyError):
         engine.get("a")

@@ -34,8 +34,7 @@ from hybrid.retrievers import Retriever
 from hybrid.storage import atomic, engine_io
 from hybrid.storage.files import check_name
 from hybrid.store import DocId, DocumentStore
-from indexes._validate import short
-from indexes.base import IndexFormatError, SearchResult, check_k, read_meta
+from indexes.base import IndexFormatError, SearchResult, check_k, read_meta, short
 
 FORMAT_VERSION = 2  # 1: meta.json + documents.jsonl + retrievers/ (still read)
 _KIND = "HybridRetriever"

@@ -21,6 +21,7 @@ from indexes._base import (
     read_meta,
     write_meta,
 )
+from indexes._validate import short
 
 META_FILE, PAD_ID, PAD_SCORE, empty_result = (
     _base.META_FILE,
@@ -40,6 +41,7 @@ __all__ = [
     "check_k",
     "empty_result",
     "read_meta",
+    "short",
     "write_meta",
 ]
 

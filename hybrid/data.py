@@ -118,16 +118,15 @@ def read_queries(path: str | Path) -> dict[str, str]:
                 raise ValueError(f"{path}:{line_no}: a query needs an id and a text field")
             out[str(qid)] = text
         return out
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 2:
-                raise ValueError(f"{path}:{line_no}: expected 'id<TAB>text'")
-            if line_no == 1 and parts[0] in ("id", "_id", "qid", "query-id", "query_id"):
-                continue  # header row
-            out[parts[0]] = parts[1]
+    for line_no, line in text_lines(path):
+        if not line.strip():
+            continue
+        parts = line.rstrip("\r\n").split("\t")
+        if len(parts) < 2:
+            raise ValueError(f"{path}:{line_no}: expected 'id<TAB>text'")
+        if line_no == 1 and parts[0] in ("id", "_id", "qid", "query-id", "query_id"):
+            continue  # header row
+        out[parts[0]] = parts[1]
     return out
 
 
@@ -136,23 +135,22 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     after a header row) or TREC qrels (``qid 0 doc score``, whitespace-separated). Ids may hold
     spaces in tab-separated files."""
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            parts = [x.strip() for x in (line.split("\t") if "\t" in line else line.split())]
-            if not any(parts):
-                continue
-            if len(parts) == 3:
-                qid, doc, rel = parts
-            elif len(parts) == 4:
-                qid, _, doc, rel = parts
-            else:
-                raise ValueError(f"{path}:{line_no}: expected 3 (BEIR) or 4 (TREC) columns")
-            try:
-                value = int(float(rel))
-            except ValueError:
-                if line_no == 1:
-                    continue  # header row
-                raise ValueError(f"{path}:{line_no}: relevance {rel!r} is not a number") from None
-            qrels.setdefault(qid, {})[doc] = value
+    for line_no, line in text_lines(path):
+        line = line.rstrip("\r\n")
+        parts = [x.strip() for x in (line.split("\t") if "\t" in line else line.split())]
+        if not any(parts):
+            continue
+        if len(parts) == 3:
+            qid, doc, rel = parts
+        elif len(parts) == 4:
+            qid, _, doc, rel = parts
+        else:
+            raise ValueError(f"{path}:{line_no}: expected 3 (BEIR) or 4 (TREC) columns")
+        try:
+            value = int(float(rel))
+        except ValueError:
+            if line_no == 1:
+                continue  # header row
+            raise ValueError(f"{path}:{line_no}: relevance {rel!r} is not a number") from None
+        qrels.setdefault(qid, {})[doc] = value
     return qrels

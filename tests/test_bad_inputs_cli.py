@@ -106,7 +106,6 @@ def test_eval_on_a_missing_folder_says_so(tmp_path, capsys):
     assert code == 2 and "no such file or folder" in line and "nope" in line
 
 
-@pytest.mark.xfail(reason="read_qrels moved in #16: per-line UTF-8 check lost")
 def test_eval_qrels_that_are_not_utf8_name_file_and_line(tmp_path, capsys):
     docs, queries, qrels = tmp_path / "d.jsonl", tmp_path / "q.jsonl", tmp_path / "r.tsv"
     docs.write_text('{"_id": "d1", "text": "x"}\n')

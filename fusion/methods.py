@@ -117,7 +117,7 @@ def per_list_contributions(
 
 def _aligned(method: str, x: np.ndarray, weights: np.ndarray | None, k: float = 60.0) -> Pair:
     """:func:`per_list_contributions` on aligned ``(n, L)`` matrices (absent: 0 rank / NaN)."""
-    x = np.asarray(x) if PER_LIST[method].uses == "rank" else np.asarray(x, dtype=np.float64)
+    x = rank_matrix(x) if PER_LIST[method].uses == "rank" else matrix(x, "normalized")
     present = x > 0 if PER_LIST[method].uses == "rank" else ~np.isnan(x)
     fill = 1 if PER_LIST[method].uses == "rank" else 0.0
     m = _present_count(present)

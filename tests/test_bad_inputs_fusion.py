@@ -100,7 +100,7 @@ def test_uint64_ids_within_int64_fuse():
         lambda: fusion.fuse_batch(None),
         lambda: fusion.fuse_batch([None]),
         lambda: fusion.minmax_norm(None),
-        pytest.param(lambda: fusion.rrf(None), marks=pytest.mark.xfail(reason="methods rewrite")),
+        lambda: fusion.rrf(None),
         lambda: fusion.wsum(None),
     ],
 )
@@ -218,7 +218,6 @@ def test_normalisations_never_give_nan_for_a_present_score(values, norm):
         assert os.max() == 1.0 and os.min() == 0.0
 
 
-@pytest.mark.xfail(reason="fusion.methods was rewritten on main (PerList); its checks need redoing")
 @SETTINGS
 @given(a=junk, b=junk, k=st.one_of(junk, st.floats(0, 100)))
 def test_method_functions_junk(a, b, k):

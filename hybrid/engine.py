@@ -343,8 +343,12 @@ class HybridRetriever(AsyncEngineMixin):
         that undoes the whole batch (for a durable commit that fails afterwards)."""
         show = bool(batch.texts) and wanted(None, len(batch.texts))  # the caller's scope decides
         with progress_bar(len(self.names), "build indexes", show, unit="index") as bar:
-            undo = atomic.apply(self, batch)
-            bar.update(len(self.names))
+
+            def indexed(name: str) -> None:
+                bar.set_postfix_str(name, refresh=False)
+                bar.update(1)
+
+            undo = atomic.apply(self, batch, indexed)
         self._update_filter_index(batch)
 
         def undo_all() -> None:

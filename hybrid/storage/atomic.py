@@ -88,11 +88,14 @@ def _order(retrievers: dict[str, Any]) -> list[str]:
     return sorted(retrievers, key=late)
 
 
-def apply(engine: Any, batch: Any) -> Callable[[], None]:
+def apply(
+    engine: Any, batch: Any, indexed: Callable[[str], None] | None = None
+) -> Callable[[], None]:
     """Apply ``batch``: appends to every retriever, then deletes, then the document store.
 
     Any exception leaves retrievers and store as they were (the error names the documents);
     returns a function that undoes the whole batch (for a commit that fails afterwards).
+    ``indexed(name)`` is called as each retriever finishes its appends (progress).
     """
     retrievers = engine.retrievers
     store = engine.store
@@ -135,6 +138,8 @@ def apply(engine: Any, batch: Any) -> Callable[[], None]:
                         f"retriever {name!r} assigned ids {assigned[:3]}..., expected "
                         f"{expected[:3]}...: its index was changed outside this engine"
                     )
+                if indexed is not None:
+                    indexed(name)
                 retrievers[name].observe_documents(batch.texts, assigned)
         if batch.delete_rows.size:
             for retriever in retrievers.values():

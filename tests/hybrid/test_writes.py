@@ -253,3 +253,33 @@ def test_explain_after_the_document_is_replaced_names_it():
     engine.upsert(["alpha again"], ids=["a"])
     with pytest.raises(KeyError, match="document 'a' was deleted or replaced after this search"):
         hit.explain()
+
+
+def test_the_index_build_bar_advances_once_per_retriever(monkeypatch):
+    """``add(progress=True)`` draws a "build indexes" bar that moves as each retriever has
+    indexed the batch (so it has a rate and an ETA), not in one jump at the end."""
+    import hybrid.engine as engine_mod
+
+    seen: list[tuple[int, str]] = []
+
+    class Bar:
+        n = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def set_postfix_str(self, text, refresh=True):
+            self.postfix = text
+
+        def update(self, n):
+            self.n += n
+            seen.append((self.n, self.postfix))
+
+    monkeypatch.setattr(engine_mod, "progress_bar", lambda *a, **k: Bar())
+    engine = standin_engine()
+    engine.add(_docs()[:5], progress=True)
+    assert [n for n, _ in seen] == list(range(1, len(engine.names) + 1))
+    assert sorted(name for _, name in seen) == sorted(engine.names)

@@ -12,7 +12,7 @@ process (peak RSS per phase):
   (durable when it returns), the first search after it, a second one, ``delete`` of 10,
   ``optimize``; times, folder size.
 
-Then the SIGKILL loop and the corruption loop of ``tests/test_storage.py`` with more rounds.
+Then the SIGKILL loop and the corruption loop of ``tests/hybrid/test_storage.py`` with more rounds.
 
     nice -n 10 python3 benchmarks/storage.py                    # 1M BM25, 200k dense, 300 kills
     python3 benchmarks/storage.py --bm25-docs 20000 --dense-docs 20000 --kills 20   # quick
@@ -240,7 +240,7 @@ def run_phase(phase: str, kind: str, n: int, work: Path) -> dict:
 
 
 def loops(kills: int) -> dict:
-    from tests.test_storage import corruption_loop, kill_loop
+    from tests.hybrid.test_storage import corruption_loop, kill_loop
 
     out = {}
     with tempfile.TemporaryDirectory() as d:

@@ -12,7 +12,7 @@ The language is the one LangChain, LlamaIndex and Chroma users already write (Mo
 - ``$exists`` on a dotted prefix holds when any value lies under it (``{"src": {"$exists":
   True}}`` for ``{"src": {"site": "wiki"}}``).
 
-Values and types (decided here, tested in ``tests/test_filters.py``):
+Values and types (decided here, tested in ``tests/hybrid/test_filters.py``):
 
 - Filter values are ``str``, ``int``, ``float`` or ``bool``; ``$in``/``$nin`` take a list of
   them (an empty ``$in`` matches nothing, an empty ``$nin`` everything); ``$exists`` takes a bool.

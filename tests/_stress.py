@@ -1,5 +1,5 @@
-"""Searcher threads against writer threads on one engine; shared by tests/test_stress.py (short)
-and benchmarks/stress.py (long).
+"""Searcher threads against writer threads on one engine; shared by
+tests/hybrid/test_stress.py (short) and benchmarks/stress.py (long).
 
 Writers own disjoint ids and do random add / upsert / delete / update_metadata; each text
 starts with its id and version (``"w0-17 v3 ..."``). Searchers check every hit: no duplicate

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from hybrid.filters import FilterError, matches, parse
-from tests.test_filtered_search import FILTERS, QUERIES, WORDS, HashDense, HashSparse
-from tests.test_filters import DOCS, _random_filter, _random_meta
+from tests.hybrid.test_filtered_search import FILTERS, QUERIES, WORDS, HashDense, HashSparse
+from tests.hybrid.test_filters import DOCS, _random_filter, _random_meta
 
 qdrant_client = pytest.importorskip("qdrant_client")
 models = qdrant_client.models

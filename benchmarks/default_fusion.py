@@ -158,10 +158,10 @@ def mixed_candidates(query_set: str):
     docs: dict[str, list] = {n: [] for n in retrievers}
     for d in parts:  # the per-dataset document encodings (cached by the Korean rows)
         for name, r in retrievers.items():
-            docs[name].append(cached_encode(r, d.doc_texts, "documents", CACHE / d.name,
+            docs[name].append(cached_encode(r, d.doc_texts, "documents", CACHE,
                                             d.fingerprint(), False, name))
     q_texts = list(own.queries.values())
-    queries = {name: cached_encode(r, q_texts, "queries", CACHE / own.name, _hash(q_texts),
+    queries = {name: cached_encode(r, q_texts, "queries", CACHE, _hash(q_texts),
                                    False, name) for name, r in retrievers.items()}
     doc_enc = {
         "splade": sp.vstack(docs["splade"], format="csr"),
@@ -337,11 +337,11 @@ def run_overhead() -> dict:
     bm25 = BM25Retriever("english")
     key = test.fingerprint()
     docs_bm25 = cached_encode(
-        bm25, test.doc_texts, "documents", CACHE / test.name, key, False, "bm25"
+        bm25, test.doc_texts, "documents", CACHE, key, False, "bm25"
     )
     bm25.add_encoded(docs_bm25)
     q_key = _hash(queries)
-    q_bm25 = cached_encode(bm25, queries, "queries", CACHE / test.name, q_key, False, "bm25")
+    q_bm25 = cached_encode(bm25, queries, "queries", CACHE, q_key, False, "bm25")
     out["evidence_bm25_us"] = 1e6 * best_of(lambda: bm25.evidence(queries, q_bm25)) / n_q
     # -- documents' part: the query's script against the dense retriever's top 100 rows
     from hybrid.evidence import CollectionStats, document_reach, query_scripts

@@ -3,7 +3,7 @@
 :func:`run` calls a command and turns the exceptions a user's mistake raises (bad arguments,
 bad or missing input files, a folder that is not an index) into that line; ``--debug`` or
 ``HYBRID_DEBUG=1`` shows the Python traceback instead. Anything else is a bug and keeps its
-traceback. :func:`positive_int` is the ``argparse`` type for counts (``--k``, ``--limit``, ...).
+traceback. Counts (``--k``, ``--limit``, ...) use :func:`hybrid.cli_args.positive_int`.
 """
 
 from __future__ import annotations
@@ -58,17 +58,6 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
             raise
         print(f"error: {message(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
-
-
-def positive_int(text: str) -> int:
-    """``argparse`` type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
 
 
 def check_output_folder(path: str | Path, option: str = "--out") -> None:

@@ -29,6 +29,7 @@ from numba import njit
 from indexes._topk import offer, pop_into
 
 CHUNK = 64  # documents per top-k scan chunk; block sizes are multiples of it
+BUF = 256  # postings whose query-time contributions are computed in one vectorised pass
 
 
 @njit(inline="always")
@@ -50,6 +51,31 @@ def tf_part(tf, dn, c, bm25l):
 
 
 @njit(inline="always")
+def _qt(tfs, p, d, dn, wt, c, bm25l):
+    """Contribution of posting ``p`` (document ``d``) computed at query time, 0 for a deleted
+    document; bit-identical to :func:`impacts`."""
+    v = dn[d]
+    if v < 0:
+        return np.float32(0.0)
+    return wt * tf_part(tfs[p], v, c, bm25l)
+
+
+@njit(inline="always")
+def _contribs(docs, tfs, dn, s0, m, wt, c, bm25l, vbuf, pbuf):
+    """Contributions of the ``m`` postings from ``s0`` into ``pbuf`` (0 for deleted documents),
+    bit-identical to :func:`impacts`: the documents' values are gathered first so that the
+    arithmetic runs as one vectorised loop (divisions 8 or 16 at a time)."""
+    b_docs = docs[s0 : s0 + m]
+    b_tfs = tfs[s0 : s0 + m]
+    for i in range(np.uint64(m)):
+        vbuf[i] = dn[np.uint32(b_docs[i])]
+    for i in range(np.uint64(m)):
+        v = vbuf[i]
+        part = wt * tf_part(b_tfs[i], v, c, bm25l)
+        pbuf[i] = part if v >= 0 else np.float32(0.0)
+
+
+@njit(inline="always")
 def _contrib(tfs, imp, p, d, dn, wt, c, bm25l):
     """Contribution of posting ``p`` (document ``d``), 0 for a deleted document: precomputed in
     ``imp`` when it is not None (the branch is pruned when compiled), else computed."""
@@ -61,7 +87,7 @@ def _contrib(tfs, imp, p, d, dn, wt, c, bm25l):
     return wt * tf_part(tfs[p], v, c, bm25l)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def impacts(indptr, docs, tfs, dn, w, c, bm25l):
     """Every posting's contribution for the given statistics (what the search kernels compute
     at query time when no impacts are given, bit-identical); 0 for deleted documents, so only
@@ -84,7 +110,7 @@ def _span(indptr, t):
     return indptr[0], indptr[0]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def merge(a_ptr, a_docs, a_tfs, a_keep, b_ptr, b_docs, b_tfs, b_keep, b_shift, n_terms):
     """One segment from two adjacent ones: per term, ``a``'s kept postings then ``b``'s (doc ids
     shifted by ``b_shift``), dropping documents whose ``keep`` flag is 0."""
@@ -117,7 +143,7 @@ def merge(a_ptr, a_docs, a_tfs, a_keep, b_ptr, b_docs, b_tfs, b_keep, b_shift, n
     return ptr, docs, tfs
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def search_batch(
     indptr, docs, tfs, imp, dn, w, c, bm25l, absent, q_indptr, q_terms, k, acc, seen, touched
 ):
@@ -245,7 +271,7 @@ def _raw_floor(thr, offset):
     return max(rt, np.float32(0.0))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def search_positive(
     indptr,
     docs,
@@ -261,21 +287,28 @@ def search_positive(
     k,
     acc,
     touched,
+    allowed,
     block,
     chunk_size,
     sparse_ratio,
 ):
     """Top-k (ids, scores) per query when every contribution is > 0; rows padded with -1 / -inf.
 
-    Same contract and results as :func:`search_batch`. ``touched`` (int32, n_docs) and ``acc``
-    (float32, at least n_docs rounded up to ``CHUNK`` and at least ``block``, a multiple of
-    ``CHUNK``) are scratch buffers, zero / left clean on return; ``chunk_size`` is ``CHUNK``,
-    passed at run time because a compile-time trip count gets the chunk max unrolled instead of
-    vectorised (1.2x slower overall). A query with ``sparse_ratio * postings < n_docs`` takes
-    the touched-list path, others the blocked one.
+    Same contract and results as :func:`search_batch`. Contributions come from ``imp`` (the
+    precomputed impacts) when it holds one per posting, else they are computed at query time
+    from ``tfs``, ``w`` and ``dn``: always the same array types, so one
+    compiled specialisation serves both (no compilation or cache load on the first search
+    after a write). ``allowed`` (uint8 over the segment's documents, or empty: all) restricts
+    the hits. ``touched`` (int32, n_docs) and ``acc`` (float32, at least n_docs rounded up to
+    ``CHUNK`` and at least ``block``, a multiple of ``CHUNK``) are scratch buffers, zero / left
+    clean on return; ``chunk_size`` is ``CHUNK``, passed at run time because a compile-time
+    trip count gets the chunk max unrolled instead of vectorised (1.2x slower overall). A query
+    with ``sparse_ratio * postings < n_docs`` takes the touched-list path, others the blocked one.
     """
     n_q = q_indptr.shape[0] - 1
     n_docs = touched.shape[0]
+    use_imp = imp.shape[0] == docs.shape[0] and docs.shape[0] > 0
+    masked = allowed.shape[0] > 0
     out_ids = np.full((n_q, k), -1, dtype=np.int64)
     out_scores = np.full((n_q, k), -np.inf, dtype=np.float32)
     hs = np.empty(k, dtype=np.float32)
@@ -287,6 +320,8 @@ def search_positive(
     for q in range(n_q):
         max_terms = max(max_terms, q_indptr[q + 1] - q_indptr[q])
     cur = np.empty(max_terms, dtype=np.int64)
+    vbuf = np.empty(BUF, dtype=np.float32)
+    pbuf = np.empty(BUF, dtype=np.float32)
     chunk = np.uint64(chunk_size)
     for q in range(n_q):
         first = q_indptr[q]
@@ -307,17 +342,25 @@ def search_positive(
                 t = q_terms[first + j]
                 wt = np.float32(w[t])
                 lo, hi = _span(indptr, t)
-                seg_docs = docs[lo:hi]
-                ulo = np.uint64(lo)
-                for i in range(np.uint64(seg_docs.shape[0])):
-                    d = np.uint32(seg_docs[i])
-                    v = _contrib(tfs, imp, ulo + i, d, dn, wt, c, bm25l)
-                    if v <= 0:  # a deleted document (every live contribution is > 0 here)
-                        continue
-                    if acc[d] == 0:  # first touch: every contribution is > 0
-                        touched[n_touched] = d
-                        n_touched += 1
-                    acc[d] += v
+                for s0 in range(lo, hi, BUF):
+                    m = min(BUF, hi - s0)
+                    b_docs = docs[s0 : s0 + m]
+                    if use_imp:
+                        vals = imp[s0 : s0 + m]
+                    else:
+                        _contribs(docs, tfs, dn, s0, m, wt, c, bm25l, vbuf, pbuf)
+                        vals = pbuf
+                    for i in range(np.uint64(m)):
+                        d = np.uint32(b_docs[i])
+                        v = vals[i]
+                        if v <= 0:  # a deleted document (every live contribution is > 0 here)
+                            continue
+                        if masked and allowed[d] == 0:
+                            continue
+                        if acc[d] == 0:  # first touch: every contribution is > 0
+                            touched[n_touched] = d
+                            n_touched += 1
+                        acc[d] += v
             for i in range(n_touched):
                 d = touched[i]
                 s = acc[d] + offset
@@ -341,14 +384,21 @@ def search_positive(
                 seg_docs = docs[p:e]
                 up = np.uint64(p)
                 # Unsigned indices spare numba's negative-index checks in these hot loops.
-                if imp is not None:  # precomputed (0 for deleted documents): branch-free
+                if use_imp:  # precomputed (0 for deleted documents): branch-free
                     for i in range(np.uint64(e - p)):
                         acc[np.uint32(seg_docs[i]) - base] += imp[up + i]
-                else:  # computed (0 for deleted documents)
-                    for i in range(np.uint64(e - p)):
-                        d = np.uint32(seg_docs[i])
-                        acc[d - base] += _contrib(tfs, imp, up + i, d, dn, wt, c, bm25l)
+                else:  # computed (0 for deleted documents), BUF postings at a time
+                    for s0 in range(p, e, BUF):
+                        m = min(BUF, e - s0)
+                        _contribs(docs, tfs, dn, s0, m, wt, c, bm25l, vbuf, pbuf)
+                        b_docs = docs[s0 : s0 + m]
+                        for i in range(np.uint64(m)):
+                            acc[np.uint32(b_docs[i]) - base] += pbuf[i]
                 cur[j] = e
+            if masked:  # disallowed documents are no hits
+                for i in range(hi - lo):
+                    if allowed[lo + i] == 0:
+                        acc[i] = 0.0
             # Ascending ids: a later doc tying the worst kept score ranks below it, so only a
             # strictly better score enters. Chunks past the block's end hold zeros.
             for c0 in range(np.uint64(0), np.uint64(hi - lo), chunk):
@@ -371,4 +421,132 @@ def search_positive(
                     for i in range(c0, c0 + chunk):
                         acc[i] = 0.0
         pop_into(hs, hd, size, out_ids[q], out_scores[q])
+    return out_ids, out_scores
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def allowed_rows(allowed):
+    """Positions of the nonzero entries of a uint8 mask, ascending (int32); skips zero 8-byte
+    words, so a sparse mask costs about one load per 8 entries."""
+    n = allowed.shape[0]
+    rows = np.empty(n, dtype=np.int32)
+    m = 0
+    n8 = n // 8
+    words = allowed[: n8 * 8].view(np.uint64)
+    for wi in range(n8):
+        if words[wi] != 0:
+            b = wi * 8
+            for j in range(8):
+                rows[m] = b + j
+                m += allowed[b + j] != 0
+    for i in range(n8 * 8, n):
+        rows[m] = i
+        m += allowed[i] != 0
+    return rows[:m]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def search_allowed(
+    indptr,
+    docs,
+    tfs,
+    imp,
+    dn,
+    w,
+    c,
+    bm25l,
+    absent,
+    q_indptr,
+    q_terms,
+    k,
+    acc,
+    allowed,
+    rows,
+    gallop_ratio,
+):
+    """Top-k per query over the few documents ``rows`` (ascending local ids, those ``allowed``
+    marks) when every contribution is > 0: same contract and results as
+    :func:`search_positive` with ``allowed``. A query term whose postings outnumber
+    ``gallop_ratio`` x the rows is intersected with them by galloping search (cost in
+    proportion to the rows, not to the term's postings); a shorter one is walked, skipping
+    disallowed documents. Each row's contributions are added in query-term order, as in every
+    kernel, so scores are bit-identical. ``acc`` (float32, n_docs) is left clean."""
+    n_q = q_indptr.shape[0] - 1
+    n_rows = rows.shape[0]
+    use_imp = imp.shape[0] == docs.shape[0] and docs.shape[0] > 0
+    out_ids = np.full((n_q, k), -1, dtype=np.int64)
+    out_scores = np.full((n_q, k), -np.inf, dtype=np.float32)
+    hs = np.empty(k, dtype=np.float32)
+    hd = np.empty(k, dtype=np.int64)
+    for q in range(n_q):
+        offset = np.float32(0.0)
+        for j in range(q_indptr[q], q_indptr[q + 1]):
+            t = q_terms[j]
+            offset += absent[t]
+            wt = np.float32(w[t])
+            lo, hi = _span(indptr, t)
+            if hi - lo > gallop_ratio * n_rows:
+                p = lo
+                for i in range(n_rows):
+                    d = rows[i]
+                    p = _block_end(docs, p, hi, d)
+                    if p >= hi:
+                        break
+                    if docs[p] == d:
+                        if use_imp:
+                            acc[d] += imp[p]
+                        else:
+                            acc[d] += _qt(tfs, p, d, dn, wt, c, bm25l)
+            else:
+                for p in range(lo, hi):
+                    d = docs[p]
+                    if allowed[d] != 0:
+                        if use_imp:
+                            acc[d] += imp[p]
+                        else:
+                            acc[d] += _qt(tfs, p, d, dn, wt, c, bm25l)
+        size = 0
+        thr = np.float32(-np.inf)
+        for i in range(n_rows):
+            d = rows[i]
+            r = acc[d]
+            if r > 0:  # a hit (every live contribution is > 0; deleted ones add 0)
+                acc[d] = 0.0
+                s = r + offset
+                if size < k or s > thr:  # ascending ids: a tie ranks below the kept hit
+                    size = offer(hs, hd, size, k, s, np.int64(d))
+                    if size == k:
+                        thr = hs[0]
+        pop_into(hs, hd, size, out_ids[q], out_scores[q])
+    return out_ids, out_scores
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def merge_top(a_ids, a_scores, b_ids, b_scores, k):
+    """Top-k rows of two results over disjoint documents, each row sorted best first (score
+    descending, id ascending) and padded with -1 / -inf: a linear merge per row."""
+    n_q = a_ids.shape[0]
+    out_ids = np.full((n_q, k), -1, dtype=np.int64)
+    out_scores = np.full((n_q, k), -np.inf, dtype=np.float32)
+    na, nb = a_ids.shape[1], b_ids.shape[1]
+    for q in range(n_q):
+        i = 0
+        j = 0
+        for o in range(k):
+            ta = i < na and a_ids[q, i] >= 0
+            tb = j < nb and b_ids[q, j] >= 0
+            if ta and tb:
+                sa, sb = a_scores[q, i], b_scores[q, j]
+                ta = sa > sb or (sa == sb and a_ids[q, i] < b_ids[q, j])
+                tb = not ta
+            if ta:
+                out_ids[q, o] = a_ids[q, i]
+                out_scores[q, o] = a_scores[q, i]
+                i += 1
+            elif tb:
+                out_ids[q, o] = b_ids[q, j]
+                out_scores[q, o] = b_scores[q, j]
+                j += 1
+            else:
+                break
     return out_ids, out_scores

@@ -49,7 +49,6 @@ import numpy as np
 
 from indexes import _bm25_kernels as _k
 from indexes._base import (
-    PAD_ID,
     IndexCorruptedError,
     IndexFormatError,
     SearchResult,
@@ -77,6 +76,11 @@ _V1_ARRAYS = ("indptr", "docs", "tfs", "doc_len", "live")
 # Search tuning (see indexes._bm25_kernels.search_positive); tests shrink them to reach every path.
 _BLOCK_DOCS = 16_384  # documents per accumulator block (64 KiB of float32), a multiple of CHUNK
 _SPARSE_RATIO = 32  # a query with fewer than n_docs / _SPARSE_RATIO postings tracks touched docs
+# A filter allowing fewer than n_docs / _SELECTIVE_RATIO of a segment's documents scores just
+# those (indexes._bm25_kernels.search_allowed), galloping through postings lists longer than
+# _GALLOP_RATIO x the allowed documents.
+_SELECTIVE_RATIO = 32
+_GALLOP_RATIO = 4
 PRECOMPUTE_DELAY = 0.5  # seconds after the last write before contributions are precomputed
 
 
@@ -190,9 +194,11 @@ class BM25Index:
             raise ValueError(f"epsilon applies to 'okapi' only, not {variant!r}")
         given = {"k1": k1, "b": b, "delta": delta, "epsilon": epsilon}
         params = {
-            name: check_number(given[name], name, lo=_PARAM_RANGES[name][0],
-                               hi=_PARAM_RANGES[name][1])
-            if given[name] is not None else float(v)
+            name: check_number(
+                given[name], name, lo=_PARAM_RANGES[name][0], hi=_PARAM_RANGES[name][1]
+            )
+            if given[name] is not None
+            else float(v)
             for name, v in defaults.items()
         }
         self.variant = variant
@@ -217,6 +223,7 @@ class BM25Index:
     def add(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """Index documents given as token lists; returns their new ids (int64, consecutive)."""
         _check_tokens(token_lists, "documents", each=False)
+        _warm_kernels(self)
         start = self._doc_len.shape[0]
         n = len(token_lists)
         lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=n)
@@ -498,9 +505,12 @@ class BM25Index:
         """
         _check_tokens(token_lists, "queries")
         st = self._state  # one consistent state for this whole search
+        positive = st.positive if self._positive is None else self._positive
         if allowed is not None:
             allowed = check_allowed(allowed, st.dn.shape[0])
-            st = replace(st, dn=np.where(allowed, st.dn, np.float32(-1.0)), impacts=None)
+            if not positive:  # the general kernel skips disallowed documents like deleted ones
+                st = replace(st, dn=np.where(allowed, st.dn, np.float32(-1.0)), impacts=None)
+                allowed = None
         idf = st.idf
         k = check_search_k(k, len(self))
         n_q = len(token_lists)
@@ -516,36 +526,49 @@ class BM25Index:
         if not q_terms or not st.segments or k == 0:
             return empty_result(n_q, k)
         terms = np.array(q_terms, dtype=np.int32)
-        stats = (idf, *self._formula(), st.absent)
-        positive = st.positive if self._positive is None else self._positive
-        best: SearchResult | None = None
+        stats = (_ro(idf), *self._formula(), _ro(st.absent))
+        mask = None if allowed is None else _ro(allowed.view(np.uint8))
+        best: tuple[np.ndarray, np.ndarray] | None = None
         for i, seg in enumerate(st.segments):
-            imp = None if st.impacts is None else st.impacts[i]
-            res = self._search_segment(seg, st, imp, stats, positive, q_ptr, terms, k)
+            imp = _NO_IMPACTS if st.impacts is None else st.impacts[i]
+            seg_mask = None if mask is None else mask[seg.base : seg.base + seg.n_docs]
+            if seg_mask is not None and not seg_mask.any():
+                continue
+            res = self._search_segment(seg, st, imp, stats, positive, q_ptr, terms, k, seg_mask)
             if seg.base:
-                res.ids[res.ids >= 0] += seg.base
-            best = res if best is None else _merge_top(best, res, k)
-        return best
+                res[0][res[0] >= 0] += seg.base
+            best = res if best is None else _k.merge_top(*best, *res, k)
+        if best is None:
+            return empty_result(n_q, k)
+        return SearchResult(*best)
 
-    def _search_segment(self, seg, st, imp, stats, positive, q_ptr, terms, k) -> SearchResult:
+    def _search_segment(self, seg, st, imp, stats, positive, q_ptr, terms, k, seg_mask):
         n_docs = seg.n_docs
         lo, hi = seg.base, seg.base + n_docs
-        args = (seg.indptr, seg.docs, seg.tfs, imp, st.dn[lo:hi], *stats, q_ptr, terms, k)
+        postings = (_ro(seg.indptr), _ro(seg.docs), _ro(seg.tfs), _ro(imp))
+        if not positive:  # the general kernel: contributions that may be <= 0
+            args = (*postings[:3], None, st.dn[lo:hi], *stats, q_ptr, terms, k)
+            with (
+                self._pool.take(("acc", n_docs), np.float32) as acc,
+                self._pool.take(("seen", n_docs), np.uint8) as seen,
+                self._pool.take(("touched", n_docs), np.int32) as touched,
+            ):
+                return _k.search_batch(*args, acc, seen, touched)
+        args = (*postings, _ro(st.dn[lo:hi]), *stats, q_ptr, terms, k)
+        if seg_mask is not None and np.count_nonzero(seg_mask) * _SELECTIVE_RATIO < n_docs:
+            rows = _k.allowed_rows(seg_mask)
+            with self._pool.take(("acc", n_docs), np.float32) as acc:
+                return _k.search_allowed(*args, acc, seg_mask, rows, _GALLOP_RATIO)
         # Room for the last block's scan chunk past n_docs, and for a whole block.
         n_acc = max(_BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK)
         with (
             self._pool.take(("acc", n_acc), np.float32) as acc,
             self._pool.take(("touched", n_docs), np.int32) as touched,
         ):
-            if positive:
-                ids, scores = _k.search_positive(
-                    *args, acc, touched, _BLOCK_DOCS, _k.CHUNK, _SPARSE_RATIO
-                )
-            else:  # precomputed contributions mark deleted documents only for the fast path
-                args = (*args[:3], None, *args[4:])
-                with self._pool.take(("seen", n_docs), np.uint8) as seen:
-                    ids, scores = _k.search_batch(*args, acc[:n_docs], seen, touched)
-        return SearchResult(ids, scores)
+            mask = _NO_MASK if seg_mask is None else seg_mask
+            return _k.search_positive(
+                *args, acc, touched, mask, _BLOCK_DOCS, _k.CHUNK, _SPARSE_RATIO
+            )
 
     def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:
         """Per-term score contributions of one live document, largest first.
@@ -653,6 +676,7 @@ class BM25Index:
             raise IndexCorruptedError(f"{path} holds a damaged BM25Index: {exc}") from exc
         index.extra = meta.get("extra")
         index._publish()
+        _warm_kernels(index)
         return index
 
     def _load_segments(
@@ -730,12 +754,40 @@ def _concat_forward(parts) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(ptrs), (np.concatenate(terms) if terms else np.zeros(0, np.int32))
 
 
-def _merge_top(a: SearchResult, b: SearchResult, k: int) -> SearchResult:
-    """Top-k of two results over disjoint documents: score descending, id ascending."""
-    ids = np.concatenate([a.ids, b.ids], axis=1)
-    scores = np.concatenate([a.scores, b.scores], axis=1)
-    order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores), axis=1)
-    ids = np.take_along_axis(ids, order, 1)[:, :k]
-    scores = np.take_along_axis(scores, order, 1)[:, :k]
-    ids[ids < 0] = PAD_ID
-    return SearchResult(np.ascontiguousarray(ids), np.ascontiguousarray(scores))
+_WARM: set[tuple] = set()
+
+
+def _warm_kernels(index: BM25Index) -> None:
+    """Load (or compile) every search kernel an index with these parameters can call, once per
+    process, from a tiny index: the first search after a write (two segments to merge, scores
+    computed at query time) or with a filter must not pay it (numba takes milliseconds to load
+    a cached kernel on its first call). Runs on an index's first ``add`` and on ``load``."""
+    key = (index.variant, tuple(sorted(index.params.items())))
+    if key in _WARM:
+        return
+    _WARM.add(key)
+    tiny = BM25Index(index.variant, **index.params)
+    tiny.precompute_delay = None
+    tiny.add([["a", "b"], ["b"], ["a", "c"], ["c"]] * 40)  # selective filters: few allowed
+    tiny.add([["a"]])
+    allowed = np.zeros(161, dtype=bool)
+    allowed[[0, 160]] = True
+    for _ in range(2):
+        tiny.search([["a", "c"]], 2)
+        tiny.search([["a", "c"]], 2, allowed=allowed)
+        tiny.search([["a", "c"]], 2, allowed=np.ones(161, dtype=bool))
+        tiny.precompute()
+    tiny.add([["b"]])  # merges the two small segments
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    """A read-only view: every array reaching a search kernel has one type whether it was
+    built in memory or memory-mapped, so one compiled specialisation serves both (a new one
+    would be compiled or loaded from numba's cache on first use, milliseconds)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+_NO_IMPACTS = _ro(np.zeros(0, dtype=np.float32))  # contributions computed at query time
+_NO_MASK = _ro(np.zeros(0, dtype=np.uint8))  # every document allowed

@@ -60,6 +60,23 @@ def _qt(tfs, p, d, dn, wt, c, bm25l):
     return wt * tf_part(tfs[p], v, c, bm25l)
 
 
+@njit(cache=True, nogil=True)
+def doc_values(doc_len, live, b, k1, avgdl):
+    """Each document's value ``dn`` (float32): ``k1 * (1 - b + b * length / avgdl)`` in float64
+    (k1 = 1 for BM25L, whose value is the length norm itself), -1 for a deleted document. One
+    pass, one array: a write rebuilds it, and numpy's float64 temporaries would evict the
+    caches (and fault in fresh pages) that the next search needs."""
+    n = doc_len.shape[0]
+    out = np.empty(n, dtype=np.float32)
+    one_b = 1.0 - b
+    for d in range(n):
+        if live[d]:
+            out[d] = np.float32(k1 * (one_b + b * np.float64(doc_len[d]) / avgdl))
+        else:
+            out[d] = np.float32(-1.0)
+    return out
+
+
 @njit(inline="always")
 def _contribs(docs, tfs, dn, s0, m, wt, c, bm25l, vbuf, pbuf):
     """Contributions of the ``m`` postings from ``s0`` into ``pbuf`` (0 for deleted documents),
@@ -277,6 +294,7 @@ def search_positive(
     docs,
     tfs,
     imp,
+    scale,
     dn,
     w,
     c,
@@ -295,7 +313,9 @@ def search_positive(
     """Top-k (ids, scores) per query when every contribution is > 0; rows padded with -1 / -inf.
 
     Same contract and results as :func:`search_batch`. Contributions come from ``imp`` (the
-    precomputed impacts) when it holds one per posting, else they are computed at query time
+    precomputed impacts) when it holds one per posting, each times ``scale[t]`` if ``scale``
+    is not empty (impacts of older statistics rescaled per term, for a candidate search:
+    ``BM25Index._search_stale``; times 1 exactly otherwise), else they are computed at query time
     from ``tfs``, ``w`` and ``dn``: always the same array types, so one
     compiled specialisation serves both (no compilation or cache load on the first search
     after a write). ``allowed`` (uint8 over the segment's documents, or empty: all) restricts
@@ -308,6 +328,7 @@ def search_positive(
     n_q = q_indptr.shape[0] - 1
     n_docs = touched.shape[0]
     use_imp = imp.shape[0] == docs.shape[0] and docs.shape[0] > 0
+    scaled = scale.shape[0] > 0
     masked = allowed.shape[0] > 0
     out_ids = np.full((n_q, k), -1, dtype=np.int64)
     out_scores = np.full((n_q, k), -np.inf, dtype=np.float32)
@@ -341,6 +362,7 @@ def search_positive(
             for j in range(n_terms):
                 t = q_terms[first + j]
                 wt = np.float32(w[t])
+                sc = scale[t] if scaled else np.float32(1.0)
                 lo, hi = _span(indptr, t)
                 for s0 in range(lo, hi, BUF):
                     m = min(BUF, hi - s0)
@@ -352,7 +374,7 @@ def search_positive(
                         vals = pbuf
                     for i in range(np.uint64(m)):
                         d = np.uint32(b_docs[i])
-                        v = vals[i]
+                        v = vals[i] * sc if use_imp else vals[i]
                         if v <= 0:  # a deleted document (every live contribution is > 0 here)
                             continue
                         if masked and allowed[d] == 0:
@@ -379,6 +401,7 @@ def search_positive(
             for j in range(n_terms):
                 t = q_terms[first + j]
                 wt = np.float32(w[t])
+                sc = scale[t] if scaled else np.float32(1.0)
                 p = cur[j]
                 e = _block_end(docs, p, _span(indptr, t)[1], hi)
                 seg_docs = docs[p:e]
@@ -386,7 +409,7 @@ def search_positive(
                 # Unsigned indices spare numba's negative-index checks in these hot loops.
                 if use_imp:  # precomputed (0 for deleted documents): branch-free
                     for i in range(np.uint64(e - p)):
-                        acc[np.uint32(seg_docs[i]) - base] += imp[up + i]
+                        acc[np.uint32(seg_docs[i]) - base] += imp[up + i] * sc
                 else:  # computed (0 for deleted documents), BUF postings at a time
                     for s0 in range(p, e, BUF):
                         m = min(BUF, e - s0)

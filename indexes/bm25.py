@@ -40,7 +40,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import chain
+from itertools import chain, pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -76,6 +76,7 @@ _V1_ARRAYS = ("indptr", "docs", "tfs", "doc_len", "live")
 # Search tuning (see indexes._bm25_kernels.search_positive); tests shrink them to reach every path.
 _BLOCK_DOCS = 16_384  # documents per accumulator block (64 KiB of float32), a multiple of CHUNK
 _SPARSE_RATIO = 32  # a query with fewer than n_docs / _SPARSE_RATIO postings tracks touched docs
+_SPARSE_RATIO_QT = int(os.environ.get("QT", "32"))
 # A filter allowing fewer than n_docs / _SELECTIVE_RATIO of a segment's documents scores just
 # those (indexes._bm25_kernels.search_allowed), galloping through postings lists longer than
 # _GALLOP_RATIO x the allowed documents.
@@ -112,7 +113,24 @@ class _State:
     dn: np.ndarray
     absent: np.ndarray
     positive: bool
+    avgdl: float = 1.0
     impacts: tuple[np.ndarray, ...] | None = None  # per segment, once precomputed
+    stale: _Stale | None = None  # the last precomputed impacts, while these are not
+
+
+@dataclass(frozen=True)
+class _Stale:
+    """Impacts precomputed for older statistics, kept by the writes that made them stale:
+    rescaled per term they bound the current scores of the segments they cover, so a search
+    before the next precomputation can find candidates with them and score only those exactly
+    (``BM25Index._search_stale``)."""
+
+    impacts: dict[int, np.ndarray]  # id(segment) -> its impacts (segments are immutable)
+    segments: tuple[_Segment, ...]  # keeps those segments alive, so their ids stay unique
+    idf: np.ndarray  # the IDF the impacts were computed with
+    avgdl: float  # and the average length
+    scale: np.ndarray  # float32 per term: current IDF / the IDF the impacts were computed with
+    bound: float  # every current tf part <= bound x the stale one (average length change)
 
 
 _PARAM_RANGES = {"k1": (0.0, None), "b": (0.0, 1.0), "delta": (0.0, None), "epsilon": (0.0, None)}
@@ -399,13 +417,13 @@ class BM25Index:
         avgdl = self._total_len / n if self._total_len else 1.0
         idf = self._idf(self._df, n)
         p = self.params
-        norm = 1.0 - p["b"] + p["b"] * self._doc_len.astype(np.float64) / avgdl
-        dn = (norm if self.variant == "bm25l" else p["k1"] * norm).astype(np.float32)
-        dn[~self._live] = -1.0  # deleted: skipped by every kernel
+        k1 = 1.0 if self.variant == "bm25l" else p["k1"]
+        dn = _k.doc_values(_ro(self._doc_len), _ro(self._live.view(np.uint8)), p["b"], k1, avgdl)
         absent = idf * p["delta"] if self.variant == "bm25+" else np.zeros_like(idf)
         has = self._df > 0
         positive = bool(not has.any() or idf[has].min() > 0)
-        state = _State(tuple(self._segments), idf, dn, absent.astype(np.float32), positive)
+        state = _State(tuple(self._segments), idf, dn, absent.astype(np.float32), positive, avgdl)
+        state = replace(state, stale=self._stale_from(self._state_or_none(), state))
         with self._state_lock:
             self._state = state
             if self._timer is not None:
@@ -432,7 +450,38 @@ class BM25Index:
         )
         with self._state_lock:
             if self._state is st:  # no write since: attach them
-                self._state = replace(st, impacts=impacts)
+                self._state = replace(st, impacts=impacts, stale=None)
+
+    def _state_or_none(self) -> _State | None:
+        return getattr(self, "_state", None)
+
+    def _stale_from(self, old: _State | None, new: _State) -> _Stale | None:
+        """What ``new`` keeps of the impacts precomputed for ``old`` (or that ``old`` kept):
+        those of its segments that are unchanged, with the per-term IDF ratio and the bound
+        of the tf parts' change. None for BM25+ (its per-query offset changes too) and when
+        nothing is left."""
+        if old is None or self.variant == "bm25+" or not new.positive:
+            return None
+        if old.impacts is not None:
+            impacts = {id(s): imp for s, imp in zip(old.segments, old.impacts, strict=True)}
+            segments, idf_then = old.segments, old.idf
+            avgdl_then = old.avgdl
+        elif old.stale is not None:
+            impacts, segments = old.stale.impacts, old.stale.segments
+            idf_then, avgdl_then = old.stale.idf, old.stale.avgdl
+        else:
+            return None
+        if not any(id(s) in impacts for s in new.segments):
+            return None
+        n = min(idf_then.shape[0], new.idf.shape[0])
+        scale = np.zeros(new.idf.shape[0], dtype=np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = new.idf[:n] / idf_then[:n]
+        scale[:n] = np.where(idf_then[:n] > 0, ratio, 0.0)
+        # Each tf part is decreasing in the document's value dn = A + B * length / avgdl;
+        # a change of avgdl changes every dn by a factor between 1 and avgdl_then / avgdl.
+        bound = max(1.0, new.avgdl / avgdl_then)
+        return _Stale(impacts, segments, idf_then, avgdl_then, scale, bound)
 
     def _idf(self, df: np.ndarray, n: int) -> np.ndarray:
         dff = df.astype(np.float64)
@@ -528,6 +577,14 @@ class BM25Index:
         terms = np.array(q_terms, dtype=np.int32)
         stats = (_ro(idf), *self._formula(), _ro(st.absent))
         mask = None if allowed is None else _ro(allowed.view(np.uint8))
+        if st.impacts is None and st.stale is not None and positive:
+            rows = [self._search_stale(st, stats, terms[a:b], k, mask) for a, b in pairwise(q_ptr)]
+            if all(r is not None for r in rows):
+                return SearchResult(*(np.concatenate(x) for x in zip(*rows, strict=True)))
+        return self._search_all(st, stats, positive, q_ptr, terms, k, mask)
+
+    def _search_all(self, st, stats, positive, q_ptr, terms, k, mask) -> SearchResult:
+        n_q = q_ptr.shape[0] - 1
         best: tuple[np.ndarray, np.ndarray] | None = None
         for i, seg in enumerate(st.segments):
             imp = _NO_IMPACTS if st.impacts is None else st.impacts[i]
@@ -542,7 +599,59 @@ class BM25Index:
             return empty_result(n_q, k)
         return SearchResult(*best)
 
-    def _search_segment(self, seg, st, imp, stats, positive, q_ptr, terms, k, seg_mask):
+    def _search_stale(self, st, stats, terms, k, mask) -> tuple[np.ndarray, np.ndarray] | None:
+        """One query right after a write, before the precomputation: exact results without
+        scoring every posting at query time, or None when this cannot prove them exact.
+
+        A segment whose impacts were precomputed before the write is searched with them,
+        rescaled by each term's IDF ratio (``_Stale.scale``), for its best ``m`` candidates;
+        only those are scored exactly (:func:`indexes._bm25_kernels.search_allowed`). A
+        document outside them scores at most ``bound`` x its rescaled stale score (<= the
+        ``m``-th's), since each tf part changed by a factor between 1 and ``bound``; so if the
+        exact k-th best score exceeds that (with a margin for float32 rounding), no document
+        outside can enter the top k. New segments are scored at query time (they are small).
+        """
+        stale = st.stale
+        m = 2 * k + 10
+        q_ptr = np.array([0, terms.shape[0]], dtype=np.int64)
+        outside = 0.0  # the best score a document outside the candidates may have
+        best: tuple[np.ndarray, np.ndarray] | None = None
+        for seg in st.segments:
+            seg_mask = None if mask is None else mask[seg.base : seg.base + seg.n_docs]
+            if seg_mask is not None and not seg_mask.any():
+                continue
+            imp = stale.impacts.get(id(seg))
+            if imp is None:
+                res = self._search_segment(
+                    seg, st, _NO_IMPACTS, stats, True, q_ptr, terms, k, seg_mask
+                )
+            else:
+                res = self._search_segment(
+                    seg, st, imp, stats, True, q_ptr, terms, m, seg_mask, scale=stale.scale
+                )
+                ids, scores = res[0][0], res[1][0]
+                n = int((ids >= 0).sum())
+                if n == m:
+                    outside = max(outside, float(scores[m - 1]))
+                rows = np.sort(ids[:n]).astype(np.int32)
+                lo, hi = seg.base, seg.base + seg.n_docs
+                postings = (_ro(seg.indptr), _ro(seg.docs), _ro(seg.tfs), _NO_IMPACTS)
+                args = (*postings, _ro(st.dn[lo:hi]), *stats, q_ptr, terms, k)
+                with self._pool.take(("acc", seg.n_docs), np.float32) as acc:
+                    res = _k.search_allowed(*args, acc, _NO_MASK, rows, 0)
+            if seg.base:
+                res[0][res[0] >= 0] += seg.base
+            best = res if best is None else _k.merge_top(*best, *res, k)
+        if best is None:
+            empty = empty_result(1, k)
+            return empty.ids, empty.scores
+        if outside > 0:
+            kth = best[1][0, k - 1]
+            if not (best[0][0, k - 1] >= 0 and kth > outside * stale.bound * (1 + 1e-4)):
+                return None
+        return best
+
+    def _search_segment(self, seg, st, imp, stats, positive, q_ptr, terms, k, seg_mask, scale=None):
         n_docs = seg.n_docs
         lo, hi = seg.base, seg.base + n_docs
         postings = (_ro(seg.indptr), _ro(seg.docs), _ro(seg.tfs), _ro(imp))
@@ -566,8 +675,15 @@ class BM25Index:
             self._pool.take(("touched", n_docs), np.int32) as touched,
         ):
             mask = _NO_MASK if seg_mask is None else seg_mask
+            args = (*args[:4], _NO_SCALE if scale is None else _ro(scale), *args[4:])
             return _k.search_positive(
-                *args, acc, touched, mask, _BLOCK_DOCS, _k.CHUNK, _SPARSE_RATIO
+                *args,
+                acc,
+                touched,
+                mask,
+                _BLOCK_DOCS,
+                _k.CHUNK,
+                _SPARSE_RATIO if imp.shape[0] else _SPARSE_RATIO_QT,
             )
 
     def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:
@@ -791,3 +907,4 @@ def _ro(a: np.ndarray) -> np.ndarray:
 
 _NO_IMPACTS = _ro(np.zeros(0, dtype=np.float32))  # contributions computed at query time
 _NO_MASK = _ro(np.zeros(0, dtype=np.uint8))  # every document allowed
+_NO_SCALE = _ro(np.zeros(0, dtype=np.float32))  # impacts as they are

@@ -26,12 +26,14 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -43,10 +45,44 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 DIM = 384
 QUERIES = 20
+ROUNDS = 9  # writes, each followed by a timed first search
 
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Memory:
+    """Peak resident memory of one section of a phase: VmHWM after resetting it (``clear_refs``
+    5; file pages of memory-mapped index files count), and the peak of anonymous memory
+    (RssAnon: what the process itself allocated), sampled every 10 ms by a thread."""
+
+    def __enter__(self) -> Memory:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        self.anon = _status_mb("RssAnon")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.anon = max(self.anon, _status_mb("RssAnon"))
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.anon = max(self.anon, _status_mb("RssAnon"))
+        self.rss = _status_mb("VmHWM")
 
 
 def folder_mb(path: Path) -> float:
@@ -184,37 +220,71 @@ def phase_update(kind: str, work: Path) -> dict:
         engine = HybridRetriever.open(path, encoders=encoders(kind), verify=verify, parallel=False)
         out[f"open verify={verify} s"] = time.perf_counter() - t
         engine.close()
-    engine = HybridRetriever.open(path, encoders=encoders(kind), verify=False, parallel=False)
-    out["open peak MB"] = peak_mb()
+        del engine
+        gc.collect()  # unmap its files before the measured open
     queries = [" ".join(t[:4]) for t in scifact_tokens()[:QUERIES]]
-    engine.search(queries[0], k=10)  # warm (BM25 builds its impacts on the first search)
-    out["search ms"] = 1000 * _search_s(engine, queries)
+    with Memory() as mem:
+        engine = HybridRetriever.open(path, encoders=encoders(kind), verify=False, parallel=False)
+        engine.search(queries[0], k=10)
+        time.sleep(2.0)  # BM25 precomputes its impacts 0.5 s after the open, in the background
+        out["search ms"] = 1000 * _search_s(engine, queries)
+    out["open + searches peak RSS MB"] = mem.rss
+    out["open + searches peak anon MB"] = mem.anon
+    out["open peak MB (ru_maxrss, process)"] = peak_mb()
     texts = bm25_collection(100, seed=10**6) if kind == "bm25" else [f"new {i}" for i in range(100)]
     ids = [f"new{i}" for i in range(100)]
-    t = time.perf_counter()
-    engine.add(texts, ids=ids)
-    out["add 100 + persist s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    engine.search(queries[1], k=10)
-    out["first search after ms"] = 1000 * (time.perf_counter() - t)
-    out["later search ms"] = 1000 * _search_s(engine, queries)
-    t = time.perf_counter()
-    engine.delete(ids[:10])
-    out["delete 10 + persist s"] = time.perf_counter() - t
-    out["folder MB after"] = folder_mb(path)
-    t = time.perf_counter()
-    engine.optimize()
-    out["optimize s"] = time.perf_counter() - t
-    engine.close()
+    with Memory() as mem:
+        first, second = [], []
+        for r in range(ROUNDS):  # add, then the first search after it and a second one
+            batch = [f"new{r}-{i}" for i in range(100)]
+            t = time.perf_counter()
+            engine.add(texts, ids=batch)
+            if r == 0:
+                out["add 100 + persist s"] = time.perf_counter() - t
+            q = queries[(r + 1) % len(queries)]
+            t = time.perf_counter()
+            engine.search(q, k=10)
+            first.append(1000 * (time.perf_counter() - t))
+            t = time.perf_counter()
+            engine.search(q, k=10)
+            second.append(1000 * (time.perf_counter() - t))
+        out["first search after add ms (median)"] = float(np.median(first))
+        out["second search after add ms (median)"] = float(np.median(second))
+        out["first / ordinary"] = out["first search after add ms (median)"] / out["search ms"]
+        firsts = []
+        for r in range(ROUNDS):
+            t = time.perf_counter()
+            engine.delete([f"new{r}-{i}" for i in range(10)])
+            if r == 0:
+                out["delete 10 + persist s"] = time.perf_counter() - t
+            q = queries[(r + 3) % len(queries)]
+            t = time.perf_counter()
+            engine.search(q, k=10)
+            firsts.append(1000 * (time.perf_counter() - t))
+        out["first search after delete ms (median)"] = float(np.median(firsts))
+        out["first after delete / ordinary"] = float(np.median(firsts)) / out["search ms"]
+        time.sleep(1.0)
+        out["later search ms"] = 1000 * _search_s(engine, queries)
+        engine.add(texts, ids=ids)
+        out["folder MB after"] = folder_mb(path)
+        t = time.perf_counter()
+        engine.optimize()
+        out["optimize s"] = time.perf_counter() - t
+        engine.close()
+        del engine
+        gc.collect()
+    out["update (writes + optimize) peak RSS MB"] = mem.rss
+    out["update peak anon MB"] = mem.anon
     t = time.perf_counter()
     HybridRetriever.open(path, encoders=encoders(kind), verify=True, parallel=False).close()
     out["reopen verify=True s"] = time.perf_counter() - t
-    mem = HybridRetriever.load(path, encoders=encoders(kind), verify=False, parallel=False)
-    mem.search(queries[0], k=10)
+    gc.collect()
+    mem_engine = HybridRetriever.load(path, encoders=encoders(kind), verify=False, parallel=False)
+    mem_engine.search(queries[0], k=10)
     t = time.perf_counter()
-    mem.add(texts, ids=[f"mem{i}" for i in range(100)])
+    mem_engine.add(texts, ids=[f"mem{i}" for i in range(100)])
     out["in-memory add 100 s (no folder)"] = time.perf_counter() - t
-    out["update peak MB"] = peak_mb()
+    out["process peak MB (ru_maxrss, all of the above)"] = peak_mb()
     return out
 
 

@@ -35,6 +35,7 @@ queries with repeated clauses). Only documents sharing at least one term with th
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import threading
 from collections import Counter
@@ -792,6 +793,8 @@ class BM25Index:
             raise IndexCorruptedError(f"{path} holds a damaged BM25Index: {exc}") from exc
         index.extra = meta.get("extra")
         index._publish()
+        for arr in arrays.values():  # checked: their pages need not stay in this process
+            _drop_pages(arr)
         _warm_kernels(index)
         return index
 
@@ -868,6 +871,19 @@ def _concat_forward(parts) -> tuple[np.ndarray, np.ndarray]:
         ptrs.append(offset + np.cumsum(lens))
         offset += int(lens.sum())
     return np.concatenate(ptrs), (np.concatenate(terms) if terms else np.zeros(0, np.int32))
+
+
+def _drop_pages(arr: np.ndarray) -> None:
+    """Unmap the resident pages of a memory-mapped array (``MADV_DONTNEED``): the load-time
+    bounds checks read every page of the index files, which would otherwise stay counted in
+    the process's resident memory until evicted; a later access maps them again from the
+    page cache (a minor fault)."""
+    mm = getattr(arr, "_mmap", None)
+    if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mm.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # not supported here: the pages merely stay
+            pass
 
 
 _WARM: set[tuple] = set()

@@ -418,20 +418,16 @@ def search_positive(
                         for i in range(np.uint64(m)):
                             acc[np.uint32(b_docs[i]) - base] += pbuf[i]
                 cur[j] = e
-            if masked:  # disallowed documents are no hits
-                for i in range(hi - lo):
-                    if allowed[lo + i] == 0:
-                        acc[i] = 0.0
             # Ascending ids: a later doc tying the worst kept score ranks below it, so only a
             # strictly better score enters. Chunks past the block's end hold zeros.
             for c0 in range(np.uint64(0), np.uint64(hi - lo), chunk):
                 top = np.int32(0)
                 for i in range(c0, c0 + chunk):
                     top = max(top, bits[i])
-                if top > rt_bits:
+                if top > rt_bits:  # disallowed documents are no hits
                     for i in range(c0, c0 + chunk):
                         r = acc[i]
-                        if r > rt:
+                        if r > rt and (not masked or allowed[lo + np.int64(i)] != 0):
                             s = r + offset
                             if s > thr:
                                 size = offer(hs, hd, size, k, s, lo + np.int64(i))

@@ -77,7 +77,6 @@ _V1_ARRAYS = ("indptr", "docs", "tfs", "doc_len", "live")
 # Search tuning (see indexes._bm25_kernels.search_positive); tests shrink them to reach every path.
 _BLOCK_DOCS = 16_384  # documents per accumulator block (64 KiB of float32), a multiple of CHUNK
 _SPARSE_RATIO = 32  # a query with fewer than n_docs / _SPARSE_RATIO postings tracks touched docs
-_SPARSE_RATIO_QT = int(os.environ.get("QT", "32"))
 # A filter allowing fewer than n_docs / _SELECTIVE_RATIO of a segment's documents scores just
 # those (indexes._bm25_kernels.search_allowed), galloping through postings lists longer than
 # _GALLOP_RATIO x the allowed documents.
@@ -684,7 +683,7 @@ class BM25Index:
                 mask,
                 _BLOCK_DOCS,
                 _k.CHUNK,
-                _SPARSE_RATIO if imp.shape[0] else _SPARSE_RATIO_QT,
+                _SPARSE_RATIO,
             )
 
     def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:

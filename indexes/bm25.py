@@ -861,15 +861,22 @@ class BM25Index:
 
 def _concat_forward(parts) -> tuple[np.ndarray, np.ndarray]:
     """Forward indexes (ptr, terms, keep) of adjacent segments, concatenated; dropped documents
-    keep an empty slot."""
-    ptrs, terms = [np.zeros(1, dtype=np.int64)], []
-    offset = 0
-    for ptr, fwd_terms, keep in parts:
-        lens = np.diff(ptr) * keep.astype(bool)
-        terms.append(fwd_terms[np.repeat(keep.astype(bool), np.diff(ptr))])
-        ptrs.append(offset + np.cumsum(lens))
-        offset += int(lens.sum())
-    return np.concatenate(ptrs), (np.concatenate(terms) if terms else np.zeros(0, np.int32))
+    keep an empty slot. Written into one preallocated array (no per-part copies, and no
+    per-posting mask where a part keeps every document), so a merge's peak memory is the
+    merged forward index once."""
+    lens = [np.diff(ptr) * keep.astype(bool) for ptr, _, keep in parts]
+    ptr_out = np.zeros(1 + sum(len(x) for x in lens), dtype=np.int64)
+    np.cumsum(np.concatenate(lens) if lens else np.zeros(0, np.int64), out=ptr_out[1:])
+    out = np.empty(int(ptr_out[-1]), dtype=np.int32)
+    o = 0
+    for (ptr, fwd_terms, keep), kept in zip(parts, lens, strict=True):
+        n = int(kept.sum())
+        if keep.all():
+            out[o : o + n] = fwd_terms[:n]
+        else:
+            out[o : o + n] = fwd_terms[np.repeat(keep.astype(bool), np.diff(ptr))]
+        o += n
+    return ptr_out, out
 
 
 def _drop_pages(arr: np.ndarray) -> None:

@@ -9,9 +9,11 @@ Every document gets a metadata field ``bucket``, uniform in 0..999; a filter
   (``benchmarks/bm25.py`` ``synthetic``), 300 SciFact test queries;
 - ``splade``: SPLADE-tiny SciFact encodings resampled to ``n`` (``benchmarks/sparse.py``
   ``synthesize``), the 300 test queries;
-- ``dense``: clustered unit vectors, 384-d (``benchmarks/dense.py`` ``synthetic``), Flat,
-  HNSW32 (efSearch 64; with the exact-subset policy and graph-only) and IVF (nprobe 16), 200
-  queries; filtered recall@10 against exact filtered search;
+- ``dense``: clustered unit vectors, 384-d unless ``--dim`` (``benchmarks/dense.py``
+  ``synthetic``), Flat, HNSW32 (efSearch 64; ``filter_policy`` "auto", "graph", and the
+  policy before it, emulated: exact up to 20,000 allowed, else the beam widened by live /
+  allowed) and IVF (nprobe 16), 200 queries; filtered recall@10 against exact filtered
+  search. Built HNSW/IVF indexes can be kept with ``--cache DIR``;
 - ``peers``: one collection of ``n`` documents with BM25 text (the bm25 tokens, joined) and a
   dense vector, searched by this engine (BM25 + Flat, RRF, ``search(filter=)``) and by LanceDB
   (FTS, exact vector search, hybrid with RRF, ``.where("bucket < t", prefilter=True)``, scalar
@@ -24,6 +26,7 @@ work may run in other threads). "hits" is the mean number of hits per query at k
 
     nice -n 10 python3 benchmarks/filters.py bm25 --n 200000 1000000
     nice -n 10 python3 benchmarks/filters.py dense --n 200000
+    nice -n 10 python3 benchmarks/filters.py dense --n 1000000 --dim 128 --cache /tmp/dense-cache
     nice -n 10 python3 benchmarks/filters.py peers --n 200000
 """
 
@@ -167,7 +170,7 @@ def _hits(results) -> float:
 def _built(kind: str, n: int, args, build) -> DenseIndex:
     """``build()``, or the index saved by an earlier run under ``--cache`` (built indexes are
     kept there: an HNSW at 1M takes many minutes on two cores)."""
-    path = None if args.cache is None else args.cache / f"{kind}-{n}"
+    path = None if args.cache is None else args.cache / f"{kind}-{n}-{args.dim}"
     if path is not None and (path / "meta.json").is_file():
         index = DenseIndex.load(path, threads=1)
         log(f"dense {n}: {kind} loaded from {path}")
@@ -183,17 +186,18 @@ def _built(kind: str, n: int, args, build) -> DenseIndex:
 def run_dense(n: int, args) -> list[dict]:
     """Flat, HNSW and IVF, one index in memory at a time (1M x 384 float32 is 1.5 GB each)."""
     dm = _bench("dense")
-    centres = np.random.default_rng(0).standard_normal((1000, 384), dtype=np.float32)
+    dim = args.dim
+    centres = np.random.default_rng(0).standard_normal((1000, dim), dtype=np.float32)
     x = dm.synthetic(n, centres, seed=1)
     q = dm.synthetic(args.dense_queries, centres, seed=2)
-    row0: dict = {"n": n}
+    row0: dict = {"n": n, "dim": dim}
     meta = metadata_index(buckets(n), row0)
     masks = {s: meta.mask(spec_of(s)) for s in SELECTIVITY}
     one = [q[i : i + 1] for i in range(q.shape[0])]
     flat: DenseIndex | None = None
     truth: dict = {}
     if not args.build_only:
-        flat = DenseIndex(384, factory="Flat", threads=1)
+        flat = DenseIndex(dim, factory="Flat", threads=1)
         flat.add(x)
         truth[None] = flat.search(q, K).ids
         for s in SELECTIVITY:
@@ -202,12 +206,12 @@ def run_dense(n: int, args) -> list[dict]:
     nlist = max(16, round(float(np.sqrt(n)) / 8) * 8)
 
     def hnsw_build() -> DenseIndex:
-        index = DenseIndex(384, factory="HNSW32", threads=2)
+        index = DenseIndex(dim, factory="HNSW32", threads=2)
         index.add(x)
         return index
 
     def ivf_build() -> DenseIndex:
-        index = DenseIndex(384, factory=f"IVF{nlist},Flat", threads=2)
+        index = DenseIndex(dim, factory=f"IVF{nlist},Flat", threads=2)
         sample = np.random.default_rng(1).choice(n, size=min(n, 50_000), replace=False)
         index.train(x[np.sort(sample)])
         index.add(x)
@@ -242,25 +246,44 @@ def run_dense(n: int, args) -> list[dict]:
         index.threads = 1
         if kind == "hnsw32":
             index.ef_search = 64
-            runs = [("HNSW32 ef64", "auto"), ("HNSW32 ef64, graph only", "graph")]
+            runs = [
+                ("HNSW32 ef64", "auto"),
+                ("HNSW32 ef64, graph only", "graph"),
+                ("HNSW32 ef64, exact only", "exact"),
+                ("HNSW32 ef64, previous policy", "previous"),
+            ]
         else:
             index.nprobe = 16
             runs = [(f"IVF{nlist},Flat nprobe16", None)]
+        base = None  # the index's unfiltered q/s, from its first run
         for name, policy in runs:
-            rows += _dense_rows(index, name, policy, masks, truth, q, one, row0, args)
+            got = _dense_rows(index, name, policy, masks, truth, q, one, row0, args, base)
+            base = got[0]["qps"] if base is None else base
+            rows += got
         index = None
         gc.collect()
     return rows
 
 
-def _dense_rows(index, name, policy, masks, truth, q, one, row0, args) -> list[dict]:
+def _dense_rows(index, name, policy, masks, truth, q, one, row0, args, base=None) -> list[dict]:
     """Unfiltered and filtered q/s, hits and recall@10 (against exact filtered search) of one
     index; ``policy`` "graph" forces HNSW's graph walk at every selectivity."""
+    from indexes import _dense_filter as df
+
+    saved = (df.WIDEN_EXPONENT, df.GRAPH_STEP_COST, df.EXACT_FLOOR)
+    if policy == "previous":  # exact up to 20,000 allowed, else the beam times live / allowed
+        df.WIDEN_EXPONENT, df.GRAPH_STEP_COST, df.EXACT_FLOOR = 1.0, 0, 20_000
     if policy is not None:
-        index.filter_policy = policy
+        index.filter_policy = "auto" if policy == "previous" else policy
+    try:
+        return _timed_rows(index, name, policy, masks, truth, q, one, row0, args, base)
+    finally:
+        df.WIDEN_EXPONENT, df.GRAPH_STEP_COST, df.EXACT_FLOOR = saved
+
+
+def _timed_rows(index, name, policy, masks, truth, q, one, row0, args, base) -> list[dict]:
     rows: list[dict] = []
-    base = None
-    for s in [None, *SELECTIVITY] if policy != "graph" else SELECTIVITY:
+    for s in [None, *SELECTIVITY] if policy in (None, "auto") else SELECTIVITY:
         allowed = None if s is None else masks[s]
         ids = index.search(q, K, allowed=allowed).ids
         rate = qps(
@@ -504,6 +527,7 @@ def main(argv: list[str] | None = None) -> None:
         "--indexes", nargs="+", default=["flat", "hnsw32", "ivf"], help="dense: which indexes"
     )
     ap.add_argument("--dense-queries", type=int, default=200)
+    ap.add_argument("--dim", type=int, default=384, help="dense: vector dimension")
     ap.add_argument("--build-only", action="store_true", help="dense: build and cache, no timing")
     args = ap.parse_args(argv)
     for n in args.n:

@@ -175,34 +175,29 @@ def _blocks(hnsw: Any, prep: dict):
 
 
 def _exact_subset(hnsw: Any, q: np.ndarray, k: int, prep: dict) -> SearchResult:
-    """Score the allowed vectors of an HNSW index directly; ranked score descending, id
-    ascending, as FAISS does."""
+    """Score the allowed vectors of an HNSW index directly, block by block with a running
+    top-``k`` per query; ranked score descending, id ascending, as FAISS does."""
     n_q = q.shape[0]
-    best_ids = np.zeros((n_q, 0), dtype=np.int64)
-    best = np.zeros((n_q, 0), dtype=np.float32)
+    best_ids = [np.zeros(0, dtype=np.int64)] * n_q
+    best = [np.zeros(0, dtype=np.float32)] * n_q
     for rows, vectors in _blocks(hnsw, prep):
-        scores = np.concatenate([best, q @ vectors.T], axis=1)  # (n_q, kept + block)
-        ids = np.concatenate([best_ids, np.broadcast_to(rows, (n_q, rows.size))], axis=1)
-        best_ids, best = _top(ids, scores, k)
+        scores = q @ vectors.T  # (n_q, block)
+        for i in range(n_q):
+            top = _top(scores[i], k)
+            ids = np.concatenate([best_ids[i], rows[top]])
+            s = np.concatenate([best[i], scores[i, top]])
+            order = np.lexsort((ids, -s))[:k]
+            best_ids[i], best[i] = ids[order], s[order]
     out = empty_result(n_q, k)
-    out.ids[:, : best.shape[1]] = best_ids
-    out.scores[:, : best.shape[1]] = best
+    for i in range(n_q):
+        out.ids[i, : best_ids[i].size] = best_ids[i]
+        out.scores[i, : best[i].size] = best[i]
     return out
 
 
-def _top(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best of each row (score descending, then id ascending): everything tying the
-    k-th score is kept for the sort, so ties go to the smaller id."""
-    n_q, width = scores.shape
-    k_eff = min(k, width)
-    out_ids = np.empty((n_q, k_eff), dtype=np.int64)
-    out = np.empty((n_q, k_eff), dtype=np.float32)
-    for i in range(n_q):
-        s, r = scores[i], ids[i]
-        top = np.arange(width)
-        if k_eff < width:
-            top = np.flatnonzero(s >= np.partition(s, width - k_eff)[width - k_eff])
-        order = top[np.lexsort((r[top], -s[top]))][:k_eff]
-        out_ids[i] = r[order]
-        out[i] = s[order]
-    return out_ids, out
+def _top(s: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` largest of ``s`` and of everything tying the k-th (so that ties
+    can go to the smaller id), unordered."""
+    if k >= s.size:
+        return np.arange(s.size)
+    return np.flatnonzero(s >= np.partition(s, s.size - k)[s.size - k])

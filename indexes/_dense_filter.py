@@ -5,7 +5,10 @@ considers only those vectors (an ``IndexIDMap`` translates its internal position
 before asking the selector):
 
 - **Flat** (and other flat-code indexes: PQ, SQ): every allowed vector is scored, the rest are
-  skipped: exact, the unfiltered ranking with the other ids removed.
+  skipped: exact, the unfiltered ranking with the other ids removed. A plain Flat index whose
+  allowed vectors fit in ``_CACHE_BYTES`` gathers them and scores them in one matrix product
+  (FAISS's selector scan checks every stored id and scores one vector at a time: at 1M
+  vectors, 0.1% allowed, 3.6 ms per query).
 - **HNSW**, by ``index.filter_policy``:
 
   - ``"graph"``: the graph is walked with the selector. FAISS's beam holds every visited node,
@@ -75,7 +78,9 @@ def search_allowed(
                 int(hnsw.hnsw.efSearch), k_eff, len(index), m, index.filter_policy
             )
             if exact:
-                return _exact_subset(hnsw, q, k, prep)
+                return _exact_subset(_Vectors(faiss, index, hnsw), q, k, prep)
+        elif m * index.dim * 4 <= _CACHE_BYTES and _is_flat(faiss, index):
+            return _exact_subset(_Vectors(faiss, index, None), q, k, prep)
         if "selector" not in prep:
             bitmap = np.packbits(prep["mask"], bitorder="little")
             prep["bitmap"] = bitmap  # the selector only borrows it
@@ -139,65 +144,83 @@ def _params(faiss: Any, index: Any, ef: int | None, selector: Any, spread: float
     return params
 
 
-def _storage(hnsw: Any) -> np.ndarray | None:
-    """The (n, d) float32 vectors of an HNSW's flat storage, in place; None for other
-    storages (SQ, PQ), whose vectors are reconstructed."""
-    faiss = faiss_module()
-    storage = faiss.downcast_index(hnsw.storage)
-    if not isinstance(storage, faiss.IndexFlat):
-        return None
-    n, d = int(storage.ntotal), int(storage.d)
-    return faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)
+def _is_flat(faiss: Any, index: Any) -> bool:
+    """Whether ``index`` keeps its vectors in a plain ``IndexFlat`` under its ``IndexIDMap``."""
+    if not isinstance(index._index, faiss.IndexIDMap):
+        return False
+    return isinstance(faiss.downcast_index(index._index.index), faiss.IndexFlat)
 
 
-def _blocks(hnsw: Any, prep: dict):
-    """``(rows, vectors)`` blocks covering the allowed rows in order (positions == ids: an
-    HNSW's stored vectors are never removed); the whole subset at once, kept in ``prep``, when
-    it fits in ``_CACHE_BYTES``."""
+class _Vectors:
+    """The stored vectors of an HNSW (position == id: its vectors are never removed) or of a
+    Flat index under an ``IndexIDMap`` (positions follow the id map, which removals compact
+    in order), read in place from flat storage, else reconstructed (SQ, PQ storages)."""
+
+    def __init__(self, faiss: Any, index: Any, hnsw: Any) -> None:
+        self.hnsw = hnsw
+        self.index = index
+        storage = faiss.downcast_index(hnsw.storage if hnsw is not None else index._index.index)
+        self.array = None
+        if isinstance(storage, faiss.IndexFlat):
+            n, d = int(storage.ntotal), int(storage.d)
+            self.array = faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)
+        self.faiss = faiss
+
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        if self.hnsw is not None:
+            return ids
+        id_map = self.faiss.vector_to_array(self.index._index.id_map)
+        return np.searchsorted(id_map, ids)
+
+    def gather(self, positions: np.ndarray) -> np.ndarray:
+        if self.array is not None:
+            return self.array[positions]
+        return self.hnsw.reconstruct_batch(positions)
+
+
+def _blocks(vectors: _Vectors, prep: dict):
+    """``(ids, vectors)`` blocks covering the allowed ids in order; the whole subset at once,
+    kept in ``prep``, when it fits in ``_CACHE_BYTES``."""
     if "vectors" in prep:
         yield prep["rows"], prep["vectors"]
         return
     rows = prep.get("rows")
     if rows is None:
         rows = prep["rows"] = np.flatnonzero(prep["mask"]).astype(np.int64)
-    stored = _storage(hnsw)
-
-    def gather(part: np.ndarray) -> np.ndarray:
-        return stored[part] if stored is not None else hnsw.reconstruct_batch(part)
-
-    if rows.size * int(hnsw.d) * 4 <= _CACHE_BYTES:
-        vectors = prep["vectors"] = gather(rows)
-        yield rows, vectors
+    positions = vectors.positions(rows)
+    if rows.size * int(vectors.index.dim) * 4 <= _CACHE_BYTES:
+        subset = prep["vectors"] = vectors.gather(positions)
+        yield rows, subset
         return
     for start in range(0, rows.size, _BLOCK):
-        part = rows[start : start + _BLOCK]
-        yield part, gather(part)
+        yield rows[start : start + _BLOCK], vectors.gather(positions[start : start + _BLOCK])
 
 
-def _exact_subset(hnsw: Any, q: np.ndarray, k: int, prep: dict) -> SearchResult:
-    """Score the allowed vectors of an HNSW index directly, block by block with a running
-    top-``k`` per query; ranked score descending, id ascending, as FAISS does."""
+def _exact_subset(vectors: _Vectors, q: np.ndarray, k: int, prep: dict) -> SearchResult:
+    """Score the allowed vectors directly with FAISS's own brute-force kernel, so scores and
+    the order of equal scores are those of a Flat search over them (the kernel switches to
+    BLAS from 20 queries, as a Flat search does). Subsets beyond ``_CACHE_BYTES`` go block by
+    block with a running top-``k`` per query, equal scores across blocks by id."""
+    faiss = vectors.faiss
     n_q = q.shape[0]
-    best_ids = [np.zeros(0, dtype=np.int64)] * n_q
-    best = [np.zeros(0, dtype=np.float32)] * n_q
-    for rows, vectors in _blocks(hnsw, prep):
-        scores = q @ vectors.T  # (n_q, block)
-        for i in range(n_q):
-            top = _top(scores[i], k)
-            ids = np.concatenate([best_ids[i], rows[top]])
-            s = np.concatenate([best[i], scores[i, top]])
-            order = np.lexsort((ids, -s))[:k]
-            best_ids[i], best[i] = ids[order], s[order]
+    best_ids = best = None
+    for rows, block in _blocks(vectors, prep):
+        scores, pos = faiss.knn(q, block, min(k, rows.size), metric=faiss.METRIC_INNER_PRODUCT)
+        ids = rows[pos]
+        if best is not None:
+            ids = np.concatenate([best_ids, ids], axis=1)
+            scores = np.concatenate([best, scores], axis=1)
+            order = _order(ids, scores, k)
+            ids = np.take_along_axis(ids, order, axis=1)
+            scores = np.take_along_axis(scores, order, axis=1)
+        best_ids, best = ids, scores
     out = empty_result(n_q, k)
-    for i in range(n_q):
-        out.ids[i, : best_ids[i].size] = best_ids[i]
-        out.scores[i, : best[i].size] = best[i]
+    if best is not None:
+        out.ids[:, : best.shape[1]] = best_ids
+        out.scores[:, : best.shape[1]] = best
     return out
 
 
-def _top(s: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the ``k`` largest of ``s`` and of everything tying the k-th (so that ties
-    can go to the smaller id), unordered."""
-    if k >= s.size:
-        return np.arange(s.size)
-    return np.flatnonzero(s >= np.partition(s, s.size - k)[s.size - k])
+def _order(ids: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the positions of the ``k`` best: score descending, then id ascending."""
+    return np.stack([np.lexsort((i, -s))[:k] for i, s in zip(ids, scores, strict=True)])

@@ -63,7 +63,7 @@ def encoders() -> dict[str, Any]:
 
 
 def retrievers(dense_factory: str = "Flat") -> dict[str, Any]:
-    from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
+    from hybrid.engine.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
 
     enc = encoders()
     return {
@@ -120,7 +120,7 @@ def processes():
         [
             "tests._standins",
             "hybrid.engine",
-            "hybrid.retrievers",
+            "hybrid.engine.retrievers",
             "indexes.bm25",
             "indexes.sparse",
             "indexes.dense",

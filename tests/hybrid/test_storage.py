@@ -329,7 +329,7 @@ def test_bad_encodings_and_untrainable_index_leave_the_engine_as_before(tmp_path
     enc = S.encoders()
     e = HybridRetriever(
         {
-            "bm25": BM25Retriever(enc["bm25"]),
+            "bm25": BM25Retriever("whitespace"),
             "dense": DenseRetriever(enc["dense"], factory="IVF16,Flat"),
         },
         path=tmp_path / "ivf",

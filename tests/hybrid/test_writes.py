@@ -11,7 +11,7 @@ import pytest
 
 from hybrid import Document
 from hybrid.engine.locks import RWLock, run_each
-from tests._load_standins import standin_engine
+from tests._standins import engine as standin_engine
 
 QUERIES = ["alpha beta", "gamma", "delta alpha omega", "beta beta zeta"]
 

@@ -43,6 +43,8 @@ Bounds = Sequence[tuple[float, float] | None] | None
 def resolve_options(
     method: str, norm: str | None, k: float, bounds: Bounds, n_lists: int, top: Any
 ) -> str | None:
+    """Check one fusion call's options; returns the norm that applies (the method's default
+    when ``norm`` is None, None for rank methods)."""
     if not isinstance(method, str):
         raise TypeError(
             f"method must be a string, one of {', '.join(METHODS)}; got {short(method)}"

@@ -52,7 +52,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hybrid.filters import MetadataIndex  # noqa: E402
+from hybrid.engine.filters import MetadataIndex  # noqa: E402
 from indexes import BM25Index, DenseIndex, SparseIndex  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -320,7 +320,7 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 def run_peers(n: int, args) -> list[dict]:
     from hybrid.engine import HybridRetriever
-    from hybrid.retrievers import BM25Retriever, DenseRetriever
+    from hybrid.engine.retrievers import BM25Retriever, DenseRetriever
 
     bm, dm = _bench("bm25"), _bench("dense")
     _, corpus, _, queries, _ = bm.load_beir(DATA / "scifact")

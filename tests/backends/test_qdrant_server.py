@@ -29,7 +29,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from hybrid.filters import matches, parse
+from hybrid.engine.filters import matches, parse
 from tests.hybrid.test_filtered_search import FILTERS, QUERIES, WORDS, HashDense, HashSparse
 
 qdrant_client = pytest.importorskip("qdrant_client")
@@ -55,7 +55,7 @@ def _docs(n: int = 200):
 
 
 def _engine(store):
-    from hybrid.qdrant import QdrantHybridRetriever, qdrant_retrievers
+    from hybrid.backends.qdrant import QdrantHybridRetriever, qdrant_retrievers
 
     engine = QdrantHybridRetriever(
         qdrant_retrievers(store, HashSparse(), HashDense(), "whitespace")

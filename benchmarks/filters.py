@@ -26,7 +26,8 @@ work may run in other threads). "hits" is the mean number of hits per query at k
 
     nice -n 10 python3 benchmarks/filters.py bm25 --n 200000 1000000
     nice -n 10 python3 benchmarks/filters.py dense --n 200000
-    nice -n 10 python3 benchmarks/filters.py dense --n 1000000 --dim 128 --cache /tmp/dense-cache
+    nice -n 10 python3 benchmarks/filters.py dense --n 1000000 --dim 128 --hnsw-m 16 \
+        --ef-construction 20 --cache /tmp/dense-cache --dense-queries 100 --budget 3
     nice -n 10 python3 benchmarks/filters.py peers --n 200000
 """
 
@@ -167,10 +168,14 @@ def _hits(results) -> float:
     return float(np.mean([(r.ids >= 0).sum() / r.ids.shape[0] for r in results]))
 
 
+def _key(kind: str, args) -> str:
+    return f"hnsw{args.hnsw_m}-efc{args.ef_construction}" if kind == "hnsw32" else kind
+
+
 def _built(kind: str, n: int, args, build) -> DenseIndex:
     """``build()``, or the index saved by an earlier run under ``--cache`` (built indexes are
     kept there: an HNSW at 1M takes many minutes on two cores)."""
-    path = None if args.cache is None else args.cache / f"{kind}-{n}-{args.dim}"
+    path = None if args.cache is None else args.cache / f"{_key(kind, args)}-{n}-{args.dim}"
     if path is not None and (path / "meta.json").is_file():
         index = DenseIndex.load(path, threads=1)
         log(f"dense {n}: {kind} loaded from {path}")
@@ -205,8 +210,11 @@ def run_dense(n: int, args) -> list[dict]:
         log(f"dense {n}: Flat built, exact filtered top-{K} taken")
     nlist = max(16, round(float(np.sqrt(n)) / 8) * 8)
 
+    hnsw_name = f"HNSW{args.hnsw_m} ef64"
+
     def hnsw_build() -> DenseIndex:
-        index = DenseIndex(dim, factory="HNSW32", threads=2)
+        index = DenseIndex(dim, factory=f"HNSW{args.hnsw_m}", threads=2)
+        index._hnsw().hnsw.efConstruction = args.ef_construction
         index.add(x)
         return index
 
@@ -247,10 +255,10 @@ def run_dense(n: int, args) -> list[dict]:
         if kind == "hnsw32":
             index.ef_search = 64
             runs = [
-                ("HNSW32 ef64", "auto"),
-                ("HNSW32 ef64, graph only", "graph"),
-                ("HNSW32 ef64, exact only", "exact"),
-                ("HNSW32 ef64, previous policy", "previous"),
+                (hnsw_name, "auto"),
+                (f"{hnsw_name}, graph only", "graph"),
+                (f"{hnsw_name}, exact only", "exact"),
+                (f"{hnsw_name}, previous policy", "previous"),
             ]
         else:
             index.nprobe = 16
@@ -270,15 +278,15 @@ def _dense_rows(index, name, policy, masks, truth, q, one, row0, args, base=None
     index; ``policy`` "graph" forces HNSW's graph walk at every selectivity."""
     from indexes import _dense_filter as df
 
-    saved = (df.WIDEN_EXPONENT, df.GRAPH_STEP_COST, df.EXACT_FLOOR)
+    saved = (df.WIDEN_EXPONENT, df.graph_step_cost, df.EXACT_FLOOR)
     if policy == "previous":  # exact up to 20,000 allowed, else the beam times live / allowed
-        df.WIDEN_EXPONENT, df.GRAPH_STEP_COST, df.EXACT_FLOOR = 1.0, 0, 20_000
+        df.WIDEN_EXPONENT, df.graph_step_cost, df.EXACT_FLOOR = 1.0, lambda dim: 0.0, 20_000
     if policy is not None:
         index.filter_policy = "auto" if policy == "previous" else policy
     try:
         return _timed_rows(index, name, policy, masks, truth, q, one, row0, args, base)
     finally:
-        df.WIDEN_EXPONENT, df.GRAPH_STEP_COST, df.EXACT_FLOOR = saved
+        df.WIDEN_EXPONENT, df.graph_step_cost, df.EXACT_FLOOR = saved
 
 
 def _timed_rows(index, name, policy, masks, truth, q, one, row0, args, base) -> list[dict]:
@@ -528,6 +536,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--dense-queries", type=int, default=200)
     ap.add_argument("--dim", type=int, default=384, help="dense: vector dimension")
+    ap.add_argument("--hnsw-m", type=int, default=32, help="dense: HNSW links per node (M)")
+    ap.add_argument("--ef-construction", type=int, default=40, help="dense: HNSW build beam")
     ap.add_argument("--build-only", action="store_true", help="dense: build and cache, no timing")
     args = ap.parse_args(argv)
     for n in args.n:

@@ -39,20 +39,35 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------ plan
 
 
+def test_graph_step_cost():
+    assert df.graph_step_cost(384) == pytest.approx(3580 / 97.5)
+    assert df.graph_step_cost(16) == pytest.approx(820 / 5.5)
+
+
 def test_plan_hand_worked_values():
-    # 1M live, efSearch 64, k 10: the beam is widened by (live / allowed) ** 1.2
-    assert hnsw_plan(64, 10, 1_000_000, 500_000, "auto") == (148, False)  # 64 * 2.297; 500k > 5,920
-    assert hnsw_plan(64, 10, 1_000_000, 100_000, "auto") == (1015, False)  # 64 * 15.85; > 40,600
-    assert hnsw_plan(64, 10, 1_000_000, 50_000, "auto") == (2331, True)  # 64 * 36.41; <= 93,240
+    # 1M live, 384-d (one beam slot ~ 36.7 vectors), efSearch 64, k 10: the beam is widened
+    # by (live / allowed) ** 1.2
+    assert hnsw_plan(64, 10, 1_000_000, 500_000, "auto", 384) == (
+        148,
+        False,
+    )  # 64 * 2.297; 500k > 5,434
+    assert hnsw_plan(64, 10, 1_000_000, 100_000, "auto", 384) == (
+        1015,
+        False,
+    )  # 64 * 15.85; > 37,268
+    assert hnsw_plan(64, 10, 1_000_000, 50_000, "auto", 384) == (
+        2331,
+        True,
+    )  # 64 * 36.41; <= 85,592
     # the beam would pass _MAX_EF (64 * 109.3 = 6,996 > 4,096): exact, however many are allowed
-    assert hnsw_plan(64, 10, 1_000_000, 20_000, "auto") == (4096, True)
+    assert hnsw_plan(64, 10, 1_000_000, 20_000, "auto", 384) == (4096, True)
     # tiny allowed sets are always exact; k above efSearch widens from k
-    assert hnsw_plan(16, 10, 8_000, 4_000, "auto") == (37, True)  # 16 * 2.297 = 36.8
-    assert hnsw_plan(16, 100, 100_000, 50_000, "auto") == (230, False)  # 100 * 2.297
+    assert hnsw_plan(16, 10, 8_000, 4_000, "auto", 384) == (37, True)  # 16 * 2.297 = 36.8
+    assert hnsw_plan(16, 100, 100_000, 50_000, "auto", 384) == (230, False)  # 100 * 2.297
     # forced policies keep the same beam
-    assert hnsw_plan(64, 10, 1_000_000, 100_000, "exact") == (1015, True)
-    assert hnsw_plan(64, 10, 1_000_000, 20_000, "graph") == (4096, False)
-    assert hnsw_plan(64, 10, 1_000_000, 1_000_000, "graph") == (64, False)
+    assert hnsw_plan(64, 10, 1_000_000, 100_000, "exact", 384) == (1015, True)
+    assert hnsw_plan(64, 10, 1_000_000, 20_000, "graph", 384) == (4096, False)
+    assert hnsw_plan(64, 10, 1_000_000, 1_000_000, "graph", 384) == (64, False)
 
 
 def test_filter_policy_is_checked_and_saved(tmp_path):
@@ -109,8 +124,8 @@ def test_auto_picks_a_branch_by_cost_and_keeps_recall(hnsw_data, selectivity, mo
     truth = exact_filtered(x, q, allowed, 10)
     index.filter_policy = "auto"
     got = index.search(q, 10, allowed=allowed).ids
-    ef, exact = hnsw_plan(16, 10, len(x), m, "auto")
-    assert exact == (m <= df.GRAPH_STEP_COST * ef)
+    ef, exact = hnsw_plan(16, 10, len(x), m, "auto", 32)
+    assert exact == (m <= df.graph_step_cost(32) * ef)
     assert exact == (selectivity <= 0.3)  # ~120, 600, 1,800 allowed: exact; ~3,600, 4,800: graph
     if exact:
         assert np.array_equal(got, truth)

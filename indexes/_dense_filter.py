@@ -35,7 +35,9 @@ before asking the selector):
   ``_CACHE_BYTES``, they are kept for the next search with the same array, until the index
   changes.
 - **IVF**: ``nprobe`` is raised to ``nprobe * live / allowed`` (at most every list), so about
-  as many allowed vectors are scanned as an unfiltered search scans.
+  as many allowed vectors are scanned as an unfiltered search scans. A plain ``IVF{n},Flat``
+  whose allowed vectors are no more than an unfiltered search scans (and fit in
+  ``_CACHE_BYTES``) reads them from its lists once per filter and scores them exactly.
 - Types that take no selector (e.g. refine indexes) are searched for every stored vector and
   filtered afterwards (exact, slow).
 """
@@ -79,6 +81,10 @@ def search_allowed(
             if exact:
                 return _exact_subset(_Vectors(faiss, index, hnsw), q, k, prep)
         elif m * index.dim * 4 <= _CACHE_BYTES and _is_flat(faiss, index):
+            return _exact_subset(_Vectors(faiss, index, None), q, k, prep)
+        elif m * index.dim * 4 <= _CACHE_BYTES and _ivf_exact(faiss, index, m):
+            if "vectors" not in prep:
+                prep["rows"], prep["vectors"] = _ivf_gather(faiss, index, prep["mask"])
             return _exact_subset(_Vectors(faiss, index, None), q, k, prep)
         if "selector" not in prep:
             bitmap = np.packbits(prep["mask"], bitorder="little")
@@ -160,6 +166,38 @@ def _is_flat(faiss: Any, index: Any) -> bool:
     return isinstance(faiss.downcast_index(index._index.index), faiss.IndexFlat)
 
 
+def _ivf_exact(faiss: Any, index: Any, allowed: int) -> bool:
+    """Whether an IVF index (plain ``IVF{n},Flat``) should score the allowed vectors exactly:
+    when they are no more than an unfiltered search scans (``nprobe`` lists of average size);
+    a probed search would then need nearly every list."""
+    ivf = faiss.downcast_index(index._index)
+    if not isinstance(ivf, faiss.IndexIVFFlat):
+        return False
+    return allowed * int(ivf.nlist) <= int(ivf.nprobe) * len(index)
+
+
+def _ivf_gather(faiss: Any, index: Any, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Allowed ids (ascending) and their vectors, read from an ``IndexIVFFlat``'s lists."""
+    ivf = faiss.downcast_index(index._index)
+    lists, d = ivf.invlists, int(ivf.d)
+    ids_parts, vec_parts = [], []
+    for i in range(int(ivf.nlist)):
+        size = int(lists.list_size(i))
+        if size == 0:
+            continue
+        ids = faiss.rev_swig_ptr(lists.get_ids(i), size)
+        keep = mask[ids]
+        if keep.any():
+            codes = faiss.rev_swig_ptr(lists.get_codes(i), size * d * 4)
+            ids_parts.append(ids[keep].copy())
+            vec_parts.append(codes.view(np.float32).reshape(size, d)[keep])
+    if not ids_parts:
+        return np.zeros(0, np.int64), np.zeros((0, d), np.float32)
+    ids = np.concatenate(ids_parts)
+    order = np.argsort(ids, kind="stable")
+    return ids[order], np.concatenate(vec_parts)[order]
+
+
 class _Vectors:
     """The stored vectors of an HNSW (position == id: its vectors are never removed) or of a
     Flat index under an ``IndexIDMap`` (positions follow the id map, which removals compact
@@ -168,7 +206,11 @@ class _Vectors:
     def __init__(self, faiss: Any, index: Any, hnsw: Any) -> None:
         self.hnsw = hnsw
         self.index = index
-        storage = faiss.downcast_index(hnsw.storage if hnsw is not None else index._index.index)
+        storage = None
+        if hnsw is not None:
+            storage = faiss.downcast_index(hnsw.storage)
+        elif isinstance(index._index, faiss.IndexIDMap):
+            storage = faiss.downcast_index(index._index.index)
         self.array = None
         if isinstance(storage, faiss.IndexFlat):
             n, d = int(storage.ntotal), int(storage.d)

@@ -208,3 +208,27 @@ def test_writable_masks_are_not_cached():
     top = index.search(q, 1, allowed=allowed).ids[0, 0]
     allowed[top] = False  # the caller changes its array: the next search sees it
     assert index.search(q, 1, allowed=allowed).ids[0, 0] != top
+
+
+def test_ivf_scores_small_allowed_sets_exactly():
+    """An IVF,Flat whose allowed set is no larger than an unfiltered search scans (nprobe
+    lists of average size: 4 * 3000 / 16 = 750 here) reads those vectors from its lists and
+    returns the exact filtered top-k, deletes included; larger sets are probed."""
+    x, q = clustered(3000, 8, dim=16)
+    index = DenseIndex(16, factory="IVF16,Flat")
+    index.add(x)
+    index.nprobe = 4
+    index.delete(np.arange(0, 3000, 7))
+    live = np.ones(3000, bool)
+    live[::7] = False
+    for selectivity, exact in [(0.02, True), (0.2, True), (0.6, False)]:
+        allowed = np.random.default_rng(5).random(3000) < selectivity
+        allowed.flags.writeable = False
+        got = index.search(q, 10, allowed=allowed)
+        assert ("vectors" in index._filter_cache[2]) == exact, selectivity
+        assert (allowed & live)[got.ids].all()
+        if exact:
+            truth = exact_filtered(x, q, allowed & live, 10)
+            assert np.array_equal(got.ids, truth), selectivity
+            rows = np.arange(8)[:, None]
+            np.testing.assert_allclose(got.scores, (q @ x.T)[rows, truth], rtol=1e-5)

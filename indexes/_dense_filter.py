@@ -26,8 +26,8 @@ before asking the selector):
     of a millisecond; small collections get exact filtered results), when the beam would pass
     ``_MAX_EF`` (a capped beam loses recall), or when ``allowed <= graph_step_cost(dim) * ef``,
     the estimated break-even: one beam slot of a graph walk costs about as much as scoring
-    ``graph_step_cost(dim)`` vectors in one pass (37 at 384-d, 150 at 16-d). Filtered HNSW is
-    slowest, relative to unfiltered, where the two costs cross.
+    ``graph_step_cost(dim)`` vectors in one pass (69 at 384-d, 121 at 128-d). Filtered HNSW
+    is slowest, relative to unfiltered, where the two costs cross.
 
   Exact scoring reads the stored vectors of the allowed rows (flat storage in place) in blocks
   of ``_BLOCK`` rows, so its memory stays bounded; when the caller's ``allowed`` array is
@@ -120,10 +120,11 @@ def _prepare(index: Any, allowed: Any) -> dict:
 
 def graph_step_cost(dim: int) -> float:
     """How many ``dim``-d vectors one exact pass scores in the time a graph walk spends per
-    beam slot (measured, one thread: 0.82 us per slot and 5.7 ns per vector at 16-d, 3.6 us and
-    0.09 us at 384-d; a slot costs ~0.7 us plus ~7.5 ns per dimension, a vector ~1.5 ns plus
-    ~0.25 ns per dimension): 150 at 16-d, 50 at 128-d, 37 at 384-d."""
-    return (700 + 7.5 * dim) / (1.5 + 0.25 * dim)
+    beam slot. Measured, one thread, ``benchmarks/filters.py dense``: a slot costs 3.0-4.5 us
+    on 200k x 384-d and 1M x 128-d graphs (memory latency more than arithmetic), a gathered
+    vector 63 ns at 384-d and 30 ns at 128-d; modelled as ``(2000 + 7.5 d)`` ns per slot
+    against ``(1.5 + 0.18 d)`` ns per vector: 69 at 384-d, 121 at 128-d, 484 at 16-d."""
+    return (2000 + 7.5 * dim) / (1.5 + 0.18 * dim)
 
 
 def hnsw_plan(

@@ -40,25 +40,25 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def test_graph_step_cost():
-    assert df.graph_step_cost(384) == pytest.approx(3580 / 97.5)
-    assert df.graph_step_cost(16) == pytest.approx(820 / 5.5)
+    assert df.graph_step_cost(384) == pytest.approx(4880 / 70.62)  # 69.1
+    assert df.graph_step_cost(128) == pytest.approx(2960 / 24.54)  # 120.6
 
 
 def test_plan_hand_worked_values():
-    # 1M live, 384-d (one beam slot ~ 36.7 vectors), efSearch 64, k 10: the beam is widened
+    # 1M live, 384-d (one beam slot ~ 69.1 vectors), efSearch 64, k 10: the beam is widened
     # by (live / allowed) ** 1.2
     assert hnsw_plan(64, 10, 1_000_000, 500_000, "auto", 384) == (
         148,
         False,
-    )  # 64 * 2.297; 500k > 5,434
+    )  # 64 * 2.297; 500k > 10,227
     assert hnsw_plan(64, 10, 1_000_000, 100_000, "auto", 384) == (
         1015,
         False,
-    )  # 64 * 15.85; > 37,268
+    )  # 64 * 15.85; > 70,139
     assert hnsw_plan(64, 10, 1_000_000, 50_000, "auto", 384) == (
         2331,
         True,
-    )  # 64 * 36.41; <= 85,592
+    )  # 64 * 36.41; <= 161,077
     # the beam would pass _MAX_EF (64 * 109.3 = 6,996 > 4,096): exact, however many are allowed
     assert hnsw_plan(64, 10, 1_000_000, 20_000, "auto", 384) == (4096, True)
     # tiny allowed sets are always exact; k above efSearch widens from k
@@ -115,10 +115,12 @@ def test_graph_walk_recall_at_least_unfiltered(hnsw_data, selectivity):
 
 @pytest.mark.parametrize("selectivity", [0.02, 0.1, 0.3, 0.6, 0.8])
 def test_auto_picks_a_branch_by_cost_and_keeps_recall(hnsw_data, selectivity, monkeypatch):
-    """With the exact floor off, "auto" scores small allowed sets exactly (equal to exact
-    filtered search) and walks the graph for large ones (recall >= unfiltered)."""
+    """With the exact floor off and the graph made cheap enough to be chosen at this size,
+    "auto" scores small allowed sets exactly (equal to exact filtered search) and walks the
+    graph for large ones (recall >= unfiltered)."""
     x, q, index, unfiltered = hnsw_data
-    monkeypatch.setattr(df, "EXACT_FLOOR", 0)
+    monkeypatch.setattr(df, "EXACT_FLOOR", 0)  # and a slot as dear as 40 vectors, not 308
+    monkeypatch.setattr(df, "graph_step_cost", lambda dim: 40.0)
     allowed = np.random.default_rng(2).random(len(x)) < selectivity
     m = int(allowed.sum())
     truth = exact_filtered(x, q, allowed, 10)

@@ -82,6 +82,7 @@ _SPARSE_RATIO = 32  # a query with fewer than n_docs / _SPARSE_RATIO postings tr
 # _GALLOP_RATIO x the allowed documents.
 _SELECTIVE_RATIO = 32
 _GALLOP_RATIO = 4
+_ADD_TOKENS = 2_000_000  # tokens an add processes at a time
 PRECOMPUTE_DELAY = 0.5  # seconds after the last write before contributions are precomputed
 
 
@@ -251,9 +252,8 @@ class BM25Index:
         if n == 0:
             return ids
         vocab = self._vocab
-        flat = list(chain.from_iterable(token_lists))
         try:
-            distinct = dict.fromkeys(flat)
+            distinct = dict.fromkeys(chain.from_iterable(token_lists))
         except TypeError:  # an unhashable token
             distinct = None
         if distinct is None or not all(isinstance(t, str) for t in distinct):
@@ -262,11 +262,20 @@ class BM25Index:
             if term not in vocab:
                 vocab[term] = len(vocab)
         width = len(vocab)
-        term_ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
-        local = np.repeat(np.arange(n, dtype=np.int64), lens)
-        keys, tfs = np.unique(local * width + term_ids, return_counts=True)  # doc-major
-        f_docs = (keys // width).astype(np.int32)
-        f_terms = (keys % width).astype(np.int32)
+        # (document, term) pairs with their counts, doc-major, a few documents at a time: the
+        # per-token temporaries stay ~_ADD_TOKENS long however large the batch.
+        step = max(1, int(n * _ADD_TOKENS // max(1, int(lens.sum()))))
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for c0 in range(0, n, step):
+            chunk, c_lens = token_lists[c0 : c0 + step], lens[c0 : c0 + step]
+            tokens = chain.from_iterable(chunk)
+            term_ids = np.fromiter(map(vocab.__getitem__, tokens), np.int64, int(c_lens.sum()))
+            local = np.repeat(np.arange(c0, c0 + c_lens.shape[0], dtype=np.int64), c_lens)
+            keys, counts = np.unique(local * width + term_ids, return_counts=True)
+            parts.append(
+                ((keys // width).astype(np.int32), (keys % width).astype(np.int32), counts)
+            )
+        f_docs, f_terms, tfs = (np.concatenate(x) for x in zip(*parts, strict=True))
         fwd_ptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(f_docs, minlength=n), out=fwd_ptr[1:])
         order = np.argsort(f_terms, kind="stable")  # term-major, docs ascending within a term

@@ -141,3 +141,18 @@ def test_selective_filters_equal_the_unfiltered_ranking(
             np.testing.assert_array_equal(got.ids[row][:m], want_ids)
             np.testing.assert_array_equal(got.scores[row][:m], want_scores)
             assert np.all(got.ids[row][m:] == PAD_ID)
+
+
+def test_an_add_processed_in_chunks_equals_one_pass(monkeypatch) -> None:
+    docs, queries = zipf_corpus(4, 700)
+    docs[5] = []  # an empty document inside a chunk
+    whole = BM25Index()
+    whole.add(docs)
+    monkeypatch.setattr(bm25_module, "_ADD_TOKENS", 37)  # about two documents per chunk
+    chunked = BM25Index()
+    chunked.add(docs)
+    a, b = whole._segments[0], chunked._segments[0]
+    for name in bm25_module._SEG_ARRAYS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert whole.vocabulary == chunked.vocabulary
+    assert_same(chunked.search(queries, k=10), whole.search(queries, k=10), list(range(700)))

@@ -7,9 +7,17 @@ is merged O(log n) times and there are O(log n) segments), and a merge drops del
 Scores are computed at query time from each posting's term frequency, the term's IDF and a
 per-document length norm, and the collection statistics they need (live document count, average
 length, document frequencies) are updated by every write: the IDF table is O(vocabulary) and the
-length-norm array O(documents), vectorised (milliseconds at a million documents). So a write
-costs little, the first search after it costs nothing extra, and scores always equal those of an
-index built from scratch on the live documents.
+length-norm array O(documents), one numba pass (milliseconds at a million documents). So a
+write costs little and scores always equal those of an index built from scratch on the live
+documents.
+
+Searches: a background thread precomputes every posting's contribution once writes pause
+(``precompute``). Until then a search uses the impacts last precomputed, rescaled per term by
+the IDF change, to find a few candidates in each segment they cover and scores only those
+exactly; a bound on how much any score can have moved proves the result exact, or the search
+scores every posting at query time instead (vectorised; about 1.2-1.4x the precomputed cost).
+A filter (``allowed``) that leaves few documents scores just those, galloping through long
+postings lists; a broader one skips disallowed documents in the top-k scan.
 
 Variants (``variant=``):
 
@@ -34,9 +42,6 @@ queries with repeated clauses). Only documents sharing at least one term with th
 
 from __future__ import annotations
 
-import json
-import mmap
-import os
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,23 +53,16 @@ from typing import Any
 
 import numpy as np
 
+from indexes import _bm25_io as _io
 from indexes import _bm25_kernels as _k
 from indexes._base import (
-    IndexCorruptedError,
-    IndexFormatError,
     SearchResult,
     check_allowed,
-    check_pointers,
-    check_range,
     empty_result,
-    read_meta,
-    write_meta,
 )
+from indexes._bm25_io import _SEG_ARRAYS, _Segment
 from indexes._scratch import ScratchPool
 from indexes._validate import check_number, check_search_k, is_int, short, unique_ids
-
-FORMAT_VERSION = 2  # 1: one postings list with precomputed impacts (still read)
-KIND = "BM25Index"
 
 VARIANTS: dict[str, dict[str, float]] = {
     "lucene": {"k1": 1.2, "b": 0.75},
@@ -72,8 +70,6 @@ VARIANTS: dict[str, dict[str, float]] = {
     "bm25l": {"k1": 1.5, "b": 0.75, "delta": 0.5},
     "bm25+": {"k1": 1.5, "b": 0.75, "delta": 1.0},
 }
-_SEG_ARRAYS = ("indptr", "docs", "tfs", "fwd_ptr", "fwd_terms")
-_V1_ARRAYS = ("indptr", "docs", "tfs", "doc_len", "live")
 # Search tuning (see indexes._bm25_kernels.search_positive); tests shrink them to reach every path.
 _BLOCK_DOCS = 16_384  # documents per accumulator block (64 KiB of float32), a multiple of CHUNK
 _SPARSE_RATIO = 32  # a query with fewer than n_docs / _SPARSE_RATIO postings tracks touched docs
@@ -84,23 +80,6 @@ _SELECTIVE_RATIO = 32
 _GALLOP_RATIO = 4
 _ADD_TOKENS = 2_000_000  # tokens an add processes at a time
 PRECOMPUTE_DELAY = 0.5  # seconds after the last write before contributions are precomputed
-
-
-@dataclass
-class _Segment:
-    """Postings of documents ``base .. base + n_docs - 1`` (ids local to the segment)."""
-
-    base: int
-    n_docs: int
-    indptr: np.ndarray  # int64, (segment vocabulary + 1): term-major postings
-    docs: np.ndarray  # int32 local ids, ascending within a term
-    tfs: np.ndarray  # int32 term frequencies
-    fwd_ptr: np.ndarray  # int64, n_docs + 1: each document's terms (for deletes' statistics)
-    fwd_terms: np.ndarray  # int32 term ids, ascending within a document
-
-    @property
-    def n_postings(self) -> int:
-        return int(self.docs.shape[0])
 
 
 @dataclass(frozen=True)
@@ -445,7 +424,7 @@ class BM25Index:
 
     def precompute(self) -> None:
         """Compute every posting's contribution for the current statistics, so searches add
-        them instead of computing them (about 1.7x faster at 300,000 documents); scores are
+        them instead of computing them (about 1.2-1.4x faster); scores are
         bit-identical either way. Runs by itself in a background thread ``precompute_delay``
         seconds after the last write (None: never); a write in the meantime makes it start over
         for the new statistics, and searches never wait for it."""
@@ -558,8 +537,9 @@ class BM25Index:
         ``allowed`` (a bool or uint8 mask over internal ids, one entry per id ever assigned)
         restricts the search to the documents it marks: the result is the unfiltered ranking
         with the other documents removed, with the same scores, so up to ``k`` hits however
-        few documents it allows (the other documents are skipped like deleted ones, computing
-        contributions at query time).
+        few documents it allows (fewer than 1 in ``_SELECTIVE_RATIO`` of a segment's
+        documents: only those are scored; otherwise disallowed documents are skipped when the
+        top k are collected).
         """
         _check_tokens(token_lists, "queries")
         st = self._state  # one consistent state for this whole search
@@ -738,130 +718,14 @@ class BM25Index:
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write the index as .npy arrays (per segment) + terms.json + meta.json; ``extra`` must
         be JSON-able."""
-        extra = self.extra if extra is None else extra
-        json.dumps(extra)  # fail before writing anything
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        arrays = {"doc_len": self._doc_len, "live": self._live, "df": self._df}
-        for i, seg in enumerate(self._segments):
-            arrays.update({f"seg{i}_{name}": getattr(seg, name) for name in _SEG_ARRAYS})
-        # Write beside and rename over: the old files may be memory-mapped by this very index.
-        for name, arr in arrays.items():
-            tmp = path / f"{name}.npy.tmp"
-            with open(tmp, "wb") as f:
-                np.save(f, np.ascontiguousarray(arr))
-            os.replace(tmp, path / f"{name}.npy")
-        (path / "terms.json").write_text(json.dumps(list(self._vocab), ensure_ascii=False))
-        return write_meta(
-            path,
-            KIND,
-            FORMAT_VERSION,
-            variant=self.variant,
-            params=self.params,
-            n_terms=len(self._vocab),
-            extra=extra,
-            n_live=self._n_live,
-            total_len=self._total_len,
-            segments=[{"base": s.base, "n_docs": s.n_docs} for s in self._segments],
-        )
+        return _io.save(self, path, extra)
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = True) -> BM25Index:
         """Open a saved index; arrays are memory-mapped read-only unless ``mmap=False``."""
-        path = Path(path)
-        meta = read_meta(path, KIND, FORMAT_VERSION)
-        version = meta["format_version"]
-        if version >= 2:
-            names = ["doc_len", "live", "df"] + [
-                f"seg{i}_{a}" for i in range(len(meta.get("segments", []))) for a in _SEG_ARRAYS
-            ]
-        else:
-            names = list(_V1_ARRAYS)
-        missing = [f"{n}.npy" for n in names if not (path / f"{n}.npy").is_file()]
-        if not (path / "terms.json").is_file():
-            missing.append("terms.json")
-        if missing:
-            raise IndexCorruptedError(f"{path} is missing {missing}")
-        try:
-            index = cls(meta["variant"], **meta["params"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IndexFormatError(f"{path}: bad BM25 parameters in meta.json: {exc}") from exc
-        terms = json.loads((path / "terms.json").read_text())
-        index._vocab = {t: i for i, t in enumerate(terms)}
-        mode = "r" if mmap else None
-        arrays = {n: np.load(path / f"{n}.npy", mmap_mode=mode) for n in names}
-        try:
-            if version >= 2:
-                index._load_segments(meta, arrays, len(terms), path)
-            else:
-                index._load_v1(arrays, len(terms), path)
-        except IndexCorruptedError:
-            raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise IndexCorruptedError(f"{path} holds a damaged BM25Index: {exc}") from exc
-        index.extra = meta.get("extra")
-        index._publish()
-        for arr in arrays.values():  # checked: their pages need not stay in this process
-            _drop_pages(arr)
+        index = _io.load(cls, path, mmap)
         _warm_kernels(index)
         return index
-
-    def _load_segments(
-        self, meta: dict[str, Any], arrays: dict[str, np.ndarray], n_terms: int, path: Path
-    ) -> None:
-        self._doc_len, self._live = arrays["doc_len"], arrays["live"]
-        self._df = np.array(arrays["df"], dtype=np.int64)
-        self._n_live, self._total_len = int(meta["n_live"]), int(meta["total_len"])
-        if self._df.shape[0] != n_terms or self._n_live != int(self._live.sum()):
-            raise ValueError("document frequencies or live count do not match terms.json")
-        n_ids = self._doc_len.shape[0]
-        if self._live.shape[0] != n_ids:
-            raise IndexCorruptedError(f"{path / 'live.npy'}: length differs from doc_len.npy")
-        check_range(self._doc_len, 0, np.iinfo(np.int32).max, path / "doc_len.npy", "lengths")
-        base = 0
-        for i, s in enumerate(meta["segments"]):
-            seg = _Segment(
-                int(s["base"]), int(s["n_docs"]), *(arrays[f"seg{i}_{a}"] for a in _SEG_ARRAYS)
-            )
-            f = {a: path / f"seg{i}_{a}.npy" for a in _SEG_ARRAYS}
-            if seg.base != base or seg.base + seg.n_docs > n_ids or seg.indptr.shape[0] < 1:
-                raise IndexCorruptedError(f"{f['indptr']}: segment bounds do not match doc_len.npy")
-            if seg.indptr.shape[0] > n_terms + 1 or seg.tfs.shape[0] != seg.n_postings:
-                raise IndexCorruptedError(f"{f['tfs']}: postings do not match terms.json")
-            if seg.fwd_ptr.shape[0] != seg.n_docs + 1:
-                raise IndexCorruptedError(f"{f['fwd_ptr']}: does not match the segment's documents")
-            check_pointers(seg.indptr, seg.n_postings, f["indptr"], "the term pointers")
-            check_range(seg.docs, 0, seg.n_docs, f["docs"], "document ids")
-            n_fwd = seg.fwd_terms.shape[0]
-            check_pointers(seg.fwd_ptr, n_fwd, f["fwd_ptr"], "the forward pointers")
-            check_range(seg.fwd_terms, 0, n_terms, f["fwd_terms"], "term ids")
-            base += seg.n_docs
-            self._segments.append(seg)
-
-    def _load_v1(self, arrays: dict[str, np.ndarray], n_terms: int, path: Path) -> None:
-        """A format-1 save (one compacted postings list): one segment, forward index rebuilt."""
-        indptr, docs, tfs = arrays["indptr"], arrays["docs"], arrays["tfs"]
-        if indptr.shape[0] != n_terms + 1:
-            raise IndexCorruptedError(f"{path / 'indptr.npy'} does not match terms.json")
-        self._doc_len, self._live = arrays["doc_len"], arrays["live"]
-        n = self._doc_len.shape[0]
-        if tfs.shape[0] != docs.shape[0] or self._live.shape[0] != n:
-            raise IndexCorruptedError("tfs.npy or live.npy: length differs from docs / doc_len")
-        check_pointers(indptr, docs.shape[0], path / "indptr.npy", "the term pointers")
-        check_range(docs, 0, n, path / "docs.npy", "document ids")
-        keep = self._live[docs]
-        terms = np.repeat(np.arange(n_terms, dtype=np.int32), np.diff(indptr))[keep]
-        d_keep = docs[keep]
-        order = np.argsort(d_keep, kind="stable")
-        fwd_ptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(d_keep, minlength=n), out=fwd_ptr[1:])
-        self._df = np.bincount(terms, minlength=n_terms).astype(np.int64)
-        self._n_live = int(self._live.sum())
-        self._total_len = int(self._doc_len[self._live].sum(dtype=np.int64))
-        if n:
-            self._segments = [_Segment(0, n, indptr, docs, tfs, fwd_ptr, terms[order])]
-            if not keep.all():
-                self._segments[0] = self._compact(self._segments[0])
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
@@ -886,19 +750,6 @@ def _concat_forward(parts) -> tuple[np.ndarray, np.ndarray]:
             out[o : o + n] = fwd_terms[np.repeat(keep.astype(bool), np.diff(ptr))]
         o += n
     return ptr_out, out
-
-
-def _drop_pages(arr: np.ndarray) -> None:
-    """Unmap the resident pages of a memory-mapped array (``MADV_DONTNEED``): the load-time
-    bounds checks read every page of the index files, which would otherwise stay counted in
-    the process's resident memory until evicted; a later access maps them again from the
-    page cache (a minor fault)."""
-    mm = getattr(arr, "_mmap", None)
-    if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
-        try:
-            mm.madvise(mmap.MADV_DONTNEED)
-        except (OSError, ValueError):  # not supported here: the pages merely stay
-            pass
 
 
 _WARM: set[tuple] = set()

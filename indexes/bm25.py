@@ -524,6 +524,8 @@ class BM25Index:
         st = self._state
         arrays += [self._doc_len, self._live, self._df, st.idf, st.dn, st.absent]
         arrays += list(st.impacts or ())
+        if st.stale is not None:  # impacts kept from before the last writes, until the next
+            arrays += list(st.stale.impacts.values())
         return int(sum(a.nbytes for a in arrays))
 
     def search(

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bm25 import DATA, best_of, load_beir, md_table, synthetic  # noqa: E402
 
-from hybrid.analyzers import get_analyzer  # noqa: E402
+from hybrid.encoders.analyzers import get_analyzer  # noqa: E402
 
 
 def baseline_class(ref: str):

@@ -68,7 +68,7 @@ class Memory:
     def __enter__(self) -> Memory:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        self.anon = _status_mb("RssAnon")
+        self.anon = self.anon_start = _status_mb("RssAnon")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -121,9 +121,8 @@ def dense_vectors(n: int, seed: int) -> np.ndarray:
 
 
 def make_engine(kind: str):
-    from hybrid import HybridRetriever
+    from hybrid import BM25Retriever, DenseRetriever, HybridRetriever
     from hybrid.encoders.dense import CallableEncoder
-    from hybrid.retrievers import BM25Retriever, DenseRetriever
 
     if kind == "bm25":
         return HybridRetriever({"bm25": BM25Retriever(str.split)}, parallel=False)
@@ -230,6 +229,7 @@ def phase_update(kind: str, work: Path) -> dict:
         out["search ms"] = 1000 * _search_s(engine, queries)
     out["open + searches peak RSS MB"] = mem.rss
     out["open + searches peak anon MB"] = mem.anon
+    out["anon before the open MB"] = mem.anon_start
     out["open peak MB (ru_maxrss, process)"] = peak_mb()
     texts = bm25_collection(100, seed=10**6) if kind == "bm25" else [f"new {i}" for i in range(100)]
     ids = [f"new{i}" for i in range(100)]

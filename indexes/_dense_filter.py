@@ -113,14 +113,15 @@ def _exact_subset(
     source: np.ndarray | None,
 ) -> SearchResult:
     """Score the allowed vectors of an HNSW index directly. Its stored vectors are never
-    removed, so position == id; ranked score descending, id ascending, as FAISS does."""
+    removed, so position == id (unless undone adds left orphans: then the index maps them);
+    ranked score descending, id ascending, as FAISS does."""
     key = (id(source), mask.size, len(index))
     cached = getattr(index, "_subset_cache", None)
     if cached is not None and cached[0] == key and cached[1] is source:
         rows, vectors = cached[2], cached[3]
     else:
         rows = np.flatnonzero(mask).astype(np.int64)
-        vectors = _gather(hnsw, rows)
+        vectors = _gather(hnsw, index._positions(rows))
         if source is not None and not source.flags.writeable:
             index._subset_cache = (key, source, rows, vectors)
     scores = q @ vectors.T  # (n_q, m)

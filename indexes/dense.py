@@ -11,6 +11,12 @@
   search by an ``IDSelector`` (the graph still routes through them: rebuild the index once most
   of it is deleted). Other types (e.g. ``...,RFlat`` refine indexes) also keep tombstones, and
   their searches fetch ``k + #tombstones`` candidates and drop the deleted ones.
+* **Undo.** ``checkpoint()`` opens a write that ``rollback(token)`` undoes completely, adds and
+  deletes alike: while it is open, deletes are tombstones only (dropped physically by the next
+  ``checkpoint()`` or ``settle()``, once the write is final), and the adds are removed again
+  (IVF, flat codes) or, for graphs, which cannot remove, unlinked from their ids: the vectors
+  stay in the graph as nameless "orphans" (id -1 in FAISS's id map), filtered like tombstones,
+  and the ids are free for the next add.
 * **Metric.** ``"ip"`` scores by raw inner product. ``"cosine"`` L2-normalises every stored and
   every query vector (on copies), then uses inner product; a zero vector stays zero and scores 0.
 * **Training.** ``train(vectors)`` trains explicitly. Otherwise the first ``add`` trains on the
@@ -161,6 +167,9 @@ class DenseIndex:
         self._alive = np.zeros(0, dtype=bool)  # _alive[i]: id i was added and not deleted
         self._tombstones = np.zeros(0, dtype=np.int64)  # deleted ids still inside FAISS
         self._count = 0  # live vectors
+        self._orphans = 0  # vectors in FAISS that no id names (HNSW adds that were undone)
+        self._pos: np.ndarray | None = None  # id -> FAISS position, when orphans shift them
+        self._open = False  # inside checkpoint(): deletes are tombstones until settle()
         self._params: Any = None  # cached (bitmap, IDSelectorBitmap) over live ids
         self.exact_filter_below = 20_000  # filtered HNSW: brute force up to this many allowed
 
@@ -358,8 +367,11 @@ class DenseIndex:
             self._train(x, threads)
         ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
         faiss = _faiss()
+        first = int(self._index.ntotal)
         with _omp_threads(faiss, self._threads(threads)):
             self._index.add_with_ids(x, ids)
+        if self._pos is not None:
+            self._pos = np.concatenate([self._pos, np.arange(first, first + n, dtype=np.int64)])
         self._alive = np.concatenate([self._alive, np.ones(n, dtype=bool)])
         self._count += n
         self._params = None
@@ -382,11 +394,11 @@ class DenseIndex:
                 f"first: {missing[:10].tolist()}"
             )
         faiss = _faiss()
-        if self._can_remove(faiss):
+        if self._can_remove(faiss) and not self._open:
             removed = self._index.remove_ids(faiss.IDSelectorBatch(arr))
             if removed != arr.size:  # pragma: no cover - FAISS invariant
                 raise RuntimeError(f"FAISS removed {removed} of {arr.size} ids")
-        else:  # graph (HNSW), refine and other indexes: tombstone, filtered at search time
+        else:  # graphs (HNSW), refine indexes, or a write in progress: tombstones, filtered
             self._tombstones = np.union1d(self._tombstones, arr)
         alive = self._alive.copy()  # copy on write: checkpoints keep the old array
         alive[arr] = False
@@ -396,44 +408,83 @@ class DenseIndex:
         return int(arr.size)
 
     def checkpoint(self) -> tuple:
-        """An opaque token of the current state, for :meth:`rollback` of later *adds* (O(1))."""
-        return (self._alive, self._tombstones, self._count, bool(self._index.is_trained))
+        """Open a write: an opaque token of the current state, for :meth:`rollback` (O(1)).
+
+        The write opened before (if any) is final: its deletes are dropped physically first.
+        """
+        self.settle()
+        self._open = True
+        return (
+            self._alive,
+            self._tombstones,
+            self._count,
+            bool(self._index.is_trained),
+            int(self._index.ntotal),
+        )
+
+    def settle(self) -> None:
+        """Close the open write: drop its deleted vectors from removable indexes (IVF, flat
+        codes); until then they are tombstones, filtered at search time."""
+        self._open = False
+        faiss = _faiss()
+        if self._tombstones.size and self._can_remove(faiss):
+            dead = self._tombstones
+            removed = self._index.remove_ids(faiss.IDSelectorBatch(dead))
+            if removed != dead.size:  # pragma: no cover - FAISS invariant
+                raise RuntimeError(f"FAISS removed {removed} of {dead.size} ids")
+            self._tombstones = np.zeros(0, dtype=np.int64)
+            self._params = None
 
     def rollback(self, token: tuple) -> None:
-        """Undo the adds made since :meth:`checkpoint` returned ``token``.
+        """Undo every add and delete since :meth:`checkpoint` returned ``token``.
 
-        Deletes since then cannot be undone (FAISS dropped the vectors): ``RuntimeError``.
-        Adds are undone by removing the new ids (an index trained by them is reset to a new
-        untrained one); graph indexes (HNSW), which cannot remove, raise ``RuntimeError``.
+        Deletes are undone by restoring the live mask and tombstones (the write kept them
+        logical). Adds are removed from IVF and flat-code indexes (an index trained by them is
+        reset to a new untrained one); a graph (HNSW) cannot remove, so its new vectors are
+        unlinked from their ids (orphans, never returned) and the ids are free again.
         """
-        alive, tombstones, count, trained = token
+        alive, tombstones, count, trained, n_stored = token
+        if not self._open:
+            raise RuntimeError("DenseIndex.rollback: no open write (settle() made it final)")
         n_old = alive.size
-        if not np.array_equal(self._alive[:n_old], alive) or self._tombstones.size != (
-            tombstones.size
-        ):
-            raise RuntimeError("DenseIndex cannot undo deletes")
+        self._open = False
+        self._params = None
+        self.__dict__.pop("_subset_cache", None)
         if self.next_id == n_old:
+            self._alive, self._tombstones, self._count = alive, tombstones, count
             return
         faiss = _faiss()
         if not trained:  # the index was empty and untrained: start again
             fresh = DenseIndex(self.dim, self.metric, self.factory, self.threads, self.model_name)
+            fresh.exact_filter_below = self.exact_filter_below
             self.__dict__.update(fresh.__dict__)
             return
         new = np.arange(n_old, self.next_id, dtype=np.int64)
-        if not self._can_remove(faiss):
-            raise RuntimeError(f"a {self.factory!r} index cannot remove vectors to undo an add")
-        removed = self._index.remove_ids(faiss.IDSelectorBatch(new))
-        if removed != new.size:  # pragma: no cover - FAISS invariant
-            raise RuntimeError(f"FAISS removed {removed} of {new.size} ids")
+        if self._can_remove(faiss):
+            removed = self._index.remove_ids(faiss.IDSelectorBatch(new))
+            if removed != new.size:  # pragma: no cover - FAISS invariant
+                raise RuntimeError(f"FAISS removed {removed} of {new.size} ids")
+        else:  # positions n_stored.. hold the new vectors: take their ids away
+            n_new = int(self._index.ntotal) - n_stored
+            id_map = faiss.rev_swig_ptr(self._index.id_map.data(), int(self._index.ntotal))
+            id_map[n_stored:] = PAD_ID
+            if self._pos is None:
+                self._pos = np.arange(n_old, dtype=np.int64)
+            else:
+                self._pos = self._pos[:n_old].copy()
+            self._orphans += n_new
         self._alive, self._tombstones, self._count = alive, tombstones, count
-        self._params = None
+
+    def _positions(self, ids: np.ndarray) -> np.ndarray:
+        """FAISS storage positions of ``ids`` (equal to the ids unless orphans shift them)."""
+        return ids if self._pos is None else self._pos[ids]
 
     # ------------------------------------------------------------------ search
 
     def _search_params(self, faiss: Any) -> Any:
         """HNSW SearchParameters filtering out tombstones; None without tombstones; False for
         other tombstoned types, which are over-fetched and filtered instead."""
-        if self._tombstones.size == 0:
+        if self._tombstones.size == 0 and self._orphans == 0:
             return None
         hnsw = self._hnsw()
         if hnsw is None:
@@ -441,7 +492,7 @@ class DenseIndex:
         cached = self._params  # one reference: another search may replace the attribute
         if cached is None:  # the bitmap selector, rebuilt after add / delete
             bitmap = np.packbits(self._alive, bitorder="little")
-            cached = (bitmap, faiss.IDSelectorBitmap(self._alive.size, faiss.swig_ptr(bitmap)))
+            cached = (bitmap, faiss.IDSelectorBitmap(bitmap.size, faiss.swig_ptr(bitmap)))
             self._params = cached
         params = faiss.SearchParametersHNSW()
         params.efSearch = int(hnsw.hnsw.efSearch)
@@ -493,8 +544,8 @@ class DenseIndex:
             elif params is not False:
                 scores, ids = self._index.search(q, k_eff, params=params)
             else:  # no selector support: over-fetch by the tombstone count, then filter
-                k_eff = min(k, n_stored - self._tombstones.size)
-                k_fetch = min(n_stored, k_eff + self._tombstones.size)
+                k_eff = min(k, len(self))
+                k_fetch = min(n_stored, k_eff + self._tombstones.size + self._orphans)
                 scores, ids = self._index.search(q, k_fetch)
                 dead = np.isin(ids, self._tombstones)
                 ids[dead] = PAD_ID
@@ -512,6 +563,7 @@ class DenseIndex:
             path / STATE_FILE,
             alive=np.packbits(self._alive, bitorder="little"),
             tombstones=self._tombstones,
+            orphans=np.int64(self._orphans),
         )
         return write_meta(
             path,
@@ -551,6 +603,7 @@ class DenseIndex:
         try:
             with np.load(path / STATE_FILE, allow_pickle=False) as state:
                 packed, tombstones = state["alive"], state["tombstones"]
+                orphans = int(state["orphans"]) if "orphans" in state.files else 0
         except (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise IndexCorruptedError(f"{path / STATE_FILE}: cannot be read ({exc})") from exc
         if (
@@ -567,7 +620,9 @@ class DenseIndex:
         ):
             raise IndexCorruptedError(f"{path / STATE_FILE}: tombstones out of range")
         self._count = int(self._alive.sum())
+        self._orphans, self._pos, self._open = orphans, None, False
         self._params = None
+        self.exact_filter_below = 20_000
         try:
             self._index = faiss.read_index(str(path / INDEX_FILE))
         except RuntimeError as exc:
@@ -580,13 +635,32 @@ class DenseIndex:
             raise IndexCorruptedError(
                 f"{path}: FAISS index has dim {self._index.d}, meta {self.dim}"
             )
-        if int(self._index.ntotal) != len(self) + self._tombstones.size:
+        if orphans < 0 or int(self._index.ntotal) != len(self) + self._tombstones.size + orphans:
             raise IndexCorruptedError(f"{path}: FAISS index and id state disagree on the count")
+        if orphans:
+            self._pos = _positions_of(faiss, self._index, next_id, path)
         if meta.get("nprobe") is not None:
             self.nprobe = int(meta["nprobe"])
         if meta.get("ef_search") is not None:
             self.ef_search = int(meta["ef_search"])
         return self
+
+
+def _positions_of(faiss: Any, index: Any, next_id: int, path: Path) -> np.ndarray:
+    """id -> position from an ``IndexIDMap``'s id map holding orphans (-1); every id below
+    ``next_id`` must appear exactly once."""
+    if not isinstance(index, faiss.IndexIDMap):
+        raise IndexCorruptedError(f"{path}: orphans recorded for an index without an id map")
+    id_map = faiss.vector_to_array(index.id_map).astype(np.int64)
+    named = np.flatnonzero(id_map >= 0)
+    ids = id_map[named]
+    if (id_map < -1).any() or ids.size != next_id or (ids.size and ids.max() >= next_id):
+        raise IndexCorruptedError(f"{path / INDEX_FILE}: its id map is damaged")
+    pos = np.full(next_id, -1, dtype=np.int64)
+    pos[ids] = named
+    if (pos < 0).any():
+        raise IndexCorruptedError(f"{path / INDEX_FILE}: its id map is damaged")
+    return pos
 
 
 def finish(ids: np.ndarray, scores: np.ndarray, k_eff: int, k: int) -> SearchResult:

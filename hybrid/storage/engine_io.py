@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from hybrid.storage import atomic
-from hybrid.storage.merge import DEFAULT_POLICY, MergePolicy, Merger, policy_of
 from hybrid.storage.docstore import SqliteDocumentStore
 from hybrid.storage.files import check_name, fsync_dir
 from hybrid.storage.folder import (
@@ -21,6 +20,7 @@ from hybrid.storage.folder import (
     committed,
     write_engine,
 )
+from hybrid.storage.merge import DEFAULT_POLICY, MergePolicy, Merger, policy_of
 from indexes.base import META_FILE, IndexCorruptedError, IndexFormatError
 
 V1 = 1

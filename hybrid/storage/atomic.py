@@ -79,7 +79,8 @@ def _rollback(retriever: Any, token: Any) -> None:
 
 
 def _order(retrievers: dict[str, Any]) -> list[str]:
-    """Retrievers whose writes cannot always be undone (FAISS graphs) go last."""
+    """Dense retrievers go last: their adds cost most to undo (an IVF index trained by the
+    add is reset; an HNSW graph keeps the undone vectors as orphans)."""
 
     def late(name: str) -> bool:
         index = getattr(retrievers[name], "index", None)

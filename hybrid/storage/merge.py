@@ -146,7 +146,8 @@ class Merger:
                 self._busy = True
             try:
                 while not self._stopping and self._due():
-                    merge(self.folder, self.load, self._check)
+                    if not merge(self.folder, self.load, self._check):
+                        break  # the base changed meanwhile (optimize): nothing left to do
                     self.merges += 1
             except Cancelled:
                 pass
@@ -182,7 +183,8 @@ def merge(folder: Any, load: Loader, check: Callable[[], None] = lambda: None) -
     """Fold the folder's committed records into a new base snapshot and switch to it (see the
     module notes); ``check()`` between steps may raise to cancel. Whether it switched."""
     with folder.merge_lock:
-        conn = sqlite3.connect(f"file:{folder.path / 'engine.sqlite'}?mode=ro", uri=True)
+        db = folder.path.resolve() / "engine.sqlite"
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
         try:
             conn.execute("BEGIN")
             (gen, body, crc), *_ = conn.execute(
@@ -204,7 +206,7 @@ def merge(folder: Any, load: Loader, check: Callable[[], None] = lambda: None) -
                 (m["base_gen"], m["gen"]),
             )
             for seg_gen, blob, seg_crc in cursor:
-                where = f"{folder.path / 'engine.sqlite'} (commit {seg_gen})"
+                where = f"{db} (commit {seg_gen})"
                 if not isinstance(blob, bytes) or zlib.crc32(blob) != seg_crc:
                     raise RuntimeError(f"{where}: the commit record fails its checksum")
                 atomic.replay(retrievers, *unpack(blob, where))

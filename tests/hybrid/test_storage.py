@@ -135,10 +135,9 @@ def _write_forever(path, log, seed, copy_path):  # pragma: no cover - runs in a 
     from hybrid.storage import MergePolicy
 
     _traced_merges(Path(str(log) + ".merges"))
-    warm = S.engine(parallel=False)  # compile the kernels first, so kills land in writes
+    warm = S.engine(parallel=False)  # compile the write kernels first: kills land in writes
     warm.add(*S.docs(3, 0)[:2])
     warm.delete(warm.ids()[:1])
-    S.state(warm)
     e = reopen(path, merge=MergePolicy(**KILL_MERGE))
     Path(str(log) + ".ready").touch()
     k = 0

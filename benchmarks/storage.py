@@ -229,10 +229,10 @@ def phase_update(kind: str, work: Path) -> dict:
 COMMITS = 1000
 
 
-def _small_commit(engine, kind: str, k: int) -> None:
+def _small_commit(engine, kind: str, k: int, texts: list[str]) -> None:
     ids = [f"c{k}-{j}" for j in range(5)]
     if kind == "bm25":
-        engine.add(bm25_collection(5, seed=10**7 + k), ids=ids)
+        engine.add(texts[5 * k : 5 * k + 5], ids=ids)
     else:
         engine.add(ids, ids=ids, encoded={"dense": dense_vectors(5, 10**7 + k)})
     if k % 10 == 9:
@@ -268,6 +268,7 @@ def phase_merge(kind: str, n: int, work: Path) -> dict:
     del engine
     out: dict = {}
     queries = [" ".join(t[:4]) for t in scifact_tokens()[:QUERIES]]
+    texts = bm25_collection(5 * COMMITS, seed=10**7) if kind == "bm25" else []
     for label, policy in (("merge off", None), ("merge on", MergePolicy())):
         path = work / label.replace(" ", "-")
         shutil.copytree(work / "base", path)
@@ -276,7 +277,7 @@ def phase_merge(kind: str, n: int, work: Path) -> dict:
         )
         t = time.perf_counter()
         for k in range(COMMITS):
-            _small_commit(engine, kind, k)
+            _small_commit(engine, kind, k, texts)
         out[f"{label}: ms per small commit"] = 1000 * (time.perf_counter() - t) / COMMITS
         merger = engine._folder.merger
         if merger is not None:

@@ -20,7 +20,9 @@ Memory: a merge holds a second copy of the indexes while it runs (they are loade
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 import sqlite3
 import threading
@@ -39,6 +41,7 @@ from hybrid.storage.files import check_name, inside
 log = logging.getLogger(__name__)
 
 Loader = Callable[[str, Path], Any]  # (retriever name, its saved folder) -> a Retriever
+NICENESS = 10  # the merge thread yields the CPU to searches and writes (Linux: per thread)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ class Merger:
         return self.policy.due(commits, log_bytes, base_bytes)
 
     def _run(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # Linux: this thread only
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
         while True:
             with self._wake:
                 while not self._pending and not self._stopping:
@@ -200,6 +205,9 @@ def merge(folder: Any, load: Loader, check: Callable[[], None] = lambda: None) -
                 r: load(r, inside(folder.path, f"{m['base']}/{check_name(r)}"))
                 for r in m["retrievers"]
             }
+            for retriever in retrievers.values():  # a copy that is never searched: no
+                if hasattr(retriever.index, "precompute_delay"):  # BM25 precompute thread
+                    retriever.index.precompute_delay = None
             check()
             cursor = conn.execute(
                 "SELECT gen, data, crc FROM segments WHERE gen > ? AND gen <= ? ORDER BY gen",

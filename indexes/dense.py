@@ -639,6 +639,11 @@ class DenseIndex:
             raise IndexCorruptedError(f"{path}: FAISS index and id state disagree on the count")
         if orphans:
             self._pos = _positions_of(faiss, self._index, next_id, path)
+        if not self._index.is_trained and int(self._index.ntotal) == 0 and next_id == 0:
+            # FAISS reads an untrained IVF back with another quantizer class, which trains to
+            # other centroids: start from the factory, as the index that was saved would
+            fresh = cls(self.dim, self.metric, self.factory, self.threads, self.model_name)
+            self._index, self._base = fresh._index, fresh._base
         if meta.get("nprobe") is not None:
             self.nprobe = int(meta["nprobe"])
         if meta.get("ef_search") is not None:

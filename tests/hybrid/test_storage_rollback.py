@@ -150,3 +150,18 @@ def test_deletes_inside_a_write_are_tombstones_until_it_settles(factory):
     index.settle()
     assert index._tombstones.size == 0 and index._index.ntotal == 37
     np.testing.assert_array_equal(index.search(x[[0, 5, 7]], k=39).ids, hits)
+
+
+def test_an_ivf_trained_after_reopening_equals_one_trained_in_memory(tmp_path):
+    # FAISS reads an untrained IVF back with another quantizer class that trains to other
+    # centroids; the loaded index starts from the factory instead
+    e = _engine(tmp_path / "e", "IVF4,Flat")
+    mem = _engine(None, "IVF4,Flat")
+    t, i, m = S.docs(40, 1)
+    for engine in (e, mem):
+        engine.add(t, ids=i, metadata=m)
+        engine.delete(i[:3])
+    e.close()
+    again = HybridRetriever.open(tmp_path / "e", encoders=S.encoders(), parallel=False)
+    assert _state(again) == _state(mem)
+    again.close()

@@ -41,7 +41,7 @@ from hybrid.storage.files import check_name, inside
 log = logging.getLogger(__name__)
 
 Loader = Callable[[str, Path], Any]  # (retriever name, its saved folder) -> a Retriever
-NICENESS = 10  # the merge thread yields the CPU to searches and writes (Linux: per thread)
+NICENESS = 10  # added to the merge thread's niceness: it yields the CPU to searches and writes
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,10 @@ class Merger:
 
     def _run(self) -> None:
         with contextlib.suppress(AttributeError, OSError):  # Linux: this thread only
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+            tid = threading.get_native_id()
+            os.setpriority(
+                os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + NICENESS)
+            )
         while True:
             with self._wake:
                 while not self._pending and not self._stopping:

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from indexes import _dense_undo
 from indexes._base import (
     PAD_ID,
     PAD_SCORE,
@@ -409,71 +410,19 @@ class DenseIndex:
 
     def checkpoint(self) -> tuple:
         """Open a write: an opaque token of the current state, for :meth:`rollback` (O(1)).
-
-        The write opened before (if any) is final: its deletes are dropped physically first.
-        """
-        self.settle()
-        self._open = True
-        return (
-            self._alive,
-            self._tombstones,
-            self._count,
-            bool(self._index.is_trained),
-            int(self._index.ntotal),
-        )
+        The write opened before (if any) is final: its deletes are dropped physically first."""
+        return _dense_undo.checkpoint(self)
 
     def settle(self) -> None:
         """Close the open write: drop its deleted vectors from removable indexes (IVF, flat
         codes); until then they are tombstones, filtered at search time."""
-        self._open = False
-        faiss = _faiss()
-        if self._tombstones.size and self._can_remove(faiss):
-            dead = self._tombstones
-            removed = self._index.remove_ids(faiss.IDSelectorBatch(dead))
-            if removed != dead.size:  # pragma: no cover - FAISS invariant
-                raise RuntimeError(f"FAISS removed {removed} of {dead.size} ids")
-            self._tombstones = np.zeros(0, dtype=np.int64)
-            self._params = None
+        _dense_undo.settle(self)
 
     def rollback(self, token: tuple) -> None:
-        """Undo every add and delete since :meth:`checkpoint` returned ``token``.
-
-        Deletes are undone by restoring the live mask and tombstones (the write kept them
-        logical). Adds are removed from IVF and flat-code indexes (an index trained by them is
-        reset to a new untrained one); a graph (HNSW) cannot remove, so its new vectors are
-        unlinked from their ids (orphans, never returned) and the ids are free again.
-        """
-        alive, tombstones, count, trained, n_stored = token
-        if not self._open:
-            raise RuntimeError("DenseIndex.rollback: no open write (settle() made it final)")
-        n_old = alive.size
-        self._open = False
-        self._params = None
-        self.__dict__.pop("_subset_cache", None)
-        if self.next_id == n_old:
-            self._alive, self._tombstones, self._count = alive, tombstones, count
-            return
-        faiss = _faiss()
-        if not trained:  # the index was empty and untrained: start again
-            fresh = DenseIndex(self.dim, self.metric, self.factory, self.threads, self.model_name)
-            fresh.exact_filter_below = self.exact_filter_below
-            self.__dict__.update(fresh.__dict__)
-            return
-        new = np.arange(n_old, self.next_id, dtype=np.int64)
-        if self._can_remove(faiss):
-            removed = self._index.remove_ids(faiss.IDSelectorBatch(new))
-            if removed != new.size:  # pragma: no cover - FAISS invariant
-                raise RuntimeError(f"FAISS removed {removed} of {new.size} ids")
-        else:  # positions n_stored.. hold the new vectors: take their ids away
-            n_new = int(self._index.ntotal) - n_stored
-            id_map = faiss.rev_swig_ptr(self._index.id_map.data(), int(self._index.ntotal))
-            id_map[n_stored:] = PAD_ID
-            if self._pos is None:
-                self._pos = np.arange(n_old, dtype=np.int64)
-            else:
-                self._pos = self._pos[:n_old].copy()
-            self._orphans += n_new
-        self._alive, self._tombstones, self._count = alive, tombstones, count
+        """Undo every add and delete since :meth:`checkpoint` returned ``token`` (see
+        :mod:`indexes._dense_undo`: deletes were tombstones; adds are removed, or, in a graph,
+        which cannot remove, unlinked from their ids)."""
+        _dense_undo.rollback(self, token)
 
     def _positions(self, ids: np.ndarray) -> np.ndarray:
         """FAISS storage positions of ``ids`` (equal to the ids unless orphans shift them)."""
@@ -638,7 +587,7 @@ class DenseIndex:
         if orphans < 0 or int(self._index.ntotal) != len(self) + self._tombstones.size + orphans:
             raise IndexCorruptedError(f"{path}: FAISS index and id state disagree on the count")
         if orphans:
-            self._pos = _positions_of(faiss, self._index, next_id, path)
+            self._pos = _dense_undo.positions_of(faiss, self._index, next_id, path / INDEX_FILE)
         if not self._index.is_trained and int(self._index.ntotal) == 0 and next_id == 0:
             # FAISS reads an untrained IVF back with another quantizer class, which trains to
             # other centroids: start from the factory, as the index that was saved would
@@ -649,23 +598,6 @@ class DenseIndex:
         if meta.get("ef_search") is not None:
             self.ef_search = int(meta["ef_search"])
         return self
-
-
-def _positions_of(faiss: Any, index: Any, next_id: int, path: Path) -> np.ndarray:
-    """id -> position from an ``IndexIDMap``'s id map holding orphans (-1); every id below
-    ``next_id`` must appear exactly once."""
-    if not isinstance(index, faiss.IndexIDMap):
-        raise IndexCorruptedError(f"{path}: orphans recorded for an index without an id map")
-    id_map = faiss.vector_to_array(index.id_map).astype(np.int64)
-    named = np.flatnonzero(id_map >= 0)
-    ids = id_map[named]
-    if (id_map < -1).any() or ids.size != next_id or (ids.size and ids.max() >= next_id):
-        raise IndexCorruptedError(f"{path / INDEX_FILE}: its id map is damaged")
-    pos = np.full(next_id, -1, dtype=np.int64)
-    pos[ids] = named
-    if (pos < 0).any():
-        raise IndexCorruptedError(f"{path / INDEX_FILE}: its id map is damaged")
-    return pos
 
 
 def finish(ids: np.ndarray, scores: np.ndarray, k_eff: int, k: int) -> SearchResult:

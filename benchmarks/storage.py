@@ -409,13 +409,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(merges[kind]), file=sys.stderr)
     if args.kills:
         report["loops"] = loops(args.kills)
-    print(
-        "\n| measure | "
-        + " | ".join(f"{r['engine']} {r['docs']:,}" for k, r in report.items() if k != "loops")
-        + " |"
-    )
     rows = [r for k, r in report.items() if k != "loops"]
-    print("|---|" + "---|" * len(rows))
+    if rows:
+        names = " | ".join(f"{r['engine']} {r['docs']:,}" for r in rows)
+        print(f"\n| measure | {names} |\n|---|" + "---|" * len(rows))
     for key in rows[0] if rows else []:
         if key in ("engine", "docs"):
             continue

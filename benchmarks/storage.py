@@ -95,7 +95,7 @@ def dense_vectors(n: int, seed: int) -> np.ndarray:
 def make_engine(kind: str):
     from hybrid import HybridRetriever
     from hybrid.encoders.dense import CallableEncoder
-    from hybrid.retrievers import BM25Retriever, DenseRetriever
+    from hybrid.engine.retrievers import BM25Retriever, DenseRetriever
 
     if kind == "bm25":
         return HybridRetriever({"bm25": BM25Retriever(str.split)}, parallel=False)

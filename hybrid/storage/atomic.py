@@ -157,6 +157,15 @@ def apply(
     return undo
 
 
+def settle(retrievers: dict[str, Any]) -> None:
+    """The write is final: indexes drop what they kept only to undo it (the dense deletes,
+    tombstones until now, leave FAISS)."""
+    for retriever in retrievers.values():
+        done = getattr(getattr(retriever, "index", None), "settle", None)
+        if done is not None:
+            done()
+
+
 def replay(retrievers: dict[str, Any], delete_rows: np.ndarray, encoded: dict[str, Any]) -> None:
     """Apply one stored commit record to the retrievers (as :func:`apply` did)."""
     if encoded:

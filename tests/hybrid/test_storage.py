@@ -105,7 +105,7 @@ def _writer(path, log, seed, copy_path):  # pragma: no cover - runs in a killed 
         raise
 
 
-# the writer merges in the background every few commits, so that kills land in merges too
+# every other writer merges in the background every few commits: kills land in merges too
 KILL_MERGE = {"max_commits": 4, "min_commits": 2, "log_ratio": 0.0}
 
 
@@ -121,6 +121,7 @@ def _traced_merges(marks: Path) -> None:  # pragma: no cover - runs in a killed 
     from hybrid.storage import merge as merge_module
 
     real = merge_module.merge
+    merge_module.NICENESS = 0  # merges keep pace with the writes they race
 
     def traced(folder, load, check=lambda: None):
         _mark(marks, "begin")
@@ -138,7 +139,7 @@ def _write_forever(path, log, seed, copy_path):  # pragma: no cover - runs in a 
     warm = S.engine(parallel=False)  # compile the write kernels first: kills land in writes
     warm.add(*S.docs(3, 0)[:2])
     warm.delete(warm.ids()[:1])
-    e = reopen(path, merge=MergePolicy(**KILL_MERGE))
+    e = reopen(path, merge=MergePolicy(**KILL_MERGE) if seed % 2 == 0 else None)
     Path(str(log) + ".ready").touch()
     k = 0
     while True:
@@ -230,7 +231,7 @@ def test_sigkill_at_random_moments_never_breaks_the_folder(tmp_path):
     writes = [v for key, v in counts.items() if key.startswith("killed in ") and "merge" not in key]
     inside = sum(writes)
     assert inside >= 10, counts  # kills land inside write calls
-    assert counts["merges"] >= 10 and counts.get("killed in a merge", 0) >= 2, counts
+    assert counts["merges"] >= 1 and counts.get("killed in a merge", 0) >= 5, counts
 
 
 # -- damage -----------------------------------------------------------------------------------

@@ -199,7 +199,11 @@ def merge(folder: Any, load: Loader, check: Callable[[], None] = lambda: None) -
                 "SELECT gen, body, crc FROM manifest WHERE key = 1"
             ).fetchall()
             m = folder.parse_manifest(gen, body, crc)
-            if m["base_gen"] >= m["gen"]:
+            ((records,),) = conn.execute(
+                "SELECT count(*) FROM segments WHERE gen > ? AND gen <= ?",
+                (m["base_gen"], m["gen"]),
+            ).fetchall()
+            if not records:  # nothing to fold (e.g. optimize() ran while this one waited)
                 return False
             name = f"base-{m['gen']:08d}-m"
             if name == m["base"]:

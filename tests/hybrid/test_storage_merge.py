@@ -240,3 +240,32 @@ def test_a_failed_merge_changes_nothing_and_is_retried_later(tmp_path):
     again = open_(path, merge=None)
     assert S.state(again) == S.state(ref)
     again.close()
+
+
+def test_optimize_waits_for_a_running_merge(tmp_path, monkeypatch):
+    path = tmp_path / "e"
+    S.engine(path, parallel=False).close()
+    e = open_(path, merge=OFF)
+    ref = S.engine(parallel=False)
+    _writes(e, ref, 5, 500)
+    gate = Gate(monkeypatch)
+    merger = e._folder.merger
+    merger.policy = NOW
+    merger.notify()
+    assert gate.entered.wait(60)
+    _writes(e, ref, 1, 510)
+    optimizing = threading.Thread(target=e.optimize)
+    optimizing.start()
+    time.sleep(0.2)
+    assert optimizing.is_alive()  # holds the writer, waits for the merge
+    gate.release.set()
+    optimizing.join(60)
+    # the commit made during the merge may be folded by a second merge or by optimize()
+    assert merger.wait(60) and merger.error is None and merger.merges in (1, 2)
+    assert e._folder.log_size == (0, 0)  # optimize folded the commit made during the merge
+    assert _base_dirs(path) == [e._folder.manifest["base"]]
+    assert S.state(e) == S.state(ref)
+    e.close()
+    again = open_(path, merge=None)
+    assert S.state(again) == S.state(ref)
+    again.close()

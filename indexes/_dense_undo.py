@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from indexes._base import PAD_ID, IndexCorruptedError
+from indexes._faiss import faiss_module
 
 
 def checkpoint(index: Any) -> tuple:
@@ -33,10 +34,8 @@ def checkpoint(index: Any) -> tuple:
 
 def settle(index: Any) -> None:
     """Close the open write: drop its deleted vectors from removable indexes."""
-    from indexes.dense import _faiss
-
     index._open = False
-    faiss = _faiss()
+    faiss = faiss_module()
     if index._tombstones.size and index._can_remove(faiss):
         dead = index._tombstones
         removed = index._index.remove_ids(faiss.IDSelectorBatch(dead))
@@ -48,7 +47,7 @@ def settle(index: Any) -> None:
 
 def rollback(index: Any, token: tuple) -> None:
     """Undo every add and delete made to ``index`` since :func:`checkpoint` gave ``token``."""
-    from indexes.dense import DenseIndex, _faiss
+    from indexes.dense import DenseIndex
 
     alive, tombstones, count, trained, n_stored = token
     if not index._open:
@@ -56,14 +55,14 @@ def rollback(index: Any, token: tuple) -> None:
     n_old = alive.size
     index._open = False
     index._params = None
-    index.__dict__.pop("_subset_cache", None)
+    index.__dict__.pop("_filter_cache", None)
     if index.next_id == n_old:
         index._alive, index._tombstones, index._count = alive, tombstones, count
         return
-    faiss = _faiss()
+    faiss = faiss_module()
     if not trained:  # the index was empty and untrained: start again
         fresh = DenseIndex(index.dim, index.metric, index.factory, index.threads, index.model_name)
-        fresh.exact_filter_below = index.exact_filter_below
+        fresh._filter_policy = index._filter_policy
         index.__dict__.update(fresh.__dict__)
         return
     new = np.arange(n_old, index.next_id, dtype=np.int64)

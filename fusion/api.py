@@ -258,6 +258,50 @@ def _fuse_padded_arrays(
     return results
 
 
+def _fuse_compiled(
+    pairs: list[tuple[Any, Any]],
+    method: Any,
+    weights: Any,
+    norm: Any,
+    k: Any,
+    bounds: Bounds,
+    top: Any,
+    depth: Any,
+    evidence: Any,
+) -> list[FusionResult] | None:
+    """:func:`fusion._fast.fuse_lists` (one nogil call) when it applies to these arguments;
+    None sends the call down the numpy path, which also raises every documented error."""
+    from . import _fast
+
+    if not _fast.enabled:
+        return None
+    n_q = None
+    for ids, scores in pairs:
+        if not (isinstance(ids, np.ndarray) and isinstance(scores, np.ndarray)):
+            return None
+        if ids.ndim != 2 or ids.shape != scores.shape or ids.dtype.kind != "i":
+            return None
+        if scores.dtype.kind not in "fi" or (n_q is not None and ids.shape[0] != n_q):
+            return None
+        n_q = ids.shape[0]
+    try:  # bad options: the numpy path raises its errors in its own order
+        n_lists = len(pairs)
+        norm = _check_options(method, norm, k, bounds, n_lists, top)
+        if not _fast.supported(method, norm, bounds):
+            return None
+        if top is not None:
+            top = min(int(top), np.iinfo(np.int64).max)
+        depth = _check_depth(depth)
+        w = _check_weights(weights, n_lists, n_q)
+        e = _check_evidence(evidence, method, n_lists, n_q)
+        if e is not None:
+            w = _m.adaptive_weights(w, e)
+        rrf_k = float(k) if method == "rrf" else 0.0
+    except (TypeError, ValueError):
+        return None
+    return _fast.fuse_lists(pairs, w, method, norm, rrf_k, top, depth)
+
+
 def _cut(c: Canonical, depth: int | None) -> Canonical:
     """The first ``depth`` entries of a canonical list (all of them when None)."""
     if depth is None or depth >= c.ids.shape[1]:
@@ -470,9 +514,11 @@ def fuse_padded(
     check_sequence(lists, "lists", _PAIRS)
     if len(lists) == 0:
         raise ValueError("lists is empty: give at least one (ids, scores) pair")
-    checked = [
-        check_padded(*_pair(p, f"list {j}"), f"list {j}", ndim=2) for j, p in enumerate(lists)
-    ]
+    pairs = [_pair(p, f"list {j}") for j, p in enumerate(lists)]
+    fast = _fuse_compiled(pairs, method, weights, norm, k, bounds, top, depth, evidence)
+    if fast is not None:
+        return fast
+    checked = [check_padded(*p, f"list {j}", ndim=2) for j, p in enumerate(pairs)]
     n_q = {a.shape[0] for a, _ in checked}
     if len(n_q) != 1:
         raise ValueError(f"all lists must have the same number of queries, got {sorted(n_q)}")

@@ -1,0 +1,317 @@
+"""A compiled path for :func:`fusion.fuse_padded` that runs without holding the GIL.
+
+The vectorised numpy path (:mod:`fusion._core`, :mod:`fusion._combine`) costs ~100 small numpy
+calls per block of queries: fine for a batch, but a search of one query then spends most of its
+time in Python, holding the GIL, so concurrent searches cannot use several cores. This kernel
+fuses a block of queries in one ``nogil`` call for the common cases: the methods with one term
+per list (:data:`fusion.methods.PER_LIST`: ``rrf``, ``isr``, ``wsum``, ``combsum``,
+``combmnz``, ``combanz``, ``adaptive``) with ``zscore``, ``minmax`` or ``none`` normalisation,
+on lists without duplicates whose padding comes last, which is what the indexes return (a
+row not sorted by score, then id, is sorted here, e.g. FAISS's equal scores).
+
+It is a second implementation of that arithmetic, written to give the same bits: every sum
+runs in the numpy path's order (left to right over a list's entries, then over lists in input
+order), and every division and square root is the same IEEE operation. Anything else (another
+method or norm, padding before a real entry, a duplicate, an invalid value, a score that overflows)
+returns None and the numpy path takes over, which also raises the documented errors.
+``tests/fusion/test_fusion_fast.py`` checks both paths agree bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from ._core import FusionResult
+
+_NORMS = {"none": 0, "zscore": 1, "minmax": 2}
+_METHODS = {  # name -> (uses ranks, term kind: 0 value / 1 rrf / 2 isr, count power)
+    "wsum": (0, 0, 0),
+    "combsum": (0, 0, 0),
+    "adaptive": (0, 0, 0),
+    "combmnz": (0, 0, 1),
+    "combanz": (0, 0, -1),
+    "rrf": (1, 1, 0),
+    "isr": (1, 2, 1),
+}
+_DEGENERATE_MINMAX = 0.5  # fusion.normalize.DEGENERATE_MINMAX
+_MAX_LISTS = 62  # lists a document may be seen in are kept as bits of an int64
+
+OK, INVALID, UNSUPPORTED = 0, 1, 2
+
+enabled = True
+"""Set to False to send every call through the numpy path (tests compare both)."""
+
+
+def supported(method: str, norm: str | None, bounds: Any) -> bool:
+    """Whether the kernel handles this method and (resolved) normalisation."""
+    if bounds is not None or method not in _METHODS:
+        return False
+    return _METHODS[method][0] == 1 or norm in _NORMS
+
+
+@njit(cache=True, nogil=True)
+def _slot(table, mask, key, bits):
+    """Open-addressing slot of ``key`` (an id >= 0) in ``table`` (-1 = empty), claimed if new."""
+    size_mask = (1 << bits) - 1
+    h = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
+    while True:
+        t = table[h]
+        if t == key:
+            return h
+        if t == -1:
+            table[h] = key
+            mask[h] = 0
+            return h
+        h = (h + 1) & size_mask
+
+
+@njit(cache=True, nogil=True)
+def _normalize_row(x, n_valid, norm, out):
+    """One list's normalised scores (``out[:n_valid]``) as :mod:`fusion.normalize` computes
+    them over the whole row (padding counts as 0 in the sums, as ``_seq_sum`` does); False when
+    a statistic overflows (the numpy path rescales those rows)."""
+    width = x.shape[0]
+    if norm == 0:
+        for i in range(n_valid):
+            out[i] = x[i]
+        return True
+    if norm == 1:  # zscore: (x - mean) / std, population std, 0 when std is 0
+        n = np.float64(max(n_valid, 1))
+        s = 0.0
+        for i in range(width):
+            v = x[i] if i < n_valid else 0.0
+            s = v if i == 0 else s + v
+        mean = s / n
+        s = 0.0
+        for i in range(width):
+            if i < n_valid:
+                d = x[i] - mean
+                v = d * d
+            else:
+                v = 0.0
+            s = v if i == 0 else s + v
+        var = s / n
+        std = np.sqrt(var)
+        if not (np.isfinite(mean) and np.isfinite(std)):
+            return False
+        for i in range(n_valid):
+            out[i] = (x[i] - mean) / std if std > 0 else 0.0
+        return True
+    # minmax: (x - lo) / (hi - lo), 0.5 when the range is 0
+    if n_valid == 0:
+        return True
+    lo = x[0]
+    hi = x[0]
+    for i in range(1, n_valid):
+        lo = min(lo, x[i])
+        hi = max(hi, x[i])
+    span = hi - lo
+    if np.isinf(span):
+        return False
+    for i in range(n_valid):
+        out[i] = (x[i] - lo) / span if span > 0 else _DEGENERATE_MINMAX
+    return True
+
+
+@njit(cache=True, nogil=True)
+def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, rrf_k):
+    """Fuse ``(L, Q, W)`` padded lists (ids int64, -1 pads; scores float64) with per-query
+    weights ``w`` ``(Q, L)`` (a list with weight 0 for a query is left out of it).
+
+    Returns ``(status, offsets, out_ids, out_scores, ranks, raw, terms, contrib)``: query ``q``'s
+    fused documents are rows ``offsets[q]:offsets[q + 1]``, best first. ``status`` is
+    ``INVALID`` (an id below -1 or a non-finite score: the numpy path raises) or
+    ``UNSUPPORTED`` (padding before an entry, a duplicate, an overflow: the numpy path handles
+    it).
+    """
+    n_lists, n_q, width = ids.shape
+    cut = width if depth < 0 else min(depth, width)
+    per_q = n_lists * cut
+    keep = per_q if top < 0 else min(top, per_q)
+    offsets = np.zeros(n_q + 1, np.int64)
+    out_ids = np.empty(n_q * keep, np.int64)
+    out_scores = np.empty(n_q * keep, np.float64)
+    ranks = np.zeros((n_q * keep, n_lists), np.int64)
+    raw = np.full((n_q * keep, n_lists), np.nan)
+    terms = np.full((n_q * keep, n_lists), np.nan)
+    contrib = np.zeros((n_q * keep, n_lists))
+    bits = 4
+    while (1 << bits) < 2 * n_lists * width + 2:
+        bits += 1
+    table = np.full(1 << bits, -1, np.int64)
+    mask = np.zeros(1 << bits, np.int64)
+    union_of = np.full(1 << bits, -1, np.int64)
+    used = np.empty(n_lists * width, np.int64)  # claimed slots, reset after each query
+    u_ids = np.empty(per_q, np.int64)
+    u_rank = np.zeros((per_q, n_lists), np.int64)
+    u_raw = np.empty((per_q, n_lists))
+    u_term = np.empty((per_q, n_lists))
+    u_contrib = np.empty((per_q, n_lists))
+    u_fused = np.empty(per_q)
+    normed = np.empty(width)
+    bad = np.int64(0)
+    # values first: an invalid entry anywhere is the numpy path's error to raise
+    for j in range(n_lists):
+        for q in range(n_q):
+            for c in range(width):
+                d = ids[j, q, c]
+                if d < -1 or (d >= 0 and not np.isfinite(scores[j, q, c])):
+                    bad = 1
+    if bad:
+        return INVALID, offsets, out_ids, out_scores, ranks, raw, terms, contrib
+    for q in range(n_q):
+        n_used = 0
+        n_u = 0
+        for j in range(n_lists):
+            if not w[q, j] > 0:
+                continue
+            row = ids[j, q]
+            x = scores[j, q]
+            n_valid = 0
+            while n_valid < width and row[n_valid] != -1:
+                n_valid += 1
+            for c in range(n_valid, width):
+                if row[c] != -1:  # padding must come last
+                    return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
+            for c in range(1, n_valid):  # canonical: score desc, then id asc
+                if not (x[c - 1] > x[c] or (x[c - 1] == x[c] and row[c - 1] < row[c])):
+                    # e.g. FAISS returns equal scores in any id order: sort this row
+                    by_id = np.argsort(row[:n_valid], kind="mergesort")
+                    neg = -x[:n_valid][by_id]
+                    order = by_id[np.argsort(neg, kind="mergesort")]
+                    row = row[:n_valid][order]
+                    x = x[:n_valid][order]
+                    break
+            if not uses_rank and not _normalize_row(x, n_valid, norm, normed):
+                return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
+            bit = np.int64(1) << j
+            for c in range(n_valid):
+                h = _slot(table, mask, row[c], bits)
+                if mask[h] == 0:
+                    used[n_used] = h
+                    n_used += 1
+                if mask[h] & bit:  # a duplicate within the list
+                    return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
+                mask[h] |= bit
+                if c >= cut:
+                    continue
+                u = union_of[h]
+                if u < 0:
+                    u = n_u
+                    union_of[h] = u
+                    n_u += 1
+                    u_ids[u] = row[c]
+                    for i in range(n_lists):
+                        u_rank[u, i] = 0
+                u_rank[u, j] = c + 1
+                u_raw[u, j] = x[c]
+                if uses_rank:
+                    r = np.float64(c + 1)
+                    u_term[u, j] = 1.0 / (r + rrf_k) if term_kind == 1 else 1.0 / (r * r)
+                else:
+                    u_term[u, j] = normed[c]
+        for i in range(n_used):  # leave the table empty for the next query
+            h = used[i]
+            table[h] = -1
+            mask[h] = 0
+            union_of[h] = -1
+        for u in range(n_u):
+            m = 0.0
+            for j in range(n_lists):
+                if u_rank[u, j] > 0:
+                    m += 1.0
+            f = 0.0
+            for j in range(n_lists):
+                if u_rank[u, j] > 0:
+                    cv = u_term[u, j] * w[q, j]
+                    if power == 1:
+                        cv = cv * m
+                    elif power == -1:
+                        cv = cv / max(m, 1.0)
+                    u_contrib[u, j] = cv
+                    f += cv
+            if not np.isfinite(f):
+                return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
+            u_fused[u] = f
+        # best first: fused score descending, then id ascending (a stable sort of id order)
+        by_id = np.argsort(u_ids[:n_u])
+        neg = np.empty(n_u)
+        for i in range(n_u):
+            neg[i] = -u_fused[by_id[i]]
+        order = by_id[np.argsort(neg, kind="mergesort")]
+        n_out = n_u if top < 0 else min(top, n_u)
+        base = offsets[q]
+        for i in range(n_out):
+            u = order[i]
+            o = base + i
+            out_ids[o] = u_ids[u]
+            out_scores[o] = u_fused[u]
+            for j in range(n_lists):
+                if u_rank[u, j] > 0:
+                    ranks[o, j] = u_rank[u, j]
+                    raw[o, j] = u_raw[u, j]
+                    terms[o, j] = u_term[u, j]
+                    contrib[o, j] = u_contrib[u, j]
+        offsets[q + 1] = base + n_out
+    return OK, offsets, out_ids, out_scores, ranks, raw, terms, contrib
+
+
+def fuse_lists(
+    lists: list[tuple[np.ndarray, np.ndarray]],
+    w: np.ndarray,
+    method: str,
+    norm: str | None,
+    k: float,
+    top: int | None,
+    depth: int | None,
+) -> list[FusionResult] | None:
+    """Fused results of validated-shape lists (``(n_q, width_j)`` int ids, real scores) and
+    weights ``w`` (``(L,)`` or ``(n_q, L)``, checked, evidence applied), or None when the numpy
+    path must do it (see the module docstring)."""
+    n_lists = len(lists)
+    if n_lists > _MAX_LISTS:
+        return None
+    n_q = lists[0][0].shape[0]
+    width = max(max(a.shape[1] for a, _ in lists), 1)
+    ids = np.full((n_lists, n_q, width), -1, dtype=np.int64)
+    scores = np.zeros((n_lists, n_q, width))
+    for j, (a, s) in enumerate(lists):
+        ids[j, :, : a.shape[1]] = a
+        scores[j, :, : s.shape[1]] = s
+    # the weights each query used, as the numpy path reports them: 0 for a list left out
+    if w.ndim == 1:
+        weights = np.repeat(np.where(w > 0, w, 0.0)[None, :], n_q, axis=0)
+    else:
+        weights = np.array(w, dtype=np.float64, order="C")
+        weights[:, ~np.any(weights > 0, axis=0)] = 0.0
+    uses_rank, term_kind, power = _METHODS[method]
+    status, offsets, out_ids, out_scores, ranks, raw, terms, contrib = fuse_kernel(
+        ids,
+        scores,
+        weights,
+        -1 if depth is None else depth,
+        -1 if top is None else top,
+        _NORMS.get(norm, 0),
+        uses_rank,
+        term_kind,
+        power,
+        float(k),
+    )
+    if status != OK:
+        return None
+    bounds = offsets.tolist()
+    return [
+        FusionResult(
+            out_ids[a:b],
+            out_scores[a:b],
+            ranks[a:b],
+            raw[a:b],
+            terms[a:b],
+            contrib[a:b],
+            weights=weights[q],
+        )
+        for q, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+    ]

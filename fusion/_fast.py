@@ -19,6 +19,7 @@ returns None and the numpy path takes over, which also raises the documented err
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -313,5 +314,5 @@ def fuse_lists(
             contrib[a:b],
             weights=weights[q],
         )
-        for q, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+        for q, (a, b) in enumerate(itertools.pairwise(bounds))
     ]

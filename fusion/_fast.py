@@ -53,20 +53,57 @@ def supported(method: str, norm: str | None, bounds: Any) -> bool:
     return _METHODS[method][0] == 1 or norm in _NORMS
 
 
-@njit(cache=True, nogil=True)
-def _slot(table, mask, key, bits):
-    """Open-addressing slot of ``key`` (an id >= 0) in ``table`` (-1 = empty), claimed if new."""
+@njit(cache=True, nogil=True, inline="always")
+def _slot(table, key, bits):
+    """Open-addressing slot of ``key`` (an id >= 0) in ``table[:, 0]`` (-1 = empty), claimed
+    (its other columns zeroed: lists bit mask, union row + 1) if new."""
     size_mask = (1 << bits) - 1
     h = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
     while True:
-        t = table[h]
+        t = table[h, 0]
         if t == key:
             return h
         if t == -1:
-            table[h] = key
-            mask[h] = 0
+            table[h, 0] = key
+            table[h, 1] = 0
+            table[h, 2] = 0
             return h
         h = (h + 1) & size_mask
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _before(fa, ia, fb, ib):
+    """Whether a document (fused ``fa``, id ``ia``) ranks before another: score, then id."""
+    return fa > fb or (fa == fb and ia < ib)
+
+
+@njit(cache=True, nogil=True)
+def _canonical(ids, scores, row, x):
+    """Copy one list's entries into ``row`` / ``x`` sorted by score descending, then id (FAISS
+    may return equal scores in any id order); returns how many, or -1 when padding (id -1)
+    comes before a real entry."""
+    width = ids.shape[0]
+    n_valid = 0
+    while n_valid < width and ids[n_valid] != -1:
+        n_valid += 1
+    for c in range(n_valid, width):
+        if ids[c] != -1:
+            return -1
+    ordered = True
+    for c in range(1, n_valid):
+        a, b = scores[c - 1], scores[c]
+        if not (a > b or (a == b and ids[c - 1] < ids[c])):
+            ordered = False
+            break
+    if ordered:
+        row[:n_valid] = ids[:n_valid]
+        x[:n_valid] = scores[:n_valid]
+    else:
+        by_id = np.argsort(ids[:n_valid], kind="mergesort")
+        order = by_id[np.argsort(-scores[:n_valid][by_id], kind="mergesort")]
+        row[:n_valid] = ids[:n_valid][order]
+        x[:n_valid] = scores[:n_valid][order]
+    return n_valid
 
 
 @njit(cache=True, nogil=True)
@@ -142,9 +179,7 @@ def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, r
     bits = 4
     while (1 << bits) < 2 * n_lists * width + 2:
         bits += 1
-    table = np.full(1 << bits, -1, np.int64)
-    mask = np.zeros(1 << bits, np.int64)
-    union_of = np.full(1 << bits, -1, np.int64)
+    table = np.full((1 << bits, 3), -1, np.int64)  # id, lists bit mask, union row + 1
     used = np.empty(n_lists * width, np.int64)  # claimed slots, reset after each query
     u_ids = np.empty(per_q, np.int64)
     u_rank = np.zeros((per_q, n_lists), np.int64)
@@ -153,6 +188,8 @@ def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, r
     u_contrib = np.empty((per_q, n_lists))
     u_fused = np.empty(per_q)
     normed = np.empty(width)
+    row = np.empty(width, np.int64)  # the list's row in canonical order
+    x = np.empty(width)
     bad = np.int64(0)
     # values first: an invalid entry anywhere is the numpy path's error to raise
     for j in range(n_lists):
@@ -169,40 +206,27 @@ def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, r
         for j in range(n_lists):
             if not w[q, j] > 0:
                 continue
-            row = ids[j, q]
-            x = scores[j, q]
-            n_valid = 0
-            while n_valid < width and row[n_valid] != -1:
-                n_valid += 1
-            for c in range(n_valid, width):
-                if row[c] != -1:  # padding must come last
-                    return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
-            for c in range(1, n_valid):  # canonical: score desc, then id asc
-                if not (x[c - 1] > x[c] or (x[c - 1] == x[c] and row[c - 1] < row[c])):
-                    # e.g. FAISS returns equal scores in any id order: sort this row
-                    by_id = np.argsort(row[:n_valid], kind="mergesort")
-                    neg = -x[:n_valid][by_id]
-                    order = by_id[np.argsort(neg, kind="mergesort")]
-                    row = row[:n_valid][order]
-                    x = x[:n_valid][order]
-                    break
+            n_valid = _canonical(ids[j, q], scores[j, q], row, x)
+            if n_valid < 0:  # padding before a real entry
+                return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
             if not uses_rank and not _normalize_row(x, n_valid, norm, normed):
                 return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
             bit = np.int64(1) << j
             for c in range(n_valid):
-                h = _slot(table, mask, row[c], bits)
-                if mask[h] == 0:
+                h = _slot(table, row[c], bits)
+                seen = table[h, 1]
+                if seen == 0:
                     used[n_used] = h
                     n_used += 1
-                if mask[h] & bit:  # a duplicate within the list
+                if seen & bit:  # a duplicate within the list
                     return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
-                mask[h] |= bit
+                table[h, 1] = seen | bit
                 if c >= cut:
                     continue
-                u = union_of[h]
+                u = table[h, 2] - 1
                 if u < 0:
                     u = n_u
-                    union_of[h] = u
+                    table[h, 2] = u + 1
                     n_u += 1
                     u_ids[u] = row[c]
                     for i in range(n_lists):
@@ -215,10 +239,7 @@ def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, r
                 else:
                     u_term[u, j] = normed[c]
         for i in range(n_used):  # leave the table empty for the next query
-            h = used[i]
-            table[h] = -1
-            mask[h] = 0
-            union_of[h] = -1
+            table[used[i], 0] = -1
         for u in range(n_u):
             m = 0.0
             for j in range(n_lists):
@@ -237,13 +258,30 @@ def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, r
             if not np.isfinite(f):
                 return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
             u_fused[u] = f
-        # best first: fused score descending, then id ascending (a stable sort of id order)
-        by_id = np.argsort(u_ids[:n_u])
-        neg = np.empty(n_u)
-        for i in range(n_u):
-            neg[i] = -u_fused[by_id[i]]
-        order = by_id[np.argsort(neg, kind="mergesort")]
+        # best first: fused score descending, then id ascending
         n_out = n_u if top < 0 else min(top, n_u)
+        if n_out * 8 < n_u:  # a few of many: insertion into a short sorted list
+            order = np.empty(n_out, np.int64)
+            n_in = 0
+            for u in range(n_u):
+                fu, iu = u_fused[u], u_ids[u]
+                if n_in == n_out:
+                    last = order[n_in - 1]
+                    if not _before(fu, iu, u_fused[last], u_ids[last]):
+                        continue
+                    n_in -= 1
+                i = n_in
+                while i > 0 and _before(fu, iu, u_fused[order[i - 1]], u_ids[order[i - 1]]):
+                    order[i] = order[i - 1]
+                    i -= 1
+                order[i] = u
+                n_in += 1
+        else:  # a stable sort by score of the rows in id order
+            by_id = np.argsort(u_ids[:n_u])
+            neg = np.empty(n_u)
+            for i in range(n_u):
+                neg[i] = -u_fused[by_id[i]]
+            order = by_id[np.argsort(neg, kind="mergesort")]
         base = offsets[q]
         for i in range(n_out):
             u = order[i]

@@ -155,17 +155,54 @@ def _normalize_row(x, n_valid, norm, out):
 
 
 @njit(cache=True, nogil=True)
-def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, rrf_k):
-    """Fuse ``(L, Q, W)`` padded lists (ids int64, -1 pads; scores float64) with per-query
-    weights ``w`` ``(Q, L)`` (a list with weight 0 for a query is left out of it).
+def _query_weights(w_in, e, has_e, n_q):
+    """``(status, w)``: each query's weights ``(n_q, L)`` from the given weights (one row for
+    all queries, or one per query) times the evidence (:func:`fusion.methods.adaptive_weights`:
+    a query where no list keeps a positive weight keeps the given ones), checked as
+    :func:`fusion.api._check_weights` and ``_check_evidence`` check them."""
+    n_w, n_lists = w_in.shape
+    w = np.empty((n_q, n_lists))
+    for r in range(n_w):
+        alive = False
+        for j in range(n_lists):
+            v = w_in[r, j]
+            if not (np.isfinite(v) and v >= 0):
+                return INVALID, w
+            alive |= v > 0
+        if not alive:
+            return INVALID, w
+    if has_e:
+        for q in range(n_q):
+            for j in range(n_lists):
+                v = e[q, j]
+                if not (np.isfinite(v) and 0 <= v <= 1):
+                    return INVALID, w
+    for q in range(n_q):
+        r = 0 if n_w == 1 else q
+        alive = False
+        for j in range(n_lists):
+            w[q, j] = w_in[r, j] * e[q, j] if has_e else w_in[r, j]
+            alive |= w[q, j] > 0
+        if not alive:
+            for j in range(n_lists):
+                w[q, j] = w_in[r, j]
+    return OK, w
 
-    Returns ``(status, offsets, out_ids, out_scores, ranks, raw, terms, contrib)``: query ``q``'s
-    fused documents are rows ``offsets[q]:offsets[q + 1]``, best first. ``status`` is
-    ``INVALID`` (an id below -1 or a non-finite score: the numpy path raises) or
-    ``UNSUPPORTED`` (padding before an entry, a duplicate, an overflow: the numpy path handles
-    it).
+
+@njit(cache=True, nogil=True)
+def fuse_kernel(ids, scores, w_in, e, has_e, depth, top, norm, uses_rank, term_kind, power, rrf_k):
+    """Fuse ``(L, Q, W)`` padded lists (ids int64, -1 pads; scores float64) with weights
+    ``w_in`` (``(1, L)`` for every query, or ``(Q, L)``) times evidence ``e`` ``(Q, L)`` when
+    ``has_e`` (a list with weight 0 for a query is left out of it).
+
+    Returns ``(status, offsets, out_ids, out_scores, ranks, raw, terms, contrib, weights)``:
+    query ``q``'s fused documents are rows ``offsets[q]:offsets[q + 1]``, best first, and
+    ``weights[q]`` the weights it used. ``status`` is ``INVALID`` (an id below -1, a non-finite
+    score, a bad weight or evidence: the numpy path raises) or ``UNSUPPORTED`` (padding before
+    an entry, a duplicate, an overflow: the numpy path handles it).
     """
     n_lists, n_q, width = ids.shape
+    status, w = _query_weights(w_in, e, has_e, n_q)
     cut = width if depth < 0 else min(depth, width)
     per_q = n_lists * cut
     keep = per_q if top < 0 else min(top, per_q)
@@ -190,6 +227,16 @@ def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, r
     normed = np.empty(width)
     row = np.empty(width, np.int64)  # the list's row in canonical order
     x = np.empty(width)
+    used_w = np.zeros((n_q, n_lists))  # reported: 0 for a list no query weighs
+    for j in range(n_lists):
+        alive = False
+        for q in range(n_q):
+            alive |= w[q, j] > 0
+        if alive:
+            for q in range(n_q):
+                used_w[q, j] = w[q, j]
+    if status != OK:
+        return status, offsets, out_ids, out_scores, ranks, raw, terms, contrib, used_w
     bad = np.int64(0)
     # values first: an invalid entry anywhere is the numpy path's error to raise
     for j in range(n_lists):
@@ -199,7 +246,7 @@ def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, r
                 if d < -1 or (d >= 0 and not np.isfinite(scores[j, q, c])):
                     bad = 1
     if bad:
-        return INVALID, offsets, out_ids, out_scores, ranks, raw, terms, contrib
+        return INVALID, offsets, out_ids, out_scores, ranks, raw, terms, contrib, used_w
     for q in range(n_q):
         n_used = 0
         n_u = 0
@@ -208,9 +255,9 @@ def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, r
                 continue
             n_valid = _canonical(ids[j, q], scores[j, q], row, x)
             if n_valid < 0:  # padding before a real entry
-                return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
+                return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib, used_w
             if not uses_rank and not _normalize_row(x, n_valid, norm, normed):
-                return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
+                return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib, used_w
             bit = np.int64(1) << j
             for c in range(n_valid):
                 h = _slot(table, row[c], bits)
@@ -219,7 +266,17 @@ def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, r
                     used[n_used] = h
                     n_used += 1
                 if seen & bit:  # a duplicate within the list
-                    return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
+                    return (
+                        UNSUPPORTED,
+                        offsets,
+                        out_ids,
+                        out_scores,
+                        ranks,
+                        raw,
+                        terms,
+                        contrib,
+                        used_w,
+                    )
                 table[h, 1] = seen | bit
                 if c >= cut:
                     continue
@@ -256,7 +313,7 @@ def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, r
                     u_contrib[u, j] = cv
                     f += cv
             if not np.isfinite(f):
-                return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib
+                return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib, used_w
             u_fused[u] = f
         # best first: fused score descending, then id ascending
         n_out = n_u if top < 0 else min(top, n_u)
@@ -295,21 +352,23 @@ def fuse_kernel(ids, scores, w, depth, top, norm, uses_rank, term_kind, power, r
                     terms[o, j] = u_term[u, j]
                     contrib[o, j] = u_contrib[u, j]
         offsets[q + 1] = base + n_out
-    return OK, offsets, out_ids, out_scores, ranks, raw, terms, contrib
+    return OK, offsets, out_ids, out_scores, ranks, raw, terms, contrib, used_w
 
 
 def fuse_lists(
     lists: list[tuple[np.ndarray, np.ndarray]],
-    w: np.ndarray,
+    weights: np.ndarray,
+    evidence: np.ndarray | None,
     method: str,
     norm: str | None,
     k: float,
     top: int | None,
     depth: int | None,
 ) -> list[FusionResult] | None:
-    """Fused results of validated-shape lists (``(n_q, width_j)`` int ids, real scores) and
-    weights ``w`` (``(L,)`` or ``(n_q, L)``, checked, evidence applied), or None when the numpy
-    path must do it (see the module docstring)."""
+    """Fused results of lists of checked shapes (``(n_q, width_j)`` int ids, real scores),
+    ``weights`` float64 ``(1, L)`` or ``(n_q, L)`` and ``evidence`` float64 ``(n_q, L)`` or
+    None (their values are checked here), or None when the numpy path must do it (see the
+    module docstring)."""
     n_lists = len(lists)
     if n_lists > _MAX_LISTS:
         return None
@@ -320,17 +379,13 @@ def fuse_lists(
     for j, (a, s) in enumerate(lists):
         ids[j, :, : a.shape[1]] = a
         scores[j, :, : s.shape[1]] = s
-    # the weights each query used, as the numpy path reports them: 0 for a list left out
-    if w.ndim == 1:
-        weights = np.repeat(np.where(w > 0, w, 0.0)[None, :], n_q, axis=0)
-    else:
-        weights = np.array(w, dtype=np.float64, order="C")
-        weights[:, ~np.any(weights > 0, axis=0)] = 0.0
     uses_rank, term_kind, power = _METHODS[method]
-    status, offsets, out_ids, out_scores, ranks, raw, terms, contrib = fuse_kernel(
+    status, offsets, out_ids, out_scores, ranks, raw, terms, contrib, used = fuse_kernel(
         ids,
         scores,
         weights,
+        weights if evidence is None else evidence,
+        evidence is not None,
         -1 if depth is None else depth,
         -1 if top is None else top,
         _NORMS.get(norm, 0),
@@ -350,7 +405,7 @@ def fuse_lists(
             raw[a:b],
             terms[a:b],
             contrib[a:b],
-            weights=weights[q],
+            weights=used[q],
         )
         for q, (a, b) in enumerate(itertools.pairwise(bounds))
     ]

@@ -292,14 +292,37 @@ def _fuse_compiled(
         if top is not None:
             top = min(int(top), np.iinfo(np.int64).max)
         depth = _check_depth(depth)
-        w = _check_weights(weights, n_lists, n_q)
-        e = _check_evidence(evidence, method, n_lists, n_q)
-        if e is not None:
-            w = _m.adaptive_weights(w, e)
         rrf_k = float(k) if method == "rrf" else 0.0
     except (TypeError, ValueError):
         return None
-    return _fast.fuse_lists(pairs, w, method, norm, rrf_k, top, depth)
+    # weights and evidence as float64 (n, L) arrays; their values are checked in the kernel
+    w = np.ones((1, n_lists)) if weights is None else _float_matrix(weights, n_lists, n_q)
+    e = None
+    if evidence is not None:
+        e = _float_matrix(evidence, n_lists, n_q) if method == ADAPTIVE else None
+        if e is None or e.shape[0] != n_q:
+            return None
+    if w is None:
+        return None
+    return _fast.fuse_lists(pairs, w, e, method, norm, rrf_k, top, depth)
+
+
+def _float_matrix(value: Any, n_lists: int, n_q: int) -> np.ndarray | None:
+    """``value`` as a C-ordered float64 ``(1, L)`` (one row for all queries) or ``(n_q, L)``
+    array, or None when it is something else (the numpy path then says what is wrong)."""
+    try:
+        a = value if isinstance(value, np.ndarray) else np.asarray(value)
+    except (TypeError, ValueError):
+        return None
+    if a.dtype.kind not in "fiu":
+        return None
+    if a.ndim == 1:
+        a = a[None, :]
+    elif a.ndim != 2 or a.shape[0] != n_q:
+        return None
+    if a.shape[1] != n_lists:
+        return None
+    return np.ascontiguousarray(a, dtype=np.float64)
 
 
 def _cut(c: Canonical, depth: int | None) -> Canonical:

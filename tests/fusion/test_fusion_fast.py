@@ -172,3 +172,22 @@ def test_equal_scores_in_any_id_order_are_sorted_in_the_kernel(compiled_calls):
     kw = dict(method="adaptive", evidence=np.full((4, 3), 0.7), depth=15, top=10)
     _same(fusion.fuse_padded(lists, **kw), _numpy_path(lists, **kw))
     assert compiled_calls == [True]
+
+
+def test_bad_weights_and_evidence_raise_the_numpy_paths_errors():
+    lists = [(np.array([[1, 2], [3, 4]]), np.array([[1.0, 0.5], [2.0, 1.0]]))] * 2
+    with pytest.raises(ValueError, match="weights must be finite and >= 0"):
+        fusion.fuse_padded(lists, "wsum", [1.0, -1.0])
+    with pytest.raises(ValueError, match="at least one weight must be positive"):
+        fusion.fuse_padded(lists, "wsum", [0.0, 0.0])
+    with pytest.raises(ValueError, match="query 1 has all-zero weights"):
+        fusion.fuse_padded(lists, "wsum", [[1.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="weights must have one value per list"):
+        fusion.fuse_padded(lists, "wsum", [[1.0, 1.0]])  # one row for two queries
+    with pytest.raises(ValueError, match="evidence values must be finite numbers in"):
+        fusion.fuse_padded(lists, "adaptive", evidence=[[0.5, 1.5], [0.5, 0.5]])
+    with pytest.raises(ValueError, match="evidence only applies"):
+        fusion.fuse_padded(lists, "wsum", evidence=[[0.5, 0.5], [0.5, 0.5]])
+    # no list with evidence for query 0: it keeps the given weights
+    (r, _) = fusion.fuse_padded(lists, "adaptive", [2.0, 1.0], evidence=[[0, 0], [1, 1]])
+    assert r.weights.tolist() == [2.0, 1.0]

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import fusion
-from hybrid.config import DEFAULT_CONFIG, FusionConfig
-from hybrid.evaluation import CandidateSet, Dataset, retrieve_candidates
-from hybrid.retrievers import BM25Retriever, token_coverage
+from hybrid.engine.config import DEFAULT_CONFIG, FusionConfig
+from hybrid.engine.retrievers import BM25Retriever, token_coverage
+from hybrid.eval import CandidateSet, Dataset, retrieve_candidates
 
 EN_DOCS = [
     "TelePIX provides advanced solutions by analyzing satellite data for ocean and agriculture.",
@@ -154,7 +154,7 @@ def test_no_evidence_anywhere_falls_back_to_configured_weights(loads_models):
     pytest.importorskip("cognition", reason="needs the offline extra")
     from hybrid import HybridRetriever
     from hybrid.encoders.splade import SpladeEncoder
-    from hybrid.retrievers import SpladeRetriever
+    from hybrid.engine.retrievers import SpladeRetriever
 
     r = HybridRetriever(
         {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybrid.evidence import (
+from hybrid.engine.evidence import (
     NO_SCRIPT,
     CollectionStats,
     char_script,
@@ -15,7 +15,7 @@ from hybrid.evidence import (
     intact_characters,
     script_counts,
 )
-from hybrid.retrievers import BM25Retriever
+from hybrid.engine.retrievers import BM25Retriever
 
 KO = "위성 영상 분석"  # 6 Hangul letters
 EN = "Satellite data"  # 13 Latin letters
@@ -109,7 +109,7 @@ def test_bm25_retriever_keeps_stats_on_add_delete_save_load(tmp_path):
     r.delete(np.array([1]))
     assert r.collection_stats().totals()["per_script"] == {"LATIN": 2, "HANGUL": 0}
     r.save(tmp_path / "bm25")
-    from hybrid.retrievers import Retriever
+    from hybrid.engine.retrievers import Retriever
 
     loaded = Retriever.load(tmp_path / "bm25")
     assert loaded.collection_stats().totals() == r.collection_stats().totals()
@@ -133,7 +133,7 @@ def test_document_reach_from_reference_rows_hand_worked():
     np.testing.assert_allclose(reach, [1.0, 0.5, 3 / 5])
     s.delete([1])  # a deleted row still has its script: reference rows are live by definition
     np.testing.assert_allclose(document_reach(s, ["LATIN"], ref[1:2]), [0.5])
-    from hybrid.evidence import describe_reach
+    from hybrid.engine.evidence import describe_reach
 
     assert describe_reach(s, "LATIN", 0.5, "dense's top 100") == (
         "50% of dense's top 100 are in the query's script (Latin): reach 0.50"

@@ -11,7 +11,7 @@ of its characters the retriever reads intact, with running totals updated on add
 query time :func:`document_reach` turns them into a factor in [0, 1] per query: how much of the
 collection, and of the documents a script-free retriever ranks first for the query, is written
 in the query's script and read intact. The adaptive fusion multiplies it into each lexical
-retriever's query-only evidence (:meth:`hybrid.retrievers.Retriever.evidence`).
+retriever's query-only evidence (:meth:`hybrid.engine.retrievers.Retriever.evidence`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 STATS_FILE = "collection_stats.npz"
 EVIDENCE_VERSION = 3
 """Bumped when the evidence measures change: cached candidate sets measured with another
-version measure their evidence again (:func:`hybrid.evaluation.retrieve_candidates`)."""
+version measure their evidence again (:func:`hybrid.eval.retrieve_candidates`)."""
 NO_SCRIPT = -1
 """Script code of a text without letters (only digits, punctuation, symbols)."""
 
@@ -356,7 +356,7 @@ def measure_evidence(
     """A retriever's evidence for each query in two parts, ``(read, reach)``: the product is
     what ``"adaptive"`` fusion weighs it by.
 
-    ``read``: :meth:`~hybrid.retrievers.Retriever.evidence`, measured on the query alone.
+    ``read``: :meth:`~hybrid.engine.retrievers.Retriever.evidence`, measured on the query alone.
     ``reach``: for script-bound retrievers, :func:`document_reach` of the collection it holds,
     with ``reference`` rows (:func:`reference_rows`) where available (1 for other retrievers,
     and for script-bound ones without statistics).

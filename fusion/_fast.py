@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from ._core import FusionResult
+from ._options import ADAPTIVE, check_depth, resolve_options
 
 _NORMS = {"none": 0, "zscore": 1, "minmax": 2}
 _METHODS = {  # name -> (uses ranks, term kind: 0 value / 1 rrf / 2 isr, count power)
@@ -409,3 +410,69 @@ def fuse_lists(
         )
         for q, (a, b) in enumerate(itertools.pairwise(bounds))
     ]
+
+
+def fuse_padded_compiled(
+    pairs: list[tuple[Any, Any]],
+    method: Any,
+    weights: Any,
+    norm: Any,
+    k: Any,
+    bounds: Any,
+    top: Any,
+    depth: Any,
+    evidence: Any,
+) -> list[FusionResult] | None:
+    """:func:`fuse_lists` (one nogil call) for :func:`fusion.fuse_padded`'s arguments when it
+    applies to them; None sends the call down the numpy path, which also raises every
+    documented error."""
+    if not enabled:
+        return None
+    n_q = None
+    for ids, scores in pairs:
+        if not (isinstance(ids, np.ndarray) and isinstance(scores, np.ndarray)):
+            return None
+        if ids.ndim != 2 or ids.shape != scores.shape or ids.dtype.kind != "i":
+            return None
+        if scores.dtype.kind not in "fi" or (n_q is not None and ids.shape[0] != n_q):
+            return None
+        n_q = ids.shape[0]
+    try:  # bad options: the numpy path raises its errors in its own order
+        n_lists = len(pairs)
+        norm = resolve_options(method, norm, k, bounds, n_lists, top)
+        if not supported(method, norm, bounds):
+            return None
+        if top is not None:
+            top = min(int(top), np.iinfo(np.int64).max)
+        depth = check_depth(depth)
+        rrf_k = float(k) if method == "rrf" else 0.0
+    except (TypeError, ValueError):
+        return None
+    # weights and evidence as float64 (n, L) arrays; their values are checked in the kernel
+    w = np.ones((1, n_lists)) if weights is None else _float_matrix(weights, n_lists, n_q)
+    e = None
+    if evidence is not None:
+        e = _float_matrix(evidence, n_lists, n_q) if method == ADAPTIVE else None
+        if e is None or e.shape[0] != n_q:
+            return None
+    if w is None:
+        return None
+    return fuse_lists(pairs, w, e, method, norm, rrf_k, top, depth)
+
+
+def _float_matrix(value: Any, n_lists: int, n_q: int) -> np.ndarray | None:
+    """``value`` as a C-ordered float64 ``(1, L)`` (one row for all queries) or ``(n_q, L)``
+    array, or None when it is something else (the numpy path then says what is wrong)."""
+    try:
+        a = value if isinstance(value, np.ndarray) else np.asarray(value)
+    except (TypeError, ValueError):
+        return None
+    if a.dtype.kind not in "fiu":
+        return None
+    if a.ndim == 1:
+        a = a[None, :]
+    elif a.ndim != 2 or a.shape[0] != n_q:
+        return None
+    if a.shape[1] != n_lists:
+        return None
+    return np.ascontiguousarray(a, dtype=np.float64)

@@ -144,73 +144,6 @@ def _fuse_padded_arrays(
     return results
 
 
-def _fuse_compiled(
-    pairs: list[tuple[Any, Any]],
-    method: Any,
-    weights: Any,
-    norm: Any,
-    k: Any,
-    bounds: Bounds,
-    top: Any,
-    depth: Any,
-    evidence: Any,
-) -> list[FusionResult] | None:
-    """:func:`fusion._fast.fuse_lists` (one nogil call) when it applies to these arguments;
-    None sends the call down the numpy path, which also raises every documented error."""
-    from . import _fast
-
-    if not _fast.enabled:
-        return None
-    n_q = None
-    for ids, scores in pairs:
-        if not (isinstance(ids, np.ndarray) and isinstance(scores, np.ndarray)):
-            return None
-        if ids.ndim != 2 or ids.shape != scores.shape or ids.dtype.kind != "i":
-            return None
-        if scores.dtype.kind not in "fi" or (n_q is not None and ids.shape[0] != n_q):
-            return None
-        n_q = ids.shape[0]
-    try:  # bad options: the numpy path raises its errors in its own order
-        n_lists = len(pairs)
-        norm = _check_options(method, norm, k, bounds, n_lists, top)
-        if not _fast.supported(method, norm, bounds):
-            return None
-        if top is not None:
-            top = min(int(top), np.iinfo(np.int64).max)
-        depth = _check_depth(depth)
-        rrf_k = float(k) if method == "rrf" else 0.0
-    except (TypeError, ValueError):
-        return None
-    # weights and evidence as float64 (n, L) arrays; their values are checked in the kernel
-    w = np.ones((1, n_lists)) if weights is None else _float_matrix(weights, n_lists, n_q)
-    e = None
-    if evidence is not None:
-        e = _float_matrix(evidence, n_lists, n_q) if method == ADAPTIVE else None
-        if e is None or e.shape[0] != n_q:
-            return None
-    if w is None:
-        return None
-    return _fast.fuse_lists(pairs, w, e, method, norm, rrf_k, top, depth)
-
-
-def _float_matrix(value: Any, n_lists: int, n_q: int) -> np.ndarray | None:
-    """``value`` as a C-ordered float64 ``(1, L)`` (one row for all queries) or ``(n_q, L)``
-    array, or None when it is something else (the numpy path then says what is wrong)."""
-    try:
-        a = value if isinstance(value, np.ndarray) else np.asarray(value)
-    except (TypeError, ValueError):
-        return None
-    if a.dtype.kind not in "fiu":
-        return None
-    if a.ndim == 1:
-        a = a[None, :]
-    elif a.ndim != 2 or a.shape[0] != n_q:
-        return None
-    if a.shape[1] != n_lists:
-        return None
-    return np.ascontiguousarray(a, dtype=np.float64)
-
-
 def _cut(c: Canonical, depth: int | None) -> Canonical:
     """The first ``depth`` entries of a canonical list (all of them when None)."""
     if depth is None or depth >= c.ids.shape[1]:
@@ -424,7 +357,9 @@ def fuse_padded(
     if len(lists) == 0:
         raise ValueError("lists is empty: give at least one (ids, scores) pair")
     pairs = [_pair(p, f"list {j}") for j, p in enumerate(lists)]
-    fast = _fuse_compiled(pairs, method, weights, norm, k, bounds, top, depth, evidence)
+    from ._fast import fuse_padded_compiled  # numba, on first use
+
+    fast = fuse_padded_compiled(pairs, method, weights, norm, k, bounds, top, depth, evidence)
     if fast is not None:
         return fast
     checked = [check_padded(*p, f"list {j}", ndim=2) for j, p in enumerate(pairs)]

@@ -14,6 +14,7 @@ from hybrid.engine.evidence import (
     describe_reach,
     dominant_script,
     measure_evidence,
+    query_scripts,
     reference_rows,
 )
 from hybrid.engine.results import Explanation, Hit, SourceScore
@@ -36,6 +37,7 @@ class ExplainMixin(EngineBase):
         names = list(candidates.results if names is None else names)
         ranked = {n: r.ids for n, r in candidates.results.items()}
         reference, candidates.reference = reference_rows(self.retrievers, ranked)
+        scripts = None  # the queries' scripts, found once for every script-bound retriever
         for name in names:
             if name in candidates.evidence:
                 continue
@@ -43,7 +45,11 @@ class ExplainMixin(EngineBase):
             encoded = candidates.encoded.get(name)
             if encoded is None:
                 encoded = retriever.encode_queries(candidates.queries)
-            read, reach = measure_evidence(retriever, candidates.queries, encoded, name, reference)
+            if scripts is None and retriever.script_bound:
+                scripts = query_scripts(candidates.queries)
+            read, reach = measure_evidence(
+                retriever, candidates.queries, encoded, name, reference, scripts
+            )
             candidates.read[name], candidates.reach[name] = read, reach
             candidates.evidence[name] = read * reach
         return np.stack([candidates.evidence[n] for n in names], axis=1)

@@ -39,6 +39,7 @@ _METHODS = {  # name -> (uses ranks, term kind: 0 value / 1 rrf / 2 isr, count p
     "isr": (1, 2, 1),
 }
 _DEGENERATE_MINMAX = 0.5  # fusion.normalize.DEGENERATE_MINMAX
+_INT64_MAX = int(np.iinfo(np.int64).max)
 _MAX_LISTS = 62  # lists a document may be seen in are kept as bits of an int64
 
 OK, INVALID, UNSUPPORTED = 0, 1, 2
@@ -443,7 +444,7 @@ def fuse_padded_compiled(
         if not supported(method, norm, bounds):
             return None
         if top is not None:
-            top = min(int(top), np.iinfo(np.int64).max)
+            top = min(int(top), _INT64_MAX)
         depth = check_depth(depth)
         rrf_k = float(k) if method == "rrf" else 0.0
     except (TypeError, ValueError):

@@ -56,19 +56,19 @@ def supported(method: str, norm: str | None, bounds: Any) -> bool:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _slot(table, key, bits):
-    """Open-addressing slot of ``key`` (an id >= 0) in ``table[:, 0]`` (-1 = empty), claimed
-    (its other columns zeroed: lists bit mask, union row + 1) if new."""
+def _slot(keys, mask, urow, key, bits):
+    """Open-addressing slot of ``key`` (an id >= 0) in ``keys`` (-1 = empty), claimed if new:
+    its lists bit ``mask`` and union row + 1 (``urow``) start at 0."""
     size_mask = (1 << bits) - 1
     h = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
     while True:
-        t = table[h, 0]
+        t = keys[h]
         if t == key:
             return h
         if t == -1:
-            table[h, 0] = key
-            table[h, 1] = 0
-            table[h, 2] = 0
+            keys[h] = key
+            mask[h] = 0
+            urow[h] = 0
             return h
         h = (h + 1) & size_mask
 
@@ -218,7 +218,11 @@ def fuse_kernel(ids, scores, w_in, e, has_e, depth, top, norm, uses_rank, term_k
     bits = 4
     while (1 << bits) < 2 * n_lists * width + 2:
         bits += 1
-    table = np.full((1 << bits, 3), -1, np.int64)  # id, lists bit mask, union row + 1
+    # a hash table of the ids seen: id (-1: empty), lists bit mask, union row + 1 (each array
+    # under 128 KB, so the allocator reuses memory instead of mapping fresh pages every call)
+    keys = np.full(1 << bits, -1, np.int64)
+    mask = np.empty(1 << bits, np.int64)
+    urow = np.empty(1 << bits, np.int32)
     used = np.empty(n_lists * width, np.int64)  # claimed slots, reset after each query
     u_ids = np.empty(per_q, np.int64)
     u_rank = np.zeros((per_q, n_lists), np.int64)
@@ -262,8 +266,8 @@ def fuse_kernel(ids, scores, w_in, e, has_e, depth, top, norm, uses_rank, term_k
                 return UNSUPPORTED, offsets, out_ids, out_scores, ranks, raw, terms, contrib, used_w
             bit = np.int64(1) << j
             for c in range(n_valid):
-                h = _slot(table, row[c], bits)
-                seen = table[h, 1]
+                h = _slot(keys, mask, urow, row[c], bits)
+                seen = mask[h]
                 if seen == 0:
                     used[n_used] = h
                     n_used += 1
@@ -279,13 +283,13 @@ def fuse_kernel(ids, scores, w_in, e, has_e, depth, top, norm, uses_rank, term_k
                         contrib,
                         used_w,
                     )
-                table[h, 1] = seen | bit
+                mask[h] = seen | bit
                 if c >= cut:
                     continue
-                u = table[h, 2] - 1
+                u = np.int64(urow[h]) - 1
                 if u < 0:
                     u = n_u
-                    table[h, 2] = u + 1
+                    urow[h] = u + 1
                     n_u += 1
                     u_ids[u] = row[c]
                     for i in range(n_lists):
@@ -298,7 +302,7 @@ def fuse_kernel(ids, scores, w_in, e, has_e, depth, top, norm, uses_rank, term_k
                 else:
                     u_term[u, j] = normed[c]
         for i in range(n_used):  # leave the table empty for the next query
-            table[used[i], 0] = -1
+            keys[used[i]] = -1
         for u in range(n_u):
             m = 0.0
             for j in range(n_lists):

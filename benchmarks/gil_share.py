@@ -49,15 +49,19 @@ def _timed(fn, label: str):
 
 
 def instrument(engine) -> None:
-    """Time every call into a GIL-free kernel (the module attributes the callers look up)."""
+    """Time every call into a GIL-free kernel (the module attributes the callers look up, once
+    per process; FAISS per engine)."""
+    faiss_index = engine.retrievers["dense"].index._index
+    faiss_index.search_c = _timed(faiss_index.search_c, "FAISS search")
+    if _KERNELS.get("instrumented"):
+        return
+    _KERNELS["instrumented"] = 1
     import indexes.bm25 as bm25
     import indexes.sparse as sparse
 
     sparse.K.search_serial = _timed(sparse.K.search_serial, "SPLADE kernel")
     for name in ("search_positive", "search_batch"):
         setattr(bm25._k, name, _timed(getattr(bm25._k, name), "BM25 kernel"))
-    faiss_index = engine.retrievers["dense"].index._index
-    faiss_index.search_c = _timed(faiss_index.search_c, "FAISS search")
     try:
         import fusion._fast as fast
 
@@ -77,13 +81,14 @@ def measure(n_docs: int, rounds: int) -> dict:
         engine.search(q, k=10)
     best: dict | None = None
     for _ in range(rounds):
-        _KERNELS.clear()
+        for key in [k for k in _KERNELS if k != "instrumented"]:
+            del _KERNELS[key]
         load = os.getloadavg()[0]
         start = time.thread_time_ns()
         for q in queries:
             engine.search(q, k=10)
         total = (time.thread_time_ns() - start) / len(queries) / 1e3
-        kernels = {k: v / len(queries) / 1e3 for k, v in _KERNELS.items()}
+        kernels = {k: v / len(queries) / 1e3 for k, v in _KERNELS.items() if k != "instrumented"}
         free = sum(kernels.values())
         row = {
             "docs": n_docs,

@@ -306,10 +306,12 @@ def main(argv: list[str] | None = None) -> None:
             tp_rows += throughput_rows(engine, queries, n, threads, args.seconds, args.rounds)
         engine = None
     report["latency"], report["throughput"] = lat_rows, tp_rows
-    print(f"\n### parallel=True vs False, one query at a time ({os.cpu_count()} CPUs)\n")
-    print(md(lat_rows))
-    print(f"\n### Search throughput, threads against one engine ({os.cpu_count()} CPUs)\n")
-    print(md(tp_rows))
+    if lat_rows:
+        print(f"\n### parallel=True vs False, one query at a time ({os.cpu_count()} CPUs)\n")
+        print(md(lat_rows))
+    if tp_rows:
+        print(f"\n### Search throughput, threads against one engine ({os.cpu_count()} CPUs)\n")
+        print(md(tp_rows))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

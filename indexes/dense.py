@@ -36,8 +36,6 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,45 +43,23 @@ import numpy as np
 
 from indexes._base import (
     PAD_ID,
-    PAD_SCORE,
     IndexCorruptedError,
     IndexFormatError,
     SearchResult,
-    check_allowed,
     empty_result,
     read_meta,
     write_meta,
 )
+from indexes._dense_filter import FILTER_POLICIES, search_allowed
+from indexes._faiss import faiss_module as _faiss
+from indexes._faiss import finish
+from indexes._faiss import omp_threads as _omp_threads
 from indexes._validate import check_positive_int, check_search_k, short, unique_ids
 
 FORMAT_VERSION = 1
 INDEX_FILE = "index.faiss"
 STATE_FILE = "state.npz"
 METRICS = ("ip", "cosine")
-
-
-def _faiss() -> Any:
-    try:
-        import faiss
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "DenseIndex needs FAISS: pip install 'splade-hybrid[models]' (or faiss-cpu / faiss-gpu)"
-        ) from exc
-    return faiss
-
-
-@contextmanager
-def _omp_threads(faiss: Any, threads: int | None) -> Iterator[None]:
-    """Set FAISS's (process-global) OpenMP thread count for the block, then restore it."""
-    if threads is None:
-        yield
-        return
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
 
 
 def _check_threads(threads: int | None) -> int | None:
@@ -162,7 +138,7 @@ class DenseIndex:
         self._tombstones = np.zeros(0, dtype=np.int64)  # deleted ids still inside FAISS
         self._count = 0  # live vectors
         self._params: Any = None  # cached (bitmap, IDSelectorBitmap) over live ids
-        self.exact_filter_below = 20_000  # filtered HNSW: brute force up to this many allowed
+        self._filter_policy = "auto"
 
     # ------------------------------------------------------------------ properties
 
@@ -243,6 +219,24 @@ class DenseIndex:
         if hnsw is None:
             raise ValueError(f"ef_search applies to HNSW indexes, not {self.factory!r}")
         hnsw.hnsw.efSearch = check_positive_int(value, "ef_search")
+
+    @property
+    def filter_policy(self) -> str:
+        """How a filtered HNSW search runs (``search(allowed=...)``). Settable.
+
+        ``"auto"`` (default): whichever of the two below is estimated cheaper for the number of
+        allowed vectors; ``"exact"``: score every allowed vector (exact, cost grows with their
+        number); ``"graph"``: walk the graph with an ID selector and ``efSearch`` widened by
+        live / allowed (approximate). See :mod:`indexes._dense_filter`. Other index types
+        ignore it.
+        """
+        return self._filter_policy
+
+    @filter_policy.setter
+    def filter_policy(self, value: str) -> None:
+        if not isinstance(value, str) or value not in FILTER_POLICIES:
+            raise ValueError(f"filter_policy must be one of {FILTER_POLICIES}, got {short(value)}")
+        self._filter_policy = value
 
     def _can_remove(self, faiss: Any) -> bool:
         """Physical removal keeps ids right only for IVF (ids stored) and for flat-code indexes
@@ -476,9 +470,10 @@ class DenseIndex:
         given and the index has one too, must match it: a query from another model is refused
         even when the dimensions happen to agree. ``allowed`` (a bool or uint8 mask over ids,
         one entry per id ever assigned) restricts the search to the vectors it marks, inside
-        FAISS (see :mod:`indexes._dense_filter`): exact for Flat, and for HNSW when at most
-        ``exact_filter_below`` vectors are allowed; otherwise approximate with a widened beam
-        (HNSW ``efSearch``) or more probed lists (IVF ``nprobe``).
+        FAISS (see :mod:`indexes._dense_filter`): exact for Flat, and for HNSW when scoring the
+        allowed vectors directly is estimated cheaper than a graph walk (``filter_policy``);
+        otherwise approximate with a widened beam (HNSW ``efSearch``) or more probed lists (IVF
+        ``nprobe``).
         """
         k = check_search_k(k, len(self))
         threads = self._threads(threads)
@@ -491,10 +486,7 @@ class DenseIndex:
         n_q = q.shape[0]
         n_stored = int(self._index.ntotal)
         if allowed is not None:
-            from indexes._dense_filter import search_allowed
-
-            mask = check_allowed(allowed, self._alive.size) & self._alive
-            return search_allowed(self, q, k, mask, self._threads(threads), allowed)
+            return search_allowed(self, q, k, allowed, threads)
         if n_q == 0 or len(self) == 0:
             return empty_result(n_q, k)
         k_eff = min(k, n_stored)
@@ -539,6 +531,7 @@ class DenseIndex:
             count=len(self),
             nprobe=self.nprobe,
             ef_search=self.ef_search,
+            filter_policy=self.filter_policy,
             faiss_version=getattr(faiss, "__version__", None),
         )
 
@@ -599,28 +592,10 @@ class DenseIndex:
             self.nprobe = int(meta["nprobe"])
         if meta.get("ef_search") is not None:
             self.ef_search = int(meta["ef_search"])
+        self._filter_policy = "auto"
+        if meta.get("filter_policy") is not None:
+            try:
+                self.filter_policy = meta["filter_policy"]
+            except ValueError as exc:
+                raise IndexCorruptedError(f"{path}/meta.json: {exc}") from exc
         return self
-
-
-def finish(ids: np.ndarray, scores: np.ndarray, k_eff: int, k: int) -> SearchResult:
-    """FAISS output as a :class:`SearchResult`: padding (id -1) moved to the end of each row
-    with ``PAD_SCORE``, ``k_eff`` columns kept, then padded out to ``k``."""
-    n_q = ids.shape[0]
-    ids = ids.astype(np.int64, copy=False)
-    scores = scores.astype(np.float32, copy=False)
-    pad = ids < 0
-    if pad.any():
-        # move padding to the end of each row, keeping hit order, and give it PAD_SCORE
-        order = np.argsort(pad, axis=1, kind="stable")
-        ids = np.take_along_axis(ids, order, axis=1)
-        scores = np.take_along_axis(scores, order, axis=1)
-        pad = np.take_along_axis(pad, order, axis=1)
-        ids[pad] = PAD_ID
-        scores[pad] = PAD_SCORE
-    ids, scores = ids[:, :k_eff], scores[:, :k_eff]
-    if k_eff < k:
-        out = empty_result(n_q, k)
-        out.ids[:, :k_eff] = ids
-        out.scores[:, :k_eff] = scores
-        return out
-    return SearchResult(np.ascontiguousarray(ids), np.ascontiguousarray(scores))

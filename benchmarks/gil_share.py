@@ -1,13 +1,13 @@
 """How much of a search holds the GIL: CPU time in the kernels that release it against the rest.
 
 Concurrent searches from several threads can only overlap the parts that run without the GIL:
-the index kernels (SPLADE and BM25 numba ``nogil`` kernels, FAISS), the compiled fusion kernel
-(``fusion/_fast.py``) and the evidence kernel. Everything else (query handling, validation,
-evidence, hit assembly, locks) is Python holding the GIL, and with a share ``p`` of it two
-threads give at most ``min(2, 1 / p)`` times one thread's queries per second, less in practice
-(a thread returning from a kernel waits for the GIL). The figures are the calling thread's CPU
-time (``time.thread_time``), so a loaded machine changes them much less than wall-clock
-throughput: this is the load-independent view of ``benchmarks/concurrency.py``.
+the index kernels (SPLADE and BM25 numba ``nogil`` kernels, FAISS) and the evidence kernel.
+Everything else (query handling, validation, fusion, evidence, hit assembly, locks) is Python
+holding the GIL, and with a share ``p`` of it two threads give at most ``min(2, 1 / p)`` times
+one thread's queries per second, less in practice (a thread returning from a kernel waits for
+the GIL). The figures are the calling thread's CPU time (``time.thread_time``), so a loaded
+machine changes them much less than wall-clock throughput: this is the load-independent view of
+``benchmarks/concurrency.py``.
 
 Same engine and queries as ``benchmarks/concurrency.py`` (SPLADE + FAISS Flat + BM25, one query
 per ``engine.search(q, k=10)`` call, default adaptive fusion, ``parallel=False`` so every part
@@ -62,12 +62,6 @@ def instrument(engine) -> None:
     sparse.K.search_serial = _timed(sparse.K.search_serial, "SPLADE kernel")
     for name in ("search_positive", "search_batch"):
         setattr(bm25._k, name, _timed(getattr(bm25._k, name), "BM25 kernel"))
-    try:
-        import fusion._fast as fast
-
-        fast.fuse_kernel = _timed(fast.fuse_kernel, "fusion kernel")
-    except ImportError:  # a checkout without the compiled fusion path
-        pass
     import hybrid.engine.evidence as evidence
 
     if hasattr(evidence, "_reference_share"):

@@ -1,6 +1,4 @@
-"""Rank fusion: rankings in, one fused and explainable ranking out. Numpy, with one compiled
-(numba, GIL-free) kernel that :func:`fuse_padded` uses for the common methods (``fusion/_fast.py``,
-bit-identical to the numpy path).
+"""Rank fusion: rankings in, one fused and explainable ranking out. Pure numpy.
 
 Entry points: :func:`fuse` (one query), :func:`fuse_batch` / :func:`fuse_padded` (many queries,
 vectorised), :class:`FusionTable` (many queries fused for many configurations, top-k only).

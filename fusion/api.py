@@ -357,11 +357,6 @@ def fuse_padded(
     if len(lists) == 0:
         raise ValueError("lists is empty: give at least one (ids, scores) pair")
     pairs = [_pair(p, f"list {j}") for j, p in enumerate(lists)]
-    from ._fast import fuse_padded_compiled  # numba, on first use
-
-    fast = fuse_padded_compiled(pairs, method, weights, norm, k, bounds, top, depth, evidence)
-    if fast is not None:
-        return fast
     checked = [check_padded(*p, f"list {j}", ndim=2) for j, p in enumerate(pairs)]
     n_q = {a.shape[0] for a, _ in checked}
     if len(n_q) != 1:

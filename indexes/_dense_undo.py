@@ -47,8 +47,6 @@ def settle(index: Any) -> None:
 
 def rollback(index: Any, token: tuple) -> None:
     """Undo every add and delete made to ``index`` since :func:`checkpoint` gave ``token``."""
-    from indexes.dense import DenseIndex
-
     alive, tombstones, count, trained, n_stored = token
     if not index._open:
         raise RuntimeError("DenseIndex.rollback: no open write (settle() made it final)")
@@ -60,10 +58,14 @@ def rollback(index: Any, token: tuple) -> None:
         index._alive, index._tombstones, index._count = alive, tombstones, count
         return
     faiss = faiss_module()
-    if not trained:  # the index was empty and untrained: start again
-        fresh = DenseIndex(index.dim, index.metric, index.factory, index.threads, index.model_name)
+    if not trained:  # the index was empty and untrained: start again, same settings
+        params = {"nprobe": index.nprobe, "ef_search": index.ef_search}
+        fresh = type(index)(index.dim, index.metric, index.factory, index.threads, index.model_name)
         fresh._filter_policy = index._filter_policy
         index.__dict__.update(fresh.__dict__)
+        for name, value in params.items():
+            if value is not None:
+                setattr(index, name, value)
         return
     new = np.arange(n_old, index.next_id, dtype=np.int64)
     if index._can_remove(faiss):

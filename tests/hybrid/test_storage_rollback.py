@@ -168,3 +168,18 @@ def test_an_ivf_trained_after_reopening_equals_one_trained_in_memory(tmp_path):
     again = HybridRetriever.open(tmp_path / "e", encoders=S.encoders(), parallel=False)
     assert _state(again) == _state(mem)
     again.close()
+
+
+@pytest.mark.parametrize(("factory", "setting", "value"), [("IVF2,Flat", "nprobe", 2)])
+def test_undoing_the_training_add_keeps_the_search_settings(factory, setting, value):
+    """The first add trains an IVF index; undoing it starts the index again, untrained, with
+    the search settings it had (not the defaults)."""
+    from indexes import DenseIndex
+
+    index = DenseIndex(8, factory=factory)
+    setattr(index, setting, value)
+    token = index.checkpoint()
+    index.add(np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32))
+    index.rollback(token)
+    assert len(index) == 0 and not index._index.is_trained
+    assert getattr(index, setting) == value

@@ -41,7 +41,6 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -50,39 +49,17 @@ import numpy as np
 from indexes import _dense_undo
 from indexes._base import (
     PAD_ID,
-    IndexCorruptedError,
-    IndexFormatError,
     SearchResult,
     empty_result,
-    read_meta,
-    write_meta,
 )
 from indexes._dense_filter import FILTER_POLICIES, search_allowed
+from indexes._dense_io import load_index, save_index
+from indexes._faiss import check_threads, finish, stores_ids
 from indexes._faiss import faiss_module as _faiss
-from indexes._faiss import finish
 from indexes._faiss import omp_threads as _omp_threads
 from indexes._validate import check_positive_int, check_search_k, short, unique_ids
 
-FORMAT_VERSION = 1
-INDEX_FILE = "index.faiss"
-STATE_FILE = "state.npz"
 METRICS = ("ip", "cosine")
-
-
-def _check_threads(threads: int | None) -> int | None:
-    if threads is None:
-        return None
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    return int(threads)
-
-
-def _stores_ids(faiss: Any, base: Any) -> bool:
-    """Whether ``base`` stores arbitrary ids itself: an IVF, possibly behind a pre-transform."""
-    inner = faiss.downcast_index(base)
-    if isinstance(inner, faiss.IndexPreTransform):
-        inner = faiss.downcast_index(inner.index)
-    return isinstance(inner, faiss.IndexIVF)
 
 
 class DenseIndex:
@@ -122,7 +99,7 @@ class DenseIndex:
         self.dim = int(dim)
         self.metric = metric
         self.factory = factory
-        self.threads = _check_threads(threads)
+        self.threads = check_threads(threads)
         self.model_name = model_name
         faiss = _faiss()
         try:
@@ -134,7 +111,7 @@ class DenseIndex:
                 f"{str(exc).strip().splitlines()[-1]}"
             ) from exc
         self._requires_training = not base.is_trained
-        self._index = base if _stores_ids(faiss, base) else faiss.IndexIDMap(base)
+        self._index = base if stores_ids(faiss, base) else faiss.IndexIDMap(base)
         self._base = base  # the IDMap does not own it: keep it alive
         for part in self._parts():
             # index_factory turns on polysemous training for 8-bit PQ; it only serves
@@ -327,7 +304,7 @@ class DenseIndex:
         return np.ascontiguousarray(arr, dtype=np.float32)
 
     def _threads(self, threads: int | None) -> int | None:
-        return _check_threads(threads) if threads is not None else self.threads
+        return check_threads(threads) if threads is not None else self.threads
 
     # ------------------------------------------------------------------ building
 
@@ -509,103 +486,9 @@ class DenseIndex:
 
     def save(self, path: str | Path) -> Path:
         """Write the index to folder ``path`` (created if needed); returns the path."""
-        faiss = _faiss()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        faiss.write_index(self._index, str(path / INDEX_FILE))
-        np.savez(
-            path / STATE_FILE,
-            alive=np.packbits(self._alive, bitorder="little"),
-            tombstones=self._tombstones,
-            orphans=np.int64(self._orphans),
-        )
-        return write_meta(
-            path,
-            "DenseIndex",
-            FORMAT_VERSION,
-            dim=self.dim,
-            metric=self.metric,
-            factory=self.factory,
-            model_name=self.model_name,
-            threads=self.threads,
-            next_id=self.next_id,
-            count=len(self),
-            nprobe=self.nprobe,
-            ef_search=self.ef_search,
-            filter_policy=self.filter_policy,
-            faiss_version=getattr(faiss, "__version__", None),
-        )
+        return save_index(self, path)
 
     @classmethod
     def load(cls, path: str | Path, threads: int | None = None) -> DenseIndex:
         """Open an index written by ``save``; ``IndexFormatError`` if ``path`` is not one."""
-        path = Path(path)
-        meta = read_meta(path, "DenseIndex", FORMAT_VERSION)
-        for name in (INDEX_FILE, STATE_FILE):
-            if not (path / name).is_file():
-                raise IndexFormatError(f"{path} is missing {name}")
-        faiss = _faiss()
-        self = cls.__new__(cls)
-        try:
-            self.dim = int(meta["dim"])
-            self.metric = str(meta["metric"])
-            self.factory = str(meta["factory"])
-            self.model_name = meta.get("model_name")
-            self.threads = _check_threads(threads if threads is not None else meta.get("threads"))
-            next_id = int(meta["next_id"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IndexCorruptedError(f"{path}/meta.json: invalid DenseIndex metadata") from exc
-        try:
-            with np.load(path / STATE_FILE, allow_pickle=False) as state:
-                packed, tombstones = state["alive"], state["tombstones"]
-                orphans = int(state["orphans"]) if "orphans" in state.files else 0
-        except (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise IndexCorruptedError(f"{path / STATE_FILE}: cannot be read ({exc})") from exc
-        if (
-            packed.dtype != np.uint8
-            or packed.ndim != 1
-            or packed.size * 8 < next_id
-            or (tombstones.ndim != 1 or tombstones.dtype.kind != "i")
-        ):
-            raise IndexCorruptedError(f"{path / STATE_FILE}: live mask or tombstones damaged")
-        self._alive = np.unpackbits(packed, count=next_id, bitorder="little").astype(bool)
-        self._tombstones = tombstones.astype(np.int64)
-        if self._tombstones.size and (
-            self._tombstones.min() < 0 or self._tombstones.max() >= next_id
-        ):
-            raise IndexCorruptedError(f"{path / STATE_FILE}: tombstones out of range")
-        self._count = int(self._alive.sum())
-        self._orphans, self._pos, self._open = orphans, None, False
-        self._params = None
-        try:
-            self._index = faiss.read_index(str(path / INDEX_FILE))
-        except RuntimeError as exc:
-            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
-            raise IndexCorruptedError(f"{path / INDEX_FILE}: FAISS cannot read it: {msg}") from exc
-        self._requires_training = not faiss.index_factory(
-            self.dim, self.factory, faiss.METRIC_INNER_PRODUCT
-        ).is_trained
-        if self._index.d != self.dim:
-            raise IndexCorruptedError(
-                f"{path}: FAISS index has dim {self._index.d}, meta {self.dim}"
-            )
-        if orphans < 0 or int(self._index.ntotal) != len(self) + self._tombstones.size + orphans:
-            raise IndexCorruptedError(f"{path}: FAISS index and id state disagree on the count")
-        if orphans:
-            self._pos = _dense_undo.positions_of(faiss, self._index, next_id, path / INDEX_FILE)
-        if not self._index.is_trained and int(self._index.ntotal) == 0 and next_id == 0:
-            # FAISS reads an untrained IVF back with another quantizer class, which trains to
-            # other centroids: start from the factory, as the index that was saved would
-            fresh = cls(self.dim, self.metric, self.factory, self.threads, self.model_name)
-            self._index, self._base = fresh._index, fresh._base
-        if meta.get("nprobe") is not None:
-            self.nprobe = int(meta["nprobe"])
-        if meta.get("ef_search") is not None:
-            self.ef_search = int(meta["ef_search"])
-        self._filter_policy = "auto"
-        if meta.get("filter_policy") is not None:
-            try:
-                self.filter_policy = meta["filter_policy"]
-            except ValueError as exc:
-                raise IndexCorruptedError(f"{path}/meta.json: {exc}") from exc
-        return self
+        return load_index(cls, path, threads)

@@ -200,7 +200,8 @@ def _ivf_gather(faiss: Any, index: Any, mask: np.ndarray) -> tuple[np.ndarray, n
 
 
 class _Vectors:
-    """The stored vectors of an HNSW (position == id: its vectors are never removed) or of a
+    """The stored vectors of an HNSW (position == id: its vectors are never removed; undone
+    adds leave orphans, which ``DenseIndex._positions`` maps around) or of a
     Flat index under an ``IndexIDMap`` (positions follow the id map, which removals compact
     in order), read in place from flat storage, else reconstructed (SQ, PQ storages)."""
 
@@ -219,8 +220,8 @@ class _Vectors:
         self.faiss = faiss
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
-        if self.hnsw is not None:
-            return ids
+        if self.hnsw is not None:  # position == id, unless undone adds left orphans
+            return self.index._positions(ids)
         id_map = self.faiss.vector_to_array(self.index._index.id_map)
         return np.searchsorted(id_map, ids)
 

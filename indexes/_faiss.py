@@ -59,3 +59,20 @@ def finish(ids: np.ndarray, scores: np.ndarray, k_eff: int, k: int) -> SearchRes
         out.scores[:, :k_eff] = scores
         return out
     return SearchResult(np.ascontiguousarray(ids), np.ascontiguousarray(scores))
+
+
+def check_threads(threads: int | None) -> int | None:
+    """A FAISS thread count as given: None (FAISS's default) or a positive integer."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    return int(threads)
+
+
+def stores_ids(faiss: Any, base: Any) -> bool:
+    """Whether ``base`` stores arbitrary ids itself: an IVF, possibly behind a pre-transform."""
+    inner = faiss.downcast_index(base)
+    if isinstance(inner, faiss.IndexPreTransform):
+        inner = faiss.downcast_index(inner.index)
+    return isinstance(inner, faiss.IndexIVF)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 STATS_FILE = "collection_stats.npz"
 EVIDENCE_VERSION = 3
@@ -127,8 +128,13 @@ class CollectionStats:
         self.total_intact = 0
 
     def __len__(self) -> int:
-        """Live documents."""
-        return int(self.live.sum())
+        """Live documents (counted once per state of :attr:`live`, which writes replace)."""
+        live = self.live
+        cached = self.__dict__.get("_n_live")
+        if cached is None or cached[0] is not live:
+            cached = (live, int(live.sum()))
+            self._n_live = cached
+        return cached[1]
 
     @property
     def n_rows(self) -> int:
@@ -303,16 +309,36 @@ def document_reach(
         return np.ones(len(scripts))
     codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
     code = np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
-    share = np.array([stats.script_share(s) for s in scripts], dtype=np.float64)  # collection
+    shares = {s: stats.script_share(s) for s in codes}
+    share = np.array([shares[s] for s in scripts], dtype=np.float64)  # the collection's
     if reference is not None and len(scripts):
-        found = stats.row_scripts(np.asarray(reference).reshape(len(scripts), -1))
-        valid = found >= NO_SCRIPT  # padding and unknown rows left out
-        same = valid & ((found == code[:, None]) | (found == NO_SCRIPT))
-        n = valid.sum(axis=1)
-        local = n > 0
-        share[local] = same[local].sum(axis=1) / n[local]
-    share[code == NO_SCRIPT] = 1.0  # a query without letters
+        rows = np.asarray(reference).reshape(len(scripts), -1)
+        _reference_share(stats.doc_script, rows.astype(np.int64, copy=False), code, share)
+    else:
+        share[code == NO_SCRIPT] = 1.0  # a query without letters
     return stats.intact_share() * share
+
+
+@njit(cache=True, nogil=True)
+def _reference_share(doc_script, reference, code, share):
+    """``share[q]`` = the share of query ``q``'s reference rows (padding and unknown rows left
+    out) whose script is the query's or none; unchanged where no row counts, 1 for a query
+    without letters (``code`` :data:`NO_SCRIPT`)."""
+    n_rows = doc_script.shape[0]
+    for q in range(reference.shape[0]):
+        if code[q] == NO_SCRIPT:
+            share[q] = 1.0
+            continue
+        n = 0
+        same = 0
+        for r in reference[q]:
+            if 0 <= r < n_rows:
+                s = doc_script[r]
+                n += 1
+                if s == code[q] or s == NO_SCRIPT:
+                    same += 1
+        if n > 0:
+            share[q] = same / n
 
 
 def describe_reach(
@@ -352,6 +378,7 @@ def measure_evidence(
     encoded: Any,
     name: str | None = None,
     reference: np.ndarray | None = None,
+    scripts: Sequence[str | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A retriever's evidence for each query in two parts, ``(read, reach)``: the product is
     what ``"adaptive"`` fusion weighs it by.
@@ -359,7 +386,8 @@ def measure_evidence(
     ``read``: :meth:`~hybrid.engine.retrievers.Retriever.evidence`, measured on the query alone.
     ``reach``: for script-bound retrievers, :func:`document_reach` of the collection it holds,
     with ``reference`` rows (:func:`reference_rows`) where available (1 for other retrievers,
-    and for script-bound ones without statistics).
+    and for script-bound ones without statistics). ``scripts``: :func:`query_scripts` of the
+    queries when the caller has them already.
     """
     n_q = len(queries)
     read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
@@ -371,4 +399,6 @@ def measure_evidence(
     if not getattr(retriever, "script_bound", False):
         return read, np.ones(n_q)
     stats = retriever.collection_stats()
-    return read, document_reach(stats, query_scripts(queries), reference)
+    if scripts is None:
+        scripts = query_scripts(queries)
+    return read, document_reach(stats, scripts, reference)

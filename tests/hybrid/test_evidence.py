@@ -138,3 +138,18 @@ def test_document_reach_from_reference_rows_hand_worked():
     assert describe_reach(s, "LATIN", 0.5, "dense's top 100") == (
         "50% of dense's top 100 are in the query's script (Latin): reach 0.50"
     )
+
+
+def test_document_reach_unknown_rows_scripts_and_the_live_count():
+    s = CollectionStats()
+    s.add([KO, EN, DIGITS])  # rows 0..2: HANGUL, LATIN, none
+    ref = np.array([[99, 1, -1], [0, 1, 2], [0, 1, 2]])
+    # query 0: row 99 is unknown and left out -> 1 of 1; query 1 has no letters -> 1;
+    # query 2's script is in no document: only the row without letters counts -> 1 of 3
+    reach = document_reach(s, ["LATIN", None, "CYRILLIC"], ref)
+    assert reach.tolist() == [1.0, 1.0, 1 / 3]
+    assert len(s) == 3
+    s.delete([0])
+    assert len(s) == 2  # counted again after a write replaced the live mask
+    s.add([EN])
+    assert len(s) == 3 and s.script_share("LATIN") == 3 / 3

@@ -20,6 +20,7 @@ import json
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 STATS_FILE = "collection_stats.npz"
-EVIDENCE_VERSION = 3
+EVIDENCE_VERSION = 4
 """Bumped when the evidence measures change: cached candidate sets measured with another
 version measure their evidence again (:func:`hybrid.evaluation.retrieve_candidates`)."""
 NO_SCRIPT = -1
@@ -217,10 +218,10 @@ class CollectionStats:
     def row_scripts(self, rows: np.ndarray) -> np.ndarray:
         """Script codes of some rows (``-2`` for padding ``-1`` or rows out of range)."""
         rows = np.asarray(rows, dtype=np.int64)
+        if self.n_rows == 0:
+            return np.full(rows.shape, -2, dtype=np.int32)
         ok = (rows >= 0) & (rows < self.n_rows)
-        out = np.full(rows.shape, -2, dtype=np.int32)
-        out[ok] = self.doc_script[rows[ok]]
-        return out
+        return np.where(ok, self.doc_script.take(rows, mode="clip"), np.int32(-2))
 
     # -- persistence -------------------------------------------------------------------------------
 
@@ -278,48 +279,167 @@ def query_scripts(queries: Sequence[str]) -> list[str | None]:
     return [dominant_script(q) for q in queries]
 
 
-REFERENCE_DEPTH = 100
-"""How many of a script-free retriever's best documents stand for where a query's answers are
-(the default fusion depth: the documents that can enter the fused ranking)."""
+@dataclass(frozen=True)
+class Reference:
+    """The documents retrievers that are not bound to a script (a multilingual dense model)
+    ranked first for each query, with their scores: where a query's answers are likely to be.
+
+    ``ids[j]`` and ``scores[j]``: ``(n_queries, m)`` internal ids (``-1`` pads) and scores
+    (``-inf`` pads) of retriever ``names[j]``, best first, as deep as it was searched.
+    """
+
+    names: tuple[str, ...]
+    ids: tuple[np.ndarray, ...]
+    scores: tuple[np.ndarray, ...]
+
+    @property
+    def label(self) -> str:
+        """Who ranked the documents, in words (``"dense's top 1000"``)."""
+        return " and ".join(
+            f"{n}'s top {a.shape[1]}" for n, a in zip(self.names, self.ids, strict=True)
+        )
+
+    def rows(self, q: int) -> Reference:
+        """The reference of query ``q`` alone."""
+        return Reference(
+            self.names,
+            tuple(a[q : q + 1] for a in self.ids),
+            tuple(s[q : q + 1] for s in self.scores),
+        )
+
+
+def reference_lists(
+    retrievers: Mapping[str, Any], results: Mapping[str, tuple[np.ndarray, np.ndarray]]
+) -> Reference | None:
+    """The ranked lists (``name -> (ids, scores)``, each ``(n_queries, depth)``) of every
+    retriever in ``results`` that is not script-bound; None when there is none."""
+    names = [n for n in results if not getattr(retrievers[n], "script_bound", False)]
+    if not names:
+        return None
+    return Reference(
+        tuple(names),
+        tuple(np.asarray(results[n][0], dtype=np.int64) for n in names),
+        tuple(np.asarray(results[n][1], dtype=np.float64) for n in names),
+    )
+
+
+def _standout(scores: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """Per row of best-first ``scores``, how many standard deviations the best member score
+    lies above the members' mean (``(best - mean) / std`` over the members alone); 0 with fewer
+    than two members or no spread (nothing can stand out), ``-inf`` without members."""
+    n = np.count_nonzero(member, axis=1)
+    x = np.where(member, scores, 0.0)
+    count = np.maximum(n, 1)
+    mean = x.sum(axis=1) / count
+    var = np.maximum(np.einsum("ij,ij->i", x, x) / count - mean**2, 0.0)
+    rows = np.arange(scores.shape[0])
+    best = scores[rows, np.argmax(member, axis=1)]  # the first member is the best
+    sd = np.sqrt(var)
+    ok = (n >= 2) & (sd > 1e-12 * np.maximum(np.abs(mean), 1.0))
+    out = np.zeros(scores.shape[0])
+    out[ok] = (best[ok] - mean[ok]) / sd[ok]
+    out[n == 0] = -np.inf
+    return out
+
+
+def script_standouts(
+    codes: np.ndarray, scores: np.ndarray, query_codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How far the best document of each script stands out from the other documents of that
+    script in one retriever's ranked list, per query.
+
+    ``codes``: ``(n_queries, m)`` script codes of the ranked documents
+    (:meth:`CollectionStats.row_scripts`; below :data:`NO_SCRIPT`: padding), ``scores`` their
+    scores, ``query_codes`` ``(n_queries,)`` each query's script code. Documents without letters
+    join the query's script (a lexical retriever can match them). Returns ``(same, other,
+    other_code)``: the standout (:func:`_standout`, in standard deviations of that script's own
+    scores) of the query's script, the largest standout of any other script, and that script's
+    code (``-2``: none). A retriever that favours documents in the query's language lifts all of
+    them alike; standardising within each script leaves that bias out, and what remains is which
+    script holds a document the query singles out.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    valid = (codes >= NO_SCRIPT) & np.isfinite(scores)
+    if scores.size:  # centred on each row's best score: sums of squares stay well conditioned
+        top = scores[:, :1]
+        scores = np.where(valid, scores - np.where(np.isfinite(top), top, 0.0), 0.0)
+    qc = np.asarray(query_codes)[:, None]
+    same = valid & ((codes == qc) | (codes == NO_SCRIPT))
+    same_out = _standout(scores, same)
+    other_out = np.full(scores.shape[0], -np.inf)
+    other_code = np.full(scores.shape[0], -2, dtype=np.int32)
+    rest = valid & ~same
+    for code in range(int(codes.max(initial=-1)) + 1):
+        member = rest & (codes == code)
+        if not member.any():
+            continue
+        o = _standout(scores, member)
+        better = o > other_out
+        other_out[better], other_code[better] = o[better], code
+    return same_out, other_out, other_code
+
+
+def standout_reach(same: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """A lexical retriever's reach from :func:`script_standouts`: ``clip(same - other, 0, 1)``.
+
+    1 when the query's script holds the document that stands out by a standard deviation more
+    than any other script's best (or when no other script is among the ranked documents), 0 when
+    another script's best stands out at least as far (the answer is likely written in a script
+    the lexical retriever cannot match), in between linearly.
+    """
+    with np.errstate(invalid="ignore"):
+        diff = same - other
+    diff = np.where(np.isneginf(other), 1.0, np.where(np.isneginf(same), 0.0, diff))
+    return np.clip(np.nan_to_num(diff, nan=0.0), 0.0, 1.0)
 
 
 def document_reach(
     stats: CollectionStats | None,
     scripts: Sequence[str | None],
-    reference: np.ndarray | None = None,
+    reference: Reference | None = None,
 ) -> np.ndarray:
     """How much of what a query needs a script-bound retriever can match, per query, in [0, 1].
 
     The share of the collection's characters the retriever reads intact (1 for an analyzer that
-    reads every script; 0.12 for an English WordPiece SPLADE over Korean news) times the share
-    of the documents where the answers are likely to be that are written in the query's
-    dominant script (``scripts``, from :func:`query_scripts`). Where the answers are:
-    ``reference``, ``(n_queries, m)`` rows ranked first for each query by retrievers that are
-    not bound to a script (a multilingual dense model; ``-1`` pads), or, without one, the whole
-    collection. A query without letters, and a document without letters, match any script.
-    No statistics (None): 1, the query alone decides, as before.
+    reads every script; 0.12 for an English WordPiece SPLADE over Korean news) times whether the
+    answers are likely in the query's dominant script (``scripts``, from
+    :func:`query_scripts`). With a ``reference`` (retrievers not bound to a script): the
+    :func:`standout_reach` of their ranked lists, averaged over them. Without: the share of the
+    collection in the query's script. A query without letters, and a document without letters,
+    match any script. No statistics (None): 1, the query alone decides, as before.
     """
     if stats is None:
         return np.ones(len(scripts))
-    codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
-    code = np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
-    share = np.array([stats.script_share(s) for s in scripts], dtype=np.float64)  # collection
-    if reference is not None and len(scripts):
-        found = stats.row_scripts(np.asarray(reference).reshape(len(scripts), -1))
-        valid = found >= NO_SCRIPT  # padding and unknown rows left out
-        same = valid & ((found == code[:, None]) | (found == NO_SCRIPT))
-        n = valid.sum(axis=1)
-        local = n > 0
-        share[local] = same[local].sum(axis=1) / n[local]
+    code = _query_codes(stats, scripts)
+    if reference is None or not len(scripts):
+        share = np.array([stats.script_share(s) for s in scripts], dtype=np.float64)
+    else:
+        parts = []
+        for ids, scores in zip(reference.ids, reference.scores, strict=True):
+            if ids.shape[0] != len(scripts) or scores.shape != ids.shape:
+                raise ValueError(
+                    f"reference lists hold {ids.shape[0]} queries, scripts {len(scripts)} "
+                    f"(ids {ids.shape}, scores {scores.shape})"
+                )
+            same, other, _ = script_standouts(stats.row_scripts(ids), scores, code)
+            parts.append(standout_reach(same, other))
+        share = np.mean(parts, axis=0)
     share[code == NO_SCRIPT] = 1.0  # a query without letters
     return stats.intact_share() * share
 
 
+def _query_codes(stats: CollectionStats, scripts: Sequence[str | None]) -> np.ndarray:
+    """Script codes of the queries in ``stats`` (:data:`NO_SCRIPT`: no letters; ``-3``: a
+    script no document has)."""
+    codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
+    return np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
+
+
 def describe_reach(
-    stats: CollectionStats, script: str | None, value: float, reference: str | None = None
+    stats: CollectionStats, script: str | None, value: float, reference: Reference | None = None
 ) -> str:
-    """One query's reach in words, for explanations (``reference``: who ranked the documents
-    that stand for the answers, e.g. ``"dense's top 100"``; None: the whole collection)."""
+    """One query's reach in words, for explanations (``reference``: that query's reference
+    lists, :meth:`Reference.rows`; None: the whole collection)."""
     intact = stats.intact_share()
     share = value / intact if intact > 0 else 0.0
     if script is None:
@@ -327,23 +447,32 @@ def describe_reach(
     elif reference is None:
         where = f"{share:.0%} of its documents are in the query's script ({script.title()})"
     else:
-        where = f"{share:.0%} of {reference} are in the query's script ({script.title()})"
+        where = "; ".join(
+            _describe_standout(stats, script, name, ids, scores)
+            for name, ids, scores in zip(
+                reference.names, reference.ids, reference.scores, strict=True
+            )
+        )
     if intact < 1.0:
-        where = f"it reads {intact:.0%} of the collection's characters intact, {where}"
+        where = f"it reads {intact:.0%} of the collection's characters intact; {where}"
     return f"{where}: reach {value:.2f}"
 
 
-def reference_rows(
-    retrievers: Mapping[str, Any], ranked: Mapping[str, np.ndarray]
-) -> tuple[np.ndarray | None, str | None]:
-    """The best :data:`REFERENCE_DEPTH` rows of every retriever in ``ranked`` (name ->
-    ``(n_queries, depth)`` internal ids) that is not script-bound, side by side, and their
-    description; ``(None, None)`` when there is none."""
-    names = [n for n in ranked if not getattr(retrievers[n], "script_bound", False)]
-    if not names:
-        return None, None
-    rows = np.concatenate([np.asarray(ranked[n])[:, :REFERENCE_DEPTH] for n in names], axis=1)
-    return rows, " and ".join(f"{n}'s top {REFERENCE_DEPTH}" for n in names)
+def _describe_standout(
+    stats: CollectionStats, script: str, name: str, ids: np.ndarray, scores: np.ndarray
+) -> str:
+    code = _query_codes(stats, [script])
+    same, other, other_code = (a[0] for a in script_standouts(stats.row_scripts(ids), scores, code))
+    depth = f"{name}'s top {ids.shape[1]}"
+    if np.isneginf(same):
+        return f"{depth} holds no document in the query's script ({script.title()})"
+    mine = f"in {depth} the best {script.title()} document stands {same:.1f} sd above the others"
+    if np.isneginf(other):
+        return f"{mine}, and no other script is there"
+    theirs = stats.scripts[int(other_code)].title()
+    return (
+        f"{mine} in {script.title()}, the best {theirs} one {other:.1f} sd above the {theirs} ones"
+    )
 
 
 def measure_evidence(
@@ -351,14 +480,14 @@ def measure_evidence(
     queries: Sequence[str],
     encoded: Any,
     name: str | None = None,
-    reference: np.ndarray | None = None,
+    reference: Reference | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A retriever's evidence for each query in two parts, ``(read, reach)``: the product is
     what ``"adaptive"`` fusion weighs it by.
 
     ``read``: :meth:`~hybrid.retrievers.Retriever.evidence`, measured on the query alone.
     ``reach``: for script-bound retrievers, :func:`document_reach` of the collection it holds,
-    with ``reference`` rows (:func:`reference_rows`) where available (1 for other retrievers,
+    with the ``reference`` lists (:func:`reference_lists`) where available (1 for other retrievers,
     and for script-bound ones without statistics).
     """
     n_q = len(queries)
@@ -372,3 +501,10 @@ def measure_evidence(
         return read, np.ones(n_q)
     stats = retriever.collection_stats()
     return read, document_reach(stats, query_scripts(queries), reference)
+
+
+def reference_rows(
+    retrievers: Mapping[str, Any], ranked: Mapping[str, np.ndarray]
+) -> tuple[None, None]:
+    """TEMPORARY until the engine passes scores (:func:`reference_lists`)."""
+    return None, None

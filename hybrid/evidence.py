@@ -279,6 +279,30 @@ def query_scripts(queries: Sequence[str]) -> list[str | None]:
     return [dominant_script(q) for q in queries]
 
 
+def crossing_share(text: str) -> float:
+    """Share of ``text``'s letters and digits that a document in another script can hold too:
+    its digits and the letters outside its dominant script (a Korean question's "NASA" and
+    "2024"). A lexical retriever reaches documents in another script only through them. 0 for
+    a text in one script without digits, 0 without letters or digits."""
+    return _crossing(Counter(text))
+
+
+def _crossing(counts: Counter[str]) -> float:
+    scripts = _scripts(counts)
+    digits = sum(n for c, n in counts.items() if c.isdigit())
+    total = sum(scripts.values()) + digits
+    if total == 0:
+        return 0.0
+    dominant = min(scripts, key=lambda s: (-scripts[s], s)) if scripts else None
+    return (total - scripts.get(dominant, 0)) / total  # type: ignore[arg-type]
+
+
+def query_profiles(queries: Sequence[str]) -> tuple[list[str | None], np.ndarray]:
+    """Each query's dominant script (:func:`dominant_script`) and :func:`crossing_share`."""
+    counts = [Counter(q) for q in queries]
+    return [_dominant(c) for c in counts], np.array([_crossing(c) for c in counts])
+
+
 @dataclass(frozen=True)
 class Reference:
     """The documents retrievers that are not bound to a script (a multilingual dense model)
@@ -397,16 +421,19 @@ def document_reach(
     stats: CollectionStats | None,
     scripts: Sequence[str | None],
     reference: Reference | None = None,
+    crossing: np.ndarray | None = None,
 ) -> np.ndarray:
     """How much of what a query needs a script-bound retriever can match, per query, in [0, 1].
 
     The share of the collection's characters the retriever reads intact (1 for an analyzer that
-    reads every script; 0.12 for an English WordPiece SPLADE over Korean news) times whether the
-    answers are likely in the query's dominant script (``scripts``, from
-    :func:`query_scripts`). With a ``reference`` (retrievers not bound to a script): the
-    :func:`standout_reach` of their ranked lists, averaged over them. Without: the share of the
-    collection in the query's script. A query without letters, and a document without letters,
-    match any script. No statistics (None): 1, the query alone decides, as before.
+    reads every script; 0.12 for an English WordPiece SPLADE over Korean news) times
+    ``p + (1 - p) x crossing``: ``p`` says whether the answers are in the query's dominant
+    script (``scripts``, from :func:`query_scripts`), ``crossing`` (:func:`crossing_share`,
+    None: 0) how much of the query can still match documents in another script. ``p``: with a
+    ``reference`` (retrievers not bound to a script), the :func:`standout_reach` of their
+    ranked lists, averaged over them; without, the share of the collection in the query's
+    script. A query without letters, and a document without letters, match any script. No
+    statistics (None): 1, the query alone decides, as before.
     """
     if stats is None:
         return np.ones(len(scripts))
@@ -424,6 +451,11 @@ def document_reach(
             same, other, _ = script_standouts(stats.row_scripts(ids), scores, code)
             parts.append(standout_reach(same, other))
         share = np.mean(parts, axis=0)
+    if crossing is not None:
+        crossing = np.asarray(crossing, dtype=np.float64)
+        if crossing.shape != share.shape:
+            raise ValueError(f"crossing must hold {share.shape[0]} values, got {crossing.shape}")
+        share = share + (1.0 - share) * np.clip(crossing, 0.0, 1.0)
     share[code == NO_SCRIPT] = 1.0  # a query without letters
     return stats.intact_share() * share
 
@@ -436,15 +468,20 @@ def _query_codes(stats: CollectionStats, scripts: Sequence[str | None]) -> np.nd
 
 
 def describe_reach(
-    stats: CollectionStats, script: str | None, value: float, reference: Reference | None = None
+    stats: CollectionStats,
+    script: str | None,
+    value: float,
+    reference: Reference | None = None,
+    crossing: float = 0.0,
 ) -> str:
     """One query's reach in words, for explanations (``reference``: that query's reference
-    lists, :meth:`Reference.rows`; None: the whole collection)."""
+    lists, :meth:`Reference.rows`; None: the whole collection; ``crossing``: its
+    :func:`crossing_share`)."""
     intact = stats.intact_share()
-    share = value / intact if intact > 0 else 0.0
     if script is None:
         where = "the query has no letters, so every document is in reach"
     elif reference is None:
+        share = stats.script_share(script)
         where = f"{share:.0%} of its documents are in the query's script ({script.title()})"
     else:
         where = "; ".join(
@@ -452,6 +489,11 @@ def describe_reach(
             for name, ids, scores in zip(
                 reference.names, reference.ids, reference.scores, strict=True
             )
+        )
+    if script is not None and crossing > 0:
+        where += (
+            f"; {crossing:.0%} of the query (digits, other scripts' letters) can match "
+            "documents in other scripts"
         )
     if intact < 1.0:
         where = f"it reads {intact:.0%} of the collection's characters intact; {where}"
@@ -500,7 +542,8 @@ def measure_evidence(
     if not getattr(retriever, "script_bound", False):
         return read, np.ones(n_q)
     stats = retriever.collection_stats()
-    return read, document_reach(stats, query_scripts(queries), reference)
+    scripts, crossing = query_profiles(queries)
+    return read, document_reach(stats, scripts, reference, crossing)
 
 
 def reference_rows(

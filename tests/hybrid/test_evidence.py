@@ -193,3 +193,33 @@ def test_document_reach_from_reference_lists_hand_worked():
     )
     s.delete([1])  # a deleted row keeps its script: reference rows are live by definition
     np.testing.assert_allclose(document_reach(s, ["LATIN"], ref.rows(1)), [0.0])
+
+
+def test_crossing_share_and_its_part_of_the_reach():
+    """A query reaches documents in another script through its digits and the letters outside
+    its dominant script: reach = p + (1 - p) x crossing."""
+    from hybrid.evidence import crossing_share, query_profiles
+
+    assert crossing_share(MIXED) == pytest.approx(3 / 9)  # B, 2, B of 6 Hangul + 2 Latin + 1 digit
+    assert crossing_share(KO) == 0.0 and crossing_share(EN) == 0.0
+    assert crossing_share("NASA 2024 위성") == pytest.approx(6 / 10)  # Latin 4 dominates
+    assert crossing_share("...") == 0.0
+    scripts, crossing = query_profiles([MIXED, EN])
+    assert scripts == ["HANGUL", "LATIN"]
+    np.testing.assert_allclose(crossing, [3 / 9, 0.0])
+    s = CollectionStats()
+    s.add([KO, EN, KO, KO, KO, EN])  # rows 0..5: H L H H H L
+    ref = _reference([[0, 1, 2, 3, 4, 5]] * 2, [[0.9, 0.8, 0.5, 0.4, 0.3, 0.2]] * 2)
+    reach = document_reach(s, scripts, ref, crossing)
+    # Hangul query: p = 0.646464, + 0.353536 x 1/3; Latin query: p = 0, crossing 0
+    np.testing.assert_allclose(reach, [0.646464 + 0.353536 / 3, 0.0], atol=1e-6)
+    # without a reference: the collection's share (Hangul 4 of 6)
+    np.testing.assert_allclose(
+        document_reach(s, ["HANGUL"], None, np.array([0.5])), [4 / 6 + 2 / 6 * 0.5]
+    )
+    from hybrid.evidence import describe_reach
+
+    assert describe_reach(s, "HANGUL", 0.76, None, 1 / 3) == (
+        "67% of its documents are in the query's script (Hangul); 33% of the query (digits, "
+        "other scripts' letters) can match documents in other scripts: reach 0.76"
+    )

@@ -506,15 +506,14 @@ def _describe_standout(
     code = _query_codes(stats, [script])
     same, other, other_code = (a[0] for a in script_standouts(stats.row_scripts(ids), scores, code))
     depth = f"{name}'s top {ids.shape[1]}"
+    mine = script.title()
     if np.isneginf(same):
-        return f"{depth} holds no document in the query's script ({script.title()})"
-    mine = f"in {depth} the best {script.title()} document stands {same:.1f} sd above the others"
+        return f"{depth} holds no document in the query's script ({mine})"
+    text = f"in {depth}, the best {mine} document stands {same:.1f} sd above the other {mine} ones"
     if np.isneginf(other):
-        return f"{mine}, and no other script is there"
+        return f"{text}, and no other script is there"
     theirs = stats.scripts[int(other_code)].title()
-    return (
-        f"{mine} in {script.title()}, the best {theirs} one {other:.1f} sd above the {theirs} ones"
-    )
+    return f"{text}, the best {theirs} one {other:.1f} sd above the other {theirs} ones"
 
 
 def measure_evidence(

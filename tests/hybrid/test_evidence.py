@@ -188,8 +188,8 @@ def test_document_reach_from_reference_lists_hand_worked():
     )
     assert both.label == "a's top 6 and b's top 6"
     assert describe_reach(s, "HANGUL", 0.65, ref.rows(0)) == (
-        "in dense's top 6 the best Hangul document stands 1.6 sd above the others in Hangul, "
-        "the best Latin one 1.0 sd above the Latin ones: reach 0.65"
+        "in dense's top 6, the best Hangul document stands 1.6 sd above the other Hangul ones, "
+        "the best Latin one 1.0 sd above the other Latin ones: reach 0.65"
     )
     s.delete([1])  # a deleted row keeps its script: reference rows are live by definition
     np.testing.assert_allclose(document_reach(s, ["LATIN"], ref.rows(1)), [0.0])

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hybrid.analyzers import get_analyzer  # noqa: E402
+from hybrid.encoders.analyzers import get_analyzer  # noqa: E402
 from indexes import BM25Index  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"

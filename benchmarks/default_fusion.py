@@ -49,12 +49,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hybrid.config import DEFAULT_CONFIG, FusionConfig  # noqa: E402
+from hybrid.tuning import SearchSpace, describe, search, tune  # noqa: E402
 from quality import CACHE, DATA, korean_candidates, scifact_candidates  # noqa: E402
 
 import fusion  # noqa: E402
-from hybrid.config import DEFAULT_CONFIG, FusionConfig  # noqa: E402
-from hybrid.evaluation import FastNDCG, _hash, load_dataset, paired_test, retriever_spec  # noqa: E402
-from hybrid.tuning import SearchSpace, describe, search, tune  # noqa: E402
+from hybrid.eval import FastNDCG, load_dataset, paired_test, retriever_spec  # noqa: E402
+from hybrid.eval.candidates import content_hash as _hash  # noqa: E402
 
 AUTORAG = "autorag-retrieval-ko"
 BELEBELE = "belebele-ko2en"
@@ -148,7 +149,6 @@ def score_dataset(label, cands, qrels, tuned, oracle, tuned_how) -> dict:
 def mixed_candidates(query_set: str):
     """Candidates of ``query_set``'s queries over the pooled AutoRAG + Belebele documents."""
     import scipy.sparse as sp
-
     from hybrid.evaluation import Dataset, cached_encode, retrieve_candidates
     from hybrid.presets import offline_retrievers
 
@@ -305,10 +305,10 @@ def best_of(fn, repeats: int = 5) -> float:
 def run_overhead() -> dict:
     """Per-query costs on SciFact test (microseconds), one thread."""
     import scipy.sparse as sp
-
-    from hybrid.encoders.splade import SpladeEncoder
     from hybrid.evaluation import cached_encode
     from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever, token_coverage
+
+    from hybrid.encoders.splade import SpladeEncoder
     from indexes import DenseIndex
 
     _, test, _, cands = scifact_candidates(progress=False)
@@ -352,7 +352,7 @@ def run_overhead() -> dict:
     q_bm25 = cached_encode(bm25, queries, "queries", CACHE, q_key, False, "bm25")
     out["evidence_bm25_us"] = 1e6 * best_of(lambda: bm25.evidence(queries, q_bm25)) / n_q
     # -- documents' part: each script's standout in the dense retriever's top 1000
-    from hybrid.evidence import CollectionStats, Reference, document_reach, query_scripts
+    from hybrid.engine.evidence import CollectionStats, Reference, document_reach, query_scripts
 
     stats = CollectionStats()
     t0 = time.perf_counter()

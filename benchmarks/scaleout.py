@@ -84,7 +84,7 @@ def agreement(a, b) -> tuple[float, float]:
 
 
 def run_search(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from hybrid.analyzers import get_analyzer
+    from hybrid.encoders.analyzers import get_analyzer
     from indexes import BM25Index, DenseIndex, SparseIndex
     from indexes.qdrant import QdrantBM25Index, QdrantDenseIndex, QdrantSparseIndex, QdrantStore
 

@@ -17,13 +17,15 @@ import numpy as np
 from . import methods as _m
 from ._combine import combine, entry_values
 from ._core import PAD_ID, Canonical, align, canonicalize, check_padded
-from .api import (
+from ._options import (
     RANK_METHODS,
     Bounds,
-    _check_depth,
-    _check_evidence,
-    _check_options,
-    _check_weights,
+    check_depth,
+    check_evidence,
+    check_weights,
+    resolve_options,
+)
+from .api import (
     _cut,
     _fuse_padded_arrays,
     _normalize,
@@ -55,7 +57,7 @@ class FusionTable:
             raise ValueError(f"all lists must have the same number of queries, got {sorted(n_q)}")
         self.n_queries = n_q.pop()
         self.n_lists = len(self._lists)
-        self.depth = _check_depth(depth)
+        self.depth = check_depth(depth)
         self._full: list[Canonical] = [canonicalize(a, s) for a, s in self._lists]
         self._canon = [_cut(c, self.depth) for c in self._full]
         self._al = align(self._canon)
@@ -88,9 +90,9 @@ class FusionTable:
         where this configuration changes which documents a query fuses in a way the shared
         alignment cannot express (Borda with a list weighted 0); :meth:`top` then fuses afresh.
         """
-        norm = _check_options(method, norm, k, bounds, self.n_lists, None)
-        w = _check_weights(weights, self.n_lists, self.n_queries)
-        e = _check_evidence(evidence, method, self.n_lists, self.n_queries)
+        norm = resolve_options(method, norm, k, bounds, self.n_lists, None)
+        w = check_weights(weights, self.n_lists, self.n_queries)
+        e = check_evidence(evidence, method, self.n_lists, self.n_queries)
         if e is not None:
             w = _m.adaptive_weights(w, e)
         if method not in _m.PER_LIST and not np.all(w > 0):
@@ -125,7 +127,7 @@ class FusionTable:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The best ``top`` ids and fused scores of every query, ``(n_queries, top)`` padded
         with -1 / ``-inf``: what :func:`fusion.fuse_padded` ranks first, ties by smaller id."""
-        _check_options(method, norm, k, bounds, self.n_lists, top)
+        resolve_options(method, norm, k, bounds, self.n_lists, top)
         fused = self.scores(method, weights, norm, k, bounds, evidence)
         if fused is None:
             return self._fuse_afresh(method, weights, norm, k, top, bounds, evidence)

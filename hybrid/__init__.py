@@ -3,12 +3,15 @@
 Start with :class:`HybridRetriever` (``HybridRetriever.from_preset("offline")``).
 """
 
-from hybrid.candidates import Candidates
-from hybrid.config import DEFAULT_CONFIG, FusionConfig
-from hybrid.documents import Document
+from hybrid import _moved
 from hybrid.engine import HybridRetriever
-from hybrid.results import Explanation, Hit, SourceScore, TermContribution, TokenContribution
-from hybrid.retrievers import BM25Retriever, DenseRetriever, Retriever, SpladeRetriever
+from hybrid.engine.candidates import Candidates
+from hybrid.engine.config import DEFAULT_CONFIG, FusionConfig
+from hybrid.engine.documents import Document
+from hybrid.engine.results import Explanation, Hit, SourceScore, TermContribution, TokenContribution
+from hybrid.engine.retrievers import BM25Retriever, DenseRetriever, Retriever, SpladeRetriever
+
+_moved.install()  # old module paths (hybrid.retrievers, hybrid.cli_args, ...) keep working
 
 __all__ = [
     "DEFAULT_CONFIG",

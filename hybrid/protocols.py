@@ -3,7 +3,8 @@
 Any object with these methods works (structural typing): an encoder from another library, a
 custom index, a retriever written for a new store. The project's own classes satisfy them:
 :class:`~hybrid.encoders.SpladeEncoder` is a :class:`SparseEncoder`, the dense encoders are
-:class:`DenseEncoder` s, the retrievers of :mod:`hybrid.retrievers` are :class:`RetrieverLike`.
+:class:`DenseEncoder` s, the retrievers of :mod:`hybrid.engine.retrievers` are
+:class:`RetrieverLike`.
 The index protocol is :class:`indexes.base.Index`.
 """
 
@@ -56,7 +57,7 @@ class DenseEncoder(Encoder, Protocol):
 @runtime_checkable
 class RetrieverLike(Protocol):
     """What the engine, evaluation and tuning call on a retriever (see
-    :class:`hybrid.retrievers.Retriever` for the base class that provides the rest)."""
+    :class:`hybrid.engine.retrievers.Retriever` for the base class that provides the rest)."""
 
     kind: ClassVar[str]
 

@@ -5,7 +5,7 @@
 
 - ``POST /search`` ``{"query": str | [str], "k": 10, "fusion", "weights", "norm", "rrf_k",
   "depth", "filter", "explain": false, "explain_top": 5}`` -> ``{"hits": [...]}`` (a list of
-  lists for a list of queries); each hit is :meth:`hybrid.results.Hit.to_dict`.
+  lists for a list of queries); each hit is :meth:`hybrid.engine.results.Hit.to_dict`.
 - ``POST /documents`` ``{"texts": [...], "ids": [...], "metadata": [...]}``: upsert -> ``{"ids"}``.
 - ``DELETE /documents`` ``{"ids": [...]}`` -> ``{"deleted": n}``.
 - ``GET /documents/{id}`` -> ``{"id", "text", "metadata"}`` (an id of digits also finds an int id).

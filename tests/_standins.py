@@ -1,4 +1,5 @@
-"""Tiny engines from fast, deterministic stand-in encoders (hashing), for storage tests.
+"""Tiny engines from fast, deterministic stand-in encoders (hashing) for the tests of writes,
+storage, threads and the server. Texts are whitespace-separated words.
 
 Importable from subprocesses (the kill and corruption tests run writers and readers there).
 """
@@ -11,8 +12,8 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-DIM_SPARSE = 64
-DIM_DENSE = 8
+DIM_SPARSE = 512
+DIM_DENSE = 16
 
 
 def _h(word: str) -> int:
@@ -20,7 +21,9 @@ def _h(word: str) -> int:
 
 
 class HashSplade:
-    """SPLADE stand-in: each word adds weight to one hashed column."""
+    """SPLADE stand-in: each distinct word weighs 1-2 (by length) in one hashed column, and
+    column 0 weighs 3.0 in every vector, so every batch has the same largest weight and the
+    index's quantisation step never depends on which documents came first."""
 
     dim = DIM_SPARSE
     spec: ClassVar[dict[str, str]] = {"type": "splade", "model": "hash-standin"}
@@ -28,10 +31,13 @@ class HashSplade:
     def _encode(self, texts: list[str]) -> sp.csr_matrix:
         rows, cols, vals = [], [], []
         for i, text in enumerate(texts):
-            for word in text.lower().split():
+            rows.append(i)
+            cols.append(0)
+            vals.append(3.0)
+            for word in set(text.lower().split()):
                 rows.append(i)
-                cols.append(_h(word) % DIM_SPARSE)
-                vals.append(1.0 + (_h(word + "#") % 7) / 7.0)
+                cols.append(1 + _h(word) % (DIM_SPARSE - 1))
+                vals.append(1.0 + len(word) % 2)
         m = sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), DIM_SPARSE), dtype=np.float32)
         m.sum_duplicates()
         return m
@@ -43,40 +49,42 @@ class HashSplade:
 
 
 def hash_dense(texts: list[str]) -> np.ndarray:
+    """Dense stand-in: the sum of a fixed random vector per word (seeded by the word)."""
     out = np.zeros((len(texts), DIM_DENSE), dtype=np.float32)
     for i, text in enumerate(texts):
         for word in text.lower().split():
-            out[i, _h(word) % DIM_DENSE] += 1.0
-        out[i, -1] += 0.5
+            out[i] += np.random.default_rng(_h(word)).standard_normal(DIM_DENSE)
     return out
 
 
 def encoders() -> dict[str, Any]:
-    """What ``open``/``load`` need to rebuild the stand-in retrievers."""
+    """What ``open``/``load`` need to rebuild the stand-in retrievers (BM25's whitespace
+    analyzer is saved by name)."""
     from hybrid.encoders.dense import CallableEncoder
 
     return {
         "splade": HashSplade(),
-        "dense": CallableEncoder(hash_dense, name="hash", dim=DIM_DENSE),
-        "bm25": str.split,
+        "dense": CallableEncoder(hash_dense, name="hash", dim=DIM_DENSE, normalize=True),
     }
 
 
 def retrievers(dense_factory: str = "Flat") -> dict[str, Any]:
-    from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
+    """SPLADE, dense (FAISS ``dense_factory``) and BM25 retrievers over the stand-ins."""
+    from hybrid.engine.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
 
     enc = encoders()
     return {
         "splade": SpladeRetriever(enc["splade"]),
         "dense": DenseRetriever(enc["dense"], factory=dense_factory),
-        "bm25": BM25Retriever(enc["bm25"]),
+        "bm25": BM25Retriever("whitespace"),
     }
 
 
-def engine(path: Any = None, **options: Any):
+def engine(path: Any = None, dense_factory: str = "Flat", **options: Any):
+    """An engine over the stand-ins: in memory, or folder-backed at ``path``."""
     from hybrid import HybridRetriever
 
-    return HybridRetriever(retrievers(), path=path, **options)
+    return HybridRetriever(retrievers(dense_factory), path=path, **options)
 
 
 WORDS = (
@@ -120,7 +128,7 @@ def processes():
         [
             "tests._standins",
             "hybrid.engine",
-            "hybrid.retrievers",
+            "hybrid.engine.retrievers",
             "indexes.bm25",
             "indexes.sparse",
             "indexes.dense",

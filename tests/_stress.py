@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybrid import HybridRetriever
-from tests._load_standins import standin_encoders, standin_engine
+from tests._standins import encoders as standin_encoders
+from tests._standins import engine as standin_engine
 
 WORDS = [f"w{i}" for i in range(80)]
 FUSIONS = ["adaptive", "rrf", "wsum"]
@@ -67,7 +68,7 @@ def run_stress(
 ) -> tuple[HybridRetriever, StressReport, dict[str, tuple[str, dict]]]:
     """Run the threads for ``seconds``; returns the engine, the report and the documents the
     writers believe are live (id -> (text, metadata))."""
-    engine = standin_engine(factory=factory, parallel=parallel)
+    engine = standin_engine(dense_factory=factory, parallel=parallel)
     report = StressReport(seconds)
     ws = [_Writer(w, random.Random(seed * 100 + w)) for w in range(writers)]
     versions: dict[str, int] = {}
@@ -214,6 +215,6 @@ def rebuilt(engine: HybridRetriever) -> HybridRetriever:
     """A fresh stand-in engine holding ``engine``'s live documents, in its order."""
     ids = engine.ids()
     docs = engine.get(ids)
-    fresh = standin_engine(factory="Flat")
+    fresh = standin_engine(dense_factory="Flat")
     fresh.add([d.text for d in docs], ids=ids, metadata=[d.metadata for d in docs])
     return fresh

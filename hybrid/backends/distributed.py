@@ -63,7 +63,7 @@ def encoder_from_spec(spec: Mapping[str, Any]) -> Any:
 
         return dense_encoder_from_spec(spec)
     if "name" in spec:
-        from hybrid.analyzers import analyzer_from_config
+        from hybrid.encoders.analyzers import analyzer_from_config
 
         return analyzer_from_config(spec)
     raise ValueError(

@@ -37,13 +37,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hybrid.candidates import Candidates
-from hybrid.config import FusionConfig
+from hybrid.backends.qdrant_filters import PREFIX, payload_schemas, to_qdrant
 from hybrid.encoders.base import validate_texts
 from hybrid.engine import HybridRetriever
-from hybrid.qdrant_filters import PREFIX, payload_schemas, to_qdrant
-from hybrid.results import Hit, SourceScore
-from hybrid.retrievers import (
+from hybrid.engine.candidates import Candidates
+from hybrid.engine.config import FusionConfig
+from hybrid.engine.results import Hit, SourceScore
+from hybrid.engine.retrievers import (
     BM25Retriever,
     DenseRetriever,
     Retriever,
@@ -127,7 +127,7 @@ class QdrantHybridRetriever(HybridRetriever):
         cls, store: Any, preset: str = "offline", bm25: Any = "multilingual", **options: Any
     ) -> QdrantHybridRetriever:
         """An engine with a preset's encoders (``"offline"`` or ``"pixie"``) over ``store``."""
-        from hybrid.presets import build_retrievers
+        from hybrid.engine.presets import build_retrievers
 
         used, local = build_retrievers(preset)
         retrievers = qdrant_retrievers(
@@ -202,7 +202,7 @@ class QdrantHybridRetriever(HybridRetriever):
         filter: Mapping[str, Any] | None = None,
     ) -> list[Hit] | list[list[Hit]]:
         """Top-``k`` hits fused by Qdrant (one ``query_points`` with prefetches per query);
-        ``filter`` (see :mod:`hybrid.filters`) becomes a payload filter on every prefetch."""
+        ``filter`` (see :mod:`hybrid.engine.filters`) becomes a payload filter on every prefetch."""
         method = _check_server_fusion(method)
         single = isinstance(query, str)
         queries = validate_texts(query, "queries")
@@ -308,20 +308,7 @@ class QdrantHybridRetriever(HybridRetriever):
                     contribution=math.nan,
                     weight=self.weight_of(cfg, n),
                 )
-            score = float(point.score)
-            out.append(
-                Hit(
-                    id=self.store.ids[row],
-                    score=score,
-                    text=self.store.texts[row],
-                    rank=i + 1,
-                    sources=sources,
-                    fused_score=score,
-                    fused_rank=i + 1,
-                    metadata=self.store.metadata[row],
-                    _explainer=self.explainer(row, label, candidates, q),
-                )
-            )
+            out.append(self.make_hit(row, i + 1, float(point.score), sources, label, candidates, q))
         return out
 
     # -- persistence -----------------------------------------------------------------------------

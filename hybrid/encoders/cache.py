@@ -261,7 +261,7 @@ def model_fingerprint(model_name_or_path: str) -> dict[str, Any]:
     sha256 of ``config.json`` plus the names and sizes of the weight files. Hub names: nothing
     more (pass ``revision`` to the encoder to pin a commit).
     """
-    from hybrid.models import OFFLINE_MODELS, OFFLINE_PREFIX
+    from hybrid.encoders.models import OFFLINE_MODELS, OFFLINE_PREFIX
 
     name = str(model_name_or_path)
     if name.startswith(OFFLINE_PREFIX):

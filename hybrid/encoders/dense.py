@@ -174,7 +174,7 @@ class DenseEncoder(BaseDenseEncoder):
             raise ImportError(
                 "DenseEncoder needs sentence-transformers: pip install 'splade-hybrid[models]'"
             ) from exc
-        from hybrid.models import require_available
+        from hybrid.encoders.models import require_available
 
         self.model_name_or_path = str(model_name_or_path)
         require_available([self.model_name_or_path])  # fail fast, not after a minute of retries

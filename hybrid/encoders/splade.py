@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from hybrid.encoders._common import auto_device, require, validate_texts
-from hybrid.models import require_available, resolve_model
+from hybrid.encoders.models import require_available, resolve_model
 from hybrid.progress import bar as progress_bar
 
 LongDocuments = Literal["truncate", "chunk"]

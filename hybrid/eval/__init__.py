@@ -14,7 +14,7 @@ Modules: :mod:`~hybrid.eval.datasets` (BEIR folders and files), :mod:`~hybrid.ev
 :mod:`~hybrid.eval.tuning` (grid / optuna search, cross-validation).
 """
 
-from hybrid.candidates import Candidates, CandidateSet
+from hybrid.engine.candidates import Candidates, CandidateSet
 from hybrid.eval.candidates import (
     cached_encode,
     candidates_meta,

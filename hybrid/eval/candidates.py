@@ -2,7 +2,8 @@
 
 :func:`retrieve_candidates` encodes documents and queries (with progress bars, through the
 content-addressed :class:`~hybrid.encoders.cache.EncodingCache`), searches every retriever to
-``depth`` and stores the :class:`~hybrid.candidates.Candidates` (``.npz``) with a JSON record of
+``depth`` and stores the :class:`~hybrid.engine.candidates.Candidates` (``.npz``) with a JSON
+record of
 what produced them (dataset fingerprint, retriever settings, depth). The file name is a hash of
 that record, so changing any of it computes new candidates; a record that does not match what
 was asked for is never used.
@@ -21,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from hybrid.candidates import Candidates, CandidateSet
+from hybrid.engine.candidates import Candidates, CandidateSet
+from hybrid.engine.evidence import EVIDENCE_VERSION, measure_evidence, reference_lists
 from hybrid.eval.datasets import Dataset
-from hybrid.evidence import EVIDENCE_VERSION, measure_evidence, reference_lists
 from hybrid.protocols import RetrieverLike
 
 logger = logging.getLogger("hybrid")
@@ -136,7 +137,8 @@ def retrieve_candidates(
 ) -> Candidates:
     """Encode, index and search each retriever once to ``depth``; cached on disk.
 
-    ``retrievers``: name -> fresh (empty) :class:`~hybrid.retrievers.Retriever`, or a function
+    ``retrievers``: name -> fresh (empty) :class:`~hybrid.engine.retrievers.Retriever`, or a
+    function
     building them. The cache key needs their settings, so a function is called once to read
     them (models load, but on a cache hit nothing is encoded or searched); pass
     ``retrievers_spec`` (name -> :func:`retriever_spec`) to skip even that. ``doc_encodings`` /
@@ -259,7 +261,7 @@ def _evidence(
     ranked: Mapping[str, tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, np.ndarray]:
     """Each indexed retriever's evidence for ``data``'s queries, as the engine measures it
-    (:func:`hybrid.evidence.measure_evidence`: query part times documents' reach; ``ranked``:
+    (:func:`hybrid.engine.evidence.measure_evidence`: query part times documents' reach; ``ranked``:
     each retriever's ``(ids, scores)``)."""
     q_texts = list(data.queries.values())
     reference = reference_lists(retrievers, ranked)

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from hybrid.candidates import Candidates
-from hybrid.config import FusionConfig
+from hybrid.engine.candidates import Candidates
+from hybrid.engine.config import FusionConfig
 from hybrid.eval.metrics import DEFAULT_METRICS, Qrels, per_query_metrics
 from hybrid.eval.runs import write_trec_run
 from hybrid.eval.stats import PairedTest, paired_test
@@ -149,8 +149,8 @@ def standard_systems(
     names: Sequence[str], extra: Mapping[str, FusionConfig] | None = None, depth: int = 100
 ) -> dict[str, FusionConfig | str]:
     """Each retriever alone, RRF (k=60), weighted min-max (equal weights), the engine's default
-    (``"adaptive"``, :data:`~hybrid.config.DEFAULT_CONFIG`), then ``extra``."""
-    from hybrid.config import DEFAULT_CONFIG
+    (``"adaptive"``, :data:`~hybrid.engine.config.DEFAULT_CONFIG`), then ``extra``."""
+    from hybrid.engine.config import DEFAULT_CONFIG
 
     systems: dict[str, FusionConfig | str] = {n: n for n in names}
     if len(names) > 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hybrid.candidates import arrays_to_run
+from hybrid.engine.candidates import arrays_to_run
 from hybrid.eval.metrics import Run
 
 __all__ = ["arrays_to_run", "read_trec_run", "write_trec_run"]

@@ -23,8 +23,8 @@ import numpy as np
 
 import fusion
 from fusion import ADAPTIVE
-from hybrid.candidates import Candidates
-from hybrid.config import DEFAULT_CONFIG, FusionConfig
+from hybrid.engine.candidates import Candidates
+from hybrid.engine.config import DEFAULT_CONFIG, FusionConfig
 from hybrid.eval.metrics import FastNDCG, Qrels
 from hybrid.eval.stats import bootstrap_ci
 

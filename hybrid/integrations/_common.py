@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from hybrid.results import Hit
+from hybrid.engine.results import Hit
 
 DEFAULT_METADATA_KEY = "hybrid"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from hybrid.store import DocId, check_storable
+from hybrid.engine.store import DocId, check_storable
 
 
 def _preview(ids: list[DocId]) -> str:
@@ -65,7 +65,7 @@ def _checkpoint(retriever: Any) -> Any:
 
 
 def _rollback(retriever: Any, token: Any) -> None:
-    if token[0] == "stats":  # the collection statistics of the evidence (hybrid.evidence)
+    if token[0] == "stats":  # the collection statistics of the evidence (hybrid.engine.evidence)
         retriever.stats = token[1]
         token = token[2]
     if token[0] == "unset":

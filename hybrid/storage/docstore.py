@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hybrid.store import DocId, DocumentStore
+from hybrid.engine.store import DocId, DocumentStore
 from indexes.base import IndexCorruptedError
 
 SCHEMA = """

@@ -235,7 +235,7 @@ def refresh(engine: Any, encoders: Mapping[str, Any] | None = None) -> bool:
 
 def detach(engine: Any) -> None:
     """Copy a folder engine's documents into memory and close the folder (for ``load``)."""
-    from hybrid.store import DocumentStore
+    from hybrid.engine.store import DocumentStore
 
     store = DocumentStore()
     for row, (doc_id, text, meta, live) in enumerate(_rows(engine.store)):

@@ -79,7 +79,7 @@ def test_planned_sentence_transformers_batches_are_bit_identical():
 
 
 def test_analyzer_and_other_encoders_get_consecutive_batches():
-    from hybrid.analyzers import get_analyzer
+    from hybrid.encoders.analyzers import get_analyzer
 
     analyzer = get_analyzer("english")
     batches = plan_batches(analyzer, TEXTS, batch_size=5)
@@ -124,8 +124,8 @@ def ray_session():
 
 @pytest.mark.slow
 def test_encode_with_ray_matches_single_process(ray_session, splade_offline):
-    from hybrid.analyzers import get_analyzer
     from hybrid.backends.distributed import encode_with_ray
+    from hybrid.encoders.analyzers import get_analyzer
 
     whole = splade_offline.encode_documents(TEXTS)
     got = encode_with_ray(splade_offline, TEXTS, num_actors=2)
@@ -141,7 +141,7 @@ def test_encode_with_ray_matches_single_process(ray_session, splade_offline):
 def test_index_with_ray_writes_the_single_process_index(ray_session, splade_offline, tmp_path):
     from hybrid.backends.distributed import index_with_ray
     from hybrid.engine import HybridRetriever
-    from hybrid.retrievers import BM25Retriever, SpladeRetriever
+    from hybrid.engine.retrievers import BM25Retriever, SpladeRetriever
 
     source = tmp_path / "docs.jsonl"
     with open(source, "w", encoding="utf-8") as f:

@@ -33,7 +33,7 @@ def _store(name: str) -> QdrantStore:
 @pytest.fixture(scope="module")
 def sample(scifact_encoded, scifact_dir):
     """The first N_DOCS SciFact documents (text, SPLADE-tiny CSR, MiniLM) and N_QUERIES queries."""
-    from hybrid.analyzers import get_analyzer
+    from hybrid.encoders.analyzers import get_analyzer
 
     ids = json.loads((scifact_encoded / "doc_ids.json").read_text())[:N_DOCS]
     docs = sp.load_npz(scifact_encoded / "splade_docs.npz").tocsr()[:N_DOCS]
@@ -276,7 +276,7 @@ class LookupDense(LookupSparse):
 def engines(sample):
     from hybrid.backends.qdrant import QdrantHybridRetriever, qdrant_retrievers
     from hybrid.engine import HybridRetriever
-    from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
+    from hybrid.engine.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
 
     n = 150
     texts, queries = sample["texts"][:n], sample["queries"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybrid.filters import FilterError, matches, parse
+from hybrid.engine.filters import FilterError, matches, parse
 from tests.hybrid.test_filtered_search import FILTERS, QUERIES, WORDS, HashDense, HashSparse
 from tests.hybrid.test_filters import DOCS, _random_filter, _random_meta
 
@@ -21,7 +21,7 @@ def _is_hollow(meta: dict) -> bool:
 
 
 def test_payload_filters_match_the_language_on_random_metadata():
-    from hybrid.qdrant_filters import to_qdrant
+    from hybrid.backends.qdrant_filters import to_qdrant
 
     rng = np.random.default_rng(3)
     docs = [m for m in (_random_meta(rng) for _ in range(300)) if not _is_hollow(m)] + DOCS
@@ -50,7 +50,7 @@ def test_payload_filters_match_the_language_on_random_metadata():
 
 
 def test_payload_schemas_are_inferred_per_field():
-    from hybrid.qdrant_filters import payload_schemas
+    from hybrid.backends.qdrant_filters import payload_schemas
 
     metas = [{"lang": "ko", "n": 1, "x": 1, "ok": True, "src": {"site": "w"}}, {"x": 2.5, "m": 1}]
     metas.append({"m": "one"})
@@ -65,7 +65,7 @@ def test_payload_schemas_are_inferred_per_field():
 
 @pytest.fixture(scope="module")
 def engine():
-    from hybrid.qdrant import QdrantHybridRetriever, qdrant_retrievers
+    from hybrid.backends.qdrant import QdrantHybridRetriever, qdrant_retrievers
     from indexes.qdrant import QdrantStore
 
     rng = np.random.default_rng(5)

@@ -86,7 +86,7 @@ def test_async_twins_pass_their_arguments_through_in_a_worker_thread():
     their signatures), in a thread other than the event loop's."""
     import threading
 
-    from hybrid.aio import AsyncEngineMixin
+    from hybrid.engine.aio import AsyncEngineMixin
 
     class Recorder(AsyncEngineMixin):
         def __init__(self):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hybrid.analyzers import (
+from hybrid.encoders.analyzers import (
     ANALYZER_NAMES,
     KIWI_CONTENT_TAGS,
     Analyzer,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import hybrid
 from hybrid import HybridRetriever
 from hybrid.cli import main
-from hybrid.retrievers import BM25Retriever
+from hybrid.engine.retrievers import BM25Retriever
 from tests._junk import odd_text
 
 SETTINGS = settings(

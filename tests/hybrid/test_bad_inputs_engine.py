@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybrid import HybridRetriever
-from hybrid.config import FusionConfig
-from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
+from hybrid.engine.config import FusionConfig
+from hybrid.engine.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
 from tests._junk import ALLOWED, junk, names_argument, odd_text
 
 pytest.importorskip("faiss")

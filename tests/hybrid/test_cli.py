@@ -57,7 +57,7 @@ def test_search_explain_and_weights(index_dir, capsys):
 
 
 def test_search_with_config_file_and_reranker(index_dir, tmp_path, capsys):
-    from hybrid.config import FusionConfig
+    from hybrid.engine.config import FusionConfig
 
     cfg = FusionConfig(method="rrf", weights={"bm25": 0.0}, rrf_k=10).save(tmp_path / "c.json")
     args = ["search", str(index_dir), "satellite imagery for defense", "--k", "2", "--json"]

@@ -102,7 +102,7 @@ def no_models(monkeypatch):
 @pytest.fixture
 def fake_presets(monkeypatch):
     """``hybrid index`` / ``from_preset`` build the stand-in retrievers as preset 'offline'."""
-    import hybrid.presets as presets
+    import hybrid.engine.presets as presets
 
     monkeypatch.setattr(presets, "resolve_preset", lambda name="auto", models=None: "offline")
     monkeypatch.setattr(
@@ -343,8 +343,8 @@ def test_add_progress_option(capsys):
 def test_local_model_folders_replace_a_presets_hub_models(tmp_path, monkeypatch, capsys):
     from huggingface_hub import constants
 
-    from hybrid.models import ModelNotAvailableError
-    from hybrid.presets import resolve_preset
+    from hybrid.encoders.models import ModelNotAvailableError
+    from hybrid.engine.presets import resolve_preset
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     splade, dense = tmp_path / "splade-model", tmp_path / "dense-model"

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import fusion
-from hybrid.config import DEFAULT_CONFIG, FusionConfig
-from hybrid.evaluation import CandidateSet, Dataset, retrieve_candidates
-from hybrid.retrievers import BM25Retriever, token_coverage
+from hybrid.engine.config import DEFAULT_CONFIG, FusionConfig
+from hybrid.engine.retrievers import BM25Retriever, token_coverage
+from hybrid.eval import CandidateSet, Dataset, retrieve_candidates
 
 EN_DOCS = [
     "TelePIX provides advanced solutions by analyzing satellite data for ocean and agriculture.",
@@ -106,8 +106,8 @@ def test_korean_query_over_english_documents_drops_lexical_retrievers(engine):
     e = top.explain()
     assert e.weighting.startswith("weights for this query (configured weight x evidence)")
     assert (
-        "bm25 0.00 (0% of the query's terms occur in the index; 0% of dense's top 100 are in "
-        "the query's script (Hangul): reach 0.00)" in e.weighting
+        "bm25 0.00 (0% of the query's terms occur in the index; dense's top 4 holds no "
+        "document in the query's script (Hangul): reach 0.00)" in e.weighting
     )
     assert "splade 0.00 (0% of the query's characters are whole tokens" in e.weighting
     assert "dense 1.00 (no evidence measure, always 1)" in e.weighting
@@ -154,7 +154,7 @@ def test_no_evidence_anywhere_falls_back_to_configured_weights(loads_models):
     pytest.importorskip("cognition", reason="needs the offline extra")
     from hybrid import HybridRetriever
     from hybrid.encoders.splade import SpladeEncoder
-    from hybrid.retrievers import SpladeRetriever
+    from hybrid.engine.retrievers import SpladeRetriever
 
     r = HybridRetriever(
         {
@@ -257,27 +257,37 @@ def korean_engine():
 
 def test_english_query_over_korean_documents_discounts_lexical_retrievers(korean_engine):
     """The English SPLADE reads the English query perfectly but not the Korean documents: its
-    evidence is query coverage 1 x intact share of the collection x share of dense's best
-    documents (here all 4) in the query's script (1 of 4), so about zero; its tokens are not
-    shown as explaining the hit."""
+    evidence is query coverage 1 x intact share of the collection x reach. In dense's list (all
+    4 documents) the one Latin document cannot stand out of its script, the best Hangul one
+    stands out of the Hangul ones, so the answers are Hangul (p = 0) and the English query
+    reaches them only through its digits (crossing share); its tokens are not shown."""
     stats = korean_engine.retrievers["splade"].collection_stats()
     assert stats.totals()["per_script"] == {"HANGUL": 3, "LATIN": 1}
     hits = korean_engine.search("satellite imagery for defense", k=4)
     top = next(h for h in hits if h.id == "imagery")
     sp = top.sources["splade"]
-    assert sp.evidence == pytest.approx(1.0 * stats.intact_share() * 0.25)
-    assert sp.evidence < 0.05 and stats.intact_share() < 0.2
+    assert sp.evidence == 0.0 and stats.intact_share() < 0.2
     bm25 = top.sources["bm25"]  # "satellite", "imagery", "defense": no term in the index
     assert bm25.evidence == 0.0 and bm25.weight == 0.0
     e = top.explain()
     assert e.splade_tokens == [] and e.bm25_terms == []
-    why = "splade: no tokens shown: its evidence for this query is"
-    assert any(n.startswith(why) for n in e.notes)
-    assert "25% of dense's top 100 are in the query's script (Latin)" in e.weighting
+    assert "splade: no tokens shown: it did not return this document" in e.notes  # weight 0
+    assert (
+        "in dense's top 4, the best Latin document stands 0.0 sd above the other Latin ones, "
+        "the best Hangul one" in e.weighting
+    )
     assert "reads" in e.weighting and "of the collection's characters intact" in e.weighting
     text = str(e)
     assert all(n in text for n in e.notes)
     assert top.to_dict(explain=True)["notes"] == e.notes
+    # 4 digits of 20 letters and digits can match documents in any script: reach 0.2 x intact
+    hits = korean_engine.search("satellite imagery 2024", k=4)
+    hit = next(h for h in hits if h.sources["splade"].rank > 0)
+    assert hit.sources["splade"].evidence == pytest.approx(stats.intact_share() * 0.2)
+    e = hit.explain()
+    assert "20% of the query (digits, other scripts' letters) can match" in e.weighting
+    why = "splade: no tokens shown: its evidence for this query is 0.03, so its matches are noise"
+    assert any(n.startswith(why) for n in e.notes)  # below EXPLAIN_MIN_EVIDENCE
 
 
 def test_hits_a_retriever_did_not_return_show_none_of_its_terms(korean_engine):

@@ -9,8 +9,9 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from hybrid.config import FusionConfig
-from hybrid.evaluation import (
+from hybrid.engine.config import FusionConfig
+from hybrid.engine.retrievers import BM25Retriever
+from hybrid.eval import (
     CandidateSet,
     Dataset,
     FastNDCG,
@@ -27,7 +28,6 @@ from hybrid.evaluation import (
     standard_systems,
     write_trec_run,
 )
-from hybrid.retrievers import BM25Retriever
 
 QRELS = {"q1": {"d1": 1, "d3": 2}, "q2": {"d2": 1}}
 RUN = {

@@ -1,4 +1,4 @@
-"""Evidence that sees the documents (hybrid/evidence.py): scripts, collection statistics kept
+"""Evidence that sees the documents (hybrid/engine/evidence.py): scripts, collection statistics kept
 on add and delete, their save/load round trip, and the reach they give each query."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybrid.evidence import (
+from hybrid.engine.evidence import (
     NO_SCRIPT,
     CollectionStats,
     char_script,
@@ -15,7 +15,7 @@ from hybrid.evidence import (
     intact_characters,
     script_counts,
 )
-from hybrid.retrievers import BM25Retriever
+from hybrid.engine.retrievers import BM25Retriever
 
 KO = "위성 영상 분석"  # 6 Hangul letters
 EN = "Satellite data"  # 13 Latin letters
@@ -109,7 +109,7 @@ def test_bm25_retriever_keeps_stats_on_add_delete_save_load(tmp_path):
     r.delete(np.array([1]))
     assert r.collection_stats().totals()["per_script"] == {"LATIN": 2, "HANGUL": 0}
     r.save(tmp_path / "bm25")
-    from hybrid.retrievers import Retriever
+    from hybrid.engine.retrievers import Retriever
 
     loaded = Retriever.load(tmp_path / "bm25")
     assert loaded.collection_stats().totals() == r.collection_stats().totals()
@@ -122,14 +122,14 @@ def test_bm25_retriever_keeps_stats_on_add_delete_save_load(tmp_path):
 
 
 def _reference(ids, scores, name="dense"):
-    from hybrid.evidence import Reference
+    from hybrid.engine.evidence import Reference
 
     return Reference((name,), (np.asarray(ids),), (np.asarray(scores, dtype=float),))
 
 
 def test_script_standouts_hand_worked():
     """Each script's best document standardised by that script's own documents in the list."""
-    from hybrid.evidence import script_standouts, standout_reach
+    from hybrid.engine.evidence import script_standouts, standout_reach
 
     # a best-first list: H 0.9, L 0.8, H 0.5, H 0.4, H 0.3, L 0.2 (H Hangul = 0, L Latin = 1)
     codes = np.array([[0, 1, 0, 0, 0, 1]] * 2)
@@ -156,7 +156,7 @@ def test_script_standouts_hand_worked():
 def test_document_reach_from_reference_lists_hand_worked():
     """With a script-free retriever's ranked list, the reach is clip(standout of the query's
     script - the best other script's standout, 0, 1), times the intact share."""
-    from hybrid.evidence import describe_reach
+    from hybrid.engine.evidence import describe_reach
 
     s = CollectionStats()
     s.add([KO, EN, KO, KO, KO, EN])  # rows 0..5: H L H H H L
@@ -178,7 +178,7 @@ def test_document_reach_from_reference_lists_hand_worked():
     with pytest.raises(ValueError, match="reference lists hold 1 queries, scripts 2"):
         document_reach(t, ["HANGUL", "LATIN"], biased)
     # two reference lists: the mean of their reaches
-    from hybrid.evidence import Reference
+    from hybrid.engine.evidence import Reference
 
     # b: L .9, H .8 .5 .4 .3, L .2 -> Hangul 0.3 / sqrt(0.035) = 1.603567, Latin 1.0
     other = _reference([[1, 0, 2, 3, 4, 5]], [[0.9, 0.8, 0.5, 0.4, 0.3, 0.2]])
@@ -198,7 +198,7 @@ def test_document_reach_from_reference_lists_hand_worked():
 def test_crossing_share_and_its_part_of_the_reach():
     """A query reaches documents in another script through its digits and the letters outside
     its dominant script: reach = p + (1 - p) x crossing."""
-    from hybrid.evidence import crossing_share, query_profiles
+    from hybrid.engine.evidence import crossing_share, query_profiles
 
     assert crossing_share(MIXED) == pytest.approx(3 / 9)  # B, 2, B of 6 Hangul + 2 Latin + 1 digit
     assert crossing_share(KO) == 0.0 and crossing_share(EN) == 0.0
@@ -217,7 +217,7 @@ def test_crossing_share_and_its_part_of_the_reach():
     np.testing.assert_allclose(
         document_reach(s, ["HANGUL"], None, np.array([0.5])), [4 / 6 + 2 / 6 * 0.5]
     )
-    from hybrid.evidence import describe_reach
+    from hybrid.engine.evidence import describe_reach
 
     assert describe_reach(s, "HANGUL", 0.76, None, 1 / 3) == (
         "67% of its documents are in the query's script (Hangul); 33% of the query (digits, "

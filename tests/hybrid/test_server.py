@@ -13,7 +13,7 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient
 
 from hybrid.server import create_app
-from tests._load_standins import standin_engine
+from tests._standins import engine as standin_engine
 
 DOCS = ["alpha beta gamma", "beta delta", "gamma gamma omega", "alpha omega", "zeta"]
 

@@ -67,7 +67,7 @@ def test_long_text_split_into_row_tiles_and_small_vocab_chunks(st_model, scifact
 def test_prompts_and_truncation_follow_the_model(scifact_texts):
     from sentence_transformers import SparseEncoder
 
-    from hybrid.models import resolve_model
+    from hybrid.encoders.models import resolve_model
 
     model = SparseEncoder(resolve_model("offline:splade-tiny"), device="cpu")
     model.prompts = {"query": "query: ", "document": "passage: "}

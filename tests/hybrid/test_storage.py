@@ -324,12 +324,12 @@ def test_a_retriever_failing_inside_add_leaves_the_engine_as_before(
 
 
 def test_bad_encodings_and_untrainable_index_leave_the_engine_as_before(tmp_path):
-    from hybrid.retrievers import BM25Retriever, DenseRetriever
+    from hybrid.engine.retrievers import BM25Retriever, DenseRetriever
 
     enc = S.encoders()
     e = HybridRetriever(
         {
-            "bm25": BM25Retriever(enc["bm25"]),
+            "bm25": BM25Retriever("whitespace"),
             "dense": DenseRetriever(enc["dense"], factory="IVF16,Flat"),
         },
         path=tmp_path / "ivf",

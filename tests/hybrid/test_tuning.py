@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from hybrid.config import FusionConfig
-from hybrid.evaluation import CandidateSet
-from hybrid.tuning import (
+from hybrid.engine.config import FusionConfig
+from hybrid.eval import CandidateSet
+from hybrid.eval.tuning import (
     SMALL_SPACE,
     FusionTable,
     Objective,
@@ -191,8 +191,8 @@ def test_cli_tune_then_eval_with_config(scifact_dir, tmp_path, capsys):
 def test_tuning_accepts_the_adaptive_default():
     """The engine's default ("adaptive") can be scored and searched like any other method; it
     is fused through fusion/ on candidates kept to its stats_depth, with their evidence."""
-    from hybrid.config import DEFAULT_CONFIG
-    from hybrid.evaluation import FastNDCG
+    from hybrid.engine.config import DEFAULT_CONFIG
+    from hybrid.eval import FastNDCG
 
     cands, qrels = synthetic_problem(n_queries=20)
     cands.evidence = {"good": np.ones(20), "noise": np.zeros(20), "bad": np.full(20, 0.5)}

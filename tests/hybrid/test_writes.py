@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from hybrid import Document
-from hybrid.locks import RWLock, run_each
-from tests._load_standins import standin_engine
+from hybrid.engine.locks import RWLock, run_each
+from tests._standins import engine as standin_engine
 
 QUERIES = ["alpha beta", "gamma", "delta alpha omega", "beta beta zeta"]
 
@@ -258,7 +258,7 @@ def test_explain_after_the_document_is_replaced_names_it():
 def test_the_index_build_bar_advances_once_per_retriever(monkeypatch):
     """``add(progress=True)`` draws a "build indexes" bar that moves as each retriever has
     indexed the batch (so it has a rate and an ETA), not in one jump at the end."""
-    import hybrid.engine as engine_mod
+    import hybrid.engine.writes as engine_mod
 
     seen: list[tuple[int, str]] = []
 

@@ -45,7 +45,7 @@ def weight_pair(text: str) -> tuple[str, float]:
 
 def model_pair(text: str) -> tuple[str, str]:
     """argparse type: ``ROLE=NAME_OR_PATH`` for ``--model``."""
-    from hybrid.presets import ROLES
+    from hybrid.engine.presets import ROLES
 
     role, sep, model = text.partition("=")
     if not sep or role not in ROLES or not model:
@@ -121,7 +121,7 @@ def saved_index(path: str | Path) -> SavedIndex:
         )
     if kind != "v1":
         raise IndexFormatError(f"{path} is not a saved index")
-    from hybrid.engine import _KIND
+    from hybrid.engine import KIND as _KIND
     from indexes.base import read_meta
 
     meta = read_meta(path, _KIND, 1)

@@ -4,7 +4,7 @@ Each ``a<method>`` runs the blocking method in a worker thread (:func:`asyncio.t
 loop's default executor), so encoding and searching never block the event loop; other
 coroutines run meanwhile. This is safe because the engine is thread safe: searches encode with
 no lock held and then read one consistent state, writes are prepared outside any lock and
-committed under the engine's readers-writer lock (see ``hybrid/engine.py``).
+committed under the engine's readers-writer lock (see :mod:`hybrid.engine`).
 
 Cancelling an awaiting coroutine does not stop the worker thread: a cancelled ``aadd`` /
 ``aupsert`` / ``adelete`` may still be applied, exactly as if the blocking call had been made.

@@ -3,7 +3,7 @@
 :func:`run` calls a command and turns the exceptions a user's mistake raises (bad arguments,
 bad or missing input files, a folder that is not an index) into that line; ``--debug`` or
 ``HYBRID_DEBUG=1`` shows the Python traceback instead. Anything else is a bug and keeps its
-traceback. Counts (``--k``, ``--limit``, ...) use :func:`hybrid.cli_args.positive_int`.
+traceback. Counts (``--k``, ``--limit``, ...) use :func:`hybrid.cli.args.positive_int`.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hybrid.cli_args import positive_int
-from hybrid.cli_errors import UserError
-from hybrid.presets import EVAL_ONLY_PRESETS, PRESETS
+from hybrid.cli.args import positive_int
+from hybrid.cli.errors import UserError
+from hybrid.engine.presets import EVAL_ONLY_PRESETS, PRESETS
 
 DEFAULT_CACHE = "runs/cache"
 
@@ -35,7 +35,7 @@ def build_retrievers(preset: str) -> Callable[[], dict[str, Any]]:
         return builder
 
     def from_engine_preset() -> dict[str, Any]:
-        from hybrid.presets import build_retrievers as engine_retrievers
+        from hybrid.engine.presets import build_retrievers as engine_retrievers
 
         return engine_retrievers(preset)[1]
 
@@ -77,7 +77,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _candidates(args: argparse.Namespace, split: str | None):
-    from hybrid.evaluation import load_dataset, retrieve_candidates
+    from hybrid.eval import load_dataset, retrieve_candidates
 
     inputs = (("data", args.data), ("--queries", args.queries), ("--qrels", args.qrels))
     for option, value in inputs:
@@ -109,7 +109,7 @@ def _candidates(args: argparse.Namespace, split: str | None):
 
 
 def _parse_config(value: str):
-    from hybrid.config import FusionConfig
+    from hybrid.engine.config import FusionConfig
 
     name, sep, path = value.partition("=")
     if not sep:
@@ -118,7 +118,7 @@ def _parse_config(value: str):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from hybrid.evaluation import evaluate, format_table, standard_systems
+    from hybrid.eval import evaluate, format_table, standard_systems
 
     data, cands = _candidates(args, args.split)
     extra = dict(_parse_config(c) for c in args.config or [])
@@ -150,7 +150,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from hybrid.tuning import SMALL_SPACE, SearchSpace, tune
+    from hybrid.eval.tuning import SMALL_SPACE, SearchSpace, tune
 
     train, c_train = _candidates(args, args.train_split)
     test = c_test = None

@@ -3,7 +3,7 @@
 The one candidate type of the project. The engine retrieves them (:meth:`HybridRetriever.
 retrieve`) and explains what it fuses; an evaluation retrieves them once to a depth, caches them
 and fuses them under many configurations; tuning fuses them thousands of times. All three turn a
-:class:`~hybrid.config.FusionConfig` into :mod:`fusion` arguments through
+:class:`~hybrid.engine.config.FusionConfig` into :mod:`fusion` arguments through
 :meth:`Candidates.fusion_args`, and fuse with :func:`fusion.fuse_padded` (explained hits) or
 :class:`fusion.FusionTable` (top-k arrays, many configurations).
 """
@@ -15,13 +15,16 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import fusion
-from hybrid.config import FusionConfig
+from hybrid.engine.config import FusionConfig
 from indexes.base import SearchResult
+
+if TYPE_CHECKING:
+    from hybrid.engine.evidence import Reference
 
 logger = logging.getLogger("hybrid")
 
@@ -37,7 +40,7 @@ class Candidates:
     (``-inf`` pads). ``queries`` are the queries in order: their texts when the engine
     retrieved them, their ids in an evaluation (``query_ids``). ``encoded`` keeps each
     retriever's query encodings (for explanations), ``evidence`` each retriever's
-    ``(n_queries,)`` evidence (:meth:`~hybrid.retrievers.Retriever.evidence`, what
+    ``(n_queries,)`` evidence (:meth:`~hybrid.engine.retrievers.Retriever.evidence`, what
     ``"adaptive"`` fusion weighs by). ``doc_ids`` names the internal ids (an evaluation's
     documents) and ``meta`` records what produced the candidates (dataset, retrievers, depth).
     """
@@ -52,11 +55,13 @@ class Candidates:
     read: dict[str, np.ndarray] = field(default_factory=dict)
     """The query-only part of the engine's evidence (:meth:`Retriever.evidence`)."""
     reach: dict[str, np.ndarray] = field(default_factory=dict)
-    """Its documents' part (:func:`hybrid.evidence.document_reach`; 1 for dense retrievers)."""
-    reference: str | None = None
-    """Whose best documents the reach looked at (None: the whole collection)."""
+    """Its documents' part (:func:`hybrid.engine.evidence.document_reach`; 1 for dense
+    retrievers)."""
+    reference: Reference | None = None
+    """The ranked lists the reach looked at (:class:`hybrid.engine.evidence.Reference`: the
+    retrievers that are not script-bound; None: the whole collection)."""
     evidence_version: int = 1
-    """The :data:`hybrid.evidence.EVIDENCE_VERSION` a cached evidence was measured with."""
+    """The :data:`hybrid.engine.evidence.EVIDENCE_VERSION` a cached evidence was measured with."""
 
     @classmethod
     def from_arrays(

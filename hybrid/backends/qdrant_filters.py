@@ -1,11 +1,12 @@
-"""The filter language of :mod:`hybrid.filters` as Qdrant payload filters.
+"""The filter language of :mod:`hybrid.engine.filters` as Qdrant payload filters.
 
 Documents' metadata sits in each point's payload under ``metadata`` (see
-:mod:`hybrid.qdrant`), so field ``lang`` is payload key ``metadata.lang``. The translation keeps
+:mod:`hybrid.backends.qdrant`), so field ``lang`` is payload key ``metadata.lang``. The translation
+keeps
 the language's semantics: numbers compare as numbers (``1 == 1.0``: equality on a number is a
 ``Range(gte=x, lte=x)``), ``$ne``/``$nin``/``$not`` are ``must_not`` (so they match documents
 missing the field), a list matches when any element does, ``$exists`` is ``must_not IsEmpty``.
-Two things Qdrant cannot express raise :class:`~hybrid.filters.FilterError`: ``$gt``-style
+Two things Qdrant cannot express raise :class:`~hybrid.engine.filters.FilterError`: ``$gt``-style
 comparisons with a string, and paths through lists of objects are not translated (Qdrant
 writes them ``a[].b``; a dotted key here reads nested dicts only).
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from hybrid.filters import And, Cond, FilterError, Node, Not, Or, flatten, parse
+from hybrid.engine.filters import And, Cond, FilterError, Node, Not, Or, flatten, parse
 
 PREFIX = "metadata."
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hybrid.encoders.lazy import LazyEncoder
-from hybrid.evidence import STATS_FILE, CollectionStats
+from hybrid.engine.evidence import STATS_FILE, CollectionStats
 from hybrid.protocols import DenseEncoder, SparseEncoder
 from indexes.base import Index, SearchResult
 
@@ -36,7 +36,7 @@ class Retriever(ABC):
     index: Index | None
     script_bound: ClassVar[bool] = False
     """Matches surface forms, so only finds documents in the query's script (BM25, SPLADE): such a
-    retriever keeps :class:`~hybrid.evidence.CollectionStats` of its documents."""
+    retriever keeps :class:`~hybrid.engine.evidence.CollectionStats` of its documents."""
     stats: CollectionStats | None = None
 
     @abstractmethod
@@ -69,7 +69,7 @@ class Retriever(ABC):
 
     def observe_documents(self, texts: Sequence[str], ids: np.ndarray) -> None:
         """Describe just-indexed documents (their internal ``ids``) in :attr:`stats`, the
-        collection statistics behind :func:`hybrid.evidence.document_reach`. A no-op for
+        collection statistics behind :func:`hybrid.engine.evidence.document_reach`. A no-op for
         retrievers that are not :attr:`script_bound`. Statistics that would not line up with
         the index (documents indexed without them, e.g. a retriever saved before they existed)
         are dropped, and evidence is then taken from the query alone, as before."""
@@ -297,7 +297,7 @@ class SpladeRetriever(Retriever):
         return partial(known_characters, tokenizer, known=self._known_chars)
 
     def explain_terms(self, encoded_query, doc_id: int, top: int | None) -> list[Any]:
-        from hybrid.results import TokenContribution
+        from hybrid.engine.results import TokenContribution
 
         query = encoded_query.tocsr()
         doc = self.index.doc_vectors(np.array([doc_id])).tocsr()
@@ -403,7 +403,7 @@ class BM25Retriever(Retriever):
     script_bound = True
 
     def __init__(self, analyzer: Any = "multilingual", index: Index | None = None) -> None:
-        from hybrid.analyzers import get_analyzer
+        from hybrid.encoders.analyzers import get_analyzer
         from indexes import BM25Index
 
         self.analyzer = get_analyzer(analyzer)
@@ -431,7 +431,7 @@ class BM25Retriever(Retriever):
         )
 
     def explain_terms(self, encoded_query, doc_id: int, top: int | None) -> list[Any]:
-        from hybrid.results import TermContribution
+        from hybrid.engine.results import TermContribution
 
         terms = self.index.explain(encoded_query, int(doc_id))
         if top is not None:
@@ -446,7 +446,7 @@ class BM25Retriever(Retriever):
 
     @classmethod
     def _load(cls, settings, path, encoder, index=None):
-        from hybrid.analyzers import analyzer_from_config
+        from hybrid.encoders.analyzers import analyzer_from_config
         from indexes import BM25Index
 
         analyzer = encoder if encoder is not None else analyzer_from_config(settings["analyzer"])

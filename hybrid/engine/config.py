@@ -94,9 +94,10 @@ DEFAULT_CONFIG = FusionConfig(method=ADAPTIVE, norm="zscore")
 """The engine's default: ``"adaptive"`` fusion, an evidence-weighted sum of z-scores.
 
 Per query and retriever: ``weight = configured weight x evidence``, the evidence in [0, 1] from
-:meth:`~hybrid.retrievers.Retriever.evidence` (BM25: share of the query's terms in the index;
+:meth:`~hybrid.engine.retrievers.Retriever.evidence` (BM25: share of the query's terms in the index;
 SPLADE: share of the query's characters its tokenizer knows as whole tokens; dense: 1), times,
-for BM25 and SPLADE, :func:`hybrid.evidence.document_reach` (the share of the dense retriever's
+for BM25 and SPLADE, :func:`hybrid.engine.evidence.document_reach` (the share of the dense
+retriever's
 top 100 documents written in the query's script; SPLADE also times the share of the
 collection's characters its tokenizer reads intact). Each
 retriever's best ``depth`` (100) scores are z-scored with the mean and std of its top

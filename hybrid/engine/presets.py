@@ -7,8 +7,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from hybrid.models import hub_reachable, is_available_locally, require_available
-from hybrid.retrievers import BM25Retriever, DenseRetriever, Retriever, SpladeRetriever
+from hybrid.encoders.models import hub_reachable, is_available_locally, require_available
+from hybrid.engine.retrievers import BM25Retriever, DenseRetriever, Retriever, SpladeRetriever
 
 logger = logging.getLogger("hybrid")
 
@@ -55,7 +55,8 @@ def resolve_preset(name: str = "auto", models: Mapping[str, str] | None = None) 
     2 s more when the model hub must be asked): ``"pixie"`` or ``"offline"``.
 
     Raises ``ValueError`` for an unknown name or role, ``ImportError`` naming the extra to
-    install, and :class:`~hybrid.models.ModelNotAvailableError` when ``pixie``'s models (or a
+    install, and :class:`~hybrid.encoders.models.ModelNotAvailableError` when ``pixie``'s models
+    (or a
     model in ``models``) are neither local nor downloadable. ``auto`` picks ``pixie`` when its
     models are cached or the hub answers, otherwise says so in one logged line and picks
     ``offline``.

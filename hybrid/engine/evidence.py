@@ -11,7 +11,7 @@ of its characters the retriever reads intact, with running totals updated on add
 query time :func:`document_reach` turns them into a factor in [0, 1] per query: how much of the
 collection, and of the documents a script-free retriever ranks first for the query, is written
 in the query's script and read intact. The adaptive fusion multiplies it into each lexical
-retriever's query-only evidence (:meth:`hybrid.retrievers.Retriever.evidence`).
+retriever's query-only evidence (:meth:`hybrid.engine.retrievers.Retriever.evidence`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 STATS_FILE = "collection_stats.npz"
 EVIDENCE_VERSION = 4
 """Bumped when the evidence measures change: cached candidate sets measured with another
-version measure their evidence again (:func:`hybrid.evaluation.retrieve_candidates`)."""
+version measure their evidence again (:func:`hybrid.eval.retrieve_candidates`)."""
 NO_SCRIPT = -1
 """Script code of a text without letters (only digits, punctuation, symbols)."""
 
@@ -526,7 +526,7 @@ def measure_evidence(
     """A retriever's evidence for each query in two parts, ``(read, reach)``: the product is
     what ``"adaptive"`` fusion weighs it by.
 
-    ``read``: :meth:`~hybrid.retrievers.Retriever.evidence`, measured on the query alone.
+    ``read``: :meth:`~hybrid.engine.retrievers.Retriever.evidence`, measured on the query alone.
     ``reach``: for script-bound retrievers, :func:`document_reach` of the collection it holds,
     with the ``reference`` lists (:func:`reference_lists`) where available (1 for other retrievers,
     and for script-bound ones without statistics).
@@ -543,10 +543,3 @@ def measure_evidence(
     stats = retriever.collection_stats()
     scripts, crossing = query_profiles(queries)
     return read, document_reach(stats, scripts, reference, crossing)
-
-
-def reference_rows(
-    retrievers: Mapping[str, Any], ranked: Mapping[str, np.ndarray]
-) -> tuple[None, None]:
-    """TEMPORARY until the engine passes scores (:func:`reference_lists`)."""
-    return None, None

@@ -57,7 +57,7 @@ _SCALARS = "a str, int, float or bool"
 
 
 class FilterError(ValueError):
-    """A filter that is not valid in the filter language (see :mod:`hybrid.filters`)."""
+    """A filter that is not valid in the filter language (see :mod:`hybrid.engine.filters`)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,7 +108,8 @@ def _key(v: Any) -> tuple[str, Any]:
 
 
 def parse(spec: Mapping[str, Any]) -> Node:
-    """Validate a filter dict (the language of :mod:`hybrid.filters`) into a tree of nodes."""
+    """Validate a filter dict (the language of :mod:`hybrid.engine.filters`) into a tree of
+    nodes."""
     if not isinstance(spec, Mapping):
         raise FilterError(f"a filter must be a dict, got {type(spec).__name__}: {spec!r}")
     if not spec:

@@ -347,20 +347,34 @@ def reference_lists(
     )
 
 
-def _standout(scores: np.ndarray, member: np.ndarray) -> np.ndarray:
-    """Per row of best-first ``scores``, how many standard deviations the best member score
-    lies above the members' mean (``(best - mean) / std`` over the members alone); 0 with fewer
-    than two members or no spread (nothing can stand out), ``-inf`` without members."""
+def _moments(scores: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per row: members, their mean and standard deviation (``scores`` 0 outside members)."""
     n = np.count_nonzero(member, axis=1)
     x = np.where(member, scores, 0.0)
     count = np.maximum(n, 1)
     mean = x.sum(axis=1) / count
     var = np.maximum(np.einsum("ij,ij->i", x, x) / count - mean**2, 0.0)
+    sd = np.sqrt(var)
+    spread = sd > 1e-12 * np.maximum(np.abs(mean), 1.0)
+    return n, mean, np.where(spread, sd, 0.0)
+
+
+def _standout(
+    scores: np.ndarray, member: np.ndarray, pooled: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Per row of best-first ``scores``, how many standard deviations the best member score
+    lies above the members' mean (``(best - mean) / std`` over the members alone). A script
+    with one member, or no spread, has no distribution of its own: its best is measured
+    against ``pooled`` (mean, std of the whole list); 0 without any spread; ``-inf`` without
+    members."""
+    n, mean, sd = _moments(scores, member)
+    alone = (n < 2) | (sd == 0)
+    mean = np.where(alone, pooled[0], mean)
+    sd = np.where(alone, pooled[1], sd)
     rows = np.arange(scores.shape[0])
     best = scores[rows, np.argmax(member, axis=1)]  # the first member is the best
-    sd = np.sqrt(var)
-    ok = (n >= 2) & (sd > 1e-12 * np.maximum(np.abs(mean), 1.0))
     out = np.zeros(scores.shape[0])
+    ok = sd > 0
     out[ok] = (best[ok] - mean[ok]) / sd[ok]
     out[n == 0] = -np.inf
     return out
@@ -389,7 +403,8 @@ def script_standouts(
         scores = np.where(valid, scores - np.where(np.isfinite(top), top, 0.0), 0.0)
     qc = np.asarray(query_codes)[:, None]
     same = valid & ((codes == qc) | (codes == NO_SCRIPT))
-    same_out = _standout(scores, same)
+    _, *pooled = _moments(scores, valid)
+    same_out = _standout(scores, same, pooled)
     other_out = np.full(scores.shape[0], -np.inf)
     other_code = np.full(scores.shape[0], -2, dtype=np.int32)
     rest = valid & ~same
@@ -397,7 +412,7 @@ def script_standouts(
         member = rest & (codes == code)
         if not member.any():
             continue
-        o = _standout(scores, member)
+        o = _standout(scores, member, pooled)
         better = o > other_out
         other_out[better], other_code[better] = o[better], code
     return same_out, other_out, other_code
@@ -504,16 +519,27 @@ def _describe_standout(
     stats: CollectionStats, script: str, name: str, ids: np.ndarray, scores: np.ndarray
 ) -> str:
     code = _query_codes(stats, [script])
-    same, other, other_code = (a[0] for a in script_standouts(stats.row_scripts(ids), scores, code))
+    codes = stats.row_scripts(ids)
+    same, other, other_code = (a[0] for a in script_standouts(codes, scores, code))
+    valid = (codes[0] >= NO_SCRIPT) & np.isfinite(np.asarray(scores[0], dtype=np.float64))
     depth = f"{name}'s top {ids.shape[1]}"
     mine = script.title()
     if np.isneginf(same):
         return f"{depth} holds no document in the query's script ({mine})"
-    text = f"in {depth}, the best {mine} document stands {same:.1f} sd above the other {mine} ones"
+
+    def part(value: float, label: str, members: int, first: bool) -> str:
+        noun = "document" if first else "one"
+        if members < 2:
+            return f"the only {label} {noun} stands {value:.1f} sd above the list's mean"
+        return f"the best {label} {noun} stands {value:.1f} sd above the other {label} ones"
+
+    n_same = int(np.count_nonzero(valid & ((codes[0] == code[0]) | (codes[0] == NO_SCRIPT))))
+    text = f"in {depth}, " + part(same, mine, n_same, True)
     if np.isneginf(other):
         return f"{text}, and no other script is there"
     theirs = stats.scripts[int(other_code)].title()
-    return f"{text}, the best {theirs} one {other:.1f} sd above the other {theirs} ones"
+    n_other = int(np.count_nonzero(valid & (codes[0] == other_code)))
+    return f"{text}, " + part(other, theirs, n_other, False)
 
 
 def measure_evidence(

@@ -258,9 +258,9 @@ def korean_engine():
 def test_english_query_over_korean_documents_discounts_lexical_retrievers(korean_engine):
     """The English SPLADE reads the English query perfectly but not the Korean documents: its
     evidence is query coverage 1 x intact share of the collection x reach. In dense's list (all
-    4 documents) the one Latin document cannot stand out of its script, the best Hangul one
-    stands out of the Hangul ones, so the answers are Hangul (p = 0) and the English query
-    reaches them only through its digits (crossing share); its tokens are not shown."""
+    4 documents) the best Hangul document stands further out of the Hangul ones than the lone
+    Latin one out of the list, so the answers are Hangul (p = 0), and the English query has no
+    digits to reach them with; its tokens are not shown."""
     stats = korean_engine.retrievers["splade"].collection_stats()
     assert stats.totals()["per_script"] == {"HANGUL": 3, "LATIN": 1}
     hits = korean_engine.search("satellite imagery for defense", k=4)
@@ -273,21 +273,26 @@ def test_english_query_over_korean_documents_discounts_lexical_retrievers(korean
     assert e.splade_tokens == [] and e.bm25_terms == []
     assert "splade: no tokens shown: it did not return this document" in e.notes  # weight 0
     assert (
-        "in dense's top 4, the best Latin document stands 0.0 sd above the other Latin ones, "
-        "the best Hangul one" in e.weighting
+        "in dense's top 4, the only Latin document stands 0.8 sd above the list's mean, the "
+        "best Hangul one stands 1.4 sd above the other Hangul ones: reach 0.00" in e.weighting
     )
     assert "reads" in e.weighting and "of the collection's characters intact" in e.weighting
     text = str(e)
     assert all(n in text for n in e.notes)
     assert top.to_dict(explain=True)["notes"] == e.notes
-    # 4 digits of 20 letters and digits can match documents in any script: reach 0.2 x intact
-    hits = korean_engine.search("satellite imagery 2024", k=4)
-    hit = next(h for h in hits if h.sources["splade"].rank > 0)
-    assert hit.sources["splade"].evidence == pytest.approx(stats.intact_share() * 0.2)
+    # "NASA 2024", the Latin document, now leads dense's list and stands out (p > 0), and the
+    # query's 4 digits of 20 letters and digits reach the Hangul ones: reach p + (1 - p) x 0.2,
+    # the same for both lexical retrievers (BM25 reads 1 of its 3 terms)
+    hit = korean_engine.search("satellite imagery 2024", k=4)[0]
+    assert hit.id == "nasa"
+    sp, bm25 = hit.sources["splade"], hit.sources["bm25"]
+    assert sp.evidence / stats.intact_share() == pytest.approx(bm25.evidence * 3)
+    assert 0.2 < bm25.evidence * 3 < 1
     e = hit.explain()
     assert "20% of the query (digits, other scripts' letters) can match" in e.weighting
-    why = "splade: no tokens shown: its evidence for this query is 0.03, so its matches are noise"
-    assert any(n.startswith(why) for n in e.notes)  # below EXPLAIN_MIN_EVIDENCE
+    assert "the only Latin document stands 1.7 sd above the list's mean" in e.weighting
+    why = "splade: no tokens shown: its evidence for this query is"
+    assert not any(n.startswith(why) for n in e.notes)  # 0.12: above EXPLAIN_MIN_EVIDENCE
 
 
 def test_hits_a_retriever_did_not_return_show_none_of_its_terms(korean_engine):

@@ -142,13 +142,17 @@ def test_script_standouts_hand_worked():
     np.testing.assert_array_equal(other_code, [1, 0])
     np.testing.assert_allclose(standout_reach(same, other), [0.646464, 0.0], atol=1e-6)
     # a document without letters joins the query's script; padding (-2 code, -inf) is left out;
-    # a script with one document cannot stand out (0); none of the query's script: reach 0
-    codes = np.array([[0, NO_SCRIPT, 1, -2], [1, 1, 1, 1], [0, 0, 1, -2]])
-    scores = np.array([[3.0, 1.0, 2.0, -np.inf], [4.0, 3.0, 2.0, 1.0], [2.0, 0.0, 1.0, -np.inf]])
+    # a script with one document is measured against the whole list; none of the query's
+    # script: reach 0
+    codes = np.array([[0, NO_SCRIPT, 1, -2], [1, 1, 1, 1], [1, 0, 0, 0]])
+    scores = np.array([[3.0, 1.0, 2.0, -np.inf], [4.0, 3.0, 2.0, 1.0], [4.0, 1.0, 1.0, 0.0]])
     same, other, _ = script_standouts(codes, scores, np.array([0, 0, 0]))
-    np.testing.assert_allclose(same, [1.0, -np.inf, 1.0])  # (3 - 2) / 1; none; (2 - 1) / 1
-    np.testing.assert_allclose(other, [0.0, 1.341641, 0.0], atol=1e-6)  # one doc; 1.5/1.118
-    np.testing.assert_allclose(standout_reach(same, other), [1.0, 0.0, 1.0])
+    # row 0: Hangul + no letters 3, 1 -> (3 - 2) / 1; Latin alone 2 vs the list 3, 1, 2 -> 0
+    # row 1: no Hangul; Latin 4 3 2 1 -> 1.5 / 1.118034
+    # row 2: Hangul 1 1 0 -> (1 - 2/3) / 0.471405; Latin alone 4 vs the list: (4 - 1.5) / 1.5
+    np.testing.assert_allclose(same, [1.0, -np.inf, 0.707107], atol=1e-6)
+    np.testing.assert_allclose(other, [0.0, 1.341641, 1.666667], atol=1e-6)
+    np.testing.assert_allclose(standout_reach(same, other), [1.0, 0.0, 0.0])
     # no other script among the ranked documents: the query's script holds the answers
     assert standout_reach(np.array([0.3]), np.array([-np.inf]))[0] == 1.0
 
@@ -189,7 +193,7 @@ def test_document_reach_from_reference_lists_hand_worked():
     assert both.label == "a's top 6 and b's top 6"
     assert describe_reach(s, "HANGUL", 0.65, ref.rows(0)) == (
         "in dense's top 6, the best Hangul document stands 1.6 sd above the other Hangul ones, "
-        "the best Latin one 1.0 sd above the other Latin ones: reach 0.65"
+        "the best Latin one stands 1.0 sd above the other Latin ones: reach 0.65"
     )
     s.delete([1])  # a deleted row keeps its script: reference rows are live by definition
     np.testing.assert_allclose(document_reach(s, ["LATIN"], ref.rows(1)), [0.0])

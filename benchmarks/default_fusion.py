@@ -49,13 +49,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hybrid.config import DEFAULT_CONFIG, FusionConfig  # noqa: E402
-from hybrid.tuning import SearchSpace, describe, search, tune  # noqa: E402
 from quality import CACHE, DATA, korean_candidates, scifact_candidates  # noqa: E402
 
 import fusion  # noqa: E402
+from hybrid.engine.config import DEFAULT_CONFIG, FusionConfig  # noqa: E402
 from hybrid.eval import FastNDCG, load_dataset, paired_test, retriever_spec  # noqa: E402
 from hybrid.eval.candidates import content_hash as _hash  # noqa: E402
+from hybrid.eval.tuning import SearchSpace, describe, search, tune  # noqa: E402
 
 AUTORAG = "autorag-retrieval-ko"
 BELEBELE = "belebele-ko2en"
@@ -88,7 +88,7 @@ FIXED = {
 
 def seed_autorag_dense(vectors: Path | None) -> str:
     """Put full-length AutoRAG document vectors where the encoding cache looks for them."""
-    from hybrid.presets import offline_retrievers
+    from hybrid.engine.presets import offline_retrievers
 
     data = load_dataset(DATA / AUTORAG, "test")
     dense = offline_retrievers()["dense"]
@@ -149,8 +149,9 @@ def score_dataset(label, cands, qrels, tuned, oracle, tuned_how) -> dict:
 def mixed_candidates(query_set: str):
     """Candidates of ``query_set``'s queries over the pooled AutoRAG + Belebele documents."""
     import scipy.sparse as sp
-    from hybrid.evaluation import Dataset, cached_encode, retrieve_candidates
-    from hybrid.presets import offline_retrievers
+
+    from hybrid.engine.presets import offline_retrievers
+    from hybrid.eval import Dataset, cached_encode, retrieve_candidates
 
     parts = [load_dataset(DATA / n, "test") for n in (AUTORAG, BELEBELE)]
     own = parts[0] if query_set == AUTORAG else parts[1]
@@ -305,10 +306,15 @@ def best_of(fn, repeats: int = 5) -> float:
 def run_overhead() -> dict:
     """Per-query costs on SciFact test (microseconds), one thread."""
     import scipy.sparse as sp
-    from hybrid.evaluation import cached_encode
-    from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever, token_coverage
 
     from hybrid.encoders.splade import SpladeEncoder
+    from hybrid.engine.retrievers import (
+        BM25Retriever,
+        DenseRetriever,
+        SpladeRetriever,
+        token_coverage,
+    )
+    from hybrid.eval import cached_encode
     from indexes import DenseIndex
 
     _, test, _, cands = scifact_candidates(progress=False)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 STATS_FILE = "collection_stats.npz"
-EVIDENCE_VERSION = 4
+EVIDENCE_VERSION = 5
 """Bumped when the evidence measures change: cached candidate sets measured with another
 version measure their evidence again (:func:`hybrid.eval.retrieve_candidates`)."""
 NO_SCRIPT = -1
@@ -432,11 +432,23 @@ def standout_reach(same: np.ndarray, other: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(diff, nan=0.0), 0.0, 1.0)
 
 
+REACH_MEASURES = ("share", "standout")
+"""How :func:`document_reach` judges, from the reference lists, whether a query's answers are in
+its script: ``"share"`` (the default) the share of their top :data:`SHARE_DEPTH` documents in the
+query's script; ``"standout"`` :func:`standout_reach` (each script's best standardised within its
+own script: solves the bilingual news pool but cuts BM25 on the AutoRAG + Belebele pool; see the
+README)."""
+SHARE_DEPTH = 100
+"""How many of a reference list's best documents the ``"share"`` reach looks at (the fusion
+depth: the documents that can enter the fused ranking)."""
+
+
 def document_reach(
     stats: CollectionStats | None,
     scripts: Sequence[str | None],
     reference: Reference | None = None,
     crossing: np.ndarray | None = None,
+    measure: str = "share",
 ) -> np.ndarray:
     """How much of what a query needs a script-bound retriever can match, per query, in [0, 1].
 
@@ -444,12 +456,14 @@ def document_reach(
     reads every script; 0.12 for an English WordPiece SPLADE over Korean news) times
     ``p + (1 - p) x crossing``: ``p`` says whether the answers are in the query's dominant
     script (``scripts``, from :func:`query_scripts`), ``crossing`` (:func:`crossing_share`,
-    None: 0) how much of the query can still match documents in another script. ``p``: with a
-    ``reference`` (retrievers not bound to a script), the :func:`standout_reach` of their
-    ranked lists, averaged over them; without, the share of the collection in the query's
-    script. A query without letters, and a document without letters, match any script. No
-    statistics (None): 1, the query alone decides, as before.
+    None: 0) how much of the query can still match documents in another script. ``p`` from a
+    ``reference`` (retrievers not bound to a script), averaged over its lists, by ``measure``
+    (:data:`REACH_MEASURES`); without one, the share of the collection in the query's script.
+    A query without letters, and a document without letters, match any script. No statistics
+    (None): 1, the query alone decides, as before.
     """
+    if measure not in REACH_MEASURES:
+        raise ValueError(f"measure must be one of {REACH_MEASURES}, got {measure!r}")
     if stats is None:
         return np.ones(len(scripts))
     code = _query_codes(stats, scripts)
@@ -463,8 +477,11 @@ def document_reach(
                     f"reference lists hold {ids.shape[0]} queries, scripts {len(scripts)} "
                     f"(ids {ids.shape}, scores {scores.shape})"
                 )
-            same, other, _ = script_standouts(stats.row_scripts(ids), scores, code)
-            parts.append(standout_reach(same, other))
+            if measure == "share":
+                parts.append(_script_share(stats.row_scripts(ids[:, :SHARE_DEPTH]), code))
+            else:
+                same, other, _ = script_standouts(stats.row_scripts(ids), scores, code)
+                parts.append(standout_reach(same, other))
         share = np.mean(parts, axis=0)
     if crossing is not None:
         crossing = np.asarray(crossing, dtype=np.float64)
@@ -473,6 +490,15 @@ def document_reach(
         share = share + (1.0 - share) * np.clip(crossing, 0.0, 1.0)
     share[code == NO_SCRIPT] = 1.0  # a query without letters
     return stats.intact_share() * share
+
+
+def _script_share(found: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """Share of each row's documents (script codes; padding left out) in the query's script
+    (documents without letters count); rows without documents: 0."""
+    valid = found >= NO_SCRIPT
+    same = valid & ((found == code[:, None]) | (found == NO_SCRIPT))
+    n = valid.sum(axis=1)
+    return np.where(n > 0, same.sum(axis=1) / np.maximum(n, 1), 0.0)
 
 
 def _query_codes(stats: CollectionStats, scripts: Sequence[str | None]) -> np.ndarray:
@@ -488,6 +514,7 @@ def describe_reach(
     value: float,
     reference: Reference | None = None,
     crossing: float = 0.0,
+    measure: str = "share",
 ) -> str:
     """One query's reach in words, for explanations (``reference``: that query's reference
     lists, :meth:`Reference.rows`; None: the whole collection; ``crossing``: its
@@ -498,6 +525,13 @@ def describe_reach(
     elif reference is None:
         share = stats.script_share(script)
         where = f"{share:.0%} of its documents are in the query's script ({script.title()})"
+    elif measure == "share":
+        code = _query_codes(stats, [script])
+        where = "; ".join(
+            f"{_script_share(stats.row_scripts(ids[:, :SHARE_DEPTH]), code)[0]:.0%} of {name}'s "
+            f"top {min(ids.shape[1], SHARE_DEPTH)} are in the query's script ({script.title()})"
+            for name, ids in zip(reference.names, reference.ids, strict=True)
+        )
     else:
         where = "; ".join(
             _describe_standout(stats, script, name, ids, scores)
@@ -548,6 +582,7 @@ def measure_evidence(
     encoded: Any,
     name: str | None = None,
     reference: Reference | None = None,
+    measure: str = "share",
 ) -> tuple[np.ndarray, np.ndarray]:
     """A retriever's evidence for each query in two parts, ``(read, reach)``: the product is
     what ``"adaptive"`` fusion weighs it by.
@@ -568,4 +603,4 @@ def measure_evidence(
         return read, np.ones(n_q)
     stats = retriever.collection_stats()
     scripts, crossing = query_profiles(queries)
-    return read, document_reach(stats, scripts, reference, crossing)
+    return read, document_reach(stats, scripts, reference, crossing, measure)

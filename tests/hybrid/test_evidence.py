@@ -165,7 +165,7 @@ def test_document_reach_from_reference_lists_hand_worked():
     s = CollectionStats()
     s.add([KO, EN, KO, KO, KO, EN])  # rows 0..5: H L H H H L
     ref = _reference([[0, 1, 2, 3, 4, 5]] * 3, [[0.9, 0.8, 0.5, 0.4, 0.3, 0.2]] * 3)
-    reach = document_reach(s, ["HANGUL", "LATIN", None], ref)
+    reach = document_reach(s, ["HANGUL", "LATIN", None], ref, measure="standout")
     np.testing.assert_allclose(reach, [0.646464, 0.0, 1.0], atol=1e-6)
     # dense ranks a Hangul document first and favours Hangul overall, but its best Latin
     # document stands out further from the other Latin ones: Hangul 0.96 .95 .94 .93 -> 1.342,
@@ -175,12 +175,14 @@ def test_document_reach_from_reference_lists_hand_worked():
     biased = _reference(
         [[0, 4, 1, 2, 3, 5, 6, 7]], [[0.96, 0.955, 0.95, 0.94, 0.93, 0.5, 0.5, 0.5]]
     )
-    np.testing.assert_allclose(document_reach(t, ["HANGUL"], biased), [0.0])
+    np.testing.assert_allclose(document_reach(t, ["HANGUL"], biased, measure="standout"), [0.0])
     np.testing.assert_allclose(
-        document_reach(t, ["LATIN"], biased), [np.sqrt(3) - 0.015 / np.sqrt(0.000125)], atol=1e-6
+        document_reach(t, ["LATIN"], biased, measure="standout"),
+        [np.sqrt(3) - 0.015 / np.sqrt(0.000125)],
+        atol=1e-6,
     )
     with pytest.raises(ValueError, match="reference lists hold 1 queries, scripts 2"):
-        document_reach(t, ["HANGUL", "LATIN"], biased)
+        document_reach(t, ["HANGUL", "LATIN"], biased, measure="standout")
     # two reference lists: the mean of their reaches
     from hybrid.engine.evidence import Reference
 
@@ -188,15 +190,17 @@ def test_document_reach_from_reference_lists_hand_worked():
     other = _reference([[1, 0, 2, 3, 4, 5]], [[0.9, 0.8, 0.5, 0.4, 0.3, 0.2]])
     both = Reference(("a", "b"), ref.rows(0).ids + other.ids, ref.rows(0).scores + other.scores)
     np.testing.assert_allclose(
-        document_reach(s, ["HANGUL"], both), [(0.646464 + 0.603567) / 2], atol=1e-6
+        document_reach(s, ["HANGUL"], both, measure="standout"),
+        [(0.646464 + 0.603567) / 2],
+        atol=1e-6,
     )
     assert both.label == "a's top 6 and b's top 6"
-    assert describe_reach(s, "HANGUL", 0.65, ref.rows(0)) == (
+    assert describe_reach(s, "HANGUL", 0.65, ref.rows(0), measure="standout") == (
         "in dense's top 6, the best Hangul document stands 1.6 sd above the other Hangul ones, "
         "the best Latin one stands 1.0 sd above the other Latin ones: reach 0.65"
     )
     s.delete([1])  # a deleted row keeps its script: reference rows are live by definition
-    np.testing.assert_allclose(document_reach(s, ["LATIN"], ref.rows(1)), [0.0])
+    np.testing.assert_allclose(document_reach(s, ["LATIN"], ref.rows(1), measure="standout"), [0.0])
 
 
 def test_crossing_share_and_its_part_of_the_reach():
@@ -214,7 +218,7 @@ def test_crossing_share_and_its_part_of_the_reach():
     s = CollectionStats()
     s.add([KO, EN, KO, KO, KO, EN])  # rows 0..5: H L H H H L
     ref = _reference([[0, 1, 2, 3, 4, 5]] * 2, [[0.9, 0.8, 0.5, 0.4, 0.3, 0.2]] * 2)
-    reach = document_reach(s, scripts, ref, crossing)
+    reach = document_reach(s, scripts, ref, crossing, measure="standout")
     # Hangul query: p = 0.646464, + 0.353536 x 1/3; Latin query: p = 0, crossing 0
     np.testing.assert_allclose(reach, [0.646464 + 0.353536 / 3, 0.0], atol=1e-6)
     # without a reference: the collection's share (Hangul 4 of 6)
@@ -227,3 +231,27 @@ def test_crossing_share_and_its_part_of_the_reach():
         "67% of its documents are in the query's script (Hangul); 33% of the query (digits, "
         "other scripts' letters) can match documents in other scripts: reach 0.76"
     )
+
+
+def test_document_reach_share_of_reference_lists_hand_worked():
+    """The default measure: the share of a reference list's top 100 in the query's script (rows
+    without letters count, padding is left out), times the intact share."""
+    from hybrid.engine.evidence import describe_reach
+
+    s = CollectionStats()
+    s.add([KO, EN, DIGITS, KO, EN])  # rows 0..4: HANGUL, LATIN, none, HANGUL, LATIN
+    ids = np.array([[0, 3, 2, -1], [1, 0, -1, -1], [-1, -1, -1, -1]])
+    scores = np.where(ids >= 0, 1.0, -np.inf)
+    ref = _reference(ids, scores)
+    reach = document_reach(s, ["HANGUL", "LATIN", "LATIN"], ref)
+    # query 0: rows 0, 3 Hangul, 2 no letters -> 3/3; query 1: row 1 of rows 1, 0 -> 1/2;
+    # query 2: no reference rows -> 0
+    np.testing.assert_allclose(reach, [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(
+        document_reach(s, ["LATIN"], ref.rows(1), np.array([0.5])), [0.5 + 0.5 * 0.5]
+    )
+    assert describe_reach(s, "LATIN", 0.5, ref.rows(1)) == (
+        "50% of dense's top 4 are in the query's script (Latin): reach 0.50"
+    )
+    with pytest.raises(ValueError, match="measure must be one of"):
+        document_reach(s, ["LATIN"], ref.rows(1), measure="vote")

@@ -9,9 +9,11 @@ Every document gets a metadata field ``bucket``, uniform in 0..999; a filter
   (``benchmarks/bm25.py`` ``synthetic``), 300 SciFact test queries;
 - ``splade``: SPLADE-tiny SciFact encodings resampled to ``n`` (``benchmarks/sparse.py``
   ``synthesize``), the 300 test queries;
-- ``dense``: clustered unit vectors, 384-d (``benchmarks/dense.py`` ``synthetic``), Flat,
-  HNSW32 (efSearch 64; with the exact-subset policy and graph-only) and IVF (nprobe 16), 200
-  queries; filtered recall@10 against exact filtered search;
+- ``dense``: clustered unit vectors, 384-d unless ``--dim`` (``benchmarks/dense.py``
+  ``synthetic``), Flat, HNSW32 (efSearch 64; ``filter_policy`` "auto", "graph", and the
+  policy before it, emulated: exact up to 20,000 allowed, else the beam widened by live /
+  allowed) and IVF (nprobe 16), 200 queries; filtered recall@10 against exact filtered
+  search. Built HNSW/IVF indexes can be kept with ``--cache DIR``;
 - ``peers``: one collection of ``n`` documents with BM25 text (the bm25 tokens, joined) and a
   dense vector, searched by this engine (BM25 + Flat, RRF, ``search(filter=)``) and by LanceDB
   (FTS, exact vector search, hybrid with RRF, ``.where("bucket < t", prefilter=True)``, scalar
@@ -24,6 +26,8 @@ work may run in other threads). "hits" is the mean number of hits per query at k
 
     nice -n 10 python3 benchmarks/filters.py bm25 --n 200000 1000000
     nice -n 10 python3 benchmarks/filters.py dense --n 200000
+    nice -n 10 python3 benchmarks/filters.py dense --n 1000000 --dim 128 --hnsw-m 16 \
+        --ef-construction 20 --cache /tmp/dense-cache --dense-queries 100 --budget 3
     nice -n 10 python3 benchmarks/filters.py peers --n 200000
 """
 
@@ -49,7 +53,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hybrid.filters import MetadataIndex  # noqa: E402
+from hybrid.engine.filters import MetadataIndex  # noqa: E402
 from indexes import BM25Index, DenseIndex, SparseIndex  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -164,64 +168,149 @@ def _hits(results) -> float:
     return float(np.mean([(r.ids >= 0).sum() / r.ids.shape[0] for r in results]))
 
 
-def run_dense(n: int, args) -> list[dict]:
-    dm = _bench("dense")
-    centres = np.random.default_rng(0).standard_normal((1000, 384), dtype=np.float32)
-    x = dm.synthetic(n, centres, seed=1)
-    q = dm.synthetic(200, centres, seed=2)
-    row0: dict = {"n": n}
-    meta = metadata_index(buckets(n), row0)
-    rows = []
-    flat = DenseIndex(384, factory="Flat", threads=1)
-    flat.add(x)
+def _key(kind: str, args) -> str:
+    return f"hnsw{args.hnsw_m}-efc{args.ef_construction}" if kind == "hnsw32" else kind
+
+
+def _built(kind: str, n: int, args, build) -> DenseIndex:
+    """``build()``, or the index saved by an earlier run under ``--cache`` (built indexes are
+    kept there: an HNSW at 1M takes many minutes on two cores)."""
+    path = None if args.cache is None else args.cache / f"{_key(kind, args)}-{n}-{args.dim}"
+    if path is not None and (path / "meta.json").is_file():
+        index = DenseIndex.load(path, threads=1)
+        log(f"dense {n}: {kind} loaded from {path}")
+        return index
     t0 = time.perf_counter()
-    hnsw = DenseIndex(384, factory="HNSW32", threads=2)
-    hnsw.add(x)
-    hnsw.threads = 1
-    hnsw.ef_search = 64
-    log(f"dense {n}: HNSW32 built in {time.perf_counter() - t0:.0f}s")
-    nlist = max(16, round(float(np.sqrt(n)) / 8) * 8)
-    ivf = DenseIndex(384, factory=f"IVF{nlist},Flat", threads=2)
-    ivf.train(x[np.random.default_rng(1).choice(n, size=min(n, 50_000), replace=False)])
-    ivf.add(x)
-    ivf.threads = 1
-    ivf.nprobe = 16
-    log(f"dense {n}: IVF{nlist} built")
-    del x
-    gc.collect()
+    index = build()
+    log(f"dense {n}: {kind} built in {time.perf_counter() - t0:.0f}s")
+    if path is not None:
+        index.save(path)
+    return index
+
+
+def run_dense(n: int, args) -> list[dict]:
+    """Flat, HNSW and IVF, one index in memory at a time (1M x 384 float32 is 1.5 GB each)."""
+    dm = _bench("dense")
+    dim = args.dim
+    centres = np.random.default_rng(0).standard_normal((1000, dim), dtype=np.float32)
+    x = dm.synthetic(n, centres, seed=1)
+    q = dm.synthetic(args.dense_queries, centres, seed=2)
+    row0: dict = {"n": n, "dim": dim}
+    meta = metadata_index(buckets(n), row0)
+    masks = {s: meta.mask(spec_of(s)) for s in SELECTIVITY}
     one = [q[i : i + 1] for i in range(q.shape[0])]
-    truth = {None: flat.search(q, K).ids}
-    for s in SELECTIVITY:
-        truth[s] = flat.search(q, K, allowed=meta.mask(spec_of(s))).ids
-    for name, index, policy in [
-        ("Flat", flat, None),
-        ("HNSW32 ef64", hnsw, 20_000),
-        ("HNSW32 ef64, graph only", hnsw, 0),
-        (f"IVF{nlist},Flat nprobe16", ivf, None),
-    ]:
-        if policy is not None:
-            index.exact_filter_below = policy
-        base = None
-        for s in [None, *SELECTIVITY] if policy != 0 else SELECTIVITY:
-            allowed = None if s is None else meta.mask(spec_of(s))
-            ids = index.search(q, K, allowed=allowed).ids
-            rate = qps(
-                lambda i, a=allowed, x=index: x.search(one[i], K, allowed=a), len(one), args.budget
-            )
-            base = rate if s is None else base
-            rows.append(
-                {
-                    "part": "dense",
-                    **row0,
-                    "index": name,
-                    "filter": "none" if s is None else f"{s:.1%}",
-                    "qps": rate,
-                    "vs unfiltered": None if base is None else rate / base,
-                    "hits": float((ids >= 0).sum(1).mean()),
-                    "recall@10": _recall(ids, truth[s]),
-                }
-            )
-            log(json.dumps(rows[-1]))
+    flat: DenseIndex | None = None
+    truth: dict = {}
+    if not args.build_only:
+        flat = DenseIndex(dim, factory="Flat", threads=1)
+        flat.add(x)
+        truth[None] = flat.search(q, K).ids
+        for s in SELECTIVITY:
+            truth[s] = flat.search(q, K, allowed=masks[s]).ids
+        log(f"dense {n}: Flat built, exact filtered top-{K} taken")
+    nlist = max(16, round(float(np.sqrt(n)) / 8) * 8)
+
+    hnsw_name = f"HNSW{args.hnsw_m} ef64"
+
+    def hnsw_build() -> DenseIndex:
+        index = DenseIndex(dim, factory=f"HNSW{args.hnsw_m}", threads=2)
+        index._hnsw().hnsw.efConstruction = args.ef_construction
+        index.add(x)
+        return index
+
+    def ivf_build() -> DenseIndex:
+        index = DenseIndex(dim, factory=f"IVF{nlist},Flat", threads=2)
+        sample = np.random.default_rng(1).choice(n, size=min(n, 50_000), replace=False)
+        index.train(x[np.sort(sample)])
+        index.add(x)
+        return index
+
+    builds = {"hnsw32": hnsw_build, "ivf": ivf_build}
+    cached = args.cache is not None and args.cache
+    pending = [
+        k
+        for k in builds
+        if k in args.indexes and not (cached and (args.cache / f"{k}-{n}").is_dir())
+    ]
+    if not pending:
+        x = None
+    rows: list[dict] = []
+    for kind in ["flat", "hnsw32", "ivf"]:
+        if kind not in args.indexes:
+            continue
+        if kind == "flat":
+            if flat is not None:
+                rows += _dense_rows(flat, "Flat", None, masks, truth, q, one, row0, args)
+            continue
+        flat = None  # the truth is taken: free it before the next index
+        gc.collect()
+        index = _built(kind, n, args, builds[kind])
+        if kind in pending:
+            pending.remove(kind)
+            if not pending:
+                x = None
+        if args.build_only:
+            continue
+        index.threads = 1
+        if kind == "hnsw32":
+            index.ef_search = 64
+            runs = [
+                (hnsw_name, "auto"),
+                (f"{hnsw_name}, graph only", "graph"),
+                (f"{hnsw_name}, exact only", "exact"),
+                (f"{hnsw_name}, previous policy", "previous"),
+            ]
+        else:
+            index.nprobe = 16
+            runs = [(f"IVF{nlist},Flat nprobe16", None)]
+        base = None  # the index's unfiltered q/s, from its first run
+        for name, policy in runs:
+            got = _dense_rows(index, name, policy, masks, truth, q, one, row0, args, base)
+            base = got[0]["qps"] if base is None else base
+            rows += got
+        index = None
+        gc.collect()
+    return rows
+
+
+def _dense_rows(index, name, policy, masks, truth, q, one, row0, args, base=None) -> list[dict]:
+    """Unfiltered and filtered q/s, hits and recall@10 (against exact filtered search) of one
+    index; ``policy`` "graph" forces HNSW's graph walk at every selectivity."""
+    from indexes import _dense_filter as df
+
+    saved = (df.WIDEN_EXPONENT, df.graph_step_cost, df.EXACT_FLOOR)
+    if policy == "previous":  # exact up to 20,000 allowed, else the beam times live / allowed
+        df.WIDEN_EXPONENT, df.graph_step_cost, df.EXACT_FLOOR = 1.0, lambda dim: 0.0, 20_000
+    if policy is not None:
+        index.filter_policy = "auto" if policy == "previous" else policy
+    try:
+        return _timed_rows(index, name, policy, masks, truth, q, one, row0, args, base)
+    finally:
+        df.WIDEN_EXPONENT, df.graph_step_cost, df.EXACT_FLOOR = saved
+
+
+def _timed_rows(index, name, policy, masks, truth, q, one, row0, args, base) -> list[dict]:
+    rows: list[dict] = []
+    for s in [None, *SELECTIVITY] if policy in (None, "auto") else SELECTIVITY:
+        allowed = None if s is None else masks[s]
+        ids = index.search(q, K, allowed=allowed).ids
+        rate = qps(
+            lambda i, a=allowed, x=index: x.search(one[i], K, allowed=a), len(one), args.budget
+        )
+        base = rate if s is None else base
+        rows.append(
+            {
+                "part": "dense",
+                **row0,
+                "index": name,
+                "filter": "none" if s is None else f"{s:.1%}",
+                "qps": rate,
+                "vs unfiltered": None if base is None else rate / base,
+                "hits": float((ids >= 0).sum(1).mean()),
+                "recall@10": _recall(ids, truth[s]),
+            }
+        )
+        log(json.dumps(rows[-1]))
     return rows
 
 
@@ -239,7 +328,7 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 def run_peers(n: int, args) -> list[dict]:
     from hybrid.engine import HybridRetriever
-    from hybrid.retrievers import BM25Retriever, DenseRetriever
+    from hybrid.engine.retrievers import BM25Retriever, DenseRetriever
 
     bm, dm = _bench("bm25"), _bench("dense")
     _, corpus, _, queries, _ = bm.load_beir(DATA / "scifact")
@@ -441,6 +530,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--peer-queries", type=int, default=100)
     ap.add_argument("--qdrant-queries", type=int, default=20)
     ap.add_argument("--json", type=Path, help="append rows as JSON lines here")
+    ap.add_argument("--cache", type=Path, help="dense: keep built HNSW/IVF indexes here")
+    ap.add_argument(
+        "--indexes", nargs="+", default=["flat", "hnsw32", "ivf"], help="dense: which indexes"
+    )
+    ap.add_argument("--dense-queries", type=int, default=200)
+    ap.add_argument("--dim", type=int, default=384, help="dense: vector dimension")
+    ap.add_argument("--hnsw-m", type=int, default=32, help="dense: HNSW links per node (M)")
+    ap.add_argument("--ef-construction", type=int, default=40, help="dense: HNSW build beam")
+    ap.add_argument("--build-only", action="store_true", help="dense: build and cache, no timing")
     args = ap.parse_args(argv)
     for n in args.n:
         if args.part in ("bm25", "splade"):

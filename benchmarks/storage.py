@@ -12,10 +12,18 @@ process (peak RSS per phase):
   (durable when it returns), the first search after it, a second one, ``delete`` of 10,
   ``optimize``; times, folder size.
 
-Then the SIGKILL loop and the corruption loop of ``tests/hybrid/test_storage.py`` with more rounds.
+- ``merge`` (``--merge-docs`` documents, a fresh engine per kind): 1,000 small commits (5
+  documents each, 2 deleted every 10th) with the background merge off and with the default
+  :class:`~hybrid.storage.MergePolicy`; then the time per commit, the merges made, the records
+  left in the log, folder and database size, ``open`` time (verify off / on); and search
+  latency (p50 / p95 over single queries) idle and while a merge runs, with the merge's time.
+
+Then the SIGKILL loop (the writer merging every few commits, so kills land in merges too) and
+the corruption loop of ``tests/hybrid/test_storage.py`` with more rounds.
 
     nice -n 10 python3 benchmarks/storage.py                    # 1M BM25, 200k dense, 300 kills
     python3 benchmarks/storage.py --bm25-docs 20000 --dense-docs 20000 --kills 20   # quick
+    python3 benchmarks/storage.py --bm25-docs 0 --dense-docs 0 --merge-docs 100000 --kills 200
 """
 
 from __future__ import annotations
@@ -87,7 +95,7 @@ def dense_vectors(n: int, seed: int) -> np.ndarray:
 def make_engine(kind: str):
     from hybrid import HybridRetriever
     from hybrid.encoders.dense import CallableEncoder
-    from hybrid.retrievers import BM25Retriever, DenseRetriever
+    from hybrid.engine.retrievers import BM25Retriever, DenseRetriever
 
     if kind == "bm25":
         return HybridRetriever({"bm25": BM25Retriever(str.split)}, parallel=False)
@@ -218,6 +226,100 @@ def phase_update(kind: str, work: Path) -> dict:
     return out
 
 
+COMMITS = 1000
+
+
+def _small_commit(engine, kind: str, k: int, texts: list[str]) -> None:
+    ids = [f"c{k}-{j}" for j in range(5)]
+    if kind == "bm25":
+        engine.add(texts[5 * k : 5 * k + 5], ids=ids)
+    else:
+        engine.add(ids, ids=ids, encoded={"dense": dense_vectors(5, 10**7 + k)})
+    if k % 10 == 9:
+        engine.delete([f"c{k}-0", f"c{k - 1}-1"])
+
+
+def _latencies_ms(engine, queries, until=None, rounds: int = 3) -> list[float]:
+    out = []
+    while True:
+        for q in queries:
+            t = time.perf_counter()
+            engine.search(q, k=10)
+            out.append(1000 * (time.perf_counter() - t))
+            if until is not None and not until():
+                return out
+        rounds -= 1
+        if until is None and rounds == 0:
+            return out
+
+
+def phase_merge(kind: str, n: int, work: Path) -> dict:
+    """1,000 small commits with the background merge off and on; search latency in a merge."""
+    from hybrid import HybridRetriever
+    from hybrid.storage import MergePolicy
+
+    engine = make_engine(kind)
+    ids = [f"d{i}" for i in range(n)]
+    if kind == "bm25":
+        engine.add(bm25_collection(n, seed=0), ids=ids)
+    else:
+        engine.add(ids, ids=ids, encoded={"dense": dense_vectors(n, 0)})
+    engine.save(work / "base")
+    del engine
+    out: dict = {}
+    queries = [" ".join(t[:4]) for t in scifact_tokens()[:QUERIES]]
+    texts = bm25_collection(5 * COMMITS, seed=10**7) if kind == "bm25" else []
+    for label, policy in (("merge off", None), ("merge on", MergePolicy())):
+        path = work / label.replace(" ", "-")
+        shutil.copytree(work / "base", path)
+        engine = HybridRetriever.open(
+            path, encoders=encoders(kind), verify=False, parallel=False, merge=policy
+        )
+        t = time.perf_counter()
+        for k in range(COMMITS):
+            _small_commit(engine, kind, k, texts)
+        out[f"{label}: ms per small commit"] = 1000 * (time.perf_counter() - t) / COMMITS
+        merger = engine._folder.merger
+        if merger is not None:
+            merger.wait()
+            out[f"{label}: merges"] = merger.merges
+        out[f"{label}: log records left"] = engine._folder.log_size[0]
+        engine.close()
+        out[f"{label}: folder MB"] = folder_mb(path)
+        out[f"{label}: engine.sqlite(+wal) MB"] = (
+            sum(p.stat().st_size for p in path.glob("engine.sqlite*")) / 2**20
+        )
+        for verify in (False, True):
+            t = time.perf_counter()
+            HybridRetriever.open(
+                path, encoders=encoders(kind), verify=verify, parallel=False, merge=None
+            ).close()
+            out[f"{label}: open verify={verify} s"] = time.perf_counter() - t
+    # search latency idle and during a merge (of the 1,000-commit log of "merge off")
+    never = MergePolicy(max_commits=10**9, min_commits=10**9)
+    engine = HybridRetriever.open(
+        work / "merge-off", encoders=encoders(kind), verify=False, parallel=False, merge=never
+    )
+    engine.search(queries[0], k=10)
+    idle = _latencies_ms(engine, queries)
+    merger = engine._folder.merger
+    merger.policy = MergePolicy(max_commits=1, min_commits=1)
+    t = time.perf_counter()
+    merger.notify()
+    during = _latencies_ms(engine, queries, until=lambda: merger._busy or merger._pending)
+    merger.wait()
+    out["merge of the 1,000-record log s"] = time.perf_counter() - t
+    merger.policy = never
+    p_idle, p_merge = np.percentile(idle, [50, 95]), np.percentile(during, [50, 95])
+    out["search p50 / p95 ms, idle"] = f"{p_idle[0]:.2f} / {p_idle[1]:.2f}"
+    out["search p50 / p95 ms, during the merge"] = (
+        f"{p_merge[0]:.2f} / {p_merge[1]:.2f} ({len(during)} searches)"
+    )
+    engine.close()
+    out["merge peak MB"] = peak_mb()
+    return out
+
+
 def run_phase(phase: str, kind: str, n: int, work: Path) -> dict:
     cmd = [
         sys.executable,
@@ -258,6 +360,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dense-docs", type=int, default=200_000)
     ap.add_argument("--kills", type=int, default=300)
     ap.add_argument(
+        "--merge-docs",
+        type=int,
+        default=0,
+        help="documents of the engines of the merge phase (0: skip it)",
+    )
+    ap.add_argument(
         "--doc-len",
         type=int,
         default=0,
@@ -272,10 +380,11 @@ def main(argv: list[str] | None = None) -> None:
     global DOC_LEN
     DOC_LEN = args.doc_len
     if args.phase:
-        fn = phase_build if args.phase == "build" else phase_update
-        res = (
-            fn(args.kind, args.n, args.work) if args.phase == "build" else fn(args.kind, args.work)
-        )
+        if args.phase == "update":
+            res = phase_update(args.kind, args.work)
+        else:
+            fn = phase_build if args.phase == "build" else phase_merge
+            res = fn(args.kind, args.n, args.work)
         print(json.dumps(res))
         return
     report: dict = {}
@@ -290,15 +399,20 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(work, ignore_errors=True)
         report[kind] = row
         print(json.dumps(row), file=sys.stderr)
+    merges = {}
+    for kind in ("bm25", "dense") if args.merge_docs > 0 else ():
+        work = Path(tempfile.mkdtemp(prefix=f"storage-merge-{kind}-"))
+        try:
+            merges[kind] = run_phase("merge", kind, args.merge_docs, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(json.dumps(merges[kind]), file=sys.stderr)
     if args.kills:
         report["loops"] = loops(args.kills)
-    print(
-        "\n| measure | "
-        + " | ".join(f"{r['engine']} {r['docs']:,}" for k, r in report.items() if k != "loops")
-        + " |"
-    )
     rows = [r for k, r in report.items() if k != "loops"]
-    print("|---|" + "---|" * len(rows))
+    if rows:
+        names = " | ".join(f"{r['engine']} {r['docs']:,}" for r in rows)
+        print(f"\n| measure | {names} |\n|---|" + "---|" * len(rows))
     for key in rows[0] if rows else []:
         if key in ("engine", "docs"):
             continue
@@ -308,6 +422,21 @@ def main(argv: list[str] | None = None) -> None:
             + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in vals)
             + " |"
         )
+    if merges:
+        print(
+            f"\n| {COMMITS:,} small commits, {args.merge_docs:,} documents | "
+            + " | ".join(merges)
+            + " |"
+        )
+        print("|---|" + "---:|" * len(merges))
+        for key in next(iter(merges.values())):
+            vals = [m.get(key) for m in merges.values()]
+            print(
+                f"| {key} | "
+                + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in vals)
+                + " |"
+            )
+        report["merge"] = merges
     if "loops" in report:
         print(f"\n{json.dumps(report['loops'])}")
     if args.json:

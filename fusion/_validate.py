@@ -33,7 +33,11 @@ def short(value: Any) -> str:
 
 def check_sequence(value: Any, name: str, what: str) -> None:
     """``value`` is a list/tuple-like collection (not a string, not None)."""
-    if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, (Sequence, np.ndarray)):
+    if (
+        isinstance(value, (str, bytes, bytearray))
+        or not isinstance(value, (Sequence, np.ndarray))
+        or (isinstance(value, np.ndarray) and value.ndim == 0)
+    ):
         raise TypeError(f"{name} must be {what}, got {type(value).__name__} {short(value)}")
 
 

@@ -356,9 +356,8 @@ def fuse_padded(
     check_sequence(lists, "lists", _PAIRS)
     if len(lists) == 0:
         raise ValueError("lists is empty: give at least one (ids, scores) pair")
-    checked = [
-        check_padded(*_pair(p, f"list {j}"), f"list {j}", ndim=2) for j, p in enumerate(lists)
-    ]
+    pairs = [_pair(p, f"list {j}") for j, p in enumerate(lists)]
+    checked = [check_padded(*p, f"list {j}", ndim=2) for j, p in enumerate(pairs)]
     n_q = {a.shape[0] for a, _ in checked}
     if len(n_q) != 1:
         raise ValueError(f"all lists must have the same number of queries, got {sorted(n_q)}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -21,8 +21,7 @@ from indexes._base import (
     write_meta,
 )
 
-if TYPE_CHECKING:
-    from indexes.sparse import SparseIndex
+_Index = TypeVar("_Index")  # indexes.sparse.SparseIndex (which imports this module)
 
 FORMAT_VERSION = 3  # 1: weight-tiered postings, 2: 32-bit ids (read no more: rebuild)
 WEIGHT_DTYPES = {"uint16": np.uint16, "float32": np.float32}
@@ -45,7 +44,7 @@ class _Segment:
     deleted: np.ndarray  # uint8, n_docs
 
 
-def save_index(index: SparseIndex, path: str | Path) -> Path:
+def save_index(index: Any, path: str | Path) -> Path:
     """Write every segment as .npy arrays plus ``meta.json`` (type, format version)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -69,7 +68,7 @@ def save_index(index: SparseIndex, path: str | Path) -> Path:
     )
 
 
-def load_index(cls: type[SparseIndex], path: str | Path, mmap: bool = True) -> SparseIndex:
+def load_index(cls: type[_Index], path: str | Path, mmap: bool = True) -> _Index:
     """Open a saved index; posting arrays are memory-mapped read-only when ``mmap``."""
     path = Path(path)
     meta = read_meta(path, "SparseIndex", FORMAT_VERSION)

@@ -11,6 +11,12 @@
   search by an ``IDSelector`` (the graph still routes through them: rebuild the index once most
   of it is deleted). Other types (e.g. ``...,RFlat`` refine indexes) also keep tombstones, and
   their searches fetch ``k + #tombstones`` candidates and drop the deleted ones.
+* **Undo.** ``checkpoint()`` opens a write that ``rollback(token)`` undoes completely, adds and
+  deletes alike: while it is open, deletes are tombstones only (dropped physically by the next
+  ``checkpoint()`` or ``settle()``, once the write is final), and the adds are removed again
+  (IVF, flat codes) or, for graphs, which cannot remove, unlinked from their ids: the vectors
+  stay in the graph as nameless "orphans" (id -1 in FAISS's id map), filtered like tombstones,
+  and the ids are free for the next add.
 * **Metric.** ``"ip"`` scores by raw inner product. ``"cosine"`` L2-normalises every stored and
   every query vector (on copies), then uses inner product; a zero vector stays zero and scores 0.
 * **Training.** ``train(vectors)`` trains explicitly. Otherwise the first ``add`` trains on the
@@ -35,71 +41,25 @@
 
 from __future__ import annotations
 
-import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from indexes import _dense_undo
 from indexes._base import (
     PAD_ID,
-    PAD_SCORE,
-    IndexCorruptedError,
-    IndexFormatError,
     SearchResult,
-    check_allowed,
     empty_result,
-    read_meta,
-    write_meta,
 )
+from indexes._dense_filter import FILTER_POLICIES, search_allowed
+from indexes._dense_io import load_index, save_index
+from indexes._faiss import check_threads, finish, stores_ids
+from indexes._faiss import faiss_module as _faiss
+from indexes._faiss import omp_threads as _omp_threads
 from indexes._validate import check_positive_int, check_search_k, short, unique_ids
 
-FORMAT_VERSION = 1
-INDEX_FILE = "index.faiss"
-STATE_FILE = "state.npz"
 METRICS = ("ip", "cosine")
-
-
-def _faiss() -> Any:
-    try:
-        import faiss
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "DenseIndex needs FAISS: pip install 'splade-hybrid[models]' (or faiss-cpu / faiss-gpu)"
-        ) from exc
-    return faiss
-
-
-@contextmanager
-def _omp_threads(faiss: Any, threads: int | None) -> Iterator[None]:
-    """Set FAISS's (process-global) OpenMP thread count for the block, then restore it."""
-    if threads is None:
-        yield
-        return
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
-
-
-def _check_threads(threads: int | None) -> int | None:
-    if threads is None:
-        return None
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    return int(threads)
-
-
-def _stores_ids(faiss: Any, base: Any) -> bool:
-    """Whether ``base`` stores arbitrary ids itself: an IVF, possibly behind a pre-transform."""
-    inner = faiss.downcast_index(base)
-    if isinstance(inner, faiss.IndexPreTransform):
-        inner = faiss.downcast_index(inner.index)
-    return isinstance(inner, faiss.IndexIVF)
 
 
 class DenseIndex:
@@ -139,7 +99,7 @@ class DenseIndex:
         self.dim = int(dim)
         self.metric = metric
         self.factory = factory
-        self.threads = _check_threads(threads)
+        self.threads = check_threads(threads)
         self.model_name = model_name
         faiss = _faiss()
         try:
@@ -151,7 +111,7 @@ class DenseIndex:
                 f"{str(exc).strip().splitlines()[-1]}"
             ) from exc
         self._requires_training = not base.is_trained
-        self._index = base if _stores_ids(faiss, base) else faiss.IndexIDMap(base)
+        self._index = base if stores_ids(faiss, base) else faiss.IndexIDMap(base)
         self._base = base  # the IDMap does not own it: keep it alive
         for part in self._parts():
             # index_factory turns on polysemous training for 8-bit PQ; it only serves
@@ -161,8 +121,11 @@ class DenseIndex:
         self._alive = np.zeros(0, dtype=bool)  # _alive[i]: id i was added and not deleted
         self._tombstones = np.zeros(0, dtype=np.int64)  # deleted ids still inside FAISS
         self._count = 0  # live vectors
+        self._orphans = 0  # vectors in FAISS that no id names (HNSW adds that were undone)
+        self._pos: np.ndarray | None = None  # id -> FAISS position, when orphans shift them
+        self._open = False  # inside checkpoint(): deletes are tombstones until settle()
         self._params: Any = None  # cached (bitmap, IDSelectorBitmap) over live ids
-        self.exact_filter_below = 20_000  # filtered HNSW: brute force up to this many allowed
+        self._filter_policy = "auto"
 
     # ------------------------------------------------------------------ properties
 
@@ -244,6 +207,24 @@ class DenseIndex:
             raise ValueError(f"ef_search applies to HNSW indexes, not {self.factory!r}")
         hnsw.hnsw.efSearch = check_positive_int(value, "ef_search")
 
+    @property
+    def filter_policy(self) -> str:
+        """How a filtered HNSW search runs (``search(allowed=...)``). Settable.
+
+        ``"auto"`` (default): whichever of the two below is estimated cheaper for the number of
+        allowed vectors; ``"exact"``: score every allowed vector (exact, cost grows with their
+        number); ``"graph"``: walk the graph with an ID selector and ``efSearch`` widened by
+        live / allowed (approximate). See :mod:`indexes._dense_filter`. Other index types
+        ignore it.
+        """
+        return self._filter_policy
+
+    @filter_policy.setter
+    def filter_policy(self, value: str) -> None:
+        if not isinstance(value, str) or value not in FILTER_POLICIES:
+            raise ValueError(f"filter_policy must be one of {FILTER_POLICIES}, got {short(value)}")
+        self._filter_policy = value
+
     def _can_remove(self, faiss: Any) -> bool:
         """Physical removal keeps ids right only for IVF (ids stored) and for flat-code indexes
         under the IDMap (which compact in order); anything else gets tombstones."""
@@ -265,6 +246,19 @@ class DenseIndex:
 
     def _as_matrix(self, vectors: Any, what: str, model_name: str | None = None) -> np.ndarray:
         """Validate to a C-contiguous float32 (n, dim) matrix; cosine rows normalised (copy)."""
+        if (  # what encoders return: one check instead of the general path's dozen calls
+            isinstance(vectors, np.ndarray)
+            and vectors.dtype == np.float32
+            and vectors.ndim == 2
+            and vectors.shape[1] == self.dim
+            and vectors.flags.c_contiguous
+            and np.isfinite(vectors).all()
+        ):
+            if self.metric != "cosine":
+                return vectors
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            return np.ascontiguousarray(vectors / norms, dtype=np.float32)
         try:
             raw = vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors)
         except (TypeError, ValueError) as exc:
@@ -310,7 +304,7 @@ class DenseIndex:
         return np.ascontiguousarray(arr, dtype=np.float32)
 
     def _threads(self, threads: int | None) -> int | None:
-        return _check_threads(threads) if threads is not None else self.threads
+        return check_threads(threads) if threads is not None else self.threads
 
     # ------------------------------------------------------------------ building
 
@@ -358,8 +352,11 @@ class DenseIndex:
             self._train(x, threads)
         ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
         faiss = _faiss()
+        first = int(self._index.ntotal)
         with _omp_threads(faiss, self._threads(threads)):
             self._index.add_with_ids(x, ids)
+        if self._pos is not None:
+            self._pos = np.concatenate([self._pos, np.arange(first, first + n, dtype=np.int64)])
         self._alive = np.concatenate([self._alive, np.ones(n, dtype=bool)])
         self._count += n
         self._params = None
@@ -382,11 +379,11 @@ class DenseIndex:
                 f"first: {missing[:10].tolist()}"
             )
         faiss = _faiss()
-        if self._can_remove(faiss):
+        if self._can_remove(faiss) and not self._open:
             removed = self._index.remove_ids(faiss.IDSelectorBatch(arr))
             if removed != arr.size:  # pragma: no cover - FAISS invariant
                 raise RuntimeError(f"FAISS removed {removed} of {arr.size} ids")
-        else:  # graph (HNSW), refine and other indexes: tombstone, filtered at search time
+        else:  # graphs (HNSW), refine indexes, or a write in progress: tombstones, filtered
             self._tombstones = np.union1d(self._tombstones, arr)
         alive = self._alive.copy()  # copy on write: checkpoints keep the old array
         alive[arr] = False
@@ -396,44 +393,31 @@ class DenseIndex:
         return int(arr.size)
 
     def checkpoint(self) -> tuple:
-        """An opaque token of the current state, for :meth:`rollback` of later *adds* (O(1))."""
-        return (self._alive, self._tombstones, self._count, bool(self._index.is_trained))
+        """Open a write: an opaque token of the current state, for :meth:`rollback` (O(1)).
+        The write opened before (if any) is final: its deletes are dropped physically first."""
+        return _dense_undo.checkpoint(self)
+
+    def settle(self) -> None:
+        """Close the open write: drop its deleted vectors from removable indexes (IVF, flat
+        codes); until then they are tombstones, filtered at search time."""
+        _dense_undo.settle(self)
 
     def rollback(self, token: tuple) -> None:
-        """Undo the adds made since :meth:`checkpoint` returned ``token``.
+        """Undo every add and delete since :meth:`checkpoint` returned ``token`` (see
+        :mod:`indexes._dense_undo`: deletes were tombstones; adds are removed, or, in a graph,
+        which cannot remove, unlinked from their ids)."""
+        _dense_undo.rollback(self, token)
 
-        Deletes since then cannot be undone (FAISS dropped the vectors): ``RuntimeError``.
-        Adds are undone by removing the new ids (an index trained by them is reset to a new
-        untrained one); graph indexes (HNSW), which cannot remove, raise ``RuntimeError``.
-        """
-        alive, tombstones, count, trained = token
-        n_old = alive.size
-        if not np.array_equal(self._alive[:n_old], alive) or self._tombstones.size != (
-            tombstones.size
-        ):
-            raise RuntimeError("DenseIndex cannot undo deletes")
-        if self.next_id == n_old:
-            return
-        faiss = _faiss()
-        if not trained:  # the index was empty and untrained: start again
-            fresh = DenseIndex(self.dim, self.metric, self.factory, self.threads, self.model_name)
-            self.__dict__.update(fresh.__dict__)
-            return
-        new = np.arange(n_old, self.next_id, dtype=np.int64)
-        if not self._can_remove(faiss):
-            raise RuntimeError(f"a {self.factory!r} index cannot remove vectors to undo an add")
-        removed = self._index.remove_ids(faiss.IDSelectorBatch(new))
-        if removed != new.size:  # pragma: no cover - FAISS invariant
-            raise RuntimeError(f"FAISS removed {removed} of {new.size} ids")
-        self._alive, self._tombstones, self._count = alive, tombstones, count
-        self._params = None
+    def _positions(self, ids: np.ndarray) -> np.ndarray:
+        """FAISS storage positions of ``ids`` (equal to the ids unless orphans shift them)."""
+        return ids if self._pos is None else self._pos[ids]
 
     # ------------------------------------------------------------------ search
 
     def _search_params(self, faiss: Any) -> Any:
         """HNSW SearchParameters filtering out tombstones; None without tombstones; False for
         other tombstoned types, which are over-fetched and filtered instead."""
-        if self._tombstones.size == 0:
+        if self._tombstones.size == 0 and self._orphans == 0:
             return None
         hnsw = self._hnsw()
         if hnsw is None:
@@ -441,7 +425,7 @@ class DenseIndex:
         cached = self._params  # one reference: another search may replace the attribute
         if cached is None:  # the bitmap selector, rebuilt after add / delete
             bitmap = np.packbits(self._alive, bitorder="little")
-            cached = (bitmap, faiss.IDSelectorBitmap(self._alive.size, faiss.swig_ptr(bitmap)))
+            cached = (bitmap, faiss.IDSelectorBitmap(bitmap.size, faiss.swig_ptr(bitmap)))
             self._params = cached
         params = faiss.SearchParametersHNSW()
         params.efSearch = int(hnsw.hnsw.efSearch)
@@ -463,9 +447,10 @@ class DenseIndex:
         given and the index has one too, must match it: a query from another model is refused
         even when the dimensions happen to agree. ``allowed`` (a bool or uint8 mask over ids,
         one entry per id ever assigned) restricts the search to the vectors it marks, inside
-        FAISS (see :mod:`indexes._dense_filter`): exact for Flat, and for HNSW when at most
-        ``exact_filter_below`` vectors are allowed; otherwise approximate with a widened beam
-        (HNSW ``efSearch``) or more probed lists (IVF ``nprobe``).
+        FAISS (see :mod:`indexes._dense_filter`): exact for Flat, and for HNSW when scoring the
+        allowed vectors directly is estimated cheaper than a graph walk (``filter_policy``);
+        otherwise approximate with a widened beam (HNSW ``efSearch``) or more probed lists (IVF
+        ``nprobe``).
         """
         k = check_search_k(k, len(self))
         threads = self._threads(threads)
@@ -478,10 +463,7 @@ class DenseIndex:
         n_q = q.shape[0]
         n_stored = int(self._index.ntotal)
         if allowed is not None:
-            from indexes._dense_filter import search_allowed
-
-            mask = check_allowed(allowed, self._alive.size) & self._alive
-            return search_allowed(self, q, k, mask, self._threads(threads), allowed)
+            return search_allowed(self, q, k, allowed, threads)
         if n_q == 0 or len(self) == 0:
             return empty_result(n_q, k)
         k_eff = min(k, n_stored)
@@ -493,8 +475,8 @@ class DenseIndex:
             elif params is not False:
                 scores, ids = self._index.search(q, k_eff, params=params)
             else:  # no selector support: over-fetch by the tombstone count, then filter
-                k_eff = min(k, n_stored - self._tombstones.size)
-                k_fetch = min(n_stored, k_eff + self._tombstones.size)
+                k_eff = min(k, len(self))
+                k_fetch = min(n_stored, k_eff + self._tombstones.size + self._orphans)
                 scores, ids = self._index.search(q, k_fetch)
                 dead = np.isin(ids, self._tombstones)
                 ids[dead] = PAD_ID
@@ -504,110 +486,9 @@ class DenseIndex:
 
     def save(self, path: str | Path) -> Path:
         """Write the index to folder ``path`` (created if needed); returns the path."""
-        faiss = _faiss()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        faiss.write_index(self._index, str(path / INDEX_FILE))
-        np.savez(
-            path / STATE_FILE,
-            alive=np.packbits(self._alive, bitorder="little"),
-            tombstones=self._tombstones,
-        )
-        return write_meta(
-            path,
-            "DenseIndex",
-            FORMAT_VERSION,
-            dim=self.dim,
-            metric=self.metric,
-            factory=self.factory,
-            model_name=self.model_name,
-            threads=self.threads,
-            next_id=self.next_id,
-            count=len(self),
-            nprobe=self.nprobe,
-            ef_search=self.ef_search,
-            faiss_version=getattr(faiss, "__version__", None),
-        )
+        return save_index(self, path)
 
     @classmethod
     def load(cls, path: str | Path, threads: int | None = None) -> DenseIndex:
         """Open an index written by ``save``; ``IndexFormatError`` if ``path`` is not one."""
-        path = Path(path)
-        meta = read_meta(path, "DenseIndex", FORMAT_VERSION)
-        for name in (INDEX_FILE, STATE_FILE):
-            if not (path / name).is_file():
-                raise IndexFormatError(f"{path} is missing {name}")
-        faiss = _faiss()
-        self = cls.__new__(cls)
-        try:
-            self.dim = int(meta["dim"])
-            self.metric = str(meta["metric"])
-            self.factory = str(meta["factory"])
-            self.model_name = meta.get("model_name")
-            self.threads = _check_threads(threads if threads is not None else meta.get("threads"))
-            next_id = int(meta["next_id"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IndexCorruptedError(f"{path}/meta.json: invalid DenseIndex metadata") from exc
-        try:
-            with np.load(path / STATE_FILE, allow_pickle=False) as state:
-                packed, tombstones = state["alive"], state["tombstones"]
-        except (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise IndexCorruptedError(f"{path / STATE_FILE}: cannot be read ({exc})") from exc
-        if (
-            packed.dtype != np.uint8
-            or packed.ndim != 1
-            or packed.size * 8 < next_id
-            or (tombstones.ndim != 1 or tombstones.dtype.kind != "i")
-        ):
-            raise IndexCorruptedError(f"{path / STATE_FILE}: live mask or tombstones damaged")
-        self._alive = np.unpackbits(packed, count=next_id, bitorder="little").astype(bool)
-        self._tombstones = tombstones.astype(np.int64)
-        if self._tombstones.size and (
-            self._tombstones.min() < 0 or self._tombstones.max() >= next_id
-        ):
-            raise IndexCorruptedError(f"{path / STATE_FILE}: tombstones out of range")
-        self._count = int(self._alive.sum())
-        self._params = None
-        try:
-            self._index = faiss.read_index(str(path / INDEX_FILE))
-        except RuntimeError as exc:
-            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
-            raise IndexCorruptedError(f"{path / INDEX_FILE}: FAISS cannot read it: {msg}") from exc
-        self._requires_training = not faiss.index_factory(
-            self.dim, self.factory, faiss.METRIC_INNER_PRODUCT
-        ).is_trained
-        if self._index.d != self.dim:
-            raise IndexCorruptedError(
-                f"{path}: FAISS index has dim {self._index.d}, meta {self.dim}"
-            )
-        if int(self._index.ntotal) != len(self) + self._tombstones.size:
-            raise IndexCorruptedError(f"{path}: FAISS index and id state disagree on the count")
-        if meta.get("nprobe") is not None:
-            self.nprobe = int(meta["nprobe"])
-        if meta.get("ef_search") is not None:
-            self.ef_search = int(meta["ef_search"])
-        return self
-
-
-def finish(ids: np.ndarray, scores: np.ndarray, k_eff: int, k: int) -> SearchResult:
-    """FAISS output as a :class:`SearchResult`: padding (id -1) moved to the end of each row
-    with ``PAD_SCORE``, ``k_eff`` columns kept, then padded out to ``k``."""
-    n_q = ids.shape[0]
-    ids = ids.astype(np.int64, copy=False)
-    scores = scores.astype(np.float32, copy=False)
-    pad = ids < 0
-    if pad.any():
-        # move padding to the end of each row, keeping hit order, and give it PAD_SCORE
-        order = np.argsort(pad, axis=1, kind="stable")
-        ids = np.take_along_axis(ids, order, axis=1)
-        scores = np.take_along_axis(scores, order, axis=1)
-        pad = np.take_along_axis(pad, order, axis=1)
-        ids[pad] = PAD_ID
-        scores[pad] = PAD_SCORE
-    ids, scores = ids[:, :k_eff], scores[:, :k_eff]
-    if k_eff < k:
-        out = empty_result(n_q, k)
-        out.ids[:, :k_eff] = ids
-        out.scores[:, :k_eff] = scores
-        return out
-    return SearchResult(np.ascontiguousarray(ids), np.ascontiguousarray(scores))
+        return load_index(cls, path, threads)

@@ -361,7 +361,7 @@ class SparseIndex:
             self._pool.append(acc)
         if best_i is None:
             return empty_result(n_q, k)
-        if np.isposinf(best_s).any():
+        if (best_s == np.inf).any():
             raise ValueError(
                 "a score overflowed float32 (query weight x document weight too large); "
                 "scale the query or document weights down"

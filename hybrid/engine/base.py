@@ -4,6 +4,7 @@ thread pool helpers."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
     from hybrid.engine.retrievers import Retriever
     from hybrid.engine.store import DocumentStore
 
+ENCODE_PARALLEL_MIN_SECONDS = 0.001
+"""Query encoding runs the retrievers' encoders side by side in the shared pool only when the
+encoders that would run beside the slowest one are expected to take at least this long together
+(from the time each took per query so far; unknown: side by side). Model encoders (tens of
+milliseconds, the GIL released) run in parallel; look-ups and analyzers (microseconds) run in
+the calling thread, where a hand-off to the pool would cost more than they do."""
 PARALLEL_MIN_WORK = 20_000
 """Documents x queries below which ``parallel=True`` searches the retrievers one after another
 in the calling thread, where a thread hand-off would cost about as much as it saves (a
@@ -65,6 +72,9 @@ class EngineBase:
     ) -> FusionConfig:
         """The engine's configuration (or ``config``) with the given fields replaced, checked."""
         base = self.config if config is None else config
+        no_change = fusion is None and weights is None and norm is None and rrf_k is None
+        if no_change and depth is None and base is self.__dict__.get("_checked_config"):
+            return base  # what the last call returned: checked already (and unchanged: frozen)
         if not isinstance(base, FusionConfig):
             raise TypeError(f"config must be a FusionConfig, got {type(base).__name__}")
         if fusion in fusion_lib.RANK_METHODS and norm is None:
@@ -74,6 +84,7 @@ class EngineBase:
         check_k(cfg.depth, "depth")
         check_k(cfg.stats_depth, "stats_depth")
         fusion_lib.check_options(cfg.method, cfg.norm, cfg.rrf_k)
+        self._checked_config = cfg
         return cfg
 
     def _check_weights(self, weights: Mapping[str, float]) -> dict[str, float]:
@@ -96,6 +107,26 @@ class EngineBase:
     @staticmethod
     def _weight(cfg: FusionConfig, name: str) -> float:
         return float(cfg.weights.get(name, 1.0))
+
+    def _encode_queries(self, queries: list[str], names: list[str]) -> dict[str, Any]:
+        """Each named retriever's encoding of ``queries``: side by side in the shared pool when
+        enabled and worth it (see :data:`ENCODE_PARALLEL_MIN_SECONDS`)."""
+        costs: dict[str, float] = self.__dict__.setdefault("_encode_costs", {})
+        n = max(len(queries), 1)
+        parallel = self.parallel and len(names) > 1
+        if parallel and all(name in costs for name in names):
+            expected = sorted(costs[name] * n for name in names)
+            parallel = sum(expected[:-1]) >= ENCODE_PARALLEL_MIN_SECONDS
+
+        def encode(name: str) -> Any:
+            start = time.perf_counter()
+            out = self.retrievers[name].encode_queries(queries)
+            took = (time.perf_counter() - start) / n
+            old = costs.get(name)  # a running average per query (races only blur it)
+            costs[name] = took if old is None else 0.8 * old + 0.2 * took
+            return out
+
+        return run_each(encode, names, parallel)
 
     def _map(self, fn: Callable[[Any], _T], names: list[str]) -> dict[str, _T]:
         """Apply ``fn`` to each named retriever, in parallel threads when enabled."""

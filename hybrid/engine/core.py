@@ -58,7 +58,9 @@ class HybridRetriever(WritesMixin, SearchMixin, PersistenceMixin, AsyncEngineMix
     returns the old document; a search that started before may. ``Hit.explain`` of a hit whose
     document was deleted since raises ``KeyError``. ``parallel=True`` searches the retrievers of
     one query batch in a shared thread pool (the calling thread takes one of them); small
-    searches, where a hand-off costs more than it saves, run in the calling thread.
+    searches, where a hand-off costs more than it saves, run in the calling thread, and so do
+    query encoders that take microseconds (look-ups, analyzers; model encoders run side by side,
+    see :data:`hybrid.engine.base.ENCODE_PARALLEL_MIN_SECONDS`).
     """
 
     def __init__(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 STATS_FILE = "collection_stats.npz"
 EVIDENCE_VERSION = 5
@@ -128,8 +129,13 @@ class CollectionStats:
         self.total_intact = 0
 
     def __len__(self) -> int:
-        """Live documents."""
-        return int(self.live.sum())
+        """Live documents (counted once per state of :attr:`live`, which writes replace)."""
+        live = self.live
+        cached = self.__dict__.get("_n_live")
+        if cached is None or cached[0] is not live:
+            cached = (live, int(live.sum()))
+            self._n_live = cached
+        return cached[1]
 
     @property
     def n_rows(self) -> int:
@@ -467,22 +473,24 @@ def document_reach(
     if stats is None:
         return np.ones(len(scripts))
     code = _query_codes(stats, scripts)
-    if reference is None or not len(scripts):
-        share = np.array([stats.script_share(s) for s in scripts], dtype=np.float64)
-    else:
-        parts = []
+    shares = {s: stats.script_share(s) for s in set(scripts)}
+    share = np.array([shares[s] for s in scripts], dtype=np.float64)  # the collection's
+    if reference is not None and len(scripts):
         for ids, scores in zip(reference.ids, reference.scores, strict=True):
             if ids.shape[0] != len(scripts) or scores.shape != ids.shape:
                 raise ValueError(
                     f"reference lists hold {ids.shape[0]} queries, scripts {len(scripts)} "
                     f"(ids {ids.shape}, scores {scores.shape})"
                 )
-            if measure == "share":
-                parts.append(_script_share(stats.row_scripts(ids[:, :SHARE_DEPTH]), code))
-            else:
+        if measure == "share":
+            rows = np.concatenate([ids[:, :SHARE_DEPTH] for ids in reference.ids], axis=1)
+            _reference_share(stats.doc_script, rows.astype(np.int64, copy=False), code, share)
+        else:
+            parts = []
+            for ids, scores in zip(reference.ids, reference.scores, strict=True):
                 same, other, _ = script_standouts(stats.row_scripts(ids), scores, code)
                 parts.append(standout_reach(same, other))
-        share = np.mean(parts, axis=0)
+            share = np.mean(parts, axis=0)
     if crossing is not None:
         crossing = np.asarray(crossing, dtype=np.float64)
         if crossing.shape != share.shape:
@@ -492,13 +500,26 @@ def document_reach(
     return stats.intact_share() * share
 
 
-def _script_share(found: np.ndarray, code: np.ndarray) -> np.ndarray:
-    """Share of each row's documents (script codes; padding left out) in the query's script
-    (documents without letters count); rows without documents: 0."""
-    valid = found >= NO_SCRIPT
-    same = valid & ((found == code[:, None]) | (found == NO_SCRIPT))
-    n = valid.sum(axis=1)
-    return np.where(n > 0, same.sum(axis=1) / np.maximum(n, 1), 0.0)
+@njit(cache=True, nogil=True)
+def _reference_share(doc_script, reference, code, share):
+    """``share[q]`` = the share of query ``q``'s reference rows (padding and unknown rows left
+    out) whose script is the query's or none; unchanged where no row counts, 1 for a query
+    without letters (``code`` :data:`NO_SCRIPT`)."""
+    n_rows = doc_script.shape[0]
+    for q in range(reference.shape[0]):
+        if code[q] == NO_SCRIPT:
+            share[q] = 1.0
+            continue
+        n = 0
+        same = 0
+        for r in reference[q]:
+            if 0 <= r < n_rows:
+                s = doc_script[r]
+                n += 1
+                if s == code[q] or s == NO_SCRIPT:
+                    same += 1
+        if n > 0:
+            share[q] = same / n
 
 
 def _query_codes(stats: CollectionStats, scripts: Sequence[str | None]) -> np.ndarray:
@@ -527,11 +548,16 @@ def describe_reach(
         where = f"{share:.0%} of its documents are in the query's script ({script.title()})"
     elif measure == "share":
         code = _query_codes(stats, [script])
-        where = "; ".join(
-            f"{_script_share(stats.row_scripts(ids[:, :SHARE_DEPTH]), code)[0]:.0%} of {name}'s "
-            f"top {min(ids.shape[1], SHARE_DEPTH)} are in the query's script ({script.title()})"
-            for name, ids in zip(reference.names, reference.ids, strict=True)
-        )
+        parts = []
+        for name, ids in zip(reference.names, reference.ids, strict=True):
+            one = np.array([stats.script_share(script)])
+            rows = np.asarray(ids[:1, :SHARE_DEPTH], dtype=np.int64)
+            _reference_share(stats.doc_script, rows, code[:1], one)
+            parts.append(
+                f"{one[0]:.0%} of {name}'s top {min(ids.shape[1], SHARE_DEPTH)} are in the "
+                f"query's script ({script.title()})"
+            )
+        where = "; ".join(parts)
     else:
         where = "; ".join(
             _describe_standout(stats, script, name, ids, scores)
@@ -582,6 +608,8 @@ def measure_evidence(
     encoded: Any,
     name: str | None = None,
     reference: Reference | None = None,
+    scripts: Sequence[str | None] | None = None,
+    crossing: np.ndarray | None = None,
     measure: str = "share",
 ) -> tuple[np.ndarray, np.ndarray]:
     """A retriever's evidence for each query in two parts, ``(read, reach)``: the product is
@@ -589,8 +617,9 @@ def measure_evidence(
 
     ``read``: :meth:`~hybrid.engine.retrievers.Retriever.evidence`, measured on the query alone.
     ``reach``: for script-bound retrievers, :func:`document_reach` of the collection it holds,
-    with the ``reference`` lists (:func:`reference_lists`) where available (1 for other retrievers,
-    and for script-bound ones without statistics).
+    with the ``reference`` lists (:func:`reference_lists`) where available (1 for other
+    retrievers, and for script-bound ones without statistics). ``scripts`` and ``crossing``:
+    :func:`query_profiles` of the queries when the caller has them already.
     """
     n_q = len(queries)
     read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
@@ -602,5 +631,6 @@ def measure_evidence(
     if not getattr(retriever, "script_bound", False):
         return read, np.ones(n_q)
     stats = retriever.collection_stats()
-    scripts, crossing = query_profiles(queries)
+    if scripts is None or crossing is None:
+        scripts, crossing = query_profiles(queries)
     return read, document_reach(stats, scripts, reference, crossing, measure)

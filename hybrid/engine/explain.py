@@ -15,9 +15,10 @@ from hybrid.engine.evidence import (
     describe_reach,
     dominant_script,
     measure_evidence,
+    query_profiles,
     reference_lists,
 )
-from hybrid.engine.results import Explanation, Hit, SourceScore
+from hybrid.engine.results import Explanation, Hit, SourceScore, source_score
 
 
 class ExplainMixin(EngineBase):
@@ -38,6 +39,7 @@ class ExplainMixin(EngineBase):
         ranked = {n: (r.ids, r.scores) for n, r in candidates.results.items()}
         reference = reference_lists(self.retrievers, ranked)
         candidates.reference = reference
+        profiles = None  # the queries' scripts and crossing shares, found once for all
         for name in names:
             if name in candidates.evidence:
                 continue
@@ -45,7 +47,12 @@ class ExplainMixin(EngineBase):
             encoded = candidates.encoded.get(name)
             if encoded is None:
                 encoded = retriever.encode_queries(candidates.queries)
-            read, reach = measure_evidence(retriever, candidates.queries, encoded, name, reference)
+            if profiles is None and retriever.script_bound:
+                profiles = query_profiles(candidates.queries)
+            scripts, crossing = (None, None) if profiles is None else profiles
+            read, reach = measure_evidence(
+                retriever, candidates.queries, encoded, name, reference, scripts, crossing
+            )
             candidates.read[name], candidates.reach[name] = read, reach
             candidates.evidence[name] = read * reach
         return np.stack([candidates.evidence[n] for n in names], axis=1)
@@ -105,22 +112,20 @@ class ExplainMixin(EngineBase):
     ) -> list[Hit]:
         hits = []
         used = result.weights.tolist()
+        evidence = [None] * len(names) if evidence is None else evidence.tolist()
+        ranks, raw = result.ranks.tolist(), result.raw_scores.tolist()
+        normalized, contributions = result.normalized.tolist(), result.contributions.tolist()
+        scores = result.scores.tolist()
         for i, row in enumerate(result.ids.tolist()):
+            rank_i, raw_i, norm_i, contrib_i = ranks[i], raw[i], normalized[i], contributions[i]
             sources = {
-                name: SourceScore(
-                    rank=int(result.ranks[i, j]),
-                    score=float(result.raw_scores[i, j]),
-                    normalized_score=float(result.normalized[i, j]),
-                    contribution=float(result.contributions[i, j]),
-                    weight=used[j],
-                    evidence=None if evidence is None else float(evidence[j]),
+                name: source_score(
+                    rank_i[j], raw_i[j], norm_i[j], contrib_i[j], used[j], evidence[j]
                 )
                 for j, name in enumerate(names)
             }
             hits.append(
-                self.make_hit(
-                    row, i + 1, float(result.scores[i]), sources, label, candidates, q, weighting
-                )
+                self.make_hit(row, i + 1, scores[i], sources, label, candidates, q, weighting)
             )
         return hits
 

@@ -64,6 +64,9 @@ class PersistenceMixin(EngineBase):
         ``verify`` checks every file's CRC-32 and every document row's (sizes, headers and
         index bounds are always checked); damage raises ``IndexCorruptedError`` naming the
         file. A format-1 folder is upgraded in place. ``encoders`` as in :meth:`load`.
+        A writer folds its commit log into a new snapshot in a background thread when the
+        log passes ``merge`` (a :class:`~hybrid.storage.MergePolicy`, default
+        ``MergePolicy()``; ``None``: only :meth:`optimize` folds).
         """
         engine = engine_io.open_engine(cls, Path(path), encoders, verify, readonly, options)
         engine._encoders = dict(encoders or {})
@@ -106,14 +109,16 @@ class PersistenceMixin(EngineBase):
 
     def optimize(self) -> None:
         """Fold the commits of a folder-backed engine into a new snapshot of its indexes
-        (makes opening faster); searches continue meanwhile."""
+        (makes opening faster); searches continue meanwhile, a background merge in progress
+        is waited for."""
         if self._folder is None:
             raise ValueError("optimize() applies to folder-backed engines (open/path=)")
         with self._writer, self._rw.read():
             self._folder.write_base(self.retrievers)
 
     def close(self) -> None:
-        """Release the folder (its writer lock, the database); an in-memory engine: no-op."""
+        """Release the folder (its writer lock, the database) after stopping its background
+        merge (one in progress is cancelled at its next step); an in-memory engine: no-op."""
         if self._folder is not None:
             self._folder.close()
             self._folder = None

@@ -31,6 +31,29 @@ class SourceScore:
         return self.score
 
 
+def source_score(
+    rank: int,
+    score: float,
+    normalized_score: float,
+    contribution: float,
+    weight: float,
+    evidence: float | None = None,
+) -> SourceScore:
+    """``SourceScore(rank, score, ...)``, the same object, built without the frozen
+    dataclass's ``object.__setattr__`` per field (every search builds one per hit and
+    retriever; this takes a third of the time)."""
+    out = object.__new__(SourceScore)
+    out.__dict__.update(
+        rank=rank,
+        score=score,
+        normalized_score=normalized_score,
+        contribution=contribution,
+        weight=weight,
+        evidence=evidence,
+    )
+    return out
+
+
 @dataclass(frozen=True)
 class TokenContribution:
     """One SPLADE vocabulary token shared by the query and the document."""

@@ -84,7 +84,7 @@ class SearchMixin(ExplainMixin):
         if top > cfg.depth:
             cfg = replace(cfg, depth=top)
         names = [n for n in self.names if self._weight(cfg, n) > 0]
-        encoded = self._map(lambda r: r.encode_queries(queries), names)  # no lock held
+        encoded = self._encode_queries(queries, names)  # no lock held
         with self._rw.read():  # one consistent state from index search to hits
             allowed = self._allowed(filter)
             if allowed is not None and not allowed.any():
@@ -93,7 +93,7 @@ class SearchMixin(ExplainMixin):
             candidates = self._retrieve_encoded(
                 queries, encoded, cfg.retrieval_depth, names, allowed, filter
             )
-            hits = self._fuse(candidates, top, cfg)
+            hits = self._fuse_checked(candidates, top, cfg)
             if rerank is not None and rerank.reads_index:
                 hits = [self._rerank(rerank, q, h, k) for q, h in zip(queries, hits, strict=True)]
         if rerank is not None and not rerank.reads_index:
@@ -151,7 +151,7 @@ class SearchMixin(ExplainMixin):
 
         if filter is not None:
             parse(filter)
-        encoded = self._map(lambda r: r.encode_queries(queries), names)
+        encoded = self._encode_queries(queries, names)
         with self._rw.read():
             allowed = self._allowed(filter)
             return self._retrieve_encoded(queries, encoded, depth, names, allowed, filter)
@@ -225,8 +225,10 @@ class SearchMixin(ExplainMixin):
     def _fuse(
         self, candidates: Candidates, k: int = 10, config: FusionConfig | None = None
     ) -> list[list[Hit]]:
-        k = check_k(k)
-        cfg = self._config(config)
+        return self._fuse_checked(candidates, check_k(k), self._config(config))
+
+    def _fuse_checked(self, candidates: Candidates, k: int, cfg: FusionConfig) -> list[list[Hit]]:
+        """:meth:`_fuse` with ``k`` and ``cfg`` checked by the caller."""
         names = [n for n in candidates.results if self._weight(cfg, n) > 0]
         if not names:
             raise ValueError("every retriever weight is 0: nothing to fuse")

@@ -187,6 +187,7 @@ class WritesMixin(EngineBase):
             atomic.check_batch(self.store, batch)
             if self._folder is None:
                 self._apply(batch)
+                atomic.settle(self.retrievers)
                 return
             pending = self._folder.begin_commit(batch, self.store, self.names)
             try:
@@ -200,6 +201,7 @@ class WritesMixin(EngineBase):
                 undo()
                 raise
             self._gen = pending["gen"]
+            atomic.settle(self.retrievers)
 
     def _apply(self, batch: WriteBatch) -> Callable[[], None]:
         """Appends to every retriever, then deletes, then the store: all or nothing (any

@@ -79,7 +79,8 @@ def _rollback(retriever: Any, token: Any) -> None:
 
 
 def _order(retrievers: dict[str, Any]) -> list[str]:
-    """Retrievers whose writes cannot always be undone (FAISS graphs) go last."""
+    """Dense retrievers go last: their adds cost most to undo (an IVF index trained by the
+    add is reset; an HNSW graph keeps the undone vectors as orphans)."""
 
     def late(name: str) -> bool:
         index = getattr(retrievers[name], "index", None)
@@ -154,6 +155,15 @@ def apply(
         undo()
         raise
     return undo
+
+
+def settle(retrievers: dict[str, Any]) -> None:
+    """The write is final: indexes drop what they kept only to undo it (the dense deletes,
+    tombstones until now, leave FAISS)."""
+    for retriever in retrievers.values():
+        done = getattr(getattr(retriever, "index", None), "settle", None)
+        if done is not None:
+            done()
 
 
 def replay(retrievers: dict[str, Any], delete_rows: np.ndarray, encoded: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from hybrid.storage.folder import (
     committed,
     write_engine,
 )
+from hybrid.storage.merge import DEFAULT_POLICY, MergePolicy, Merger, policy_of
 from indexes.base import META_FILE, IndexCorruptedError, IndexFormatError
 
 V1 = 1
@@ -108,6 +109,7 @@ def create(engine: Any, path: Path) -> None:
     counts = (engine.store.n_rows, len(engine.store))
     write_engine(path, engine_settings(engine), engine.retrievers, _rows(engine.store), counts)
     attach(engine, EngineFolder.open(path, readonly=False), verify=False, reload=False)
+    start_merger(engine, DEFAULT_POLICY)
 
 
 def open_engine(
@@ -119,6 +121,8 @@ def open_engine(
     options: dict[str, Any],
 ) -> Any:
     path = Path(path)
+    options = dict(options)
+    policy = policy_of(options.pop("merge", True))
     kind = kind_of(path)
     if kind == "v1":
         if readonly:
@@ -143,7 +147,10 @@ def open_engine(
         folder = EngineFolder.open(path, readonly)
         gen = folder.manifest["gen"]
         try:
-            return _build(cls, folder, encoders, verify, options)
+            engine = _build(cls, folder, encoders, verify, options)
+            if not readonly and policy is not None:
+                start_merger(engine, policy)
+            return engine
         except (IndexFormatError, OSError):
             # a reader may race the writer's optimize(), which removes the base it reads
             moved = readonly and attempt < 4 and folder.current_gen() != gen
@@ -170,6 +177,32 @@ def _build(cls, folder, encoders, verify, options) -> Any:
     engine = cls._from_manifest(m, retrievers, options)
     attach(engine, folder, verify)
     return engine
+
+
+def _encoder_of(retriever: Any) -> Any:
+    return getattr(retriever, "encoder", None) or getattr(retriever, "analyzer", None)
+
+
+def start_merger(engine: Any, policy: MergePolicy) -> None:
+    """Give a writing folder engine its background merge (see :mod:`hybrid.storage.merge`).
+
+    Only for engines whose indexes all live in the folder (sparse, dense, BM25): a merge
+    replays commits into indexes loaded from disk, which a remote store (Qdrant) is not."""
+    from indexes import BM25Index, DenseIndex, SparseIndex
+
+    folder: EngineFolder = engine._folder
+    local = (SparseIndex, DenseIndex, BM25Index, type(None))
+    if folder.readonly or not all(
+        isinstance(getattr(r, "index", None), local) for r in engine.retrievers.values()
+    ):
+        return
+    load_retriever = type(engine)._load_retriever
+
+    def load(name: str, path: Path) -> Any:
+        return load_retriever(path, _encoder_of(engine.retrievers[name]))
+
+    folder.merger = Merger(folder, policy, load)
+    folder.merger.notify()  # a folder opened with a long log merges now
 
 
 def attach(engine: Any, folder: EngineFolder, verify: bool, reload: bool = True) -> None:
@@ -250,4 +283,14 @@ def detach(engine: Any) -> None:
     engine.store = store
 
 
-__all__ = ["KIND", "V1", "create", "detach", "kind_of", "open_engine", "refresh", "save"]
+__all__ = [
+    "KIND",
+    "V1",
+    "create",
+    "detach",
+    "kind_of",
+    "open_engine",
+    "refresh",
+    "save",
+    "start_merger",
+]

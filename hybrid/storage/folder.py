@@ -13,7 +13,9 @@ the delete rows and every retriever's encodings of the new documents (replayed i
 open), and the new manifest. SQLite's WAL commit (``synchronous=FULL``) is the atomic, durable
 switch, like ``segments_N`` in Lucene: a kill leaves the previous or the new generation.
 ``optimize`` writes a new base snapshot under a new name, fsyncs it, switches the manifest in
-one transaction (dropping the folded commit records) and only then removes the old snapshot.
+one transaction (dropping the folded commit records) and only then removes the old snapshot;
+the background merge (:mod:`hybrid.storage.merge`) does the same from the folder's committed
+state while writes go on.
 Files not named by the committed manifest are leftovers of an interrupted write, removed when
 a writer opens the folder.
 """
@@ -85,6 +87,10 @@ class EngineFolder:
         self.manifest: dict[str, Any] = {}
         self._probe: sqlite3.Connection | None = None
         self._probe_lock = threading.Lock()
+        self.merge_lock = threading.Lock()  # one base writer at a time (merge, optimize)
+        self.merger: Any = None  # the background merge (a writer's; set by its engine)
+        self.log_size = (0, 0)  # commit records since the base: (count, bytes)
+        self._pending_bytes = 0
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -100,6 +106,7 @@ class EngineFolder:
             if not readonly:
                 folder.end_snapshot()
                 folder.cleanup()
+                folder.measure_log()
         except BaseException:
             folder.close()
             raise
@@ -118,6 +125,9 @@ class EngineFolder:
         self._lock_fd = fd
 
     def close(self) -> None:
+        if self.merger is not None:
+            self.merger.stop()  # cancels a merge in progress; joins its thread
+            self.merger = None
         if self.db is not None:
             self.db.close()
             self.db = None
@@ -137,7 +147,10 @@ class EngineFolder:
                 f"{self.path / DB_FILE} holds no committed manifest (damaged, or the engine's "
                 "creation was interrupted): delete the folder and build the engine again"
             )
-        gen, body, crc = rows[0]
+        return self.parse_manifest(*rows[0])
+
+    def parse_manifest(self, gen: Any, body: Any, crc: Any) -> dict[str, Any]:
+        """The manifest of one database row, checked (checksum, type, format, names)."""
         if not isinstance(body, str) or zlib.crc32(body.encode("utf-8")) != crc:
             raise IndexCorruptedError(f"{self.path / DB_FILE}: the manifest fails its checksum")
         try:
@@ -162,6 +175,14 @@ class EngineFolder:
             "INSERT OR REPLACE INTO manifest VALUES (1, ?, ?, ?)",
             (manifest["gen"], body, zlib.crc32(body.encode("utf-8"))),
         )
+
+    def measure_log(self) -> None:
+        """Count the commit records since the base (what the merge policy weighs)."""
+        ((count, size),) = self.db.rows(
+            "SELECT count(*), coalesce(sum(length(data)), 0) FROM segments WHERE gen > ?",
+            (self.manifest["base_gen"],),
+        )
+        self.log_size = (int(count), int(size))
 
     def current_gen(self) -> int:
         """The committed generation, read outside any snapshot (cheap: one indexed query)."""
@@ -220,11 +241,13 @@ class EngineFolder:
                 batch.texts, batch.ids, batch.metadata, batch.delete_rows, batch.metadata_updates
             )
             gen = self.manifest["gen"] + 1
+            self._pending_bytes = -1
             if batch.texts or batch.delete_rows.size:
                 blob = pack(batch.delete_rows, batch.encoded if batch.texts else {}, names)
                 db.conn.execute(
                     "INSERT INTO segments VALUES (?, ?, ?)", (gen, blob, zlib.crc32(blob))
                 )
+                self._pending_bytes = len(blob)
             manifest = {
                 **self.manifest,
                 "gen": gen,
@@ -244,7 +267,12 @@ class EngineFolder:
             self.abort()
             raise
         self.manifest = manifest
+        if self._pending_bytes >= 0:
+            count, size = self.log_size
+            self.log_size = (count + 1, size + self._pending_bytes)
         self.db.lock.release()
+        if self.merger is not None:
+            self.merger.notify()
 
     def abort(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -256,6 +284,10 @@ class EngineFolder:
     def write_base(self, retrievers: dict[str, Any]) -> None:
         """Fold every commit into a new base snapshot of ``retrievers`` (their in-memory state
         is the committed state); the old snapshot is removed once the switch is durable."""
+        with self.merge_lock:  # waits for a background merge in progress
+            self._write_base(retrievers)
+
+    def _write_base(self, retrievers: dict[str, Any]) -> None:
         gen = self.manifest["gen"] + 1
         files = write_snapshot(self.path, f"base-{gen:08d}", retrievers)
         with self.db.lock:
@@ -274,8 +306,39 @@ class EngineFolder:
             except BaseException:
                 self.abort_plain()
                 raise
-        self.manifest = manifest
+            self.manifest = manifest
+            self.log_size = (0, 0)
         self.cleanup()
+
+    def switch_base(self, merged: dict[str, Any], name: str, files: dict[str, list[int]]) -> bool:
+        """Make the snapshot ``name`` (the state of manifest ``merged``) the base, keeping the
+        commits made since; one transaction under the commit lock. False (nothing changed)
+        when the base changed meanwhile."""
+        with self.db.lock:
+            if self.manifest["base"] != merged["base"]:
+                return False
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                current = self.read_manifest()
+                if current["base"] != merged["base"] or current["gen"] < merged["gen"]:
+                    self.abort_plain()
+                    return False
+                self.db.conn.execute("DELETE FROM segments WHERE gen <= ?", (merged["gen"],))
+                manifest = {
+                    **current,
+                    "gen": current["gen"] + 1,  # readers notice the new base
+                    "base": name,
+                    "base_gen": merged["gen"],
+                    "files": files,
+                }
+                self._write_manifest(manifest)
+                self.db.conn.execute("COMMIT")
+            except BaseException:
+                self.abort_plain()
+                raise
+            self.manifest = manifest
+            self.measure_log()
+        return True
 
     def abort_plain(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -295,14 +358,19 @@ class EngineFolder:
                     entry.unlink()
 
 
-def write_snapshot(root: Path, name: str, retrievers: dict[str, Any]) -> dict[str, list[int]]:
+def write_snapshot(
+    root: Path, name: str, retrievers: dict[str, Any], check: Any = None
+) -> dict[str, list[int]]:
     """Save every retriever under ``root/name/<retriever>``, fsync it all; returns the file
-    records (relative to ``root``) for the manifest."""
+    records (relative to ``root``) for the manifest. ``check()``, called between retrievers,
+    may raise to stop."""
     folder = root / name
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir()
     for rname, retriever in retrievers.items():
+        if check is not None:
+            check()
         retriever.save(folder / check_name(rname))
     return seal_tree(folder, root)
 

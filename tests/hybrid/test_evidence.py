@@ -245,8 +245,8 @@ def test_document_reach_share_of_reference_lists_hand_worked():
     ref = _reference(ids, scores)
     reach = document_reach(s, ["HANGUL", "LATIN", "LATIN"], ref)
     # query 0: rows 0, 3 Hangul, 2 no letters -> 3/3; query 1: row 1 of rows 1, 0 -> 1/2;
-    # query 2: no reference rows -> 0
-    np.testing.assert_allclose(reach, [1.0, 0.5, 0.0])
+    # query 2: no reference rows -> the collection: LATIN 2 + no-script 1 of 5
+    np.testing.assert_allclose(reach, [1.0, 0.5, 3 / 5])
     np.testing.assert_allclose(
         document_reach(s, ["LATIN"], ref.rows(1), np.array([0.5])), [0.5 + 0.5 * 0.5]
     )
@@ -255,3 +255,19 @@ def test_document_reach_share_of_reference_lists_hand_worked():
     )
     with pytest.raises(ValueError, match="measure must be one of"):
         document_reach(s, ["LATIN"], ref.rows(1), measure="vote")
+
+
+def test_document_reach_unknown_rows_scripts_and_the_live_count():
+    s = CollectionStats()
+    s.add([KO, EN, DIGITS])  # rows 0..2: HANGUL, LATIN, none
+    ids = np.array([[99, 1, -1], [0, 1, 2], [0, 1, 2]])
+    ref = _reference(ids, np.where(ids >= 0, 1.0, -np.inf))
+    # query 0: row 99 is unknown and left out -> 1 of 1; query 1 has no letters -> 1;
+    # query 2's script is in no document: only the row without letters counts -> 1 of 3
+    reach = document_reach(s, ["LATIN", None, "CYRILLIC"], ref)
+    assert reach.tolist() == [1.0, 1.0, 1 / 3]
+    assert len(s) == 3
+    s.delete([0])
+    assert len(s) == 2  # counted again after a write replaced the live mask
+    s.add([EN])
+    assert len(s) == 3 and s.script_share("LATIN") == 3 / 3

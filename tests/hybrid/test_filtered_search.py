@@ -100,7 +100,7 @@ def test_dense_filtered_equals_exact_filtered_search(factory):
 
 
 def test_dense_approximate_filters_return_k_hits():
-    """Past ``exact_filter_below`` HNSW walks the graph with the selector and IVF probes more
+    """With ``filter_policy="graph"`` HNSW walks the graph with the selector and IVF probes more
     lists: still k hits, nearly all of the exact ones on this easy data."""
     pytest.importorskip("faiss")
     rng = np.random.default_rng(4)
@@ -110,7 +110,7 @@ def test_dense_approximate_filters_return_k_hits():
     for factory in ["HNSW16", "IVF16,Flat"]:
         index = DenseIndex(16, factory=factory)
         index.add(x)
-        index.exact_filter_below = 0
+        index.filter_policy = "graph"
         if factory.startswith("IVF"):
             index.nprobe = 4  # unfiltered recall@10 here: 0.79
         for sel in [0.05, 0.5]:

@@ -105,8 +105,41 @@ def _writer(path, log, seed, copy_path):  # pragma: no cover - runs in a killed 
         raise
 
 
+# every other writer merges in the background every few commits: kills land in merges too
+KILL_MERGE = {"max_commits": 4, "min_commits": 2, "log_ratio": 0.0}
+
+
+def _mark(path: Path, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _traced_merges(marks: Path) -> None:  # pragma: no cover - runs in a killed child
+    """Record in ``marks`` when each background merge begins and ends."""
+    from hybrid.storage import merge as merge_module
+
+    real = merge_module.merge
+    merge_module.NICENESS = 0  # merges keep pace with the writes they race
+
+    def traced(folder, load, check=lambda: None):
+        _mark(marks, "begin")
+        switched = real(folder, load, check)
+        _mark(marks, "end")
+        return switched
+
+    merge_module.merge = traced
+
+
 def _write_forever(path, log, seed, copy_path):  # pragma: no cover - runs in a killed child
-    e = reopen(path)
+    from hybrid.storage import MergePolicy
+
+    _traced_merges(Path(str(log) + ".merges"))
+    warm = S.engine(parallel=False)  # compile the write kernels first: kills land in writes
+    warm.add(*S.docs(3, 0)[:2])
+    warm.delete(warm.ids()[:1])
+    e = reopen(path, merge=MergePolicy(**KILL_MERGE) if seed % 2 == 0 else None)
     Path(str(log) + ".ready").touch()
     k = 0
     while True:
@@ -134,7 +167,7 @@ def kill_loop(tmp_path, kills: int, seed: int = 0) -> dict[str, int]:
     # each save killed since (each may or may not have switched the copy); narrowed to the
     # state found each time the copy is checked.
     copy_states: list[dict] = []
-    counts = {"kills": 0, "in_flight_committed": 0, "in_flight_lost": 0}
+    counts = {"kills": 0, "in_flight_committed": 0, "in_flight_lost": 0, "merges": 0}
     rng = random.Random(seed)
     ctx = S.processes()
     for round_ in range(kills):
@@ -151,6 +184,11 @@ def kill_loop(tmp_path, kills: int, seed: int = 0) -> dict[str, int]:
         error = Path(str(log) + ".error")
         assert not error.exists(), f"round {round_}: the writer failed:\n{error.read_text()}"
         counts["kills"] += 1
+        marks = Path(str(log) + ".merges")
+        merges = marks.read_text().split() if marks.exists() else []
+        counts["merges"] += merges.count("end")
+        if merges.count("begin") > merges.count("end"):
+            counts["killed in a merge"] = counts.get("killed in a merge", 0) + 1
         lines = log.read_text().split()
         done = [int(x) for w, x in zip(lines[::2], lines[1::2], strict=True) if w == "done"]
         begun = [int(x) for w, x in zip(lines[::2], lines[1::2], strict=True) if w == "begin"]
@@ -190,8 +228,10 @@ def kill_loop(tmp_path, kills: int, seed: int = 0) -> dict[str, int]:
 def test_sigkill_at_random_moments_never_breaks_the_folder(tmp_path):
     counts = kill_loop(tmp_path, kills=50)
     assert counts["kills"] == 50
-    inside = sum(v for key, v in counts.items() if key.startswith("killed in"))
+    writes = [v for key, v in counts.items() if key.startswith("killed in ") and "merge" not in key]
+    inside = sum(writes)
     assert inside >= 10, counts  # kills land inside write calls
+    assert counts["merges"] >= 1 and counts.get("killed in a merge", 0) >= 5, counts
 
 
 # -- damage -----------------------------------------------------------------------------------

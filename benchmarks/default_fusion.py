@@ -358,7 +358,8 @@ def run_overhead() -> dict:
     q_bm25 = cached_encode(bm25, queries, "queries", CACHE, q_key, False, "bm25")
     out["evidence_bm25_us"] = 1e6 * best_of(lambda: bm25.evidence(queries, q_bm25)) / n_q
     # -- documents' part: each script's standout in the dense retriever's top 1000
-    from hybrid.engine.evidence import CollectionStats, Reference, document_reach, query_scripts
+    from hybrid.engine.evidence import CollectionStats, Reference, document_reach
+    from hybrid.engine.scripts import query_scripts
 
     stats = CollectionStats()
     t0 = time.perf_counter()

@@ -11,14 +11,13 @@ from hybrid.engine.base import EngineBase
 from hybrid.engine.candidates import Candidates
 from hybrid.engine.evidence import (
     EXPLAIN_MIN_EVIDENCE,
-    crossing_share,
     describe_reach,
-    dominant_script,
     measure_evidence,
     query_profiles,
     reference_lists,
 )
 from hybrid.engine.results import Explanation, Hit, SourceScore, source_score
+from hybrid.engine.scripts import crossing_share, dominant_script
 
 
 class ExplainMixin(EngineBase):

@@ -6,16 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybrid.engine.evidence import (
-    NO_SCRIPT,
-    CollectionStats,
-    char_script,
-    document_reach,
-    dominant_script,
-    intact_characters,
-    script_counts,
-)
+from hybrid.engine.evidence import NO_SCRIPT, CollectionStats, document_reach
 from hybrid.engine.retrievers import BM25Retriever
+from hybrid.engine.scripts import char_script, dominant_script, intact_characters, script_counts
 
 KO = "위성 영상 분석"  # 6 Hangul letters
 EN = "Satellite data"  # 13 Latin letters
@@ -206,7 +199,7 @@ def test_document_reach_from_reference_lists_hand_worked():
 def test_crossing_share_and_its_part_of_the_reach():
     """A query reaches documents in another script through its digits and the letters outside
     its dominant script: reach = p + (1 - p) x crossing."""
-    from hybrid.engine.evidence import crossing_share, query_profiles
+    from hybrid.engine.scripts import crossing_share, query_profiles
 
     assert crossing_share(MIXED) == pytest.approx(3 / 9)  # B, 2, B of 6 Hangul + 2 Latin + 1 digit
     assert crossing_share(KO) == 0.0 and crossing_share(EN) == 0.0

@@ -49,13 +49,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hybrid.config import DEFAULT_CONFIG, FusionConfig  # noqa: E402
-from hybrid.tuning import SearchSpace, describe, search, tune  # noqa: E402
 from quality import CACHE, DATA, korean_candidates, scifact_candidates  # noqa: E402
 
 import fusion  # noqa: E402
+from hybrid.engine.config import DEFAULT_CONFIG, FusionConfig  # noqa: E402
 from hybrid.eval import FastNDCG, load_dataset, paired_test, retriever_spec  # noqa: E402
 from hybrid.eval.candidates import content_hash as _hash  # noqa: E402
+from hybrid.eval.tuning import SearchSpace, describe, search, tune  # noqa: E402
 
 AUTORAG = "autorag-retrieval-ko"
 BELEBELE = "belebele-ko2en"
@@ -88,7 +88,7 @@ FIXED = {
 
 def seed_autorag_dense(vectors: Path | None) -> str:
     """Put full-length AutoRAG document vectors where the encoding cache looks for them."""
-    from hybrid.presets import offline_retrievers
+    from hybrid.engine.presets import offline_retrievers
 
     data = load_dataset(DATA / AUTORAG, "test")
     dense = offline_retrievers()["dense"]
@@ -149,8 +149,9 @@ def score_dataset(label, cands, qrels, tuned, oracle, tuned_how) -> dict:
 def mixed_candidates(query_set: str):
     """Candidates of ``query_set``'s queries over the pooled AutoRAG + Belebele documents."""
     import scipy.sparse as sp
-    from hybrid.evaluation import Dataset, cached_encode, retrieve_candidates
-    from hybrid.presets import offline_retrievers
+
+    from hybrid.engine.presets import offline_retrievers
+    from hybrid.eval import Dataset, cached_encode, retrieve_candidates
 
     parts = [load_dataset(DATA / n, "test") for n in (AUTORAG, BELEBELE)]
     own = parts[0] if query_set == AUTORAG else parts[1]
@@ -158,11 +159,14 @@ def mixed_candidates(query_set: str):
     docs: dict[str, list] = {n: [] for n in retrievers}
     for d in parts:  # the per-dataset document encodings (cached by the Korean rows)
         for name, r in retrievers.items():
-            docs[name].append(cached_encode(r, d.doc_texts, "documents", CACHE,
-                                            d.fingerprint(), False, name))
+            docs[name].append(
+                cached_encode(r, d.doc_texts, "documents", CACHE, d.fingerprint(), False, name)
+            )
     q_texts = list(own.queries.values())
-    queries = {name: cached_encode(r, q_texts, "queries", CACHE, _hash(q_texts),
-                                   False, name) for name, r in retrievers.items()}
+    queries = {
+        name: cached_encode(r, q_texts, "queries", CACHE, _hash(q_texts), False, name)
+        for name, r in retrievers.items()
+    }
     doc_enc = {
         "splade": sp.vstack(docs["splade"], format="csr"),
         "dense": np.vstack(docs["dense"]).astype(np.float32),
@@ -176,9 +180,16 @@ def mixed_candidates(query_set: str):
         qrels={q: {f"{own.name}:{i}": v for i, v in r.items()} for q, r in own.qrels.items()},
         split=query_set,
     )
-    cands = retrieve_candidates(retrievers, data, 1000, cache_dir=CACHE, doc_encodings=doc_enc,
-                                query_encodings=queries, extra={"pooled": [AUTORAG, BELEBELE]},
-                                progress=False)
+    cands = retrieve_candidates(
+        retrievers,
+        data,
+        1000,
+        cache_dir=CACHE,
+        doc_encodings=doc_enc,
+        query_encodings=queries,
+        extra={"pooled": [AUTORAG, BELEBELE]},
+        progress=False,
+    )
     return data, cands
 
 
@@ -295,10 +306,15 @@ def best_of(fn, repeats: int = 5) -> float:
 def run_overhead() -> dict:
     """Per-query costs on SciFact test (microseconds), one thread."""
     import scipy.sparse as sp
-    from hybrid.evaluation import cached_encode
-    from hybrid.retrievers import BM25Retriever, DenseRetriever, SpladeRetriever, token_coverage
 
     from hybrid.encoders.splade import SpladeEncoder
+    from hybrid.engine.retrievers import (
+        BM25Retriever,
+        DenseRetriever,
+        SpladeRetriever,
+        token_coverage,
+    )
+    from hybrid.eval import cached_encode
     from indexes import DenseIndex
 
     _, test, _, cands = scifact_candidates(progress=False)
@@ -336,25 +352,22 @@ def run_overhead() -> dict:
     enc = DATA / "scifact-encoded"
     bm25 = BM25Retriever("english")
     key = test.fingerprint()
-    docs_bm25 = cached_encode(
-        bm25, test.doc_texts, "documents", CACHE, key, False, "bm25"
-    )
+    docs_bm25 = cached_encode(bm25, test.doc_texts, "documents", CACHE, key, False, "bm25")
     bm25.add_encoded(docs_bm25)
     q_key = _hash(queries)
     q_bm25 = cached_encode(bm25, queries, "queries", CACHE, q_key, False, "bm25")
     out["evidence_bm25_us"] = 1e6 * best_of(lambda: bm25.evidence(queries, q_bm25)) / n_q
-    # -- documents' part: the query's script against the dense retriever's top 100 rows
-    from hybrid.evidence import CollectionStats, document_reach, query_scripts
+    # -- documents' part: each script's standout in the dense retriever's top 1000
+    from hybrid.engine.evidence import CollectionStats, Reference, document_reach
+    from hybrid.engine.scripts import query_scripts
 
     stats = CollectionStats()
     t0 = time.perf_counter()
     stats.add(test.doc_texts)
     out["stats_add_us_per_doc"] = 1e6 * (time.perf_counter() - t0) / len(test.doc_texts)
-    reference = cands.ids["dense"][:, :100]
+    reference = Reference(("dense",), (cands.ids["dense"],), (cands.scores["dense"],))
     out["evidence_reach_us"] = (
-        1e6
-        * best_of(lambda: document_reach(stats, query_scripts(queries), reference))
-        / n_q
+        1e6 * best_of(lambda: document_reach(stats, query_scripts(queries), reference)) / n_q
     )
     # -- retrieval to stats_depth (1000) instead of depth (100), encoded queries
     q_rows = {q: i for i, q in enumerate(json.loads((enc / "query_ids.json").read_text()))}
@@ -401,7 +414,8 @@ def format_overhead(o: dict) -> str:
         f"Evidence: SPLADE tokenizer coverage {o['evidence_splade_us']:.1f} us/query with its "
         f"character cache warm ({o['evidence_splade_cold_us']:.0f} us on the first batch, which "
         f"tokenises each new character once), BM25 vocabulary {o['evidence_bm25_us']:.1f} us, "
-        f"documents' reach (query script vs dense's top 100) {o['evidence_reach_us']:.1f} us; "
+        "documents' reach (scripts' standouts in dense's top 1000) "
+        f"{o['evidence_reach_us']:.1f} us; "
         f"collection statistics on add: {o['stats_add_us_per_doc']:.0f} us per document.",
         "Search to depth 100 -> 1000 (us/query): "
         + ", ".join(

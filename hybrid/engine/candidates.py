@@ -15,13 +15,16 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import fusion
 from hybrid.engine.config import FusionConfig
 from indexes.base import SearchResult
+
+if TYPE_CHECKING:
+    from hybrid.engine.evidence import Reference
 
 logger = logging.getLogger("hybrid")
 
@@ -54,8 +57,9 @@ class Candidates:
     reach: dict[str, np.ndarray] = field(default_factory=dict)
     """Its documents' part (:func:`hybrid.engine.evidence.document_reach`; 1 for dense
     retrievers)."""
-    reference: str | None = None
-    """Whose best documents the reach looked at (None: the whole collection)."""
+    reference: Reference | None = None
+    """The ranked lists the reach looked at (:class:`hybrid.engine.evidence.Reference`: the
+    retrievers that are not script-bound; None: the whole collection)."""
     evidence_version: int = 1
     """The :data:`hybrid.engine.evidence.EVIDENCE_VERSION` a cached evidence was measured with."""
 

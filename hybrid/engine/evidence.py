@@ -17,93 +17,36 @@ retriever's query-only evidence (:meth:`hybrid.engine.retrievers.Retriever.evide
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numba import njit
 
+from hybrid.engine.scripts import (
+    _dominant,
+    _intact,
+    query_profiles,
+)
+from hybrid.engine.standouts import (
+    NO_SCRIPT,
+    Reference,
+    script_standouts,
+    standout_reach,
+)
+from hybrid.engine.standouts import reference_lists as reference_lists  # re-exported
+
 STATS_FILE = "collection_stats.npz"
-EVIDENCE_VERSION = 3
+EVIDENCE_VERSION = 5
 """Bumped when the evidence measures change: cached candidate sets measured with another
 version measure their evidence again (:func:`hybrid.eval.retrieve_candidates`)."""
-NO_SCRIPT = -1
-"""Script code of a text without letters (only digits, punctuation, symbols)."""
 
 EXPLAIN_MIN_EVIDENCE = 0.05
 """Below this evidence a retriever's token or term lines are not shown as explaining a hit (its
 matches for that query are noise: an English SPLADE model matching jamo of a Korean text).
 Display only: the ranking uses the evidence as it is."""
-
-_ALIASES = {"FULLWIDTH": "LATIN", "CJK": "HAN"}
-
-
-@lru_cache(maxsize=1 << 16)
-def char_script(char: str) -> str | None:
-    """The script of one character: the first word of its Unicode name (``"LATIN"``,
-    ``"HANGUL"``, ``"HAN"`` for CJK ideographs, ``"CYRILLIC"``, ...); None for anything that is
-    not a letter (digits, punctuation, symbols, spaces), which every script shares.
-
-    Compatibility forms count as their base script (NFKC first: full-width Latin is Latin,
-    half-width Hangul is Hangul); Hangul jamo are Hangul.
-    """
-    if not char.isalpha():
-        return None
-    norm = unicodedata.normalize("NFKC", char)
-    base = next((c for c in norm if c.isalpha()), char)
-    name = unicodedata.name(base, "")
-    if not name:
-        return "UNKNOWN"
-    word = name.split(" ", 1)[0]
-    return _ALIASES.get(word, word)
-
-
-def script_counts(text: str) -> dict[str, int]:
-    """Letters per script in ``text`` (digits, punctuation and spaces are left out)."""
-    return _scripts(Counter(text))
-
-
-def dominant_script(text: str) -> str | None:
-    """The script holding most of ``text``'s letters (ties: alphabetical); None without letters."""
-    return _dominant(Counter(text))
-
-
-def intact_characters(text: str, known: Callable[[list[str]], dict[str, bool]] | None) -> int:
-    """How many of ``text``'s non-space characters a tokenizer reads intact: ``known`` maps
-    distinct characters to whether the tokenizer keeps each whole (None: every character)."""
-    return _intact(Counter(text), known)[1]
-
-
-def _scripts(counts: Counter[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for char, n in counts.items():
-        script = char_script(char)
-        if script is not None:
-            out[script] = out.get(script, 0) + n
-    return out
-
-
-def _dominant(counts: Counter[str]) -> str | None:
-    scripts = _scripts(counts)
-    if not scripts:
-        return None
-    return min(scripts, key=lambda s: (-scripts[s], s))
-
-
-def _intact(
-    counts: Counter[str], known: Callable[[list[str]], dict[str, bool]] | None
-) -> tuple[int, int]:
-    """(non-space characters, those read intact) of a text's character counts."""
-    chars = {c: n for c, n in counts.items() if not c.isspace()}
-    total = sum(chars.values())
-    if known is None:
-        return total, total
-    flags = known(list(chars))
-    return total, sum(n for c, n in chars.items() if flags[c])
 
 
 class CollectionStats:
@@ -223,10 +166,10 @@ class CollectionStats:
     def row_scripts(self, rows: np.ndarray) -> np.ndarray:
         """Script codes of some rows (``-2`` for padding ``-1`` or rows out of range)."""
         rows = np.asarray(rows, dtype=np.int64)
+        if self.n_rows == 0:
+            return np.full(rows.shape, -2, dtype=np.int32)
         ok = (rows >= 0) & (rows < self.n_rows)
-        out = np.full(rows.shape, -2, dtype=np.int32)
-        out[ok] = self.doc_script[rows[ok]]
-        return out
+        return np.where(ok, self.doc_script.take(rows, mode="clip"), np.int32(-2))
 
     # -- persistence -------------------------------------------------------------------------------
 
@@ -279,43 +222,65 @@ class CollectionStats:
 # -- query time ------------------------------------------------------------------------------------
 
 
-def query_scripts(queries: Sequence[str]) -> list[str | None]:
-    """Dominant script of each query (None: no letters)."""
-    return [dominant_script(q) for q in queries]
-
-
-REFERENCE_DEPTH = 100
-"""How many of a script-free retriever's best documents stand for where a query's answers are
-(the default fusion depth: the documents that can enter the fused ranking)."""
+REACH_MEASURES = ("share", "standout")
+"""How :func:`document_reach` judges, from the reference lists, whether a query's answers are in
+its script: ``"share"`` (the default) the share of their top :data:`SHARE_DEPTH` documents in the
+query's script; ``"standout"`` :func:`standout_reach` (each script's best standardised within its
+own script: solves the bilingual news pool but cuts BM25 on the AutoRAG + Belebele pool; see the
+README)."""
+SHARE_DEPTH = 100
+"""How many of a reference list's best documents the ``"share"`` reach looks at (the fusion
+depth: the documents that can enter the fused ranking)."""
 
 
 def document_reach(
     stats: CollectionStats | None,
     scripts: Sequence[str | None],
-    reference: np.ndarray | None = None,
+    reference: Reference | None = None,
+    crossing: np.ndarray | None = None,
+    measure: str = "share",
 ) -> np.ndarray:
     """How much of what a query needs a script-bound retriever can match, per query, in [0, 1].
 
     The share of the collection's characters the retriever reads intact (1 for an analyzer that
-    reads every script; 0.12 for an English WordPiece SPLADE over Korean news) times the share
-    of the documents where the answers are likely to be that are written in the query's
-    dominant script (``scripts``, from :func:`query_scripts`). Where the answers are:
-    ``reference``, ``(n_queries, m)`` rows ranked first for each query by retrievers that are
-    not bound to a script (a multilingual dense model; ``-1`` pads), or, without one, the whole
-    collection. A query without letters, and a document without letters, match any script.
-    No statistics (None): 1, the query alone decides, as before.
+    reads every script; 0.12 for an English WordPiece SPLADE over Korean news) times
+    ``p + (1 - p) x crossing``: ``p`` says whether the answers are in the query's dominant
+    script (``scripts``, from :func:`query_scripts`), ``crossing`` (:func:`crossing_share`,
+    None: 0) how much of the query can still match documents in another script. ``p`` from a
+    ``reference`` (retrievers not bound to a script), averaged over its lists, by ``measure``
+    (:data:`REACH_MEASURES`); without one, the share of the collection in the query's script.
+    A query without letters, and a document without letters, match any script. No statistics
+    (None): 1, the query alone decides, as before.
     """
+    if measure not in REACH_MEASURES:
+        raise ValueError(f"measure must be one of {REACH_MEASURES}, got {measure!r}")
     if stats is None:
         return np.ones(len(scripts))
-    codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
-    code = np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
-    shares = {s: stats.script_share(s) for s in codes}
+    code = _query_codes(stats, scripts)
+    shares = {s: stats.script_share(s) for s in set(scripts)}
     share = np.array([shares[s] for s in scripts], dtype=np.float64)  # the collection's
     if reference is not None and len(scripts):
-        rows = np.asarray(reference).reshape(len(scripts), -1)
-        _reference_share(stats.doc_script, rows.astype(np.int64, copy=False), code, share)
-    else:
-        share[code == NO_SCRIPT] = 1.0  # a query without letters
+        for ids, scores in zip(reference.ids, reference.scores, strict=True):
+            if ids.shape[0] != len(scripts) or scores.shape != ids.shape:
+                raise ValueError(
+                    f"reference lists hold {ids.shape[0]} queries, scripts {len(scripts)} "
+                    f"(ids {ids.shape}, scores {scores.shape})"
+                )
+        if measure == "share":
+            rows = np.concatenate([ids[:, :SHARE_DEPTH] for ids in reference.ids], axis=1)
+            _reference_share(stats.doc_script, rows.astype(np.int64, copy=False), code, share)
+        else:
+            parts = []
+            for ids, scores in zip(reference.ids, reference.scores, strict=True):
+                same, other, _ = script_standouts(stats.row_scripts(ids), scores, code)
+                parts.append(standout_reach(same, other))
+            share = np.mean(parts, axis=0)
+    if crossing is not None:
+        crossing = np.asarray(crossing, dtype=np.float64)
+        if crossing.shape != share.shape:
+            raise ValueError(f"crossing must hold {share.shape[0]} values, got {crossing.shape}")
+        share = share + (1.0 - share) * np.clip(crossing, 0.0, 1.0)
+    share[code == NO_SCRIPT] = 1.0  # a query without letters
     return stats.intact_share() * share
 
 
@@ -341,35 +306,84 @@ def _reference_share(doc_script, reference, code, share):
             share[q] = same / n
 
 
+def _query_codes(stats: CollectionStats, scripts: Sequence[str | None]) -> np.ndarray:
+    """Script codes of the queries in ``stats`` (:data:`NO_SCRIPT`: no letters; ``-3``: a
+    script no document has)."""
+    codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
+    return np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
+
+
 def describe_reach(
-    stats: CollectionStats, script: str | None, value: float, reference: str | None = None
+    stats: CollectionStats,
+    script: str | None,
+    value: float,
+    reference: Reference | None = None,
+    crossing: float = 0.0,
+    measure: str = "share",
 ) -> str:
-    """One query's reach in words, for explanations (``reference``: who ranked the documents
-    that stand for the answers, e.g. ``"dense's top 100"``; None: the whole collection)."""
+    """One query's reach in words, for explanations (``reference``: that query's reference
+    lists, :meth:`Reference.rows`; None: the whole collection; ``crossing``: its
+    :func:`crossing_share`)."""
     intact = stats.intact_share()
-    share = value / intact if intact > 0 else 0.0
     if script is None:
         where = "the query has no letters, so every document is in reach"
     elif reference is None:
+        share = stats.script_share(script)
         where = f"{share:.0%} of its documents are in the query's script ({script.title()})"
+    elif measure == "share":
+        code = _query_codes(stats, [script])
+        parts = []
+        for name, ids in zip(reference.names, reference.ids, strict=True):
+            one = np.array([stats.script_share(script)])
+            rows = np.asarray(ids[:1, :SHARE_DEPTH], dtype=np.int64)
+            _reference_share(stats.doc_script, rows, code[:1], one)
+            parts.append(
+                f"{one[0]:.0%} of {name}'s top {min(ids.shape[1], SHARE_DEPTH)} are in the "
+                f"query's script ({script.title()})"
+            )
+        where = "; ".join(parts)
     else:
-        where = f"{share:.0%} of {reference} are in the query's script ({script.title()})"
+        where = "; ".join(
+            _describe_standout(stats, script, name, ids, scores)
+            for name, ids, scores in zip(
+                reference.names, reference.ids, reference.scores, strict=True
+            )
+        )
+    if script is not None and crossing > 0:
+        where += (
+            f"; {crossing:.0%} of the query (digits, other scripts' letters) can match "
+            "documents in other scripts"
+        )
     if intact < 1.0:
-        where = f"it reads {intact:.0%} of the collection's characters intact, {where}"
+        where = f"it reads {intact:.0%} of the collection's characters intact; {where}"
     return f"{where}: reach {value:.2f}"
 
 
-def reference_rows(
-    retrievers: Mapping[str, Any], ranked: Mapping[str, np.ndarray]
-) -> tuple[np.ndarray | None, str | None]:
-    """The best :data:`REFERENCE_DEPTH` rows of every retriever in ``ranked`` (name ->
-    ``(n_queries, depth)`` internal ids) that is not script-bound, side by side, and their
-    description; ``(None, None)`` when there is none."""
-    names = [n for n in ranked if not getattr(retrievers[n], "script_bound", False)]
-    if not names:
-        return None, None
-    rows = np.concatenate([np.asarray(ranked[n])[:, :REFERENCE_DEPTH] for n in names], axis=1)
-    return rows, " and ".join(f"{n}'s top {REFERENCE_DEPTH}" for n in names)
+def _describe_standout(
+    stats: CollectionStats, script: str, name: str, ids: np.ndarray, scores: np.ndarray
+) -> str:
+    code = _query_codes(stats, [script])
+    codes = stats.row_scripts(ids)
+    same, other, other_code = (a[0] for a in script_standouts(codes, scores, code))
+    valid = (codes[0] >= NO_SCRIPT) & np.isfinite(np.asarray(scores[0], dtype=np.float64))
+    depth = f"{name}'s top {ids.shape[1]}"
+    mine = script.title()
+    if np.isneginf(same):
+        return f"{depth} holds no document in the query's script ({mine})"
+
+    def part(value: float, label: str, members: int, first: bool) -> str:
+        noun = "document" if first else "one"
+        if members < 2:
+            return f"the only {label} {noun} stands {value:.1f} sd above the list's mean"
+        return f"the best {label} {noun} stands {value:.1f} sd above the other {label} ones"
+
+    n_same = int(np.count_nonzero(valid & ((codes[0] == code[0]) | (codes[0] == NO_SCRIPT))))
+    text = f"in {depth}, " + part(same, mine, n_same, True)
+    if np.isneginf(other):
+        return f"{text}, and no other script is there"
+    theirs = stats.scripts[int(other_code)].title()
+    n_other = int(np.count_nonzero(valid & (codes[0] == other_code)))
+    return f"{text}, " + part(other, theirs, n_other, False)
 
 
 def measure_evidence(
@@ -377,17 +391,19 @@ def measure_evidence(
     queries: Sequence[str],
     encoded: Any,
     name: str | None = None,
-    reference: np.ndarray | None = None,
+    reference: Reference | None = None,
     scripts: Sequence[str | None] | None = None,
+    crossing: np.ndarray | None = None,
+    measure: str = "share",
 ) -> tuple[np.ndarray, np.ndarray]:
     """A retriever's evidence for each query in two parts, ``(read, reach)``: the product is
     what ``"adaptive"`` fusion weighs it by.
 
     ``read``: :meth:`~hybrid.engine.retrievers.Retriever.evidence`, measured on the query alone.
     ``reach``: for script-bound retrievers, :func:`document_reach` of the collection it holds,
-    with ``reference`` rows (:func:`reference_rows`) where available (1 for other retrievers,
-    and for script-bound ones without statistics). ``scripts``: :func:`query_scripts` of the
-    queries when the caller has them already.
+    with the ``reference`` lists (:func:`reference_lists`) where available (1 for other
+    retrievers, and for script-bound ones without statistics). ``scripts`` and ``crossing``:
+    :func:`query_profiles` of the queries when the caller has them already.
     """
     n_q = len(queries)
     read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
@@ -399,6 +415,6 @@ def measure_evidence(
     if not getattr(retriever, "script_bound", False):
         return read, np.ones(n_q)
     stats = retriever.collection_stats()
-    if scripts is None:
-        scripts = query_scripts(queries)
-    return read, document_reach(stats, scripts, reference)
+    if scripts is None or crossing is None:
+        scripts, crossing = query_profiles(queries)
+    return read, document_reach(stats, scripts, reference, crossing, measure)

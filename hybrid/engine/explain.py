@@ -12,12 +12,12 @@ from hybrid.engine.candidates import Candidates
 from hybrid.engine.evidence import (
     EXPLAIN_MIN_EVIDENCE,
     describe_reach,
-    dominant_script,
     measure_evidence,
-    query_scripts,
-    reference_rows,
+    query_profiles,
+    reference_lists,
 )
 from hybrid.engine.results import Explanation, Hit, SourceScore, source_score
+from hybrid.engine.scripts import crossing_share, dominant_script
 
 
 class ExplainMixin(EngineBase):
@@ -28,16 +28,17 @@ class ExplainMixin(EngineBase):
         """``(n_queries, len(names))`` evidence of each retriever for each query, in [0, 1].
 
         The query-only measure of :meth:`Retriever.evidence` times, for script-bound retrievers
-        (BM25, SPLADE), the :func:`~hybrid.engine.evidence.document_reach` of their collection
-        (kept in
-        ``candidates.evidence``, the parts in ``candidates.read`` and ``candidates.reach``, so
-        fusing the same candidates again does not measure again); what ``"adaptive"`` fusion
-        weighs by.
+        (BM25, SPLADE), the :func:`~hybrid.engine.evidence.document_reach` of their collection,
+        judged from the ranked lists of the retrievers that are not script-bound (kept in
+        ``candidates.evidence``, the parts in ``candidates.read`` and ``candidates.reach``, the
+        lists in ``candidates.reference``, so fusing the same candidates again does not measure
+        again); what ``"adaptive"`` fusion weighs by.
         """
         names = list(candidates.results if names is None else names)
-        ranked = {n: r.ids for n, r in candidates.results.items()}
-        reference, candidates.reference = reference_rows(self.retrievers, ranked)
-        scripts = None  # the queries' scripts, found once for every script-bound retriever
+        ranked = {n: (r.ids, r.scores) for n, r in candidates.results.items()}
+        reference = reference_lists(self.retrievers, ranked)
+        candidates.reference = reference
+        profiles = None  # the queries' scripts and crossing shares, found once for all
         for name in names:
             if name in candidates.evidence:
                 continue
@@ -45,10 +46,11 @@ class ExplainMixin(EngineBase):
             encoded = candidates.encoded.get(name)
             if encoded is None:
                 encoded = retriever.encode_queries(candidates.queries)
-            if scripts is None and retriever.script_bound:
-                scripts = query_scripts(candidates.queries)
+            if profiles is None and retriever.script_bound:
+                profiles = query_profiles(candidates.queries)
+            scripts, crossing = (None, None) if profiles is None else profiles
             read, reach = measure_evidence(
-                retriever, candidates.queries, encoded, name, reference, scripts
+                retriever, candidates.queries, encoded, name, reference, scripts, crossing
             )
             candidates.read[name], candidates.reach[name] = read, reach
             candidates.evidence[name] = read * reach
@@ -86,8 +88,15 @@ class ExplainMixin(EngineBase):
         stats = retriever.collection_stats()
         reach = candidates.reach.get(name)
         if stats is not None and reach is not None and retriever.script_bound:
-            script = dominant_script(candidates.queries[q])
-            why += "; " + describe_reach(stats, script, float(reach[q]), candidates.reference)
+            text = candidates.queries[q]
+            ref = candidates.reference
+            why += "; " + describe_reach(
+                stats,
+                dominant_script(text),
+                float(reach[q]),
+                None if ref is None else ref.rows(q),
+                crossing_share(text),
+            )
         return why
 
     def _hits(

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.engine.candidates import Candidates, CandidateSet
-from hybrid.engine.evidence import EVIDENCE_VERSION, measure_evidence, reference_rows
+from hybrid.engine.evidence import EVIDENCE_VERSION, measure_evidence, reference_lists
 from hybrid.eval.datasets import Dataset
 from hybrid.protocols import RetrieverLike
 
@@ -178,7 +178,8 @@ def retrieve_candidates(
                 encoded = _index(built, data, cache_dir, doc_encodings, query_encodings, progress)
                 if cands.query_ids != list(data.queries):
                     raise RuntimeError(f"{path}: cached query order differs from the dataset")
-                cands.evidence = _evidence(built, data, encoded, cands.ids)
+                ranked = {n: (cands.ids[n], cands.scores[n]) for n in cands.names}
+                cands.evidence = _evidence(built, data, encoded, ranked)
                 cands.evidence_version = EVIDENCE_VERSION
                 cands.save(path)
                 return cands
@@ -257,12 +258,13 @@ def _evidence(
     retrievers: Mapping[str, Any],
     data: Dataset,
     encoded: Mapping[str, Any],
-    ranked: Mapping[str, np.ndarray],
+    ranked: Mapping[str, tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, np.ndarray]:
     """Each indexed retriever's evidence for ``data``'s queries, as the engine measures it
-    (:func:`hybrid.engine.evidence.measure_evidence`: query part times documents' reach)."""
+    (:func:`hybrid.engine.evidence.measure_evidence`: query part times documents' reach; ``ranked``:
+    each retriever's ``(ids, scores)``)."""
     q_texts = list(data.queries.values())
-    reference, _ = reference_rows(retrievers, ranked)
+    reference = reference_lists(retrievers, ranked)
     out = {}
     for name, r in retrievers.items():
         read, reach = measure_evidence(r, q_texts, encoded[name], name, reference)
@@ -286,7 +288,7 @@ def _retrieve(
         result = retriever.search_encoded(encoded[name], depth)
         ids[name] = np.asarray(result.ids, dtype=np.int64)
         scores[name] = np.asarray(result.scores, dtype=np.float32)
-    evidence = _evidence(retrievers, data, encoded, ids)
+    evidence = _evidence(retrievers, data, encoded, {n: (ids[n], scores[n]) for n in ids})
     cands = Candidates.from_arrays(
         list(data.queries), list(data.doc_ids), ids, scores, evidence=evidence
     )

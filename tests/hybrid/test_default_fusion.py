@@ -106,7 +106,7 @@ def test_korean_query_over_english_documents_drops_lexical_retrievers(engine):
     e = top.explain()
     assert e.weighting.startswith("weights for this query (configured weight x evidence)")
     assert (
-        "bm25 0.00 (0% of the query's terms occur in the index; 0% of dense's top 100 are in "
+        "bm25 0.00 (0% of the query's terms occur in the index; 0% of dense's top 4 are in "
         "the query's script (Hangul): reach 0.00)" in e.weighting
     )
     assert "splade 0.00 (0% of the query's characters are whole tokens" in e.weighting
@@ -273,11 +273,18 @@ def test_english_query_over_korean_documents_discounts_lexical_retrievers(korean
     assert e.splade_tokens == [] and e.bm25_terms == []
     why = "splade: no tokens shown: its evidence for this query is"
     assert any(n.startswith(why) for n in e.notes)
-    assert "25% of dense's top 100 are in the query's script (Latin)" in e.weighting
+    assert "25% of dense's top 4 are in the query's script (Latin)" in e.weighting
     assert "reads" in e.weighting and "of the collection's characters intact" in e.weighting
     text = str(e)
     assert all(n in text for n in e.notes)
     assert top.to_dict(explain=True)["notes"] == e.notes
+    # the query's 4 digits (of 20 letters and digits) also reach the Hangul documents:
+    # reach 1/4 + 3/4 x 0.2
+    hit = next(
+        h for h in korean_engine.search("satellite imagery 2024", k=4) if h.sources["splade"].rank
+    )
+    assert hit.sources["splade"].evidence == pytest.approx(stats.intact_share() * 0.4)
+    assert "20% of the query (digits, other scripts' letters) can match" in hit.explain().weighting
 
 
 def test_hits_a_retriever_did_not_return_show_none_of_its_terms(korean_engine):

@@ -1,0 +1,107 @@
+"""Which writing system a text is in: each character's script (from its Unicode name), a
+text's dominant script, how many of its characters a tokenizer reads intact, and the share of a
+query that documents in another script can match (its digits and foreign letters)."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+import numpy as np
+
+_ALIASES = {"FULLWIDTH": "LATIN", "CJK": "HAN"}
+
+
+@lru_cache(maxsize=1 << 16)
+def char_script(char: str) -> str | None:
+    """The script of one character: the first word of its Unicode name (``"LATIN"``,
+    ``"HANGUL"``, ``"HAN"`` for CJK ideographs, ``"CYRILLIC"``, ...); None for anything that is
+    not a letter (digits, punctuation, symbols, spaces), which every script shares.
+
+    Compatibility forms count as their base script (NFKC first: full-width Latin is Latin,
+    half-width Hangul is Hangul); Hangul jamo are Hangul.
+    """
+    if not char.isalpha():
+        return None
+    norm = unicodedata.normalize("NFKC", char)
+    base = next((c for c in norm if c.isalpha()), char)
+    name = unicodedata.name(base, "")
+    if not name:
+        return "UNKNOWN"
+    word = name.split(" ", 1)[0]
+    return _ALIASES.get(word, word)
+
+
+def script_counts(text: str) -> dict[str, int]:
+    """Letters per script in ``text`` (digits, punctuation and spaces are left out)."""
+    return _scripts(Counter(text))
+
+
+def dominant_script(text: str) -> str | None:
+    """The script holding most of ``text``'s letters (ties: alphabetical); None without letters."""
+    return _dominant(Counter(text))
+
+
+def intact_characters(text: str, known: Callable[[list[str]], dict[str, bool]] | None) -> int:
+    """How many of ``text``'s non-space characters a tokenizer reads intact: ``known`` maps
+    distinct characters to whether the tokenizer keeps each whole (None: every character)."""
+    return _intact(Counter(text), known)[1]
+
+
+def _scripts(counts: Counter[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for char, n in counts.items():
+        script = char_script(char)
+        if script is not None:
+            out[script] = out.get(script, 0) + n
+    return out
+
+
+def _dominant(counts: Counter[str]) -> str | None:
+    scripts = _scripts(counts)
+    if not scripts:
+        return None
+    return min(scripts, key=lambda s: (-scripts[s], s))
+
+
+def _intact(
+    counts: Counter[str], known: Callable[[list[str]], dict[str, bool]] | None
+) -> tuple[int, int]:
+    """(non-space characters, those read intact) of a text's character counts."""
+    chars = {c: n for c, n in counts.items() if not c.isspace()}
+    total = sum(chars.values())
+    if known is None:
+        return total, total
+    flags = known(list(chars))
+    return total, sum(n for c, n in chars.items() if flags[c])
+
+
+def query_scripts(queries: Sequence[str]) -> list[str | None]:
+    """Dominant script of each query (None: no letters)."""
+    return [dominant_script(q) for q in queries]
+
+
+def crossing_share(text: str) -> float:
+    """Share of ``text``'s letters and digits that a document in another script can hold too:
+    its digits and the letters outside its dominant script (a Korean question's "NASA" and
+    "2024"). A lexical retriever reaches documents in another script only through them. 0 for
+    a text in one script without digits, 0 without letters or digits."""
+    return _crossing(Counter(text))
+
+
+def _crossing(counts: Counter[str]) -> float:
+    scripts = _scripts(counts)
+    digits = sum(n for c, n in counts.items() if c.isdigit())
+    total = sum(scripts.values()) + digits
+    if total == 0:
+        return 0.0
+    dominant = min(scripts, key=lambda s: (-scripts[s], s)) if scripts else None
+    return (total - scripts.get(dominant, 0)) / total  # type: ignore[arg-type]
+
+
+def query_profiles(queries: Sequence[str]) -> tuple[list[str | None], np.ndarray]:
+    """Each query's dominant script (:func:`dominant_script`) and :func:`crossing_share`."""
+    counts = [Counter(q) for q in queries]
+    return [_dominant(c) for c in counts], np.array([_crossing(c) for c in counts])

@@ -9,7 +9,7 @@ import mmap as _mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,8 +22,7 @@ from indexes._base import (
     write_meta,
 )
 
-if TYPE_CHECKING:
-    from indexes.bm25 import BM25Index
+_Index = TypeVar("_Index")  # indexes.bm25.BM25Index (which imports this module)
 
 FORMAT_VERSION = 2  # 1: one postings list with precomputed impacts (still read)
 KIND = "BM25Index"
@@ -48,7 +47,7 @@ class _Segment:
         return int(self.docs.shape[0])
 
 
-def save(self: BM25Index, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+def save(self: Any, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write the index as .npy arrays (per segment) + terms.json + meta.json; ``extra`` must
     be JSON-able."""
     extra = self.extra if extra is None else extra
@@ -79,7 +78,7 @@ def save(self: BM25Index, path: str | Path, extra: dict[str, Any] | None = None)
     )
 
 
-def load(cls: type[BM25Index], path: str | Path, mmap: bool = True) -> BM25Index:
+def load(cls: type[_Index], path: str | Path, mmap: bool = True) -> _Index:
     """Open a saved index; arrays are memory-mapped read-only unless ``mmap=False``."""
     path = Path(path)
     meta = read_meta(path, KIND, FORMAT_VERSION)
@@ -120,7 +119,7 @@ def load(cls: type[BM25Index], path: str | Path, mmap: bool = True) -> BM25Index
 
 
 def _load_segments(
-    self: BM25Index, meta: dict[str, Any], arrays: dict[str, np.ndarray], n_terms: int, path: Path
+    self: Any, meta: dict[str, Any], arrays: dict[str, np.ndarray], n_terms: int, path: Path
 ) -> None:
     self._doc_len, self._live = arrays["doc_len"], arrays["live"]
     self._df = np.array(arrays["df"], dtype=np.int64)
@@ -152,7 +151,7 @@ def _load_segments(
         self._segments.append(seg)
 
 
-def _load_v1(self: BM25Index, arrays: dict[str, np.ndarray], n_terms: int, path: Path) -> None:
+def _load_v1(self: Any, arrays: dict[str, np.ndarray], n_terms: int, path: Path) -> None:
     """A format-1 save (one compacted postings list): one segment, forward index rebuilt."""
     indptr, docs, tfs = arrays["indptr"], arrays["docs"], arrays["tfs"]
     if indptr.shape[0] != n_terms + 1:

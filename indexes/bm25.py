@@ -43,10 +43,9 @@ queries with repeated clauses). Only documents sharing at least one term with th
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from itertools import chain, pairwise
+from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -55,14 +54,18 @@ import numpy as np
 
 from indexes import _bm25_io as _io
 from indexes import _bm25_kernels as _k
-from indexes._base import (
-    SearchResult,
-    check_allowed,
-    empty_result,
+from indexes._bm25_common import (
+    _check_tokens,
+    _concat_forward,
+    _raise_bad_token,
+    _ro,
+    _Stale,
+    _State,
 )
 from indexes._bm25_io import _SEG_ARRAYS, _Segment
+from indexes._bm25_search import SearchMixin
 from indexes._scratch import ScratchPool
-from indexes._validate import check_number, check_search_k, is_int, short, unique_ids
+from indexes._validate import check_number, short, unique_ids
 
 VARIANTS: dict[str, dict[str, float]] = {
     "lucene": {"k1": 1.2, "b": 0.75},
@@ -71,95 +74,18 @@ VARIANTS: dict[str, dict[str, float]] = {
     "bm25+": {"k1": 1.5, "b": 0.75, "delta": 1.0},
 }
 # Search tuning (see indexes._bm25_kernels.search_positive); tests shrink them to reach every path.
-_BLOCK_DOCS = 16_384  # documents per accumulator block (64 KiB of float32), a multiple of CHUNK
-_SPARSE_RATIO = 32  # a query with fewer than n_docs / _SPARSE_RATIO postings tracks touched docs
 # A filter allowing fewer than n_docs / _SELECTIVE_RATIO of a segment's documents scores just
-# those (indexes._bm25_kernels.search_allowed), galloping through postings lists longer than
+# those (indexes._bm25_row_kernels.search_allowed), galloping through postings lists longer than
 # _GALLOP_RATIO x the allowed documents.
-_SELECTIVE_RATIO = 32
-_GALLOP_RATIO = 4
 _ADD_TOKENS = 2_000_000  # tokens an add processes at a time
 PRECOMPUTE_DELAY = 0.5  # seconds after the last write before contributions are precomputed
-
-
-@dataclass(frozen=True)
-class _State:
-    """What searches read, published whole by each write (a search keeps the one it started
-    with): segments, IDF per term, the per-document scoring value (negative: deleted), BM25+
-    offsets per term, and whether every contribution is > 0."""
-
-    segments: tuple[_Segment, ...]
-    idf: np.ndarray
-    dn: np.ndarray
-    absent: np.ndarray
-    positive: bool
-    avgdl: float = 1.0
-    impacts: tuple[np.ndarray, ...] | None = None  # per segment, once precomputed
-    stale: _Stale | None = None  # the last precomputed impacts, while these are not
-
-
-@dataclass(frozen=True)
-class _Stale:
-    """Impacts precomputed for older statistics, kept by the writes that made them stale:
-    rescaled per term they bound the current scores of the segments they cover, so a search
-    before the next precomputation can find candidates with them and score only those exactly
-    (``BM25Index._search_stale``)."""
-
-    impacts: dict[int, np.ndarray]  # id(segment) -> its impacts (segments are immutable)
-    segments: tuple[_Segment, ...]  # keeps those segments alive, so their ids stay unique
-    idf: np.ndarray  # the IDF the impacts were computed with
-    avgdl: float  # and the average length
-    scale: np.ndarray  # float32 per term: current IDF / the IDF the impacts were computed with
-    bound: float  # every current tf part <= bound x the stale one (average length change)
 
 
 _PARAM_RANGES = {"k1": (0.0, None), "b": (0.0, 1.0), "delta": (0.0, None), "epsilon": (0.0, None)}
 """Accepted (lo, hi) of each parameter: all finite; b in [0, 1], the others >= 0."""
 
 
-def _is_seq(x: Any) -> bool:
-    if isinstance(x, np.ndarray):
-        return x.ndim == 1
-    return isinstance(x, Sequence) and not isinstance(x, (str, bytes, bytearray))
-
-
-def _check_tokens(token_lists: Sequence[Sequence[str]], what: str, each: bool = True) -> None:
-    """A list (or tuple) of token lists, every token a ``str`` (checked here unless ``each``
-    is False: ``add`` checks its distinct terms instead, far fewer); ``TypeError`` naming the
-    first offending item and position otherwise. Runs before anything changes."""
-    if isinstance(token_lists, str) or (
-        _is_seq(token_lists) and len(token_lists) > 0 and isinstance(token_lists[0], str)
-    ):
-        raise TypeError(
-            f"{what} must be a list of token lists (one list of strings per item), "
-            "got a single string or a flat list of strings; wrap one item as [tokens]"
-        )
-    if not _is_seq(token_lists):
-        raise TypeError(
-            f"{what} must be a list of token lists (one list of strings per item), got "
-            f"{type(token_lists).__name__} {short(token_lists)}"
-        )
-    for i, item in enumerate(token_lists):
-        if type(item) not in (list, tuple) and not _is_seq(item):
-            raise TypeError(
-                f"{what}[{i}] must be a list of string tokens, got "
-                f"{type(item).__name__} {short(item)}"
-            )
-    if each and not all(isinstance(t, str) for t in chain.from_iterable(token_lists)):
-        _raise_bad_token(token_lists, what)
-
-
-def _raise_bad_token(token_lists: Sequence[Sequence[str]], what: str) -> None:
-    """``TypeError`` naming the first token that is not a ``str``."""
-    for i, tokens in enumerate(token_lists):
-        for j, tok in enumerate(tokens):
-            if not isinstance(tok, str):
-                raise TypeError(
-                    f"{what}[{i}][{j}] is {type(tok).__name__} {short(tok)}; tokens must be str"
-                )
-
-
-class BM25Index:
+class BM25Index(SearchMixin):
     """BM25 inverted index over token lists; see the module docstring for variants.
 
     ``k1``, ``b``, ``delta`` (bm25l, bm25+) and ``epsilon`` (okapi) default per variant to the
@@ -528,193 +454,6 @@ class BM25Index:
             arrays += list(st.stale.impacts.values())
         return int(sum(a.nbytes for a in arrays))
 
-    def search(
-        self,
-        token_lists: Sequence[Sequence[str]],
-        k: int,
-        allowed: np.ndarray | None = None,
-    ) -> SearchResult:
-        """Top-k documents for each query (a token list): ids int64, scores float32, padded.
-
-        ``allowed`` (a bool or uint8 mask over internal ids, one entry per id ever assigned)
-        restricts the search to the documents it marks: the result is the unfiltered ranking
-        with the other documents removed, with the same scores, so up to ``k`` hits however
-        few documents it allows (fewer than 1 in ``_SELECTIVE_RATIO`` of a segment's
-        documents: only those are scored; otherwise disallowed documents are skipped when the
-        top k are collected).
-        """
-        _check_tokens(token_lists, "queries")
-        st = self._state  # one consistent state for this whole search
-        positive = st.positive if self._positive is None else self._positive
-        if allowed is not None:
-            allowed = check_allowed(allowed, st.dn.shape[0])
-            if not positive:  # the general kernel skips disallowed documents like deleted ones
-                st = replace(st, dn=np.where(allowed, st.dn, np.float32(-1.0)), impacts=None)
-                allowed = None
-        idf = st.idf
-        k = check_search_k(k, len(self))
-        n_q = len(token_lists)
-        get = self._vocab.get
-        q_terms: list[int] = []
-        q_ptr = np.zeros(n_q + 1, dtype=np.int64)
-        for i, tokens in enumerate(token_lists):
-            for tok in tokens:
-                tid = get(tok)
-                if tid is not None and tid < idf.shape[0]:
-                    q_terms.append(tid)
-            q_ptr[i + 1] = len(q_terms)
-        if not q_terms or not st.segments or k == 0:
-            return empty_result(n_q, k)
-        terms = np.array(q_terms, dtype=np.int32)
-        stats = (_ro(idf), *self._formula(), _ro(st.absent))
-        mask = None if allowed is None else _ro(allowed.view(np.uint8))
-        if st.impacts is None and st.stale is not None and positive:
-            rows = [self._search_stale(st, stats, terms[a:b], k, mask) for a, b in pairwise(q_ptr)]
-            if all(r is not None for r in rows):
-                return SearchResult(*(np.concatenate(x) for x in zip(*rows, strict=True)))
-        return self._search_all(st, stats, positive, q_ptr, terms, k, mask)
-
-    def _search_all(self, st, stats, positive, q_ptr, terms, k, mask) -> SearchResult:
-        n_q = q_ptr.shape[0] - 1
-        best: tuple[np.ndarray, np.ndarray] | None = None
-        for i, seg in enumerate(st.segments):
-            imp = _NO_IMPACTS if st.impacts is None else st.impacts[i]
-            seg_mask = None if mask is None else mask[seg.base : seg.base + seg.n_docs]
-            if seg_mask is not None and not seg_mask.any():
-                continue
-            res = self._search_segment(seg, st, imp, stats, positive, q_ptr, terms, k, seg_mask)
-            if seg.base:
-                res[0][res[0] >= 0] += seg.base
-            best = res if best is None else _k.merge_top(*best, *res, k)
-        if best is None:
-            return empty_result(n_q, k)
-        return SearchResult(*best)
-
-    def _search_stale(self, st, stats, terms, k, mask) -> tuple[np.ndarray, np.ndarray] | None:
-        """One query right after a write, before the precomputation: exact results without
-        scoring every posting at query time, or None when this cannot prove them exact.
-
-        A segment whose impacts were precomputed before the write is searched with them,
-        rescaled by each term's IDF ratio (``_Stale.scale``), for its best ``m`` candidates;
-        only those are scored exactly (:func:`indexes._bm25_kernels.search_allowed`). A
-        document outside them scores at most ``bound`` x its rescaled stale score (<= the
-        ``m``-th's), since each tf part changed by a factor between 1 and ``bound``; so if the
-        exact k-th best score exceeds that (with a margin for float32 rounding), no document
-        outside can enter the top k. New segments are scored at query time (they are small).
-        """
-        stale = st.stale
-        m = 2 * k + 10
-        q_ptr = np.array([0, terms.shape[0]], dtype=np.int64)
-        outside = 0.0  # the best score a document outside the candidates may have
-        best: tuple[np.ndarray, np.ndarray] | None = None
-        for seg in st.segments:
-            seg_mask = None if mask is None else mask[seg.base : seg.base + seg.n_docs]
-            if seg_mask is not None and not seg_mask.any():
-                continue
-            imp = stale.impacts.get(id(seg))
-            if imp is None:
-                res = self._search_segment(
-                    seg, st, _NO_IMPACTS, stats, True, q_ptr, terms, k, seg_mask
-                )
-            else:
-                res = self._search_segment(
-                    seg, st, imp, stats, True, q_ptr, terms, m, seg_mask, scale=stale.scale
-                )
-                ids, scores = res[0][0], res[1][0]
-                n = int((ids >= 0).sum())
-                if n == m:
-                    outside = max(outside, float(scores[m - 1]))
-                rows = np.sort(ids[:n]).astype(np.int32)
-                lo, hi = seg.base, seg.base + seg.n_docs
-                postings = (_ro(seg.indptr), _ro(seg.docs), _ro(seg.tfs), _NO_IMPACTS)
-                args = (*postings, _ro(st.dn[lo:hi]), *stats, q_ptr, terms, k)
-                with self._pool.take(("acc", seg.n_docs), np.float32) as acc:
-                    res = _k.search_allowed(*args, acc, _NO_MASK, rows, 0)
-            if seg.base:
-                res[0][res[0] >= 0] += seg.base
-            best = res if best is None else _k.merge_top(*best, *res, k)
-        if best is None:
-            empty = empty_result(1, k)
-            return empty.ids, empty.scores
-        if outside > 0:
-            kth = best[1][0, k - 1]
-            if not (best[0][0, k - 1] >= 0 and kth > outside * stale.bound * (1 + 1e-4)):
-                return None
-        return best
-
-    def _search_segment(self, seg, st, imp, stats, positive, q_ptr, terms, k, seg_mask, scale=None):
-        n_docs = seg.n_docs
-        lo, hi = seg.base, seg.base + n_docs
-        postings = (_ro(seg.indptr), _ro(seg.docs), _ro(seg.tfs), _ro(imp))
-        if not positive:  # the general kernel: contributions that may be <= 0
-            args = (*postings[:3], None, st.dn[lo:hi], *stats, q_ptr, terms, k)
-            with (
-                self._pool.take(("acc", n_docs), np.float32) as acc,
-                self._pool.take(("seen", n_docs), np.uint8) as seen,
-                self._pool.take(("touched", n_docs), np.int32) as touched,
-            ):
-                return _k.search_batch(*args, acc, seen, touched)
-        args = (*postings, _ro(st.dn[lo:hi]), *stats, q_ptr, terms, k)
-        if seg_mask is not None and np.count_nonzero(seg_mask) * _SELECTIVE_RATIO < n_docs:
-            rows = _k.allowed_rows(seg_mask)
-            with self._pool.take(("acc", n_docs), np.float32) as acc:
-                return _k.search_allowed(*args, acc, seg_mask, rows, _GALLOP_RATIO)
-        # Room for the last block's scan chunk past n_docs, and for a whole block.
-        n_acc = max(_BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK)
-        with (
-            self._pool.take(("acc", n_acc), np.float32) as acc,
-            self._pool.take(("touched", n_docs), np.int32) as touched,
-        ):
-            mask = _NO_MASK if seg_mask is None else seg_mask
-            args = (*args[:4], _NO_SCALE if scale is None else _ro(scale), *args[4:])
-            return _k.search_positive(
-                *args,
-                acc,
-                touched,
-                mask,
-                _BLOCK_DOCS,
-                _k.CHUNK,
-                _SPARSE_RATIO,
-            )
-
-    def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:
-        """Per-term score contributions of one live document, largest first.
-
-        Each distinct query term appears once with its contribution times its count in the
-        query; terms contributing nothing are left out. The values sum to the document's score
-        (up to float32 rounding).
-        """
-        if isinstance(query_tokens, str):
-            raise TypeError("query_tokens must be a list of tokens, not a string")
-        _check_tokens([query_tokens], "query_tokens")
-        if not is_int(doc_id):
-            kind = type(doc_id).__name__
-            raise TypeError(f"doc_id must be an integer, got {kind} {short(doc_id)}")
-        doc_id = int(doc_id)
-        st = self._state
-        idf, dn, absent = st.idf, st.dn, st.absent
-        if not 0 <= doc_id < dn.shape[0] or dn[doc_id] < 0:
-            raise KeyError(f"{doc_id} is not a live document id")
-        seg = next(s for s in st.segments if s.base <= doc_id < s.base + s.n_docs)
-        local = doc_id - seg.base
-        out: list[tuple[str, float]] = []
-        for term, count in Counter(query_tokens).items():
-            tid = self._vocab.get(term)
-            if tid is None or tid >= idf.shape[0]:
-                continue
-            value = float(absent[tid])
-            if tid + 1 < seg.indptr.shape[0]:
-                lo, hi = seg.indptr[tid], seg.indptr[tid + 1]
-                pos = lo + int(np.searchsorted(seg.docs[lo:hi], local))
-                if pos < hi and seg.docs[pos] == local:
-                    part = _k.tf_part(seg.tfs[pos], dn[doc_id], *self._formula())
-                    value += float(np.float32(idf[tid]) * np.float32(part))
-            if value == 0.0:
-                continue
-            out.append((term, count * value))
-        out.sort(key=lambda tv: (-tv[1], tv[0]))
-        return out
-
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -732,26 +471,6 @@ class BM25Index:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return f"BM25Index(variant={self.variant!r}, {params}, docs={len(self)})"
-
-
-def _concat_forward(parts) -> tuple[np.ndarray, np.ndarray]:
-    """Forward indexes (ptr, terms, keep) of adjacent segments, concatenated; dropped documents
-    keep an empty slot. Written into one preallocated array (no per-part copies, and no
-    per-posting mask where a part keeps every document), so a merge's peak memory is the
-    merged forward index once."""
-    lens = [np.diff(ptr) * keep.astype(bool) for ptr, _, keep in parts]
-    ptr_out = np.zeros(1 + sum(len(x) for x in lens), dtype=np.int64)
-    np.cumsum(np.concatenate(lens) if lens else np.zeros(0, np.int64), out=ptr_out[1:])
-    out = np.empty(int(ptr_out[-1]), dtype=np.int32)
-    o = 0
-    for (ptr, fwd_terms, keep), kept in zip(parts, lens, strict=True):
-        n = int(kept.sum())
-        if keep.all():
-            out[o : o + n] = fwd_terms[:n]
-        else:
-            out[o : o + n] = fwd_terms[np.repeat(keep.astype(bool), np.diff(ptr))]
-        o += n
-    return ptr_out, out
 
 
 _WARM: set[tuple] = set()
@@ -780,15 +499,3 @@ def _warm_kernels(index: BM25Index) -> None:
     tiny.add([["b"]])  # merges the two small segments
 
 
-def _ro(a: np.ndarray) -> np.ndarray:
-    """A read-only view: every array reaching a search kernel has one type whether it was
-    built in memory or memory-mapped, so one compiled specialisation serves both (a new one
-    would be compiled or loaded from numba's cache on first use, milliseconds)."""
-    v = a.view()
-    v.flags.writeable = False
-    return v
-
-
-_NO_IMPACTS = _ro(np.zeros(0, dtype=np.float32))  # contributions computed at query time
-_NO_MASK = _ro(np.zeros(0, dtype=np.uint8))  # every document allowed
-_NO_SCALE = _ro(np.zeros(0, dtype=np.float32))  # impacts as they are

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import indexes.bm25 as bm25_module
+import indexes._bm25_common as bm25_common
 from indexes import BM25Index, IndexFormatError, SearchResult
 from indexes._base import PAD_ID
 
@@ -177,8 +177,8 @@ def _search_every_path(index: BM25Index, queries, k: int, monkeypatch) -> list[S
     out = []
     # A ratio of 10**6 sends every query to the blocked path, 0 to the touched-list one.
     for block, ratio in [(64, 10**6), (128, 10**6), (16_384, 10**6), (64, 0)]:
-        monkeypatch.setattr(bm25_module, "_BLOCK_DOCS", block)
-        monkeypatch.setattr(bm25_module, "_SPARSE_RATIO", ratio)
+        monkeypatch.setattr(bm25_common, "_BLOCK_DOCS", block)
+        monkeypatch.setattr(bm25_common, "_SPARSE_RATIO", ratio)
         out.append(index.search(queries, k))
     index._positive = False  # force the general kernel (impacts that may be <= 0)
     out.append(index.search(queries, k))
@@ -186,8 +186,8 @@ def _search_every_path(index: BM25Index, queries, k: int, monkeypatch) -> list[S
     index.precompute()  # then the same with precomputed contributions
     assert index._state.impacts is not None
     for block, ratio in [(64, 10**6), (16_384, 10**6), (64, 0)]:
-        monkeypatch.setattr(bm25_module, "_BLOCK_DOCS", block)
-        monkeypatch.setattr(bm25_module, "_SPARSE_RATIO", ratio)
+        monkeypatch.setattr(bm25_common, "_BLOCK_DOCS", block)
+        monkeypatch.setattr(bm25_common, "_SPARSE_RATIO", ratio)
         out.append(index.search(queries, k))
     index._positive = False
     out.append(index.search(queries, k))
@@ -264,8 +264,8 @@ def test_writes_drop_precomputed_contributions_and_searches_never_wait(monkeypat
 
 
 def test_ties_across_blocks_keep_smallest_ids(monkeypatch) -> None:
-    monkeypatch.setattr(bm25_module, "_BLOCK_DOCS", 64)
-    monkeypatch.setattr(bm25_module, "_SPARSE_RATIO", 10**6)  # blocked path, 8 blocks
+    monkeypatch.setattr(bm25_common, "_BLOCK_DOCS", 64)
+    monkeypatch.setattr(bm25_common, "_SPARSE_RATIO", 10**6)  # blocked path, 8 blocks
     index = BM25Index()
     index.add([["a", "b"] if i % 3 else ["c"] for i in range(500)])
     res = index.search([["a"], ["a", "c"]], k=5)

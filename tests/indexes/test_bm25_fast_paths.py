@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import indexes._bm25_common as bm25_common
 import indexes.bm25 as bm25_module
 from indexes import BM25Index
-from indexes import _bm25_kernels as kernels
+from indexes import _bm25_row_kernels as row_kernels
 from indexes._base import PAD_ID
 
 VARIANTS = ["lucene", "okapi", "bm25l", "bm25+"]
@@ -114,7 +115,7 @@ def test_ties_at_the_kth_score_fall_back_to_query_time(monkeypatch) -> None:
 def test_selective_filters_equal_the_unfiltered_ranking(
     monkeypatch, precomputed, gallop_ratio
 ) -> None:
-    monkeypatch.setattr(bm25_module, "_GALLOP_RATIO", gallop_ratio)
+    monkeypatch.setattr(bm25_common, "_GALLOP_RATIO", gallop_ratio)
     docs, queries = zipf_corpus(2, 6000, n_queries=30)
     index = BM25Index()
     index.precompute_delay = None
@@ -125,14 +126,14 @@ def test_selective_filters_equal_the_unfiltered_ranking(
         index.precompute()
     n = len(docs)
     full = index.search(queries, k=n)
-    selective = count_calls(monkeypatch, kernels, "search_allowed")
+    selective = count_calls(monkeypatch, row_kernels, "search_allowed")
     rng = np.random.default_rng(3)
     for fraction in (0.001, 0.01, 0.03, 0.1, 0.5):
         allowed = rng.random(n) < fraction
         allowed[7] = True  # a deleted document stays out however allowed
         before = selective[0]
         got = index.search(queries, k=10, allowed=allowed)
-        assert (selective[0] > before) == (fraction < 1 / bm25_module._SELECTIVE_RATIO)
+        assert (selective[0] > before) == (fraction < 1 / bm25_common._SELECTIVE_RATIO)
         for row in range(len(queries)):
             ids = full.ids[row]
             keep = (ids >= 0) & allowed[np.maximum(ids, 0)]

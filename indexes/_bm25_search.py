@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -214,3 +215,29 @@ class SearchMixin:
             out.append((term, count * value))
         out.sort(key=lambda tv: (-tv[1], tv[0]))
         return out
+
+
+_WARM: set[tuple] = set()
+
+
+def _warm_kernels(index: Any) -> None:
+    """Load (or compile) every search kernel an index with these parameters can call, once per
+    process, from a tiny index: the first search after a write (two segments to merge, scores
+    computed at query time) or with a filter must not pay it (numba takes milliseconds to load
+    a cached kernel on its first call). Runs on an index's first ``add`` and on ``load``."""
+    key = (index.variant, tuple(sorted(index.params.items())))
+    if key in _WARM:
+        return
+    _WARM.add(key)
+    tiny = type(index)(index.variant, **index.params)
+    tiny.precompute_delay = None
+    tiny.add([["a", "b"], ["b"], ["a", "c"], ["c"]] * 40)  # selective filters: few allowed
+    tiny.add([["a"]])
+    allowed = np.zeros(161, dtype=bool)
+    allowed[[0, 160]] = True
+    for _ in range(2):
+        tiny.search([["a", "c"]], 2)
+        tiny.search([["a", "c"]], 2, allowed=allowed)
+        tiny.search([["a", "c"]], 2, allowed=np.ones(161, dtype=bool))
+        tiny.precompute()
+    tiny.add([["b"]])  # merges the two small segments

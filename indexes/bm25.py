@@ -63,7 +63,7 @@ from indexes._bm25_common import (
     _State,
 )
 from indexes._bm25_io import _SEG_ARRAYS, _Segment
-from indexes._bm25_search import SearchMixin
+from indexes._bm25_search import SearchMixin, _warm_kernels
 from indexes._scratch import ScratchPool
 from indexes._validate import check_number, short, unique_ids
 
@@ -471,31 +471,3 @@ class BM25Index(SearchMixin):
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return f"BM25Index(variant={self.variant!r}, {params}, docs={len(self)})"
-
-
-_WARM: set[tuple] = set()
-
-
-def _warm_kernels(index: BM25Index) -> None:
-    """Load (or compile) every search kernel an index with these parameters can call, once per
-    process, from a tiny index: the first search after a write (two segments to merge, scores
-    computed at query time) or with a filter must not pay it (numba takes milliseconds to load
-    a cached kernel on its first call). Runs on an index's first ``add`` and on ``load``."""
-    key = (index.variant, tuple(sorted(index.params.items())))
-    if key in _WARM:
-        return
-    _WARM.add(key)
-    tiny = BM25Index(index.variant, **index.params)
-    tiny.precompute_delay = None
-    tiny.add([["a", "b"], ["b"], ["a", "c"], ["c"]] * 40)  # selective filters: few allowed
-    tiny.add([["a"]])
-    allowed = np.zeros(161, dtype=bool)
-    allowed[[0, 160]] = True
-    for _ in range(2):
-        tiny.search([["a", "c"]], 2)
-        tiny.search([["a", "c"]], 2, allowed=allowed)
-        tiny.search([["a", "c"]], 2, allowed=np.ones(161, dtype=bool))
-        tiny.precompute()
-    tiny.add([["b"]])  # merges the two small segments
-
-

@@ -1,6 +1,7 @@
 """Exact BM25 over pre-tokenised documents: segments, deletes, cheap writes, mmap loading.
 
-Documents and queries are lists of string tokens (text processing lives in ``hybrid.analyzers``).
+Documents and queries are lists of string tokens (text processing lives in
+``hybrid.encoders.analyzers``).
 Each ``add`` becomes an immutable segment of term-major postings (document, term frequency) over
 its own range of document ids; segments merge as they grow (binary-counter style, so a posting
 is merged O(log n) times and there are O(log n) segments), and a merge drops deleted documents.

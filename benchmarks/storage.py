@@ -148,38 +148,6 @@ def encoders(kind: str):
     }
 
 
-def legacy_save(engine, path: Path) -> None:
-    """Today's save (format 1): every file rewritten, documents as one JSONL file."""
-    path.mkdir(parents=True)
-    with open(path / "documents.jsonl", "w", encoding="utf-8") as f:
-        for doc_id, text, m, live in zip(
-            engine.store.ids,
-            engine.store.texts,
-            engine.store.metadata,
-            engine.store.live,
-            strict=True,
-        ):
-            f.write(
-                json.dumps(
-                    {"id": doc_id, "text": text, "metadata": m, "live": live}, ensure_ascii=False
-                )
-                + "\n"
-            )
-    for name, r in engine.retrievers.items():
-        r.save(path / "retrievers" / name)
-    (path / "meta.json").write_text(
-        json.dumps(
-            {
-                "type": "HybridRetriever",
-                "format_version": 1,
-                "retrievers": engine.names,
-                "config": engine.config.to_dict(),
-                "preset": None,
-            }
-        )
-    )
-
-
 def phase_build(kind: str, n: int, work: Path) -> dict:
     engine = make_engine(kind)
     t0 = time.perf_counter()
@@ -195,7 +163,9 @@ def phase_build(kind: str, n: int, work: Path) -> dict:
             engine.add(texts, ids=ids, encoded={"dense": dense_vectors(m, s)})
     out = {"build s": time.perf_counter() - t0}
     t = time.perf_counter()
-    legacy_save(engine, work / "v1")
+    from tests._standins import write_v1
+
+    write_v1(engine, work / "v1")  # today's save (format 1): every file rewritten
     out["today's full save s"] = time.perf_counter() - t
     out["today's folder MB"] = folder_mb(work / "v1")
     shutil.rmtree(work / "v1")

@@ -7,6 +7,7 @@ Importable from subprocesses (the kill and corruption tests run writers and read
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -137,3 +138,34 @@ def processes():
         ]
     )
     return ctx
+
+
+def write_v1(engine: Any, path: Path) -> None:
+    """Write ``engine`` as a format-1 folder (``meta.json``, ``documents.jsonl``,
+    ``retrievers/``), the layout ``save`` wrote before format 2: every file rewritten."""
+    import json
+
+    path.mkdir(parents=True)
+    with open(path / "documents.jsonl", "w", encoding="utf-8") as f:
+        for doc_id, text, m, live in zip(
+            engine.store.ids,
+            engine.store.texts,
+            engine.store.metadata,
+            engine.store.live,
+            strict=True,
+        ):
+            row = {"id": doc_id, "text": text, "metadata": m, "live": live}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    for name, r in engine.retrievers.items():
+        r.save(path / "retrievers" / name)
+    (path / "meta.json").write_text(
+        json.dumps(
+            {
+                "type": "HybridRetriever",
+                "format_version": 1,
+                "retrievers": engine.names,
+                "config": engine.config.to_dict(),
+                "preset": None,
+            }
+        )
+    )

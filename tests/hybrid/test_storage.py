@@ -470,6 +470,22 @@ def _reader(path, seen_file, stop_at):  # runs in a child process
         raise
 
 
+def start_readers(path, tmp_path, n: int, stop_at: int) -> list:
+    """``n`` reader processes on the folder at ``path`` (each records the states it sees in
+    ``tmp_path / f"seen{r}"`` until it sees ``stop_at`` documents), started and ready."""
+    ctx = S.processes()
+    readers = [
+        ctx.Process(target=_reader, args=(path, tmp_path / f"seen{r}", stop_at)) for r in range(n)
+    ]
+    for proc in readers:
+        proc.start()
+    deadline = time.time() + 120
+    while not all((tmp_path / f"seen{r}.ready").exists() for r in range(n)):
+        assert time.time() < deadline, "the readers did not start"
+        time.sleep(0.05)
+    return readers
+
+
 def _read_until(path, seen_file, stop_at):
     e = HybridRetriever.open(path, encoders=S.encoders(), readonly=True, parallel=False)
     e.auto_refresh = False  # ids() and search() below must see one state
@@ -494,16 +510,7 @@ def test_one_writer_and_four_reader_processes(tmp_path):
     w = S.engine(path, parallel=False)
     with pytest.raises(EngineLockedError):
         reopen(path)  # a second writer
-    ctx = S.processes()
-    readers = [
-        ctx.Process(target=_reader, args=(path, tmp_path / f"seen{r}", 4 * 40)) for r in range(4)
-    ]
-    for proc in readers:
-        proc.start()
-    deadline = time.time() + 120
-    while not all((tmp_path / f"seen{r}.ready").exists() for r in range(4)):
-        assert time.time() < deadline, "the readers did not start"
-        time.sleep(0.05)
+    readers = start_readers(path, tmp_path, 4, 4 * 40)
     committed = [[]]
     for k in range(60):
         ids = [f"b{k}-{j}" for j in range(4)]
@@ -532,38 +539,12 @@ def test_one_writer_and_four_reader_processes(tmp_path):
 # -- format 1 ---------------------------------------------------------------------------------
 
 
-def _write_v1(engine, path):
-    path.mkdir()
-    with open(path / "documents.jsonl", "w") as f:
-        for doc_id, text, m, live in zip(
-            engine.store.ids,
-            engine.store.texts,
-            engine.store.metadata,
-            engine.store.live,
-            strict=True,
-        ):
-            f.write(json.dumps({"id": doc_id, "text": text, "metadata": m, "live": live}) + "\n")
-    for name, r in engine.retrievers.items():
-        r.save(path / "retrievers" / name)
-    (path / "meta.json").write_text(
-        json.dumps(
-            {
-                "type": "HybridRetriever",
-                "format_version": 1,
-                "retrievers": engine.names,
-                "config": engine.config.to_dict(),
-                "preset": None,
-            }
-        )
-    )
-
-
 def test_format_1_folders_load_and_upgrade_on_open(tmp_path):
     e = S.engine(parallel=False)
     t, i, m = S.docs(15, 11)
     e.add(t, ids=i, metadata=m)
     e.delete(i[:2])
-    _write_v1(e, tmp_path / "v1")
+    S.write_v1(e, tmp_path / "v1")
     assert S.state(HybridRetriever.load(tmp_path / "v1", encoders=S.encoders())) == S.state(e)
     with pytest.raises(IndexFormatError, match="format-1"):
         reopen(tmp_path / "v1", readonly=True)

@@ -14,7 +14,7 @@ from hybrid import HybridRetriever
 from hybrid.storage import MergePolicy
 from hybrid.storage import folder as folder_module
 from tests import _standins as S
-from tests.hybrid.test_storage import _reader
+from tests.hybrid.test_storage import start_readers
 
 pytest.importorskip("faiss")
 
@@ -159,16 +159,7 @@ def test_reader_processes_across_merges(tmp_path):
     path = tmp_path / "e"
     S.engine(path, parallel=False).close()
     w = open_(path, merge=MergePolicy(max_commits=4, min_commits=1, log_ratio=0.0))
-    ctx = S.processes()
-    readers = [
-        ctx.Process(target=_reader, args=(path, tmp_path / f"seen{r}", 3 * 30)) for r in range(2)
-    ]
-    for proc in readers:
-        proc.start()
-    deadline = time.time() + 120
-    while not all((tmp_path / f"seen{r}.ready").exists() for r in range(2)):
-        assert time.time() < deadline, "the readers did not start"
-        time.sleep(0.05)
+    readers = start_readers(path, tmp_path, 2, 3 * 30)
     committed = [[]]
     for k in range(30):
         w.add([f"alpha text {k} {j}" for j in range(4)], ids=[f"b{k}-{j}" for j in range(4)])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._kernels import zscore_rows
 from ._validate import check_real, real_array
 
 __all__ = [
@@ -50,6 +51,11 @@ def _shrunk(x: np.ndarray, overflowed: np.ndarray) -> np.ndarray | None:
     if np.isinf(x).any():
         raise ValueError("scores must be finite numbers (NaN marks an absent entry), got inf")
     return np.where(overflowed, x * _SHRINK, x)
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    """``x`` as C-ordered 2-D rows (one row per list of a query) for the compiled steps."""
+    return np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
 
 
 def _count(x: np.ndarray) -> np.ndarray:
@@ -158,13 +164,11 @@ def zscore_norm(scores: np.ndarray) -> np.ndarray:
     x = _as_float(scores)
     if x.shape[-1] == 0:
         return x.copy()
-    mean, std = _mean_std(x)
-    shrunk = _shrunk(x, ~np.isfinite(mean) | ~np.isfinite(std))
+    out, overflowed = zscore_rows(_rows(x))
+    shrunk = _shrunk(x, overflowed.reshape(*x.shape[:-1], 1))
     if shrunk is not None:
         return zscore_norm(shrunk)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
-    return _finish(out, x)
+    return out.reshape(x.shape)
 
 
 def dbsf_norm(scores: np.ndarray) -> np.ndarray:

@@ -1,0 +1,200 @@
+"""The compiled steps of fusion: each runs without holding the GIL, so fusions in several threads
+use several cores. There is one implementation of each step: :mod:`fusion._core`,
+:mod:`fusion.normalize` and :mod:`fusion.api` call these for every fusion (:func:`fusion.fuse`,
+:func:`fusion.fuse_padded`, :class:`fusion.FusionTable`).
+
+Sums run strictly left to right and every division and square root is one IEEE operation, so
+a list gives the same bits whether it is fused alone or in a wider padded batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _claim(table, key, bits):
+    """Insert ``key`` (an id >= 0) into the open-addressing set ``table`` (-1 = empty); False
+    when it was there already."""
+    size_mask = (1 << bits) - 1
+    h = np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(64 - bits))
+    while True:
+        t = table[h]
+        if t == key:
+            return False
+        if t == -1:
+            table[h] = key
+            return True
+        h = (h + 1) & size_mask
+
+
+@njit(cache=True, nogil=True)
+def canonical_rows(ids, scores):
+    """Each row sorted by (score desc, id asc), duplicate ids dropped (the best score kept),
+    padding (id -1, score NaN) at the end: ``(ids, scores, sizes)``. Rows already in that form
+    (what the indexes return) are copied as they are."""
+    n_q, depth = ids.shape
+    out_ids = np.full((n_q, depth), -1, np.int64)
+    out_s = np.full((n_q, depth), np.nan)
+    sizes = np.zeros(n_q, np.int64)
+    bits = 4
+    while (1 << bits) < 2 * depth + 2:
+        bits += 1
+    table = np.full(1 << bits, -1, np.int64)
+    for q in range(n_q):
+        row, s = ids[q], scores[q]
+        n_valid = 0
+        ok = True
+        for c in range(depth):
+            if row[c] != -1:
+                if n_valid < c:  # padding before a real entry
+                    ok = False
+                n_valid += 1
+        if ok:
+            for c in range(1, n_valid):
+                a, b = s[c - 1], s[c]
+                if not (a > b or (a == b and row[c - 1] < row[c])):
+                    ok = False
+                    break
+        if ok:
+            for c in range(n_valid):
+                if not _claim(table, row[c], bits):
+                    ok = False
+                    break
+            table[:] = -1
+        if ok:
+            out_ids[q, :n_valid] = row[:n_valid]
+            out_s[q, :n_valid] = s[:n_valid]
+            sizes[q] = n_valid
+            continue
+        valid = np.flatnonzero(row != -1)
+        by_id = valid[np.argsort(row[valid], kind="mergesort")]
+        neg = np.empty(by_id.shape[0])
+        for i in range(by_id.shape[0]):
+            neg[i] = -s[by_id[i]]
+        order = by_id[np.argsort(neg, kind="mergesort")]
+        n = 0
+        for c in order:  # best score first: the first of an id is the one kept
+            if _claim(table, row[c], bits):
+                out_ids[q, n] = row[c]
+                out_s[q, n] = s[c]
+                n += 1
+        table[:] = -1
+        sizes[q] = n
+    return out_ids, out_s, sizes
+
+
+@njit(cache=True, nogil=True)
+def zscore_rows(x):
+    """``(x - mean) / std`` per row (population std; 0.0 when std is 0; NaN stays NaN), with a
+    flag per row whose mean or std overflowed (the caller rescales those rows)."""
+    n_q, width = x.shape
+    out = np.empty((n_q, width))
+    overflow = np.zeros(n_q, np.bool_)
+    for q in range(n_q):
+        row = x[q]
+        count = 0
+        s = 0.0
+        for i in range(width):  # absent entries add 0.0, strictly left to right
+            v = row[i]
+            if np.isnan(v):
+                v = 0.0
+            else:
+                count += 1
+            s = v if i == 0 else s + v
+        n = np.float64(max(count, 1))
+        mean = s / n
+        s = 0.0
+        for i in range(width):
+            d = row[i] - mean
+            v = 0.0 if np.isnan(d) else d * d
+            s = v if i == 0 else s + v
+        std = np.sqrt(s / n)
+        overflow[q] = not (np.isfinite(mean) and np.isfinite(std))
+        for i in range(width):
+            v = row[i]
+            if np.isnan(v):
+                out[q, i] = np.nan
+            elif std > 0:
+                out[q, i] = (v - mean) / std
+            else:
+                out[q, i] = 0.0
+    return out, overflow
+
+
+@njit(cache=True, nogil=True)
+def align_rows(ids, starts):
+    """The union of canonical lists per query. ``ids`` ``(n_q, sum of widths)``: the lists side
+    by side, list ``j`` in columns ``starts[j]:starts[j + 1]``, padding (-1) at the end of each.
+
+    Returns ``(offsets, union_ids, rows, counts)``: query ``q``'s documents are union rows
+    ``offsets[q]:offsets[q + 1]`` in ascending id order; ``rows`` holds the union row of every
+    present entry, list by list, then query by query, then column (``counts[j]`` of list
+    ``j``)."""
+    n_q = ids.shape[0]
+    n_lists = starts.shape[0] - 1
+    counts = np.zeros(n_lists, np.int64)
+    for j in range(n_lists):
+        for q in range(n_q):
+            for c in range(starts[j], starts[j + 1]):
+                if ids[q, c] != -1:
+                    counts[j] += 1
+    total = counts.sum()
+    row_start = np.zeros(n_lists + 1, np.int64)
+    for j in range(n_lists):
+        row_start[j + 1] = row_start[j] + counts[j]
+    done = row_start[:-1].copy()  # entries of each list placed so far
+    rows = np.empty(total, np.int64)
+    union = np.empty(total, np.int64)
+    offsets = np.zeros(n_q + 1, np.int64)
+    ent_id = np.empty(ids.shape[1], np.int64)
+    ent_at = np.empty(ids.shape[1], np.int64)  # where the entry's union row goes in ``rows``
+    n_u = 0
+    for q in range(n_q):
+        n = 0
+        for j in range(n_lists):  # list by list, column by column: sorting by id keeps that
+            for c in range(starts[j], starts[j + 1]):
+                if ids[q, c] != -1:
+                    ent_id[n] = ids[q, c]
+                    ent_at[n] = done[j]
+                    done[j] += 1
+                    n += 1
+        order = np.argsort(ent_id[:n], kind="mergesort")
+        last = -1
+        for i in order:
+            d = ent_id[i]
+            if d != last:
+                union[n_u] = d
+                n_u += 1
+                last = d
+            rows[ent_at[i]] = n_u - 1
+        offsets[q + 1] = n_u
+    return offsets, union[:n_u].copy(), rows, counts
+
+
+@njit(cache=True, nogil=True)
+def order_union(offsets, fused, top):
+    """Union rows of every query sorted by fused score descending, then id ascending (rows are
+    in id order), the best ``top`` (all when -1): ``(rows, counts per query)``."""
+    n_q = offsets.shape[0] - 1
+    keep = np.empty(n_q, np.int64)
+    total = 0
+    for q in range(n_q):
+        n = offsets[q + 1] - offsets[q]
+        keep[q] = n if top < 0 else min(n, top)
+        total += keep[q]
+    out = np.empty(total, np.int64)
+    at = 0
+    for q in range(n_q):
+        lo, hi = offsets[q], offsets[q + 1]
+        neg = np.empty(hi - lo)
+        for i in range(hi - lo):
+            neg[i] = -fused[lo + i]
+        order = np.argsort(neg, kind="mergesort")
+        for i in range(keep[q]):
+            out[at] = lo + order[i]
+            at += 1
+    return out, keep

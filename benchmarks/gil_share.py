@@ -1,7 +1,9 @@
 """How much of a search holds the GIL: CPU time in the kernels that release it against the rest.
 
 Concurrent searches from several threads can only overlap the parts that run without the GIL:
-the index kernels (SPLADE and BM25 numba ``nogil`` kernels, FAISS) and the evidence kernel.
+the index kernels (SPLADE and BM25 numba ``nogil`` kernels, FAISS), the evidence kernel and the
+fusion kernels (:mod:`fusion._kernels`; the time of a call includes numba's dispatch, a few
+microseconds that do hold the GIL).
 Everything else (query handling, validation, fusion, evidence, hit assembly, locks) is Python
 holding the GIL, and with a share ``p`` of it two threads give at most ``min(2, 1 / p)`` times
 one thread's queries per second, less in practice (a thread returning from a kernel waits for
@@ -66,6 +68,16 @@ def instrument(engine) -> None:
 
     if hasattr(evidence, "_reference_share"):
         evidence._reference_share = _timed(evidence._reference_share, "evidence kernel")
+    import fusion._core as fusion_core
+    import fusion.normalize as fusion_normalize
+
+    for module, names in (
+        (fusion_core, ("canonical_rows", "align_rows", "order_union")),
+        (fusion_normalize, ("zscore_rows",)),
+    ):
+        for name in names:
+            if hasattr(module, name):
+                setattr(module, name, _timed(getattr(module, name), "fusion kernels"))
 
 
 def measure(n_docs: int, rounds: int) -> dict:

@@ -198,3 +198,40 @@ def order_union(offsets, fused, top):
             out[at] = lo + order[i]
             at += 1
     return out, keep
+
+
+@njit(cache=True, nogil=True)
+def gather_entries(sel, n_rows, rows, starts, scores, terms, contrib, active, n_lists):
+    """Per selected union row (``sel``, in output order) and list: rank (0 when absent), raw
+    score, term and contribution (NaN / 0 when absent), as ``(n_out, n_lists)`` matrices.
+
+    ``scores`` ``(n_q, sum of widths)``: the fused canonical lists side by side (list ``i`` in
+    columns ``starts[i]:starts[i + 1]``, NaN for padding, which comes last); ``rows``,
+    ``terms``, ``contrib``: one value per present entry, list by list, then query by query,
+    then column (the order of :func:`align_rows`); ``active[i]``: list ``i``'s output column.
+    """
+    n_out = sel.shape[0]
+    pos = np.full(n_rows, -1, np.int64)
+    for i in range(n_out):
+        pos[sel[i]] = i
+    ranks = np.zeros((n_out, n_lists), np.int64)
+    raw = np.full((n_out, n_lists), np.nan)
+    out_terms = np.full((n_out, n_lists), np.nan)
+    out_contrib = np.zeros((n_out, n_lists))
+    e = 0
+    for i in range(starts.shape[0] - 1):
+        j = active[i]
+        for q in range(scores.shape[0]):
+            for c in range(starts[i], starts[i + 1]):
+                s = scores[q, c]
+                if np.isnan(s):
+                    break
+                o = pos[rows[e]]
+                if o >= 0:
+                    ranks[o, j] = c - starts[i] + 1
+                    raw[o, j] = s
+                    if terms.shape[0]:
+                        out_terms[o, j] = terms[e]
+                        out_contrib[o, j] = contrib[e]
+                e += 1
+    return ranks, raw, out_terms, out_contrib

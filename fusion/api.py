@@ -30,6 +30,7 @@ Conventions (pinned by ``tests/fusion/test_fusion*.py``):
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,6 +48,7 @@ from ._core import (
     check_padded,
     order_rows,
 )
+from ._kernels import gather_entries
 from ._options import (
     ADAPTIVE,
     METHODS,
@@ -180,45 +182,43 @@ def _fuse_block(
         normed_full = _normalize(norm, full, active, bounds)  # type: ignore[arg-type]
     canon = [_cut(c, depth) for c in full]
     al = align(canon)
-    n_rows = al.ids.shape[0]
-    rank_of = [np.broadcast_to(np.arange(1, c.ids.shape[1] + 1), c.ids.shape) for c in canon]
     comb = combine(method, canon, normed_full, al, wa, k)
     fused = comb.fused
-    terms, contrib = comb.terms, comb.contrib
-    terms_u = contrib_u = None
-    if not comb.per_entry:
-        terms_u, contrib_u = terms, contrib
     if not np.isfinite(fused).all():
         raise ValueError(
             "fused scores overflow float64 (raw scores near +-1e308 with norm='none'?); "
             "normalise the scores or scale them down"
         )
     rows, keep = order_rows(al, fused, top)
-    n_out = rows.shape[0]
-    pos = np.full(n_rows, -1, dtype=np.int64)
-    pos[rows] = np.arange(n_out)
-    out_ranks = np.zeros((n_lists, n_out), dtype=np.int64)
-    out_raw = np.full((n_lists, n_out), np.nan)
-    out_terms = np.full((n_lists, n_out), np.nan)
-    out_contrib = np.zeros((n_lists, n_out))
-    for i, (j, c) in enumerate(zip(active, canon, strict=True)):
-        at = pos[al.rows[i]]
-        kept = at >= 0
-        at = at[kept]
-        out_ranks[j, at] = rank_of[i][al.present[i]][kept]
-        out_raw[j, at] = c.scores[al.present[i]][kept]
-        if terms_u is None:
-            out_terms[j, at] = terms[i][kept]
-            out_contrib[j, at] = contrib[i][kept]
-    if terms_u is not None:
-        out_terms[active] = np.take(terms_u, rows, axis=0).T
-        out_contrib[active] = np.take(contrib_u, rows, axis=0).T
+    starts = np.zeros(len(canon) + 1, dtype=np.int64)
+    np.cumsum([c.ids.shape[1] for c in canon], out=starts[1:])
+    scores = canon[0].scores if len(canon) == 1 else np.hstack([c.scores for c in canon])
+    flat_rows = al.rows[0] if len(al.rows) == 1 else np.concatenate(al.rows)
+    no_entries = np.empty(0)
+    terms = np.concatenate(comb.terms) if comb.per_entry else no_entries
+    contrib = np.concatenate(comb.contrib) if comb.per_entry else no_entries
+    out_ranks, out_raw, out_terms, out_contrib = gather_entries(
+        rows,
+        al.ids.shape[0],
+        flat_rows,
+        starts,
+        np.ascontiguousarray(scores),
+        terms,
+        contrib,
+        np.asarray(active, dtype=np.int64),
+        n_lists,
+    )
+    if not comb.per_entry:
+        out_terms[:, active] = np.take(comb.terms, rows, axis=0)
+        out_contrib[:, active] = np.take(comb.contrib, rows, axis=0)
     used = np.zeros((n_b, n_lists))
     used[:, active] = wa
-    fields = [al.ids[rows], fused[rows], out_ranks.T, out_raw.T, out_terms.T, out_contrib.T]
-    cuts = np.cumsum(keep)[:-1]
-    parts = [np.split(a, cuts) for a in fields]
-    return [FusionResult(*p, weights=used[q]) for q, p in enumerate(zip(*parts, strict=True))]
+    fields = [al.ids[rows], fused[rows], out_ranks, out_raw, out_terms, out_contrib]
+    bounds = [0, *np.cumsum(keep).tolist()]
+    return [
+        FusionResult(*(a[lo:hi] for a in fields), weights=used[q])
+        for q, (lo, hi) in enumerate(itertools.pairwise(bounds))
+    ]
 
 
 def _pad_lists(per_query: Sequence[Sequence[tuple[Any, Any]]], n_lists: int) -> list:

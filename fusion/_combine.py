@@ -13,20 +13,22 @@ import numpy as np
 
 from . import methods as _m
 from ._core import Aligned, Canonical, scatter
+from ._kernels import combine_per_list
 
 
 class Combined(NamedTuple):
     """Fused scores of the union rows, with the per-list values behind them.
 
-    Per-list methods (:data:`fusion.methods.PER_LIST`) give ``terms`` / ``contrib`` as one 1-D
-    array per list over its present entries (in ``Aligned.rows`` order); the other methods as
+    Per-list methods (:data:`fusion.methods.PER_LIST`) give ``terms`` / ``contrib`` as one flat
+    array over the lists' present entries (list by list, each in ``Aligned.rows`` order, as
+    :func:`fusion._kernels.combine_per_list` takes them); the other methods as
     ``(U, L)`` matrices (``per_entry`` False). ``covered`` marks union rows that a list with a
     positive weight holds (all rows unless per-query weights of 0 are given for kept entries).
     """
 
     fused: np.ndarray
-    terms: list[np.ndarray] | np.ndarray
-    contrib: list[np.ndarray] | np.ndarray
+    terms: np.ndarray
+    contrib: np.ndarray
     per_entry: bool
     covered: np.ndarray | None
 
@@ -50,41 +52,32 @@ def combine(
         spec = _m.PER_LIST[method]
         if values is None:
             values = entry_values(spec.uses, canon, normed, al)
-        if per_query:
-            w_entry = [weights[np.nonzero(p)[0], i] for i, p in enumerate(al.present)]
-            keep = [w > 0 for w in w_entry]
-            if all(kp.all() for kp in keep):
-                keep = None
-        else:
-            w_entry = [weights[i] for i in range(len(canon))]
-            keep = None
-        off = [] if per_query else [i for i in range(len(canon)) if not weights[i] > 0]
-        if keep is not None:
-            rows = [r[kp] for r, kp in zip(al.rows, keep, strict=True)]
+        n_lists = len(canon)
+        counts = np.array([r.shape[0] for r in al.rows], dtype=np.int64)
+        if per_query:  # each entry's weight: its list's weight for the entry's query
+            w_entry = np.concatenate(
+                [weights[np.nonzero(p)[0], i] for i, p in enumerate(al.present)]
+            )
+            keep = w_entry > 0
+            off = np.zeros(n_lists, dtype=bool)
         else:  # a list weighted 0 is left out entirely (not counted in m, adds nothing)
-            rows = [r for i, r in enumerate(al.rows) if i not in off]
-        m = None
-        if spec.count_power:
-            m = np.bincount(np.concatenate(rows), minlength=n_rows).astype(np.float64)
-        terms, contrib = [], []
-        fused = np.zeros(n_rows)
-        for i, (v, w, r) in enumerate(zip(values, w_entry, al.rows, strict=True)):
-            if i in off:
-                terms.append(v)
-                contrib.append(np.broadcast_to(0.0, v.shape))
-                continue
-            t, c = _m.per_list_contributions(method, v, w, None if m is None else m[r], k)
-            if keep is not None:
-                c = np.where(keep[i], c, 0.0)
-            terms.append(t)
-            contrib.append(c)
-            fused[r] += c  # rows are unique within a list; lists added left to right
-        covered = None
-        if keep is not None or off:
-            covered = np.zeros(n_rows, dtype=bool)
-            for r in rows:
-                covered[r] = True
-        return Combined(fused, terms, contrib, True, covered)
+            w_entry = np.repeat(weights[:n_lists], counts)
+            keep = np.ones(w_entry.shape[0], dtype=bool)
+            off = ~(weights[:n_lists] > 0)
+        terms, contrib, fused, covered = combine_per_list(
+            _flat(values, np.float64),
+            _flat(al.rows, np.int64),
+            counts,
+            w_entry.astype(np.float64, copy=False),
+            keep,
+            off,
+            n_rows,
+            spec.term,
+            spec.count_power,
+            float(k),
+        )
+        everything = off.any() or not keep.all()
+        return Combined(fused, terms, contrib, True, covered if everything else None)
     counts = np.diff(al.offsets)
     query_of_row = np.repeat(np.arange(counts.shape[0]), counts)
     w_rows = weights[query_of_row] if per_query else weights
@@ -97,6 +90,12 @@ def combine(
         cut = [x[:, : c.ids.shape[1]] for x, c in zip(normed, canon, strict=True)]  # type: ignore[arg-type]
         terms_u, contrib_u = SCORE_ROW_FUNCS[method](scatter(al, cut, np.nan), w_rows)
     return Combined(contrib_u.sum(axis=1), terms_u, contrib_u, False, None)
+
+
+def _flat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    if len(parts) == 1:
+        return np.ascontiguousarray(parts[0], dtype=dtype).ravel()
+    return np.concatenate(parts).astype(dtype, copy=False)
 
 
 SCORE_ROW_FUNCS = {"combmax": _m.combmax, "combmin": _m.combmin}

@@ -235,3 +235,90 @@ def gather_entries(sel, n_rows, rows, starts, scores, terms, contrib, active, n_
                         out_contrib[o, j] = contrib[e]
                 e += 1
     return ranks, raw, out_terms, out_contrib
+
+
+# -- the methods with one term per list (fusion.methods.PER_LIST) ------------------------------
+
+TERM_VALUE, TERM_RRF, TERM_ISR = 0, 1, 2
+"""How a per-list method turns an entry's value (a rank from 1, or a normalised score) into its
+term: the value itself, ``1 / (k + rank)`` (RRF) or ``1 / rank**2`` (ISR)."""
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _term(kind, v, k):
+    if kind == TERM_RRF:
+        return 1.0 / (v + k)
+    if kind == TERM_ISR:
+        return 1.0 / (v * v)
+    return v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _contribution(t, w, m, power):
+    """``t * w``, times ``m`` (``power`` 1) or divided by ``max(m, 1)`` (``power`` -1), ``m``
+    being the number of lists that hold the document."""
+    c = t * w
+    if power == 1:
+        return c * m
+    if power == -1:
+        return c / max(m, 1.0)
+    return c
+
+
+@njit(cache=True, nogil=True)
+def terms_of(kind, values, k):
+    """Each value's term (flat arrays)."""
+    out = np.empty(values.shape[0])
+    for i in range(values.shape[0]):
+        out[i] = _term(kind, values[i], k)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def contributions_of(terms, weights, m, power):
+    """Each term's weighted contribution (flat arrays of one length)."""
+    out = np.empty(terms.shape[0])
+    for i in range(terms.shape[0]):
+        out[i] = _contribution(terms[i], weights[i], m[i], power)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def combine_per_list(values, rows, counts, w_entry, keep, off, n_rows, kind, power, k):
+    """Fuse the present entries of aligned lists with a per-list method.
+
+    ``values`` (ranks or normalised scores), ``rows`` (union row), ``w_entry`` (the weight of
+    the entry's list for its query) and ``keep`` (False: that weight is 0) hold one value per
+    entry, list by list (``counts[i]`` entries of list ``i``); ``off[i]``: list ``i`` is left
+    out (its entries are not counted and add nothing). Lists are added left to right.
+
+    Returns ``(terms, contrib, fused, covered)``: per entry, per union row; ``covered`` marks
+    the rows some kept entry of a list not left out holds.
+    """
+    n = values.shape[0]
+    m = np.zeros(n_rows)
+    covered = np.zeros(n_rows, np.bool_)
+    e = 0
+    for i in range(counts.shape[0]):
+        for _ in range(counts[i]):
+            if not off[i] and keep[e]:
+                m[rows[e]] += 1.0
+                covered[rows[e]] = True
+            e += 1
+    terms = np.empty(n)
+    contrib = np.empty(n)
+    fused = np.zeros(n_rows)
+    e = 0
+    for i in range(counts.shape[0]):
+        for _ in range(counts[i]):
+            r = rows[e]
+            if off[i]:
+                terms[e] = values[e]
+                contrib[e] = 0.0
+            else:
+                terms[e] = _term(kind, values[e], k)
+                c = _contribution(terms[e], w_entry[e], m[r], power)
+                contrib[e] = c if keep[e] else 0.0
+                fused[r] += contrib[e]
+            e += 1
+    return terms, contrib, fused, covered

@@ -195,8 +195,8 @@ def _fuse_block(
     scores = canon[0].scores if len(canon) == 1 else np.hstack([c.scores for c in canon])
     flat_rows = al.rows[0] if len(al.rows) == 1 else np.concatenate(al.rows)
     no_entries = np.empty(0)
-    terms = np.concatenate(comb.terms) if comb.per_entry else no_entries
-    contrib = np.concatenate(comb.contrib) if comb.per_entry else no_entries
+    terms = comb.terms if comb.per_entry else no_entries
+    contrib = comb.contrib if comb.per_entry else no_entries
     out_ranks, out_raw, out_terms, out_contrib = gather_entries(
         rows,
         al.ids.shape[0],

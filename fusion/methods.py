@@ -13,11 +13,11 @@ weighted per-list share of the fused score. **For every method the fused score i
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 
+from ._kernels import TERM_ISR, TERM_RRF, TERM_VALUE, contributions_of, terms_of
 from ._validate import check_real, matrix, rank_matrix, real_array, weights_arg
 
 __all__ = [
@@ -59,13 +59,19 @@ def _present_count(present: np.ndarray) -> np.ndarray:
 
 def rrf_term(ranks: np.ndarray, k: float = 60.0) -> np.ndarray:
     """The RRF per-list term ``1 / (k + rank)`` (element-wise; ranks from 1)."""
-    return 1.0 / (_ranks_from_1(ranks) + check_real(k, "k", lo=0.0))
+    r = _ranks_from_1(ranks)
+    return _elementwise(TERM_RRF, r, check_real(k, "k", lo=0.0))
 
 
 def isr_term(ranks: np.ndarray) -> np.ndarray:
     """The ISR per-list term ``1 / rank**2`` (element-wise; ranks from 1)."""
-    r = _ranks_from_1(ranks)
-    return 1.0 / (r * r)
+    return _elementwise(TERM_ISR, _ranks_from_1(ranks), 0.0)
+
+
+def _elementwise(kind: int, values: np.ndarray, k: float) -> np.ndarray:
+    flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    out = terms_of(kind, flat, k).reshape(np.shape(values))
+    return out[()] if out.ndim == 0 else out  # a scalar for a scalar, as numpy gives
 
 
 class PerList(NamedTuple):
@@ -74,24 +80,25 @@ class PerList(NamedTuple):
     document (absent documents add nothing and are not counted).
 
     ``uses`` is ``"rank"`` (``term`` maps 1-based ranks to terms) or ``"score"`` (the term is the
-    normalised score itself, ``term`` is None). This table is the one definition of these
-    methods: the per-method functions below, the batched path of :func:`fusion.fuse_padded` and
-    :class:`fusion.FusionTable` all apply it through :func:`per_list_contributions`.
+    normalised score itself). ``term`` is one of :data:`fusion._kernels.TERM_VALUE`,
+    ``TERM_RRF``, ``TERM_ISR``. This table is the one definition of these methods: the
+    per-method functions below, :func:`fusion.fuse_padded` and :class:`fusion.FusionTable` all
+    apply it through the compiled :mod:`fusion._kernels` (:func:`per_list_contributions`).
     """
 
     uses: str
-    term: Callable[[np.ndarray, float], np.ndarray] | None
+    term: int
     count_power: int
 
 
 PER_LIST: dict[str, PerList] = {
-    "rrf": PerList("rank", lambda r, k: rrf_term(r, k), 0),
-    "isr": PerList("rank", lambda r, k: isr_term(r), 1),
-    "wsum": PerList("score", None, 0),
-    "combsum": PerList("score", None, 0),
-    "combmnz": PerList("score", None, 1),
-    "combanz": PerList("score", None, -1),
-    "adaptive": PerList("score", None, 0),
+    "rrf": PerList("rank", TERM_RRF, 0),
+    "isr": PerList("rank", TERM_ISR, 1),
+    "wsum": PerList("score", TERM_VALUE, 0),
+    "combsum": PerList("score", TERM_VALUE, 0),
+    "combmnz": PerList("score", TERM_VALUE, 1),
+    "combanz": PerList("score", TERM_VALUE, -1),
+    "adaptive": PerList("score", TERM_VALUE, 0),
 }
 """Methods with one term per list (see :class:`PerList`); the others need the whole row."""
 
@@ -106,13 +113,17 @@ def per_list_contributions(
     entry's document (only read when the method's ``count_power`` is not 0).
     """
     spec = PER_LIST[method]
-    terms = values if spec.term is None else spec.term(values, k)
-    contrib = terms * weights
-    if spec.count_power == 1:
-        contrib = contrib * m
-    elif spec.count_power == -1:
-        contrib = contrib / np.maximum(m, 1)
-    return terms, contrib
+    if spec.term == TERM_VALUE:
+        terms = values
+    else:
+        terms = _elementwise(spec.term, np.asarray(values, dtype=np.float64), float(k))
+    parts = [terms, weights] if spec.count_power == 0 else [terms, weights, m]
+    shape = np.broadcast_shapes(*(np.shape(p) for p in parts))
+    t, w, mm = (
+        np.ascontiguousarray(np.broadcast_to(np.asarray(p, dtype=np.float64), shape)).ravel()
+        for p in (terms, weights, 0.0 if m is None else m)
+    )
+    return terms, contributions_of(t, w, mm, spec.count_power).reshape(shape)
 
 
 def _aligned(method: str, x: np.ndarray, weights: np.ndarray | None, k: float = 60.0) -> Pair:

@@ -68,12 +68,16 @@ def instrument(engine) -> None:
 
     if hasattr(evidence, "_reference_share"):
         evidence._reference_share = _timed(evidence._reference_share, "evidence kernel")
+    import fusion._combine as fusion_combine
     import fusion._core as fusion_core
+    import fusion.api as fusion_api
     import fusion.normalize as fusion_normalize
 
     for module, names in (
         (fusion_core, ("canonical_rows", "align_rows", "order_union")),
         (fusion_normalize, ("zscore_rows",)),
+        (fusion_api, ("fuse_entries", "gather_entries")),
+        (fusion_combine, ("combine_per_list",)),
     ):
         for name in names:
             if hasattr(module, name):

@@ -322,3 +322,68 @@ def combine_per_list(values, rows, counts, w_entry, keep, off, n_rows, kind, pow
                 fused[r] += contrib[e]
             e += 1
     return terms, contrib, fused, covered
+
+
+@njit(cache=True, nogil=True)
+def fuse_entries(
+    ids, scores, normed, starts, depth, w, active, n_lists, uses_rank, kind, power, k, top
+):
+    """A per-list method's fusion of canonical lists, from the depth cut to the explained top.
+
+    ``ids``, ``scores`` (NaN padding) and ``normed`` (score methods: the normalised scores;
+    ``(0, 0)`` for rank methods) hold the canonical lists side by side, list ``i`` in columns
+    ``starts[i]:starts[i + 1]``; ``depth`` (-1: all) cuts each list before fusion; ``w``
+    ``(n_q, len(starts) - 1)``: each list's weight for each query (positive: lists and entries
+    of weight 0 are left out by the caller); ``active[i]``: list ``i``'s output column among
+    ``n_lists``; ``top`` (-1: all) documents kept per query.
+
+    Returns ``(ok, ids, fused, ranks, raw, terms, contrib, counts)``: query by query, best
+    first (``counts`` per query); ``ok`` is False when a fused score overflowed.
+    """
+    n_q = ids.shape[0]
+    n_l = starts.shape[0] - 1
+    cut = np.zeros(n_l + 1, np.int64)
+    for i in range(n_l):
+        width = starts[i + 1] - starts[i]
+        cut[i + 1] = cut[i] + (width if depth < 0 else min(depth, width))
+    cut_ids = np.empty((n_q, cut[n_l]), np.int64)
+    cut_s = np.empty((n_q, cut[n_l]))
+    for i in range(n_l):
+        for q in range(n_q):
+            for c in range(cut[i + 1] - cut[i]):
+                cut_ids[q, cut[i] + c] = ids[q, starts[i] + c]
+                cut_s[q, cut[i] + c] = scores[q, starts[i] + c]
+    offsets, union, rows, counts = align_rows(cut_ids, cut)
+    n = rows.shape[0]
+    values = np.empty(n)
+    w_entry = np.empty(n)
+    e = 0
+    for i in range(n_l):
+        for q in range(n_q):
+            for c in range(cut[i + 1] - cut[i]):
+                if cut_ids[q, cut[i] + c] == -1:
+                    break
+                values[e] = c + 1 if uses_rank else normed[q, starts[i] + c]
+                w_entry[e] = w[q, i]
+                e += 1
+    terms, contrib, fused, _ = combine_per_list(
+        values,
+        rows,
+        counts,
+        w_entry,
+        np.ones(n, np.bool_),
+        np.zeros(n_l, np.bool_),
+        union.shape[0],
+        kind,
+        power,
+        k,
+    )
+    ok = True
+    for f in fused:
+        if not np.isfinite(f):
+            ok = False
+    sel, kept = order_union(offsets, fused, top)
+    ranks, raw, out_terms, out_contrib = gather_entries(
+        sel, union.shape[0], rows, cut, cut_s, terms, contrib, active, n_lists
+    )
+    return ok, union[sel], fused[sel], ranks, raw, out_terms, out_contrib, kept

@@ -48,7 +48,7 @@ from ._core import (
     check_padded,
     order_rows,
 )
-from ._kernels import gather_entries
+from ._kernels import fuse_entries, gather_entries
 from ._options import (
     ADAPTIVE,
     METHODS,
@@ -180,45 +180,84 @@ def _fuse_block(
     normed_full = None
     if method not in RANK_METHODS:  # statistics over every given entry, before the depth cut
         normed_full = _normalize(norm, full, active, bounds)  # type: ignore[arg-type]
+    if method in _m.PER_LIST:
+        fields = _fuse_entries(method, full, normed_full, depth, wa, n_b, active, n_lists, k, top)
+    else:
+        fields = _fuse_rows(method, full, normed_full, depth, wa, active, n_lists, k, top)
+    *fields, keep = fields
+    used = np.zeros((n_b, n_lists))
+    used[:, active] = wa
+    cuts = [0, *np.cumsum(keep).tolist()]
+    return [
+        FusionResult(*(a[lo:hi] for a in fields), weights=used[q])
+        for q, (lo, hi) in enumerate(itertools.pairwise(cuts))
+    ]
+
+
+def _side_by_side(parts: list[np.ndarray]) -> np.ndarray:
+    return np.ascontiguousarray(parts[0] if len(parts) == 1 else np.hstack(parts))
+
+
+def _overflow() -> ValueError:
+    return ValueError(
+        "fused scores overflow float64 (raw scores near +-1e308 with norm='none'?); "
+        "normalise the scores or scale them down"
+    )
+
+
+def _fuse_entries(method, full, normed, depth, wa, n_b, active, n_lists, k, top) -> list:
+    """A per-list method (:data:`fusion.methods.PER_LIST`): one compiled call from the depth
+    cut to the explained top (:func:`fusion._kernels.fuse_entries`)."""
+    spec = _m.PER_LIST[method]
+    starts = np.zeros(len(full) + 1, dtype=np.int64)
+    np.cumsum([c.ids.shape[1] for c in full], out=starts[1:])
+    w_rows = np.ascontiguousarray(np.broadcast_to(wa, (n_b, len(active))), dtype=np.float64)
+    ok, *fields = fuse_entries(
+        _side_by_side([c.ids for c in full]),
+        _side_by_side([c.scores for c in full]),
+        np.empty((0, 0)) if normed is None else _side_by_side(normed),
+        starts,
+        -1 if depth is None else min(depth, np.iinfo(np.int64).max),
+        w_rows,
+        np.asarray(active, dtype=np.int64),
+        n_lists,
+        spec.uses == "rank",
+        spec.term,
+        spec.count_power,
+        float(k),
+        -1 if top is None else top,
+    )
+    if not ok:
+        raise _overflow()
+    return fields
+
+
+def _fuse_rows(method, full, normed, depth, wa, active, n_lists, k, top) -> list:
+    """Borda, CombMAX, CombMIN: methods that need each document's whole row."""
     canon = [_cut(c, depth) for c in full]
     al = align(canon)
-    comb = combine(method, canon, normed_full, al, wa, k)
+    comb = combine(method, canon, normed, al, wa, k)
     fused = comb.fused
     if not np.isfinite(fused).all():
-        raise ValueError(
-            "fused scores overflow float64 (raw scores near +-1e308 with norm='none'?); "
-            "normalise the scores or scale them down"
-        )
+        raise _overflow()
     rows, keep = order_rows(al, fused, top)
     starts = np.zeros(len(canon) + 1, dtype=np.int64)
     np.cumsum([c.ids.shape[1] for c in canon], out=starts[1:])
-    scores = canon[0].scores if len(canon) == 1 else np.hstack([c.scores for c in canon])
-    flat_rows = al.rows[0] if len(al.rows) == 1 else np.concatenate(al.rows)
     no_entries = np.empty(0)
-    terms = comb.terms if comb.per_entry else no_entries
-    contrib = comb.contrib if comb.per_entry else no_entries
     out_ranks, out_raw, out_terms, out_contrib = gather_entries(
         rows,
         al.ids.shape[0],
-        flat_rows,
+        np.concatenate(al.rows),
         starts,
-        np.ascontiguousarray(scores),
-        terms,
-        contrib,
+        _side_by_side([c.scores for c in canon]),
+        no_entries,
+        no_entries,
         np.asarray(active, dtype=np.int64),
         n_lists,
     )
-    if not comb.per_entry:
-        out_terms[:, active] = np.take(comb.terms, rows, axis=0)
-        out_contrib[:, active] = np.take(comb.contrib, rows, axis=0)
-    used = np.zeros((n_b, n_lists))
-    used[:, active] = wa
-    fields = [al.ids[rows], fused[rows], out_ranks, out_raw, out_terms, out_contrib]
-    bounds = [0, *np.cumsum(keep).tolist()]
-    return [
-        FusionResult(*(a[lo:hi] for a in fields), weights=used[q])
-        for q, (lo, hi) in enumerate(itertools.pairwise(bounds))
-    ]
+    out_terms[:, active] = np.take(comb.terms, rows, axis=0)
+    out_contrib[:, active] = np.take(comb.contrib, rows, axis=0)
+    return [al.ids[rows], fused[rows], out_ranks, out_raw, out_terms, out_contrib, keep]
 
 
 def _pad_lists(per_query: Sequence[Sequence[tuple[Any, Any]]], n_lists: int) -> list:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._kernels import align_rows, canonical_rows, order_union
+from ._kernels import align_rows, canonical_rows, entries_valid, order_union
 from ._validate import check_uint_ids
 
 PAD_ID = -1
@@ -91,16 +91,17 @@ def check_padded(ids: object, scores: object, where: str, ndim: int) -> tuple[np
     check_uint_ids(ids_a, where)
     ids_a = ids_a.astype(np.int64, copy=False)
     scores_a = scores_a.astype(np.float64, copy=False)
-    valid = ids_a != PAD_ID
+    if entries_valid(
+        ids_a[None] if ndim == 1 else ids_a, scores_a[None] if ndim == 1 else scores_a
+    ):
+        return ids_a, scores_a
     if np.any(ids_a < PAD_ID):
         raise ValueError(f"{where}: ids must be >= 0 (-1 marks padding), got {ids_a.min()}")
-    bad = valid & ~np.isfinite(scores_a)
-    if np.any(bad):
-        raise ValueError(
-            f"{where}: scores must be finite; found {scores_a[bad][0]!r} "
-            f"({int(bad.sum())} non-finite score(s) on non-padding entries)"
-        )
-    return ids_a, scores_a
+    bad = (ids_a != PAD_ID) & ~np.isfinite(scores_a)
+    raise ValueError(
+        f"{where}: scores must be finite; found {scores_a[bad][0]!r} "
+        f"({int(bad.sum())} non-finite score(s) on non-padding entries)"
+    )
 
 
 def canonicalize(ids: np.ndarray, scores: np.ndarray) -> Canonical:

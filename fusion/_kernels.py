@@ -387,3 +387,14 @@ def fuse_entries(
         sel, union.shape[0], rows, cut, cut_s, terms, contrib, active, n_lists
     )
     return ok, union[sel], fused[sel], ranks, raw, out_terms, out_contrib, kept
+
+
+@njit(cache=True, nogil=True)
+def entries_valid(ids, scores):
+    """Whether every id is >= -1 and every real entry's (id != -1) score is finite (2-D)."""
+    for q in range(ids.shape[0]):
+        for c in range(ids.shape[1]):
+            d = ids[q, c]
+            if d < -1 or (d != -1 and not np.isfinite(scores[q, c])):
+                return False
+    return True

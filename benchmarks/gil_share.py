@@ -74,9 +74,9 @@ def instrument(engine) -> None:
     import fusion.normalize as fusion_normalize
 
     for module, names in (
-        (fusion_core, ("canonical_rows", "align_rows", "order_union")),
+        (fusion_core, ("canonical_rows", "align_rows", "order_union", "entries_valid")),
         (fusion_normalize, ("zscore_rows",)),
-        (fusion_api, ("fuse_entries", "gather_entries")),
+        (fusion_api, ("fuse_lists", "fuse_entries", "gather_entries")),
         (fusion_combine, ("combine_per_list",)),
     ):
         for name in names:

@@ -398,3 +398,62 @@ def entries_valid(ids, scores):
             if d < -1 or (d != -1 and not np.isfinite(scores[q, c])):
                 return False
     return True
+
+
+NORM_NONE, NORM_ZSCORE = 0, 1
+"""The normalisations :func:`fuse_lists` applies itself (rank methods take none)."""
+
+
+@njit(cache=True, nogil=True)
+def fuse_lists(
+    ids, scores, starts, norm, depth, w, active, n_lists, uses_rank, kind, power, k, top
+):
+    """:func:`fuse_entries` from raw padded lists (side by side, list ``i`` in columns
+    ``starts[i]:starts[i + 1]``): each list made canonical (:func:`canonical_rows`) and, for a
+    score method, normalised (``norm``: :data:`NORM_NONE` or :data:`NORM_ZSCORE`, by
+    :func:`zscore_rows`) first. ``ok`` is False when a statistic or a fused score overflowed
+    (the caller then takes the steps one by one: :mod:`fusion.normalize` rescales such rows).
+    """
+    n_q = ids.shape[0]
+    canon_ids = np.empty_like(ids)
+    canon_s = np.empty(ids.shape)
+    normed = np.empty((0, 0)) if uses_rank else np.empty(ids.shape)
+    for i in range(starts.shape[0] - 1):
+        lo, hi = starts[i], starts[i + 1]
+        c_ids, c_s, _ = canonical_rows(ids[:, lo:hi], scores[:, lo:hi])
+        canon_ids[:, lo:hi] = c_ids
+        canon_s[:, lo:hi] = c_s
+        if uses_rank or hi == lo:
+            continue
+        if norm == NORM_ZSCORE:
+            z, overflow = zscore_rows(c_s)
+            for q in range(n_q):
+                if overflow[q]:
+                    return _no_fusion(n_lists)
+            normed[:, lo:hi] = z
+        else:
+            normed[:, lo:hi] = c_s
+    return fuse_entries(
+        canon_ids,
+        canon_s,
+        normed,
+        starts,
+        depth,
+        w,
+        active,
+        n_lists,
+        uses_rank,
+        kind,
+        power,
+        k,
+        top,
+    )
+
+
+@njit(cache=True, nogil=True)
+def _no_fusion(n_lists):
+    """What :func:`fuse_lists` returns when it gives up: not ok, and empty arrays."""
+    none = np.empty(0, np.int64)
+    matrix = np.empty((0, n_lists))
+    ranks = np.empty((0, n_lists), np.int64)
+    return False, none, np.empty(0), ranks, matrix, matrix, matrix, none

@@ -48,7 +48,7 @@ from ._core import (
     check_padded,
     order_rows,
 )
-from ._kernels import fuse_entries, gather_entries
+from ._kernels import NORM_NONE, NORM_ZSCORE, fuse_entries, fuse_lists, gather_entries
 from ._options import (
     ADAPTIVE,
     METHODS,
@@ -176,14 +176,20 @@ def _fuse_block(
         wa = w[:, active]
     else:
         wa = w[active]
-    full = [canonicalize(*pair) for pair in lists]
-    normed_full = None
-    if method not in RANK_METHODS:  # statistics over every given entry, before the depth cut
-        normed_full = _normalize(norm, full, active, bounds)  # type: ignore[arg-type]
-    if method in _m.PER_LIST:
-        fields = _fuse_entries(method, full, normed_full, depth, wa, n_b, active, n_lists, k, top)
-    else:
-        fields = _fuse_rows(method, full, normed_full, depth, wa, active, n_lists, k, top)
+    fields = None
+    if method in _m.PER_LIST and (method in RANK_METHODS or norm in _NORM_CODES):
+        fields = _fuse_raw(method, lists, norm, depth, wa, n_b, active, n_lists, k, top)
+    if fields is None:  # step by step (an overflowing statistic is rescaled in numpy)
+        full = [canonicalize(*pair) for pair in lists]
+        normed_full = None
+        if method not in RANK_METHODS:  # statistics over every entry, before the depth cut
+            normed_full = _normalize(norm, full, active, bounds)  # type: ignore[arg-type]
+        if method in _m.PER_LIST:
+            fields = _fuse_entries(
+                method, full, normed_full, depth, wa, n_b, active, n_lists, k, top
+            )
+        else:
+            fields = _fuse_rows(method, full, normed_full, depth, wa, active, n_lists, k, top)
     *fields, keep = fields
     used = np.zeros((n_b, n_lists))
     used[:, active] = wa
@@ -205,18 +211,17 @@ def _overflow() -> ValueError:
     )
 
 
-def _fuse_entries(method, full, normed, depth, wa, n_b, active, n_lists, k, top) -> list:
-    """A per-list method (:data:`fusion.methods.PER_LIST`): one compiled call from the depth
-    cut to the explained top (:func:`fusion._kernels.fuse_entries`)."""
+_NORM_CODES = {"none": NORM_NONE, "zscore": NORM_ZSCORE}
+"""The normalisations done inside :func:`fusion._kernels.fuse_lists`."""
+
+
+def _entry_args(method, widths, depth, wa, n_b, active, n_lists, k, top) -> tuple:
+    """The arguments of :func:`fusion._kernels.fuse_entries` after the lists themselves."""
     spec = _m.PER_LIST[method]
-    starts = np.zeros(len(full) + 1, dtype=np.int64)
-    np.cumsum([c.ids.shape[1] for c in full], out=starts[1:])
+    starts = np.zeros(len(widths) + 1, dtype=np.int64)
+    np.cumsum(widths, out=starts[1:])
     w_rows = np.ascontiguousarray(np.broadcast_to(wa, (n_b, len(active))), dtype=np.float64)
-    ok, *fields = fuse_entries(
-        _side_by_side([c.ids for c in full]),
-        _side_by_side([c.scores for c in full]),
-        np.empty((0, 0)) if normed is None else _side_by_side(normed),
-        starts,
+    return starts, (
         -1 if depth is None else min(depth, np.iinfo(np.int64).max),
         w_rows,
         np.asarray(active, dtype=np.int64),
@@ -226,6 +231,36 @@ def _fuse_entries(method, full, normed, depth, wa, n_b, active, n_lists, k, top)
         spec.count_power,
         float(k),
         -1 if top is None else top,
+    )
+
+
+def _fuse_raw(method, lists, norm, depth, wa, n_b, active, n_lists, k, top) -> list | None:
+    """A per-list method with no normalisation or z-scores: one compiled call from the raw
+    lists to the explained top (:func:`fusion._kernels.fuse_lists`); None when a statistic
+    overflowed (the caller goes step by step)."""
+    widths = [ids.shape[1] for ids, _ in lists]
+    starts, rest = _entry_args(method, widths, depth, wa, n_b, active, n_lists, k, top)
+    ok, *fields = fuse_lists(
+        _side_by_side([ids for ids, _ in lists]),
+        _side_by_side([s for _, s in lists]),
+        starts,
+        _NORM_CODES.get(norm, NORM_NONE),  # type: ignore[arg-type]
+        *rest,
+    )
+    return fields if ok else None
+
+
+def _fuse_entries(method, full, normed, depth, wa, n_b, active, n_lists, k, top) -> list:
+    """A per-list method (:data:`fusion.methods.PER_LIST`): one compiled call from the depth
+    cut to the explained top (:func:`fusion._kernels.fuse_entries`)."""
+    widths = [c.ids.shape[1] for c in full]
+    starts, rest = _entry_args(method, widths, depth, wa, n_b, active, n_lists, k, top)
+    ok, *fields = fuse_entries(
+        _side_by_side([c.ids for c in full]),
+        _side_by_side([c.scores for c in full]),
+        np.empty((0, 0)) if normed is None else _side_by_side(normed),
+        starts,
+        *rest,
     )
     if not ok:
         raise _overflow()

@@ -128,7 +128,7 @@ def _fuse_padded_arrays(
     w = check_weights(weights, n_lists, n_q)
     e = check_evidence(evidence, method, n_lists, n_q)
     if e is not None:
-        w = _m.adaptive_weights(w, e)
+        w = _m.scaled_weights(w, e)
     if w.ndim == 1:
         active = [j for j in range(n_lists) if w[j] > 0]
     else:

@@ -270,10 +270,16 @@ def adaptive_weights(weights: np.ndarray | None, evidence: np.ndarray) -> np.nda
     w = _w(weights, e.shape[-1])
     if w.ndim == 2 and w.shape != e.shape:
         raise ValueError(f"weights of shape {w.shape} do not match evidence of shape {e.shape}")
+    return scaled_weights(w, e)
+
+
+def scaled_weights(w: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """:func:`adaptive_weights` of checked float64 arrays (what :func:`fusion.fuse_padded`
+    calls after checking its arguments)."""
     base = np.broadcast_to(w, e.shape)
     out = base * e
-    dead = ~np.any(out > 0, axis=-1)
-    if np.any(dead):
+    dead = ~(out > 0).any(axis=-1)
+    if dead.any():
         out[dead] = base[dead]
     return out
 

@@ -94,7 +94,7 @@ class FusionTable:
         w = check_weights(weights, self.n_lists, self.n_queries)
         e = check_evidence(evidence, method, self.n_lists, self.n_queries)
         if e is not None:
-            w = _m.adaptive_weights(w, e)
+            w = _m.scaled_weights(w, e)
         if method not in _m.PER_LIST and not np.all(w > 0):
             return None
         normed = None if method in RANK_METHODS else self._normalized(norm, bounds)  # type: ignore[arg-type]

@@ -116,7 +116,8 @@ def per_list_contributions(
     if spec.term == TERM_VALUE:
         terms = values
     else:
-        terms = _elementwise(spec.term, np.asarray(values, dtype=np.float64), float(k))
+        k = check_real(k, "k", lo=0.0) if spec.term == TERM_RRF else 0.0
+        terms = _elementwise(spec.term, real_array(values, "ranks"), k)
     parts = [terms, weights] if spec.count_power == 0 else [terms, weights, m]
     shape = np.broadcast_shapes(*(np.shape(p) for p in parts))
     t, w, mm = (

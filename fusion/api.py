@@ -129,10 +129,8 @@ def _fuse_padded_arrays(
     e = check_evidence(evidence, method, n_lists, n_q)
     if e is not None:
         w = _m.scaled_weights(w, e)
-    if w.ndim == 1:
-        active = [j for j in range(n_lists) if w[j] > 0]
-    else:
-        active = [j for j in range(n_lists) if np.any(w[:, j] > 0)]
+    positive = w > 0
+    active = np.flatnonzero(positive if w.ndim == 1 else positive.any(axis=0)).tolist()
     width = max(sum(lists[j][0].shape[1] for j in active), 1)
     block = max(1, _BLOCK_ENTRIES // width)
     results: list[FusionResult] = []
@@ -169,8 +167,9 @@ def _fuse_block(
     per_query = w.ndim == 2
     if per_query:
         # a weight of 0 removes the list for that query: its entries become padding
+        everywhere = (w > 0).all(axis=0).tolist()
         lists = [
-            (np.where(w[:, j, None] > 0, ids, PAD_ID), s) if not np.all(w[:, j] > 0) else (ids, s)
+            (ids, s) if everywhere[j] else (np.where(w[:, j, None] > 0, ids, PAD_ID), s)
             for j, (ids, s) in zip(active, lists, strict=True)
         ]
         wa = w[:, active]

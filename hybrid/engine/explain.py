@@ -16,7 +16,7 @@ from hybrid.engine.evidence import (
     query_profiles,
     reference_lists,
 )
-from hybrid.engine.results import Explanation, Hit, SourceScore, source_score
+from hybrid.engine.results import Explanation, Hit, SourceScore, new_hit, source_score
 from hybrid.engine.scripts import crossing_share, dominant_script
 
 
@@ -141,15 +141,17 @@ class ExplainMixin(EngineBase):
     ) -> Hit:
         """The hit for document row ``row`` at fused ``rank`` of query ``q``, explainable on
         demand (a public hook: engines on other backends build their hits with it)."""
-        return Hit(
-            id=self.store.ids[row],
+        store = self.store
+        return new_hit(
+            id=store.ids[row],
             score=score,
-            text=self.store.texts[row],
+            text=store.texts[row],
             rank=rank,
             sources=sources,
             fused_score=score,
             fused_rank=rank,
-            metadata=self.store.metadata[row],
+            metadata=store.metadata[row],
+            reranker_score=None,
             _row=row,
             _explainer=self._explainer(row, label, candidates, q, weighting),
         )

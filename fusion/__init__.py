@@ -1,4 +1,5 @@
-"""Rank fusion: rankings in, one fused and explainable ranking out. Pure numpy.
+"""Rank fusion: rankings in, one fused and explainable ranking out. numpy, with the steps a
+fusion repeats per query and list compiled once (numba, without the GIL: :mod:`fusion._kernels`).
 
 Entry points: :func:`fuse` (one query), :func:`fuse_batch` / :func:`fuse_padded` (many queries,
 vectorised), :class:`FusionTable` (many queries fused for many configurations, top-k only).

@@ -1,8 +1,8 @@
 """Shared steps: validate lists, put each in canonical order, align documents across lists.
 
 Everything works on *padded* lists: per retriever an ``(n_queries, depth)`` pair of id and score
-arrays, id ``-1`` marking padding. One query is the case ``n_queries == 1``. All steps are
-vectorised across queries (no Python loop per query or per document).
+arrays, id ``-1`` marking padding. One query is the case ``n_queries == 1``. The loops over
+queries and entries run in the compiled kernels of :mod:`fusion._kernels`, without the GIL.
 """
 
 from __future__ import annotations

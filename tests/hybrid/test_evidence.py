@@ -180,3 +180,54 @@ def test_strata_within_unknown_rows_scripts_and_the_live_count():
     assert len(s) == 2  # counted again after a write replaced the live mask
     s.add([EN])
     assert len(s) == 3 and s.totals()["per_script"] == {"HANGUL": 0, "LATIN": 2}
+
+
+def test_candidates_fuse_by_strata_and_both_fusion_paths_agree(tmp_path):
+    """Query 0 holds documents of both scripts: each stratum is fused with its own evidence,
+    and dense's ranking places them. Query 1's candidates are all in another script: one
+    fusion with the evidence across scripts, exactly as the fusion layer computes it."""
+    import fusion
+    from hybrid.engine.candidates import Candidates
+    from hybrid.engine.config import DEFAULT_CONFIG, FusionConfig
+    from hybrid.engine.strata import Strata
+
+    dense = np.array([[0, 2, 1, 3], [2, 3, -1, -1]])
+    dense_s = np.array([[4.0, 3.0, 2.0, 1.0], [2.0, 1.0, -np.inf, -np.inf]])
+    bm25 = np.array([[1, 0, -1, -1], [3, 2, -1, -1]])
+    bm25_s = np.array([[9.0, 1.0, -np.inf, -np.inf], [5.0, 1.0, -np.inf, -np.inf]])
+    cands = Candidates.from_arrays(
+        ["q0", "q1"],
+        ["a", "b", "c", "d"],
+        {"dense": dense, "bm25": bm25},
+        {"dense": dense_s, "bm25": bm25_s},
+        evidence={"dense": np.ones(2), "bm25": np.ones(2)},
+        evidence_across={"dense": np.ones(2), "bm25": np.array([0.0, 0.3])},
+        strata=Strata(np.array([0, 0, 1, 1]), np.array([0, 0]), ("dense",)),
+    )
+    _, results = cands.fuse(DEFAULT_CONFIG, 4)
+    lists = [(dense, dense_s), (bm25, bm25_s)]
+    opts = {"method": "adaptive", "norm": "zscore", "depth": 100}
+
+    def alone(q, bm25_evidence):
+        one = [(i[q : q + 1], s[q : q + 1]) for i, s in lists]
+        return fusion.fuse_padded(one, evidence=[[1.0, bm25_evidence]], **opts)[0]
+
+    first = [d for d in alone(0, 1.0).ids.tolist() if d in (0, 1)]
+    assert first == [1, 0]  # BM25 lifts document 1 within the query's script
+    assert results[0].ids.tolist() == [1, 2, 0, 3]  # dense's places: script 0, 1, 0, 1
+    reference = fusion.fuse_padded([lists[0]], **opts)[0]  # dense alone: the places' scores
+    np.testing.assert_allclose(results[0].scores[:4], reference.scores[:4])
+    np.testing.assert_allclose(results[0].weights, [[1, 1], [1, 0], [1, 1], [1, 0]])
+    one = alone(1, 0.3)
+    assert results[1].ids.tolist() == one.ids.tolist()
+    np.testing.assert_allclose(results[1].scores, one.scores)
+    # the top-k arrays path gives the same rankings, and a saved set keeps its strata
+    ids, scores = cands.fused_arrays(DEFAULT_CONFIG, 4)
+    np.testing.assert_allclose(scores[0], results[0].scores)
+    assert ids.tolist() == [r.ids.tolist() + [-1] * (4 - len(r.ids)) for r in results]
+    loaded = Candidates.load(cands.save(tmp_path / "c"))
+    assert loaded.fused_arrays(DEFAULT_CONFIG, 4)[0].tolist() == ids.tolist()
+    assert loaded.strata.reference == ("dense",)
+    # another method than adaptive ignores the strata
+    rrf = cands.fused_arrays(FusionConfig(method="rrf", norm=None, depth=100), 4)[0]
+    assert rrf.tolist() == fusion.FusionTable(lists).top("rrf", top=4)[0].tolist()

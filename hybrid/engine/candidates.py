@@ -274,6 +274,7 @@ class Candidates:
         if self.strata is not None:
             arrays["doc_scripts"] = self.strata.doc_scripts
             arrays["query_scripts"] = self.strata.query_scripts
+            arrays["only_script"] = np.array([-9 if self.strata.only is None else self.strata.only])
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **arrays)
         tmp.replace(path.with_suffix(".npz"))
@@ -307,10 +308,12 @@ class Candidates:
             across = {n: z[f"across__{n}"] for n in record["names"] if f"across__{n}" in z}
             strata = None
             if "doc_scripts" in z and record.get("reference") is not None:
+                only = int(z["only_script"][0]) if "only_script" in z else -9
                 strata = Strata(
                     z["doc_scripts"].astype(np.int32),
                     z["query_scripts"].astype(np.int32),
                     tuple(record["reference"]),
+                    None if only == -9 else only,
                 )
                 if strata.doc_scripts.shape != (len(record["doc_ids"]),) or (
                     strata.query_scripts.shape != (len(record["query_ids"]),)

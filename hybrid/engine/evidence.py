@@ -277,7 +277,11 @@ def strata_for(retrievers: Mapping[str, Any], scripts: Sequence[str | None]) -> 
     codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
     query = np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
     reference = tuple(n for n, r in retrievers.items() if not getattr(r, "script_bound", False))
-    return Strata(stats.doc_script, query, reference)
+    present = [c for c, n in enumerate(stats.docs_per_script.tolist()) if n > 0]
+    if stats.no_script_docs > 0:
+        present.append(NO_SCRIPT)
+    only = present[0] if len(present) == 1 else None
+    return Strata(stats.doc_script, query, reference, only)
 
 
 def describe_reach(

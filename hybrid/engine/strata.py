@@ -39,12 +39,15 @@ class Strata:
     ``doc_scripts``: ``(n_rows,)`` script code of each internal id (:data:`NO_SCRIPT`: no
     letters); ``query_scripts``: ``(n_queries,)`` each query's code (:data:`NO_SCRIPT`: no
     letters; a code no document has: its script is absent); ``reference``: the names of the
-    retrievers that are not script-bound.
+    retrievers that are not script-bound; ``only``: the one script code every live document
+    has (:data:`NO_SCRIPT` when none has letters), None when there are several: with one, a
+    query's documents are all within its script or all across, known without looking at them.
     """
 
     doc_scripts: np.ndarray
     query_scripts: np.ndarray
     reference: tuple[str, ...]
+    only: int | None = None
 
     def within(self, ids: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Boolean mask over ``ids`` (``(n, m)`` internal ids of the queries ``rows``, all by
@@ -64,7 +67,8 @@ class Strata:
 
     def subset(self, rows: Sequence[int] | np.ndarray) -> Strata:
         """The strata of some queries (by position)."""
-        return Strata(self.doc_scripts, self.query_scripts[np.asarray(rows)], self.reference)
+        rows = np.asarray(rows)
+        return Strata(self.doc_scripts, self.query_scripts[rows], self.reference, self.only)
 
 
 def stratified_fuse(
@@ -84,6 +88,11 @@ def stratified_fuse(
     """
     within_ev = np.asarray(options["evidence"], dtype=np.float64)
     across = np.asarray(across, dtype=np.float64)
+    if strata.only is not None:  # one script in the collection: one stratum per query
+        q = strata.query_scripts
+        inside = (q == strata.only) | (q == NO_SCRIPT) | (strata.only == NO_SCRIPT)
+        evidence = np.where(inside[:, None], within_ev, across)
+        return fusion.fuse_padded(lists, top=top, **{**options, "evidence": evidence})
     depth = options.get("depth")
     has_in = np.zeros(within_ev.shape[0], dtype=bool)
     has_out = np.zeros_like(has_in)

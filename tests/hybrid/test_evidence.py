@@ -174,6 +174,10 @@ def test_strata_within_unknown_rows_scripts_and_the_live_count():
         [False, False, True, False, True],
     ]
     assert strata.subset([2]).within(ids[:1]).tolist() == [[False, False, True, False, True]]
+    assert strata.only is None  # Hangul, Latin and a document without letters
+    latin = BM25Retriever("english")
+    latin.add([EN, "ocean fishing boats"])
+    assert strata_for({"bm25": latin}, ["LATIN"]).only == 0  # one script: known per query
     assert strata_for({"dense": Dense()}, ["LATIN"]) is None  # no statistics anywhere
     assert len(s) == 3
     s.delete([0])
@@ -228,6 +232,15 @@ def test_candidates_fuse_by_strata_and_both_fusion_paths_agree(tmp_path):
     loaded = Candidates.load(cands.save(tmp_path / "c"))
     assert loaded.fused_arrays(DEFAULT_CONFIG, 4)[0].tolist() == ids.tolist()
     assert loaded.strata.reference == ("dense",)
+    # a collection in one script: the per-query shortcut equals the full stratified path
+    one = Strata(np.array([1, 1, 1, 1]), np.array([0, 1]), ("dense",))
+    for only in (None, 1):
+        cands.strata = Strata(one.doc_scripts, one.query_scripts, one.reference, only)
+        got = cands.fused_arrays(DEFAULT_CONFIG, 4)
+        if only is None:
+            want = got
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1])
     # another method than adaptive ignores the strata
     rrf = cands.fused_arrays(FusionConfig(method="rrf", norm=None, depth=100), 4)[0]
     assert rrf.tolist() == fusion.FusionTable(lists).top("rrf", top=4)[0].tolist()

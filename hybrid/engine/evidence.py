@@ -303,7 +303,7 @@ def describe_reach(
         intact = inside
     else:
         where = (
-            f"the document is in another script than the query ({script.title()}); "
+            f"the document is not in the query's script ({script.title()}); "
             f"{crossing:.0%} of the query (digits, other scripts' letters) can match it"
         )
         intact = outside

@@ -106,9 +106,9 @@ def test_korean_query_over_english_documents_drops_lexical_retrievers(engine):
     e = top.explain()
     assert e.weighting.startswith("weights for this query (configured weight x evidence)")
     assert (
-        "bm25 0.00 (0% of the query's terms occur in the index; the document is in another "
-        "script than the query (Hangul); 0% of the query (digits, other scripts' letters) can "
-        "match it: reach 0.00)" in e.weighting
+        "bm25 0.00 (0% of the query's terms occur in the index; the document is not in the "
+        "query's script (Hangul); 0% of the query (digits, other scripts' letters) can match "
+        "it: reach 0.00)" in e.weighting
     )
     assert "splade 0.00 (0% of the query's characters are whole tokens" in e.weighting
     assert "dense 1.00 (no evidence measure, always 1)" in e.weighting
@@ -278,7 +278,7 @@ def test_english_query_over_korean_documents_discounts_lexical_retrievers(korean
     assert e.splade_tokens == [] and e.bm25_terms == []
     why = "splade: no tokens shown: its evidence for this query is"
     assert any(n.startswith(why) for n in e.notes)
-    assert "the document is in another script than the query (Latin)" in e.weighting
+    assert "the document is not in the query's script (Latin)" in e.weighting
     assert "placed against the other scripts by dense's ranking" in e.weighting
     assert "reads" in e.weighting and "of those documents' characters intact" in e.weighting
     text = str(e)

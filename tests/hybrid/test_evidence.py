@@ -144,7 +144,7 @@ def test_crossing_share_and_its_part_of_the_reach():
     np.testing.assert_allclose(within, [1.0, 1.0])
     np.testing.assert_allclose(across, [3 / 9, 0.0])
     assert describe_reach(s, "HANGUL", 1 / 3, 1 / 3, within=False) == (
-        "the document is in another script than the query (Hangul); 33% of the query (digits, "
+        "the document is not in the query's script (Hangul); 33% of the query (digits, "
         "other scripts' letters) can match it: reach 0.33"
     )
     assert describe_reach(s, "HANGUL", 1.0, 1 / 3) == (

@@ -121,6 +121,21 @@ def nd(cands, qrels, config) -> np.ndarray:
     return metric(cands.fused_arrays(config, 10)[0])
 
 
+def _mixed_share(cands) -> float:
+    """Share of the queries whose top-100 candidates hold documents in the query's script and
+    in another one (fused by strata)."""
+    strata = cands.strata
+    if strata is None or strata.only is not None:
+        return 0.0
+    has_in = np.zeros(len(cands), dtype=bool)
+    has_out = np.zeros(len(cands), dtype=bool)
+    for ids in cands.ids.values():
+        inside = strata.within(ids[:, :100])
+        has_in |= inside.any(axis=1)
+        has_out |= ((ids[:, :100] >= 0) & ~inside).any(axis=1)
+    return float(np.mean(has_in & has_out))
+
+
 def score_dataset(label, cands, qrels, tuned, oracle, tuned_how) -> dict:
     """``oracle``: (score, config) of the best fixed weights chosen on these very queries."""
     rows: dict[str, np.ndarray] = {n: nd(cands, qrels, n) for n in cands.names}
@@ -144,6 +159,8 @@ def score_dataset(label, cands, qrels, tuned, oracle, tuned_how) -> dict:
         "fold_configs": [describe(c) for c in tuned.fold_configs],
         "adaptive_vs_best_single": {"diff": t.diff, "p_value": t.p_value},
         "evidence_mean": {n: float(np.mean(v)) for n, v in cands.evidence.items()},
+        "evidence_across_mean": {n: float(np.mean(v)) for n, v in cands.evidence_across.items()},
+        "mixed_queries": _mixed_share(cands),
     }
 
 
@@ -282,10 +299,16 @@ def format_quality(rows: list[dict]) -> str:
     ]
     for r in rows:
         t = r["adaptive_vs_best_single"]
-        ev = ", ".join(f"{n} {v:.2f}" for n, v in r["evidence_mean"].items())
+        across = r.get("evidence_across_mean", {})
+        ev = ", ".join(
+            f"{n} {v:.2f}" + (f" / {across[n]:.2f}" if n in across else "")
+            for n, v in r["evidence_mean"].items()
+        )
         notes.append(
             f"- {r['dataset']} ({r['queries']} queries): adaptive vs {r['best_single']} "
-            f"{t['diff']:+.4f} (paired t-test p={t['p_value']:.3g}); mean evidence: {ev}; "
+            f"{t['diff']:+.4f} (paired t-test p={t['p_value']:.3g}); mean evidence (within "
+            f"the query's script / across): {ev}; queries fused by strata: "
+            f"{r.get('mixed_queries', 0.0):.0%}; "
             f"tuned fixed ({r['tuned_how']}): {r['tuned_config']}; in-sample best: "
             f"{r['oracle_config']}"
         )

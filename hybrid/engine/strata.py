@@ -108,21 +108,16 @@ def stratified_fuse(
     plain = np.flatnonzero(~mixed)
     if plain.size:
         part = fusion.fuse_padded(
-            _rows(lists, plain), top=top, **{**options, "evidence": evidence[plain]}
+            _rows(lists, plain), top=top, **_options(options, plain, evidence[plain])
         )
         for q, r in zip(plain.tolist(), part, strict=True):
             results[q] = r
     rows = np.flatnonzero(mixed)
     if rows.size:
         sub = _rows(lists, rows)
-        a = fusion.fuse_padded(sub, top=None, **{**options, "evidence": within_ev[rows]})
-        b = fusion.fuse_padded(sub, top=None, **{**options, "evidence": across[rows]})
-        weights = options.get("weights")
-        ref_options = {
-            **options,
-            "weights": None if weights is None else [weights[j] for j in ref],
-            "evidence": within_ev[rows][:, ref],
-        }
+        a = fusion.fuse_padded(sub, top=None, **_options(options, rows, within_ev[rows]))
+        b = fusion.fuse_padded(sub, top=None, **_options(options, rows, across[rows]))
+        ref_options = _options(options, rows, within_ev[rows][:, ref], ref)
         reference = fusion.fuse_padded([sub[j] for j in ref], top=None, **ref_options)
         for i, q in enumerate(rows.tolist()):
             own = strata.subset([q])
@@ -141,3 +136,16 @@ def stratified_fuse(
 
 def _rows(lists: list[tuple[np.ndarray, np.ndarray]], rows: np.ndarray) -> list:
     return [(ids[rows], scores[rows]) for ids, scores in lists]
+
+
+def _options(
+    options: dict[str, Any], rows: np.ndarray, evidence: np.ndarray, lists: list[int] | None = None
+) -> dict[str, Any]:
+    """``options`` for the queries ``rows`` (and only the lists ``lists``), with ``evidence``."""
+    out = {**options, "evidence": evidence}
+    weights = options.get("weights")
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.float64)
+        w = w[rows] if w.ndim == 2 else w
+        out["weights"] = w if lists is None else w[..., lists]
+    return out

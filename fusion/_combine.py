@@ -74,7 +74,7 @@ def combine(
             n_rows,
             spec.term,
             spec.count_power,
-            float(k),
+            float(k) if method == "rrf" else 0.0,  # only RRF reads k (unchecked otherwise)
         )
         everything = off.any() or not keep.all()
         return Combined(fused, terms, contrib, True, covered if everything else None)

@@ -228,7 +228,7 @@ def _entry_args(method, widths, depth, wa, n_b, active, n_lists, k, top) -> tupl
         spec.uses == "rank",
         spec.term,
         spec.count_power,
-        float(k),
+        float(k) if method == "rrf" else 0.0,  # only RRF reads k (unchecked otherwise)
         -1 if top is None else top,
     )
 

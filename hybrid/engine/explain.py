@@ -139,7 +139,8 @@ class ExplainMixin(EngineBase):
                 outside = np.stack(
                     [candidates.evidence_across.get(m, candidates.evidence[m])[q] for m in names]
                 )
-                evidence = [(inside if w else outside).tolist() for w in within]
+                choice = (outside.tolist(), inside.tolist())
+                evidence = [choice[w] for w in within]
             else:
                 evidence = [inside.tolist()] * n
         ranks, raw = result.ranks.tolist(), result.raw_scores.tolist()

@@ -87,6 +87,41 @@ def canonical_rows(ids, scores):
     return out_ids, out_s, sizes
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _moments(row):
+    """Mean and population standard deviation of a row's present (non-NaN) entries, summed
+    strictly left to right with absent entries as 0.0 (so trailing padding changes nothing)."""
+    width = row.shape[0]
+    count = 0
+    s = 0.0
+    for i in range(width):
+        v = row[i]
+        if np.isnan(v):
+            v = 0.0
+        else:
+            count += 1
+        s = v if i == 0 else s + v
+    n = np.float64(max(count, 1))
+    mean = s / n
+    s = 0.0
+    for i in range(width):
+        d = row[i] - mean
+        v = 0.0 if np.isnan(d) else d * d
+        s = v if i == 0 else s + v
+    return mean, np.sqrt(s / n)
+
+
+@njit(cache=True, nogil=True)
+def row_moments(x):
+    """:func:`_moments` of each row: ``(mean, std)``, one value per row each."""
+    n_q = x.shape[0]
+    mean = np.empty(n_q)
+    std = np.empty(n_q)
+    for q in range(n_q):
+        mean[q], std[q] = _moments(x[q])
+    return mean, std
+
+
 @njit(cache=True, nogil=True)
 def zscore_rows(x):
     """``(x - mean) / std`` per row (population std; 0.0 when std is 0; NaN stays NaN), with a
@@ -96,23 +131,7 @@ def zscore_rows(x):
     overflow = np.zeros(n_q, np.bool_)
     for q in range(n_q):
         row = x[q]
-        count = 0
-        s = 0.0
-        for i in range(width):  # absent entries add 0.0, strictly left to right
-            v = row[i]
-            if np.isnan(v):
-                v = 0.0
-            else:
-                count += 1
-            s = v if i == 0 else s + v
-        n = np.float64(max(count, 1))
-        mean = s / n
-        s = 0.0
-        for i in range(width):
-            d = row[i] - mean
-            v = 0.0 if np.isnan(d) else d * d
-            s = v if i == 0 else s + v
-        std = np.sqrt(s / n)
+        mean, std = _moments(row)
         overflow[q] = not (np.isfinite(mean) and np.isfinite(std))
         for i in range(width):
             v = row[i]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels import zscore_rows
+from ._kernels import row_moments, zscore_rows
 from ._validate import check_real, real_array
 
 __all__ = [
@@ -70,26 +70,12 @@ def _lo_hi(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _seq_sum(x: np.ndarray) -> np.ndarray:
-    """Sum along the last axis, NaN as 0, strictly left to right: trailing padding (NaN) does
-    not change the result, so a list fused alone or in a wider padded batch gives the same
-    bits (``np.nansum``'s pairwise order depends on the row width)."""
-    if x.shape[-1] == 0:
-        return np.zeros((*x.shape[:-1], 1))
-    flat = np.where(np.isnan(x), 0.0, x).reshape(-1, x.shape[-1])
-    if flat.shape[0] == 1:
-        out = np.cumsum(flat, axis=-1)[:, -1]
-    else:  # columns added one after another across all rows: sequential per row, and fast
-        out = np.add.reduce(np.asfortranarray(flat), axis=1)
-    return out.reshape(*x.shape[:-1], 1)
-
-
 def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n = np.maximum(_count(x), 1)
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow: callers rescale the row
-        mean = _seq_sum(x) / n
-        var = _seq_sum((x - mean) ** 2) / n
-    return mean, np.sqrt(var)
+    """Each row's mean and population std over its present entries (``(..., 1)`` each), by
+    the same compiled pass as :func:`zscore_norm` (:func:`fusion._kernels.row_moments`)."""
+    mean, std = row_moments(_rows(x))
+    shape = (*x.shape[:-1], 1)
+    return mean.reshape(shape), std.reshape(shape)
 
 
 def _finish(out: np.ndarray, x: np.ndarray) -> np.ndarray:

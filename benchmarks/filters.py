@@ -17,9 +17,10 @@ Every document gets a metadata field ``bucket``, uniform in 0..999; a filter
 - ``peers``: one collection of ``n`` documents with BM25 text (the bm25 tokens, joined) and a
   dense vector, searched by this engine (BM25 + Flat, RRF, ``search(filter=)``) and by LanceDB
   (FTS, exact vector search, hybrid with RRF, ``.where("bucket < t", prefilter=True)``, scalar
-  index on bucket) and by Qdrant local mode (dense, payload filter); ``--engines`` picks
-  which, built once each and searched in turn (run them in separate processes to keep one in
-  memory at a time).
+  index on bucket), by Qdrant local mode (dense, payload filter) and by Qdrant Edge
+  (``qdrant-edge-py``, Qdrant's engine in-process: BM25 sparse + exact dense, RRF, payload
+  index, one search thread; skipped if not installed); ``--engines`` picks which, built once
+  each and searched in turn (run them in separate processes to keep one in memory at a time).
 
 Timings: one query at a time, single thread (NUMBA/OMP/BLAS threads 1), query encoding
 excluded, CPU seconds of this process for our indexes (``qps``), wall time for the peers (their
@@ -34,7 +35,7 @@ them; Qdrant local mode is a brute force in Python, seconds per query at 1M).
     nice -n 10 python3 benchmarks/filters.py dense --n 1000000 --dim 128 --hnsw-m 16 \
         --ef-construction 20 --cache /tmp/dense-cache --dense-queries 100 --budget 3
     nice -n 10 python3 benchmarks/filters.py peers --n 200000
-    for e in ours lancedb qdrant; do nice -n 10 python3 benchmarks/filters.py peers \
+    for e in ours lancedb qdrant qdrant-edge; do nice -n 10 python3 benchmarks/filters.py peers \
         --n 1000000 --engines $e --lancedb-queries 20 --qdrant-queries 5 --max-s 90; done
 """
 
@@ -333,7 +334,7 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------- peers
 
 
-PEERS = ["ours", "lancedb", "qdrant"]
+PEERS = ["ours", "lancedb", "qdrant", "qdrant-edge"]
 
 
 def measure(fn, nq: int, min_queries: int, budget_s: float, args, warm: bool = True) -> dict:
@@ -393,7 +394,7 @@ def run_peers(n: int, args) -> list[dict]:
     q_vec = dm.synthetic(len(q_text), centres, seed=2)
     bucket = buckets(n)
     log(f"peers {n}: data ready")
-    runs = {"ours": _ours, "lancedb": _lancedb, "qdrant": _qdrant}
+    runs = {"ours": _ours, "lancedb": _lancedb, "qdrant": _qdrant, "qdrant-edge": _qdrant_edge}
     rows: list[dict] = []
     for name in args.engines:
         rows += runs[name](texts, x, bucket, q_text, q_vec, n, args)
@@ -534,6 +535,106 @@ def _qdrant(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
         # a brute force in Python: no warm-up to amortise, every query counts
         got = measure(one, nq, args.qdrant_queries, args.budget / 2, args, warm=False)
         rows.append(_peer_row(n, "Qdrant local: dense", label, build_s, got))
+    return rows
+
+
+def _qdrant_edge(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
+    """Qdrant Edge (``qdrant-edge-py``: Qdrant's Rust engine in-process, one search thread):
+    named vectors ``dense`` (dot, searched exactly, no HNSW graph: m=0) and ``bm25`` (sparse,
+    its own BM25 embedding of the same tokens, IDF modifier), an integer payload index on
+    ``bucket``; hybrid = two prefetches of 100 (as our engine's depth) fused by RRF k=60."""
+    import shutil
+
+    try:
+        import qdrant_edge as qe
+    except ImportError:
+        log("Qdrant Edge skipped: pip install qdrant-edge-py (or 'splade-hybrid[bench]')")
+        return []
+    avg_len = float(np.mean([t.count(" ") + 1 for t in texts]))
+    bm25 = qe.Bm25(
+        qe.Bm25Config(
+            k=1.2,
+            b=0.75,
+            avg_len=avg_len,
+            tokenizer=qe.TokenizerType.Whitespace,
+            lowercase=False,
+            stemmer=qe.DisabledStemmer(),
+            stopwords=qe.StopwordsSet(custom=set()),
+        )
+    )
+    config = qe.EdgeConfig(
+        vectors={"dense": qe.EdgeVectorParams(size=384, distance=qe.Distance.Dot)},
+        sparse_vectors={"bm25": qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
+        max_search_threads=1,
+        wal_enabled=False,
+    )
+    folder = tempfile.mkdtemp(prefix="qdrant-edge-bench-")
+    shard = qe.EdgeShard.create(folder, config)
+    try:
+        t0 = time.perf_counter()
+        shard.update(qe.UpdateOperation.create_field_index("bucket", qe.PayloadSchemaType.Integer))
+        for start in range(0, n, 2_000):
+            points = [
+                qe.Point(
+                    i,
+                    {"dense": x[i].tolist(), "bm25": bm25.embed_document(texts[i])},
+                    {"bucket": int(bucket[i])},
+                )
+                for i in range(start, min(n, start + 2_000))
+            ]
+            shard.update(qe.UpdateOperation.upsert_points(points))
+        shard.optimize()
+        shard.flush()
+        build_s = time.perf_counter() - t0
+        info = shard.info()
+        log(f"qdrant edge {n}: built in {build_s:.0f}s, {info.segments_count} segments")
+        return _edge_rows(qe, shard, bm25, q_text, q_vec, n, build_s, args)
+    finally:
+        shard.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _edge_rows(qe, shard, bm25, q_text, q_vec, n, build_s, args) -> list[dict]:
+    exact = qe.SearchParams(exact=True)
+    rows = []
+    nq = len(q_text)
+    for label, s in _filters():
+        flt = None
+        if s is not None:
+            cond = qe.FieldCondition(key="bucket", range=qe.RangeFloat(lt=float(round(s * 1000))))
+            flt = qe.Filter(must=[cond])
+
+        def dense_query(i, f=flt):
+            vec = qe.Query.Nearest(q_vec[i].tolist(), using="dense")
+            return qe.Prefetch(limit=100, query=vec, params=exact, filter=f)
+
+        def bm25_query(i, f=flt):
+            return qe.Prefetch(
+                limit=100,
+                query=qe.Query.Nearest(bm25.embed_query(q_text[i]), using="bm25"),
+                filter=f,
+            )
+
+        def dense(i, f=flt):
+            vec = qe.Query.Nearest(q_vec[i].tolist(), using="dense")
+            return shard.query(qe.QueryRequest(limit=K, query=vec, filter=f, params=exact))
+
+        def sparse(i, f=flt):
+            vec = qe.Query.Nearest(bm25.embed_query(q_text[i]), using="bm25")
+            return shard.query(qe.QueryRequest(limit=K, query=vec, filter=f))
+
+        def hybrid(i, f=flt):
+            fetch = [dense_query(i), bm25_query(i)]
+            rrf = qe.Fusion.Rrf(k=60)
+            return shard.query(qe.QueryRequest(limit=K, prefetches=fetch, query=rrf, filter=f))
+
+        for name, fn in [
+            ("Qdrant Edge: BM25", sparse),
+            ("Qdrant Edge: dense (exact)", dense),
+            ("Qdrant Edge: hybrid (RRF)", hybrid),
+        ]:
+            rows.append(_peer_row(n, name, label, build_s, measure(fn, nq, nq, args.budget, args)))
     return rows
 
 

@@ -379,6 +379,22 @@ def _filters():
     return [("none" if s is None else f"{s:.1%}", s) for s in [None, *SELECTIVITY]]
 
 
+class Collection:
+    """The peers' collection: document texts, vectors and buckets, queries. The last engine to
+    run releases the documents once it holds its own copy (:meth:`release`)."""
+
+    def __init__(self, n, texts, x, bucket, q_text, q_vec, token_chunks) -> None:
+        self.n, self.texts, self.x, self.bucket = n, texts, x, bucket
+        self.q_text, self.q_vec = q_text, q_vec
+        self.token_chunks = token_chunks  # () -> the texts' tokens, 100,000 documents a time
+        self.last = False
+
+    def release(self) -> None:
+        if self.last:
+            self.texts = self.x = None
+            gc.collect()
+
+
 def run_peers(n: int, args) -> list[dict]:
     """One collection searched by each engine of ``args.engines`` in turn (one in memory at a
     time)."""
@@ -387,7 +403,11 @@ def run_peers(n: int, args) -> list[dict]:
     an = bm.get_analyzer("english")
     base = an.analyze_batch(corpus, progress=False)
     q_tok = an.analyze_batch(queries, progress=False)[: args.peer_queries]
-    texts = [" ".join(t) for t in bm.synthetic(base, n, seed=0)]
+
+    def token_chunks():
+        return bm.synthetic_chunks(base, n, seed=0)
+
+    texts = [" ".join(t) for c in token_chunks() for t in c]
     q_text = [" ".join(t) for t in q_tok]
     centres = np.random.default_rng(0).standard_normal((1000, 384), dtype=np.float32)
     x = dm.synthetic(n, centres, seed=1)
@@ -395,14 +415,22 @@ def run_peers(n: int, args) -> list[dict]:
     bucket = buckets(n)
     log(f"peers {n}: data ready")
     runs = {"ours": _ours, "lancedb": _lancedb, "qdrant": _qdrant, "qdrant-edge": _qdrant_edge}
+    col = Collection(n, texts, x, bucket, q_text, q_vec, token_chunks)
+    del texts, x
     rows: list[dict] = []
-    for name in args.engines:
-        rows += runs[name](texts, x, bucket, q_text, q_vec, n, args)
+    for j, name in enumerate(args.engines):
+        col.last = j == len(args.engines) - 1
+        rows += runs[name](col, args)
         gc.collect()
     return rows
 
 
-def _ours(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
+def _built_row(n: int, engine: str, build_s: float) -> list[dict]:
+    """``--build-only``: the build time and peak memory, no searches."""
+    return [_peer_row(n, engine, "(build only)", build_s, {})]
+
+
+def _ours(col: Collection, args) -> list[dict]:
     from hybrid.engine import HybridRetriever
     from hybrid.engine.retrievers import BM25Retriever, DenseRetriever
 
@@ -420,11 +448,23 @@ def _ours(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
         fusion="rrf",
         parallel=False,
     )
-    engine.add(texts, metadata=[{"bucket": int(b)} for b in bucket.tolist()], encoded={"dense": x})
+    n, q_text, q_vec = col.n, col.q_text, col.q_vec
+    # in parts (the engine encodes a whole call before indexing), with the tokens the texts were
+    # joined from as the BM25 encoding: the same tokens the whitespace analyzer would give, but
+    # sharing their strings (the index holds every token list until its first search)
+    for a, tokens in zip(range(0, n, 100_000), col.token_chunks(), strict=True):
+        b = a + len(tokens)
+        assert " ".join(tokens[-1]) == col.texts[b - 1]
+        meta = [{"bucket": int(v)} for v in col.bucket[a:b].tolist()]
+        encoded = {"dense": col.x[a:b], "bm25": tokens}
+        engine.add(col.texts[a:b], metadata=meta, encoded=encoded)
+    col.release()
     engine.retrievers["dense"].index.threads = 1
     engine.search(q_text[0], k=K)  # builds the BM25 postings
     build_s = time.perf_counter() - t0
     log(f"peers {n}: engine built in {build_s:.0f}s")
+    if args.build_only:
+        return _built_row(n, "ours", build_s)
     rows = []
     nq = len(q_text)
     for label, s in _filters():
@@ -441,23 +481,25 @@ def _ours(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
     return rows
 
 
-def _lancedb(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
+def _lancedb(col: Collection, args) -> list[dict]:
     import shutil
 
     import lancedb
     import pyarrow as pa
 
+    n = col.n
     folder = tempfile.mkdtemp(prefix="lancedb-bench-")
     try:
         db = lancedb.connect(folder)
         table = pa.table(
             {
                 "id": pa.array(np.arange(n)),
-                "text": pa.array(texts),
-                "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 384),
-                "bucket": pa.array(bucket),
+                "text": pa.array(col.texts),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(col.x.ravel()), 384),
+                "bucket": pa.array(col.bucket),
             }
         )
+        col.release()
         t0 = time.perf_counter()
         tbl = db.create_table("docs", data=table, mode="overwrite")
         del table
@@ -465,7 +507,9 @@ def _lancedb(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
         tbl.create_scalar_index("bucket")
         build_s = time.perf_counter() - t0
         log(f"lancedb {n}: built in {build_s:.0f}s")
-        return _lancedb_rows(tbl, q_text, q_vec, n, build_s, args)
+        if args.build_only:
+            return _built_row(n, "LanceDB", build_s)
+        return _lancedb_rows(tbl, col.q_text, col.q_vec, n, build_s, args)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -502,9 +546,10 @@ def _lancedb_rows(tbl, q_text, q_vec, n, build_s, args) -> list[dict]:
     return rows
 
 
-def _qdrant(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
+def _qdrant(col: Collection, args) -> list[dict]:
     from qdrant_client import QdrantClient, models
 
+    n, x, bucket, q_vec = col.n, col.x, col.bucket, col.q_vec
     client = QdrantClient(":memory:")
     client.create_collection(
         "docs", vectors_config=models.VectorParams(size=384, distance=models.Distance.DOT)
@@ -520,7 +565,11 @@ def _qdrant(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
         )
     client.create_payload_index("docs", "bucket", models.PayloadSchemaType.INTEGER)
     build_s = time.perf_counter() - t0
+    x = None
+    col.release()
     log(f"qdrant local {n}: built in {build_s:.0f}s")
+    if args.build_only:
+        return _built_row(n, "Qdrant local", build_s)
     rows = []
     nq = len(q_vec)
     for label, s in _filters():
@@ -538,7 +587,7 @@ def _qdrant(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
     return rows
 
 
-def _qdrant_edge(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
+def _qdrant_edge(col: Collection, args) -> list[dict]:
     """Qdrant Edge (``qdrant-edge-py``: Qdrant's Rust engine in-process, one search thread):
     named vectors ``dense`` (dot, searched exactly, no HNSW graph: m=0) and ``bm25`` (sparse,
     its own BM25 embedding of the same tokens, IDF modifier), an integer payload index on
@@ -550,6 +599,7 @@ def _qdrant_edge(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
     except ImportError:
         log("Qdrant Edge skipped: pip install qdrant-edge-py (or 'splade-hybrid[bench]')")
         return []
+    n, texts, x, bucket = col.n, col.texts, col.x, col.bucket
     avg_len = float(np.mean([t.count(" ") + 1 for t in texts]))
     bm25 = qe.Bm25(
         qe.Bm25Config(
@@ -584,12 +634,16 @@ def _qdrant_edge(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
                 for i in range(start, min(n, start + 2_000))
             ]
             shard.update(qe.UpdateOperation.upsert_points(points))
+        texts = x = None
+        col.release()
         shard.optimize()
         shard.flush()
         build_s = time.perf_counter() - t0
         info = shard.info()
         log(f"qdrant edge {n}: built in {build_s:.0f}s, {info.segments_count} segments")
-        return _edge_rows(qe, shard, bm25, q_text, q_vec, n, build_s, args)
+        if args.build_only:
+            return _built_row(n, "Qdrant Edge", build_s)
+        return _edge_rows(qe, shard, bm25, col.q_text, col.q_vec, n, build_s, args)
     finally:
         shard.close()
         shutil.rmtree(folder, ignore_errors=True)
@@ -679,7 +733,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dim", type=int, default=384, help="dense: vector dimension")
     ap.add_argument("--hnsw-m", type=int, default=32, help="dense: HNSW links per node (M)")
     ap.add_argument("--ef-construction", type=int, default=40, help="dense: HNSW build beam")
-    ap.add_argument("--build-only", action="store_true", help="dense: build and cache, no timing")
+    ap.add_argument(
+        "--build-only",
+        action="store_true",
+        help="dense: build and cache, no timing; peers: build, no searches",
+    )
     args = ap.parse_args(argv)
     for n in args.n:
         if args.part in ("bm25", "splade"):

@@ -37,6 +37,7 @@ against the former default, and searching each retriever to ``stats_depth`` (100
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -120,6 +121,21 @@ def nd(cands, qrels, config) -> np.ndarray:
     return metric(cands.fused_arrays(config, 10)[0])
 
 
+def _mixed_share(cands) -> float:
+    """Share of the queries whose top-100 candidates hold documents in the query's script and
+    in another one (fused by strata)."""
+    strata = cands.strata
+    if strata is None or strata.only is not None:
+        return 0.0
+    has_in = np.zeros(len(cands), dtype=bool)
+    has_out = np.zeros(len(cands), dtype=bool)
+    for ids in cands.ids.values():
+        inside = strata.within(ids[:, :100])
+        has_in |= inside.any(axis=1)
+        has_out |= ((ids[:, :100] >= 0) & ~inside).any(axis=1)
+    return float(np.mean(has_in & has_out))
+
+
 def score_dataset(label, cands, qrels, tuned, oracle, tuned_how) -> dict:
     """``oracle``: (score, config) of the best fixed weights chosen on these very queries."""
     rows: dict[str, np.ndarray] = {n: nd(cands, qrels, n) for n in cands.names}
@@ -143,6 +159,8 @@ def score_dataset(label, cands, qrels, tuned, oracle, tuned_how) -> dict:
         "fold_configs": [describe(c) for c in tuned.fold_configs],
         "adaptive_vs_best_single": {"diff": t.diff, "p_value": t.p_value},
         "evidence_mean": {n: float(np.mean(v)) for n, v in cands.evidence.items()},
+        "evidence_across_mean": {n: float(np.mean(v)) for n, v in cands.evidence_across.items()},
+        "mixed_queries": _mixed_share(cands),
     }
 
 
@@ -281,10 +299,16 @@ def format_quality(rows: list[dict]) -> str:
     ]
     for r in rows:
         t = r["adaptive_vs_best_single"]
-        ev = ", ".join(f"{n} {v:.2f}" for n, v in r["evidence_mean"].items())
+        across = r.get("evidence_across_mean", {})
+        ev = ", ".join(
+            f"{n} {v:.2f}" + (f" / {across[n]:.2f}" if n in across else "")
+            for n, v in r["evidence_mean"].items()
+        )
         notes.append(
             f"- {r['dataset']} ({r['queries']} queries): adaptive vs {r['best_single']} "
-            f"{t['diff']:+.4f} (paired t-test p={t['p_value']:.3g}); mean evidence: {ev}; "
+            f"{t['diff']:+.4f} (paired t-test p={t['p_value']:.3g}); mean evidence (within "
+            f"the query's script / across): {ev}; queries fused by strata: "
+            f"{r.get('mixed_queries', 0.0):.0%}; "
             f"tuned fixed ({r['tuned_how']}): {r['tuned_config']}; in-sample best: "
             f"{r['oracle_config']}"
         )
@@ -357,18 +381,25 @@ def run_overhead() -> dict:
     q_key = _hash(queries)
     q_bm25 = cached_encode(bm25, queries, "queries", CACHE, q_key, False, "bm25")
     out["evidence_bm25_us"] = 1e6 * best_of(lambda: bm25.evidence(queries, q_bm25)) / n_q
-    # -- documents' part: each script's standout in the dense retriever's top 1000
-    from hybrid.engine.evidence import CollectionStats, Reference, document_reach
-    from hybrid.engine.scripts import query_scripts
+    # -- documents' part: the reach within and across the queries' scripts
+    from hybrid.engine.evidence import CollectionStats, stratum_reach
+    from hybrid.engine.scripts import query_profiles
 
     stats = CollectionStats()
     t0 = time.perf_counter()
     stats.add(test.doc_texts)
     out["stats_add_us_per_doc"] = 1e6 * (time.perf_counter() - t0) / len(test.doc_texts)
-    reference = Reference(("dense",), (cands.ids["dense"],), (cands.scores["dense"],))
     out["evidence_reach_us"] = (
-        1e6 * best_of(lambda: document_reach(stats, query_scripts(queries), reference)) / n_q
+        1e6 * best_of(lambda: stratum_reach(stats, *query_profiles(queries))) / n_q
     )
+    # -- fusion by script strata, on the bilingual news pool (every query holds both scripts)
+    _, pool = korean_candidates("news-dev-mixed", progress=False)
+    flat = copy.copy(pool)
+    flat.strata = None
+    for key, c in (("strata", pool), ("one_stratum", flat)):
+        out[f"fuse_pool_us[{key}]"] = (
+            1e6 * best_of(lambda c=c: c.fused_arrays(DEFAULT_CONFIG, 10), 2) / len(pool)
+        )
     # -- retrieval to stats_depth (1000) instead of depth (100), encoded queries
     q_rows = {q: i for i, q in enumerate(json.loads((enc / "query_ids.json").read_text()))}
     order = np.array([q_rows[q] for q in cands.query_ids])
@@ -414,9 +445,12 @@ def format_overhead(o: dict) -> str:
         f"Evidence: SPLADE tokenizer coverage {o['evidence_splade_us']:.1f} us/query with its "
         f"character cache warm ({o['evidence_splade_cold_us']:.0f} us on the first batch, which "
         f"tokenises each new character once), BM25 vocabulary {o['evidence_bm25_us']:.1f} us, "
-        "documents' reach (scripts' standouts in dense's top 1000) "
+        "documents' reach (within and across the query's script) "
         f"{o['evidence_reach_us']:.1f} us; "
         f"collection statistics on add: {o['stats_add_us_per_doc']:.0f} us per document.",
+        "Fusion by script strata on the bilingual news pool (959 queries, top 10, per query): "
+        f"{o['fuse_pool_us[strata]']:.0f} us, against {o['fuse_pool_us[one_stratum]']:.0f} us "
+        "fused as one stratum (three fusions and the merge instead of one).",
         "Search to depth 100 -> 1000 (us/query): "
         + ", ".join(
             f"{n} {o[f'search_us[{n}@100]']:.0f} -> {o[f'search_us[{n}@1000]']:.0f}"

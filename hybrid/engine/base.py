@@ -77,6 +77,8 @@ class EngineBase:
             return base  # what the last call returned: checked already (and unchanged: frozen)
         if not isinstance(base, FusionConfig):
             raise TypeError(f"config must be a FusionConfig, got {type(base).__name__}")
+        if fusion is not None and not isinstance(fusion, str):
+            raise TypeError(f"fusion must be a method name (str), got {short(fusion)}")
         if fusion in fusion_lib.RANK_METHODS and norm is None:
             base = replace(base, norm=None)  # a rank method takes no normalisation
         cfg = base.replace(method=fusion, norm=norm, rrf_k=rrf_k, depth=depth)

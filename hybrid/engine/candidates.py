@@ -15,16 +15,14 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 import fusion
 from hybrid.engine.config import FusionConfig
+from hybrid.engine.strata import Strata, stratified_fuse
 from indexes.base import SearchResult
-
-if TYPE_CHECKING:
-    from hybrid.engine.evidence import Reference
 
 logger = logging.getLogger("hybrid")
 
@@ -55,11 +53,16 @@ class Candidates:
     read: dict[str, np.ndarray] = field(default_factory=dict)
     """The query-only part of the engine's evidence (:meth:`Retriever.evidence`)."""
     reach: dict[str, np.ndarray] = field(default_factory=dict)
-    """Its documents' part (:func:`hybrid.engine.evidence.document_reach`; 1 for dense
-    retrievers)."""
-    reference: Reference | None = None
-    """The ranked lists the reach looked at (:class:`hybrid.engine.evidence.Reference`: the
-    retrievers that are not script-bound; None: the whole collection)."""
+    """Its documents' part within the query's script (:func:`hybrid.engine.evidence.
+    stratum_reach`; 1 for dense retrievers)."""
+    evidence_across: dict[str, np.ndarray] = field(default_factory=dict)
+    """Retriever name -> ``(n_queries,)`` evidence over documents in other scripts than the
+    query's (:mod:`hybrid.engine.strata`); ``evidence`` is the one within its script."""
+    reach_across: dict[str, np.ndarray] = field(default_factory=dict)
+    """The documents' part of ``evidence_across``."""
+    strata: Strata | None = None
+    """The documents' and queries' scripts and the script-free retrievers, when the adaptive
+    fusion fuses by script strata (None: one stratum, as for retrievers without statistics)."""
     evidence_version: int = 1
     """The :data:`hybrid.engine.evidence.EVIDENCE_VERSION` a cached evidence was measured with."""
 
@@ -72,11 +75,20 @@ class Candidates:
         scores: dict[str, np.ndarray],
         meta: dict[str, Any] | None = None,
         evidence: dict[str, np.ndarray] | None = None,
+        evidence_across: dict[str, np.ndarray] | None = None,
+        strata: Strata | None = None,
     ) -> Candidates:
         """Candidates of an evaluation: query ids, document ids, and per-retriever arrays."""
         results = {n: SearchResult(ids[n], scores[n]) for n in ids}
         return cls(
-            list(query_ids), results, {}, dict(evidence or {}), list(doc_ids), dict(meta or {})
+            list(query_ids),
+            results,
+            {},
+            dict(evidence or {}),
+            list(doc_ids),
+            dict(meta or {}),
+            evidence_across=dict(evidence_across or {}),
+            strata=strata,
         )
 
     # -- shape -----------------------------------------------------------------------------------
@@ -114,6 +126,8 @@ class Candidates:
             {n: a[rows] for n, a in self.evidence.items()},
             self.doc_ids,
             dict(self.meta),
+            evidence_across={n: a[rows] for n, a in self.evidence_across.items()},
+            strata=None if self.strata is None else self.strata.subset(rows),
         )
 
     def truncated(self, depth: int) -> Candidates:
@@ -131,6 +145,8 @@ class Candidates:
             self.evidence,
             self.doc_ids,
             dict(self.meta),
+            evidence_across=self.evidence_across,
+            strata=self.strata,
         )
 
     def select(self, query_ids: Iterable[str]) -> Candidates:
@@ -195,8 +211,12 @@ class Candidates:
         self, config: FusionConfig, k: int, names: Sequence[str] | None = None
     ) -> tuple[list[str], list[fusion.FusionResult]]:
         """Fused, explained rankings (:func:`fusion.fuse_padded`), one per query, top ``k``;
-        with the names of the retrievers fused (the columns of each result)."""
+        with the names of the retrievers fused (the columns of each result). ``"adaptive"``
+        fuses by script strata where :attr:`strata` is known (:mod:`hybrid.engine.strata`)."""
         names, lists, options = self.fusion_args(config, names)
+        if self._by_strata(config):
+            across = self._across(names)
+            return names, stratified_fuse(lists, names, options, across, self.strata, k)
         return names, fusion.fuse_padded(lists, top=k, **options)
 
     def fused_arrays(
@@ -211,9 +231,26 @@ class Candidates:
             if config not in self.results:
                 raise ValueError(f"unknown retriever {config!r}; candidates hold: {self.names}")
             return self.results[config].ids[:, :k], self.results[config].scores[:, :k]
+        if self._by_strata(config):
+            _, results = self.fuse(config, k)
+            ids = np.full((len(self), k), -1, dtype=np.int64)
+            scores = np.full((len(self), k), -np.inf)
+            for q, r in enumerate(results):
+                ids[q, : len(r.ids)], scores[q, : len(r.ids)] = r.ids, r.scores
+            return ids, scores
         _, lists, options = self.fusion_args(config)
         table = fusion.FusionTable(lists, depth=options.pop("depth", None))
         return table.top(top=k, **options)
+
+    def _by_strata(self, config: FusionConfig) -> bool:
+        return config.method == fusion.ADAPTIVE and self.strata is not None
+
+    def _across(self, names: Sequence[str]) -> np.ndarray:
+        """``(n_queries, len(names))`` evidence across scripts (within where not measured)."""
+        ones = np.ones(len(self))
+        return np.stack(
+            [self.evidence_across.get(n, self.evidence.get(n, ones)) for n in names], axis=1
+        )
 
     def run(self, config: FusionConfig | str, k: int = 100) -> dict[str, dict[str, float]]:
         """A ranx/TREC-style run: query id -> {doc id: score} of the top ``k``."""
@@ -232,6 +269,12 @@ class Candidates:
             arrays[f"scores__{n}"] = r.scores
             if n in self.evidence:
                 arrays[f"evidence__{n}"] = np.asarray(self.evidence[n], dtype=np.float64)
+            if n in self.evidence_across:
+                arrays[f"across__{n}"] = np.asarray(self.evidence_across[n], dtype=np.float64)
+        if self.strata is not None:
+            arrays["doc_scripts"] = self.strata.doc_scripts
+            arrays["query_scripts"] = self.strata.query_scripts
+            arrays["only_script"] = np.array([-9 if self.strata.only is None else self.strata.only])
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **arrays)
         tmp.replace(path.with_suffix(".npz"))
@@ -243,6 +286,7 @@ class Candidates:
             "query_ids": self.queries,
             "doc_ids": self.doc_ids,
             "evidence_version": self.evidence_version,
+            "reference": None if self.strata is None else list(self.strata.reference),
         }
         tmp_json = path.with_name(path.name + ".tmp.json")
         tmp_json.write_text(json.dumps(record, ensure_ascii=False))
@@ -261,8 +305,29 @@ class Candidates:
             ids = {n: z[f"ids__{n}"] for n in record["names"]}
             scores = {n: z[f"scores__{n}"] for n in record["names"]}
             evidence = {n: z[f"evidence__{n}"] for n in record["names"] if f"evidence__{n}" in z}
+            across = {n: z[f"across__{n}"] for n in record["names"] if f"across__{n}" in z}
+            strata = None
+            if "doc_scripts" in z and record.get("reference") is not None:
+                only = int(z["only_script"][0]) if "only_script" in z else -9
+                strata = Strata(
+                    z["doc_scripts"].astype(np.int32),
+                    z["query_scripts"].astype(np.int32),
+                    tuple(record["reference"]),
+                    None if only == -9 else only,
+                )
+                if strata.doc_scripts.shape != (len(record["doc_ids"]),) or (
+                    strata.query_scripts.shape != (len(record["query_ids"]),)
+                ):
+                    raise ValueError(f"{path}: script codes do not match the documents/queries")
         out = cls.from_arrays(
-            record["query_ids"], record["doc_ids"], ids, scores, record["meta"], evidence
+            record["query_ids"],
+            record["doc_ids"],
+            ids,
+            scores,
+            record["meta"],
+            evidence,
+            across,
+            strata,
         )
         out.evidence_version = int(record.get("evidence_version", 1))
         return out

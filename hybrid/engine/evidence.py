@@ -7,39 +7,29 @@ cannot match a Korean collection, which its WordPiece vocabulary cuts into jamo;
 English query to the few Latin names and numbers that Korean documents hold.
 
 :class:`CollectionStats` keeps, per document a retriever holds, its dominant script and how many
-of its characters the retriever reads intact, with running totals updated on add and delete. At
-query time :func:`document_reach` turns them into a factor in [0, 1] per query: how much of the
-collection, and of the documents a script-free retriever ranks first for the query, is written
-in the query's script and read intact. The adaptive fusion multiplies it into each lexical
-retriever's query-only evidence (:meth:`hybrid.engine.retrievers.Retriever.evidence`).
+of its characters the retriever reads intact, with running totals per script updated on add and
+delete. At query time :func:`stratum_reach` turns them into two factors in [0, 1] per query: one
+for the documents in the query's script, one for the others (:mod:`hybrid.engine.strata`: the
+adaptive fusion weighs each stratum by its own factor, and a script-free retriever places the
+strata against each other). Each multiplies the retriever's query-only evidence
+(:meth:`hybrid.engine.retrievers.Retriever.evidence`).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numba import njit
 
-from hybrid.engine.scripts import (
-    _dominant,
-    _intact,
-    query_profiles,
-)
-from hybrid.engine.standouts import (
-    NO_SCRIPT,
-    Reference,
-    script_standouts,
-    standout_reach,
-)
-from hybrid.engine.standouts import reference_lists as reference_lists  # re-exported
+from hybrid.engine.scripts import _dominant, _intact, query_profiles
+from hybrid.engine.strata import NO_SCRIPT, Strata
 
 STATS_FILE = "collection_stats.npz"
-EVIDENCE_VERSION = 5
+EVIDENCE_VERSION = 6
 """Bumped when the evidence measures change: cached candidate sets measured with another
 version measure their evidence again (:func:`hybrid.eval.retrieve_candidates`)."""
 
@@ -66,7 +56,11 @@ class CollectionStats:
         self.intact = np.zeros(0, dtype=np.int64)
         self.live = np.zeros(0, dtype=bool)
         self.docs_per_script = np.zeros(0, dtype=np.int64)
+        self.chars_per_script = np.zeros(0, dtype=np.int64)
+        self.intact_per_script = np.zeros(0, dtype=np.int64)
         self.no_script_docs = 0
+        self.no_script_chars = 0
+        self.no_script_intact = 0
         self.total_chars = 0
         self.total_intact = 0
 
@@ -134,42 +128,49 @@ class CollectionStats:
             return NO_SCRIPT
         if script not in self.scripts:
             self.scripts.append(script)
-            self.docs_per_script = np.concatenate([self.docs_per_script, [0]])
+            for name in ("docs_per_script", "chars_per_script", "intact_per_script"):
+                setattr(self, name, np.concatenate([getattr(self, name), [0]]))
         return self.scripts.index(script)
 
     def _count(self, codes: np.ndarray, chars: np.ndarray, intact: np.ndarray, sign: int) -> None:
         has = codes >= 0
-        counts = np.bincount(codes[has], minlength=len(self.scripts))
-        self.docs_per_script = self.docs_per_script + sign * counts
+        n = len(self.scripts)
+
+        def per_script(weights: np.ndarray | None) -> np.ndarray:
+            w = None if weights is None else weights[has]
+            return np.bincount(codes[has], weights=w, minlength=n).astype(np.int64)
+
+        self.docs_per_script = self.docs_per_script + sign * per_script(None)
+        self.chars_per_script = self.chars_per_script + sign * per_script(chars)
+        self.intact_per_script = self.intact_per_script + sign * per_script(intact)
         self.no_script_docs += sign * int((~has).sum())
+        self.no_script_chars += sign * int(chars[~has].sum())
+        self.no_script_intact += sign * int(intact[~has].sum())
         self.total_chars += sign * int(chars.sum())
         self.total_intact += sign * int(intact.sum())
 
     # -- reads -------------------------------------------------------------------------------------
 
-    def script_share(self, script: str | None) -> float:
-        """Share of the live documents whose dominant script is ``script`` (documents without
-        letters count for every script; 1.0 for a query without letters; 0 when empty)."""
-        n = len(self)
-        if n == 0:
-            return 0.0
-        if script is None:
-            return 1.0
-        code = self.scripts.index(script) if script in self.scripts else None
-        same = 0 if code is None else int(self.docs_per_script[code])
-        return (same + self.no_script_docs) / n
-
     def intact_share(self) -> float:
         """Share of the live documents' non-space characters the retriever reads intact."""
         return self.total_intact / self.total_chars if self.total_chars else 1.0
 
-    def row_scripts(self, rows: np.ndarray) -> np.ndarray:
-        """Script codes of some rows (``-2`` for padding ``-1`` or rows out of range)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if self.n_rows == 0:
-            return np.full(rows.shape, -2, dtype=np.int32)
-        ok = (rows >= 0) & (rows < self.n_rows)
-        return np.where(ok, self.doc_script.take(rows, mode="clip"), np.int32(-2))
+    def intact_shares(self, script: str | None) -> tuple[float, float]:
+        """``(inside, outside)``: the intact share of the characters of the live documents in
+        ``script`` (with those without letters), and of all the others. A part without
+        characters, and both parts of a query without letters (None), take the whole
+        collection's share."""
+        whole = self.intact_share()
+        if script is None:
+            return whole, whole
+        code = self.scripts.index(script) if script in self.scripts else None
+        chars = self.no_script_chars + (0 if code is None else int(self.chars_per_script[code]))
+        intact = self.no_script_intact + (0 if code is None else int(self.intact_per_script[code]))
+        rest_chars, rest_intact = self.total_chars - chars, self.total_intact - intact
+        return (
+            intact / chars if chars else whole,
+            rest_intact / rest_chars if rest_chars else whole,
+        )
 
     # -- persistence -------------------------------------------------------------------------------
 
@@ -201,7 +202,11 @@ class CollectionStats:
         n = stats.n_rows
         if not all(a.shape == (n,) for a in (stats.doc_script, stats.chars, stats.intact)):
             raise ValueError(f"{path}: collection statistics arrays differ in length")
-        stats.docs_per_script = np.zeros(len(stats.scripts), dtype=np.int64)
+        codes = stats.doc_script
+        if n and (codes.min() < NO_SCRIPT or codes.max() >= len(stats.scripts)):
+            raise ValueError(f"{path}: collection statistics hold unknown script codes")
+        for name in ("docs_per_script", "chars_per_script", "intact_per_script"):
+            setattr(stats, name, np.zeros(len(stats.scripts), dtype=np.int64))
         live = stats.live
         stats._count(stats.doc_script[live], stats.chars[live], stats.intact[live], +1)
         return stats
@@ -222,168 +227,89 @@ class CollectionStats:
 # -- query time ------------------------------------------------------------------------------------
 
 
-REACH_MEASURES = ("share", "standout")
-"""How :func:`document_reach` judges, from the reference lists, whether a query's answers are in
-its script: ``"share"`` (the default) the share of their top :data:`SHARE_DEPTH` documents in the
-query's script; ``"standout"`` :func:`standout_reach` (each script's best standardised within its
-own script: solves the bilingual news pool but cuts BM25 on the AutoRAG + Belebele pool; see the
-README)."""
-SHARE_DEPTH = 100
-"""How many of a reference list's best documents the ``"share"`` reach looks at (the fusion
-depth: the documents that can enter the fused ranking)."""
-
-
-def document_reach(
+def stratum_reach(
     stats: CollectionStats | None,
     scripts: Sequence[str | None],
-    reference: Reference | None = None,
     crossing: np.ndarray | None = None,
-    measure: str = "share",
-) -> np.ndarray:
-    """How much of what a query needs a script-bound retriever can match, per query, in [0, 1].
+) -> tuple[np.ndarray, np.ndarray]:
+    """How much a script-bound retriever can match, per query, in each stratum of the collection:
+    ``(within, across)``, each ``(n_queries,)`` in [0, 1].
 
-    The share of the collection's characters the retriever reads intact (1 for an analyzer that
-    reads every script; 0.12 for an English WordPiece SPLADE over Korean news) times
-    ``p + (1 - p) x crossing``: ``p`` says whether the answers are in the query's dominant
-    script (``scripts``, from :func:`query_scripts`), ``crossing`` (:func:`crossing_share`,
-    None: 0) how much of the query can still match documents in another script. ``p`` from a
-    ``reference`` (retrievers not bound to a script), averaged over its lists, by ``measure``
-    (:data:`REACH_MEASURES`); without one, the share of the collection in the query's script.
-    A query without letters, and a document without letters, match any script. No statistics
-    (None): 1, the query alone decides, as before.
+    ``within``: over the documents in the query's dominant script (``scripts``, from
+    :func:`query_scripts`) and those without letters, the share of their characters the retriever
+    reads intact (1 for an analyzer that reads every script; about 0 for an English WordPiece
+    SPLADE over Hangul). ``across``: over the documents in other scripts, their intact share
+    times ``crossing`` (:func:`crossing_share`, None: 0), the part of the query that can match
+    them at all (its digits and foreign letters). A query without letters is within every
+    document. No statistics (None): 1 for both, the query alone decides.
     """
-    if measure not in REACH_MEASURES:
-        raise ValueError(f"measure must be one of {REACH_MEASURES}, got {measure!r}")
+    n = len(scripts)
     if stats is None:
-        return np.ones(len(scripts))
-    code = _query_codes(stats, scripts)
-    shares = {s: stats.script_share(s) for s in set(scripts)}
-    share = np.array([shares[s] for s in scripts], dtype=np.float64)  # the collection's
-    if reference is not None and len(scripts):
-        for ids, scores in zip(reference.ids, reference.scores, strict=True):
-            if ids.shape[0] != len(scripts) or scores.shape != ids.shape:
-                raise ValueError(
-                    f"reference lists hold {ids.shape[0]} queries, scripts {len(scripts)} "
-                    f"(ids {ids.shape}, scores {scores.shape})"
-                )
-        if measure == "share":
-            rows = np.concatenate([ids[:, :SHARE_DEPTH] for ids in reference.ids], axis=1)
-            _reference_share(stats.doc_script, rows.astype(np.int64, copy=False), code, share)
-        else:
-            parts = []
-            for ids, scores in zip(reference.ids, reference.scores, strict=True):
-                same, other, _ = script_standouts(stats.row_scripts(ids), scores, code)
-                parts.append(standout_reach(same, other))
-            share = np.mean(parts, axis=0)
-    if crossing is not None:
-        crossing = np.asarray(crossing, dtype=np.float64)
-        if crossing.shape != share.shape:
-            raise ValueError(f"crossing must hold {share.shape[0]} values, got {crossing.shape}")
-        share = share + (1.0 - share) * np.clip(crossing, 0.0, 1.0)
-    share[code == NO_SCRIPT] = 1.0  # a query without letters
-    return stats.intact_share() * share
+        return np.ones(n), np.ones(n)
+    cross = np.zeros(n) if crossing is None else np.asarray(crossing, dtype=np.float64)
+    if cross.shape != (n,):
+        raise ValueError(f"crossing must hold {n} values, got shape {cross.shape}")
+    cross = np.clip(cross, 0.0, 1.0)
+    within, across = np.empty(n), np.empty(n)
+    for script in set(scripts):
+        where = np.array([s == script for s in scripts])
+        inside, outside = stats.intact_shares(script)
+        within[where] = inside
+        across[where] = inside if script is None else outside * cross[where]
+    return within, across
 
 
-@njit(cache=True, nogil=True)
-def _reference_share(doc_script, reference, code, share):
-    """``share[q]`` = the share of query ``q``'s reference rows (padding and unknown rows left
-    out) whose script is the query's or none; unchanged where no row counts, 1 for a query
-    without letters (``code`` :data:`NO_SCRIPT`)."""
-    n_rows = doc_script.shape[0]
-    for q in range(reference.shape[0]):
-        if code[q] == NO_SCRIPT:
-            share[q] = 1.0
-            continue
-        n = 0
-        same = 0
-        for r in reference[q]:
-            if 0 <= r < n_rows:
-                s = doc_script[r]
-                n += 1
-                if s == code[q] or s == NO_SCRIPT:
-                    same += 1
-        if n > 0:
-            share[q] = same / n
-
-
-def _query_codes(stats: CollectionStats, scripts: Sequence[str | None]) -> np.ndarray:
-    """Script codes of the queries in ``stats`` (:data:`NO_SCRIPT`: no letters; ``-3``: a
-    script no document has)."""
+def strata_for(retrievers: Mapping[str, Any], scripts: Sequence[str | None]) -> Strata | None:
+    """The :class:`~hybrid.engine.strata.Strata` of queries with dominant ``scripts``
+    (:func:`query_scripts`) over the documents ``retrievers`` hold: the scripts kept by the first
+    script-bound retriever with statistics (every retriever holds the same rows), and the names
+    of the retrievers that are not script-bound. None when no retriever keeps statistics."""
+    stats = next(
+        (
+            r.collection_stats()
+            for r in retrievers.values()
+            if getattr(r, "script_bound", False) and r.collection_stats() is not None
+        ),
+        None,
+    )
+    if stats is None:
+        return None
     codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
-    return np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
+    query = np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
+    reference = tuple(n for n, r in retrievers.items() if not getattr(r, "script_bound", False))
+    present = [c for c, n in enumerate(stats.docs_per_script.tolist()) if n > 0]
+    if stats.no_script_docs > 0:
+        present.append(NO_SCRIPT)
+    only = present[0] if len(present) == 1 else None
+    return Strata(stats.doc_script, query, reference, only)
 
 
 def describe_reach(
     stats: CollectionStats,
     script: str | None,
     value: float,
-    reference: Reference | None = None,
     crossing: float = 0.0,
-    measure: str = "share",
+    within: bool = True,
 ) -> str:
-    """One query's reach in words, for explanations (``reference``: that query's reference
-    lists, :meth:`Reference.rows`; None: the whole collection; ``crossing``: its
-    :func:`crossing_share`)."""
-    intact = stats.intact_share()
+    """One query's reach for one hit in words, for explanations: whether the hit is in the
+    query's script (``within``) and what the retriever can read there (``crossing``: the
+    query's :func:`crossing_share`)."""
+    inside, outside = stats.intact_shares(script)
     if script is None:
         where = "the query has no letters, so every document is in reach"
-    elif reference is None:
-        share = stats.script_share(script)
-        where = f"{share:.0%} of its documents are in the query's script ({script.title()})"
-    elif measure == "share":
-        code = _query_codes(stats, [script])
-        parts = []
-        for name, ids in zip(reference.names, reference.ids, strict=True):
-            one = np.array([stats.script_share(script)])
-            rows = np.asarray(ids[:1, :SHARE_DEPTH], dtype=np.int64)
-            _reference_share(stats.doc_script, rows, code[:1], one)
-            parts.append(
-                f"{one[0]:.0%} of {name}'s top {min(ids.shape[1], SHARE_DEPTH)} are in the "
-                f"query's script ({script.title()})"
-            )
-        where = "; ".join(parts)
+        intact = inside
+    elif within:
+        where = f"the document is in the query's script ({script.title()}) or has no letters"
+        intact = inside
     else:
-        where = "; ".join(
-            _describe_standout(stats, script, name, ids, scores)
-            for name, ids, scores in zip(
-                reference.names, reference.ids, reference.scores, strict=True
-            )
+        where = (
+            f"the document is not in the query's script ({script.title()}); "
+            f"{crossing:.0%} of the query (digits, other scripts' letters) can match it"
         )
-    if script is not None and crossing > 0:
-        where += (
-            f"; {crossing:.0%} of the query (digits, other scripts' letters) can match "
-            "documents in other scripts"
-        )
+        intact = outside
     if intact < 1.0:
-        where = f"it reads {intact:.0%} of the collection's characters intact; {where}"
+        where = f"it reads {intact:.0%} of those documents' characters intact; {where}"
     return f"{where}: reach {value:.2f}"
-
-
-def _describe_standout(
-    stats: CollectionStats, script: str, name: str, ids: np.ndarray, scores: np.ndarray
-) -> str:
-    code = _query_codes(stats, [script])
-    codes = stats.row_scripts(ids)
-    same, other, other_code = (a[0] for a in script_standouts(codes, scores, code))
-    valid = (codes[0] >= NO_SCRIPT) & np.isfinite(np.asarray(scores[0], dtype=np.float64))
-    depth = f"{name}'s top {ids.shape[1]}"
-    mine = script.title()
-    if np.isneginf(same):
-        return f"{depth} holds no document in the query's script ({mine})"
-
-    def part(value: float, label: str, members: int, first: bool) -> str:
-        noun = "document" if first else "one"
-        if members < 2:
-            return f"the only {label} {noun} stands {value:.1f} sd above the list's mean"
-        return f"the best {label} {noun} stands {value:.1f} sd above the other {label} ones"
-
-    n_same = int(np.count_nonzero(valid & ((codes[0] == code[0]) | (codes[0] == NO_SCRIPT))))
-    text = f"in {depth}, " + part(same, mine, n_same, True)
-    if np.isneginf(other):
-        return f"{text}, and no other script is there"
-    theirs = stats.scripts[int(other_code)].title()
-    n_other = int(np.count_nonzero(valid & (codes[0] == other_code)))
-    return f"{text}, " + part(other, theirs, n_other, False)
 
 
 def measure_evidence(
@@ -391,19 +317,18 @@ def measure_evidence(
     queries: Sequence[str],
     encoded: Any,
     name: str | None = None,
-    reference: Reference | None = None,
     scripts: Sequence[str | None] | None = None,
     crossing: np.ndarray | None = None,
-    measure: str = "share",
-) -> tuple[np.ndarray, np.ndarray]:
-    """A retriever's evidence for each query in two parts, ``(read, reach)``: the product is
-    what ``"adaptive"`` fusion weighs it by.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A retriever's evidence for each query in parts, ``(read, within, across)``: ``read x
+    within`` is what ``"adaptive"`` fusion weighs it by among the documents in the query's
+    script, ``read x across`` among the others.
 
     ``read``: :meth:`~hybrid.engine.retrievers.Retriever.evidence`, measured on the query alone.
-    ``reach``: for script-bound retrievers, :func:`document_reach` of the collection it holds,
-    with the ``reference`` lists (:func:`reference_lists`) where available (1 for other
-    retrievers, and for script-bound ones without statistics). ``scripts`` and ``crossing``:
-    :func:`query_profiles` of the queries when the caller has them already.
+    ``within`` and ``across``: for script-bound retrievers, :func:`stratum_reach` of the
+    collection it holds (1 for other retrievers, and for script-bound ones without
+    statistics). ``scripts`` and ``crossing``: :func:`query_profiles` of the queries when the
+    caller has them already.
     """
     n_q = len(queries)
     read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
@@ -413,8 +338,8 @@ def measure_evidence(
             f"retriever {label!r}: evidence must be {n_q} values in [0, 1], got shape {read.shape}"
         )
     if not getattr(retriever, "script_bound", False):
-        return read, np.ones(n_q)
+        return read, np.ones(n_q), np.ones(n_q)
     stats = retriever.collection_stats()
     if scripts is None or crossing is None:
         scripts, crossing = query_profiles(queries)
-    return read, document_reach(stats, scripts, reference, crossing, measure)
+    return (read, *stratum_reach(stats, scripts, crossing))

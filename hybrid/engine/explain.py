@@ -4,6 +4,7 @@ sources, and the token/term explanations built on demand."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from hybrid.engine.evidence import (
     describe_reach,
     measure_evidence,
     query_profiles,
-    reference_lists,
+    strata_for,
 )
 from hybrid.engine.results import Explanation, Hit, SourceScore, source_score
 from hybrid.engine.scripts import crossing_share, dominant_script
@@ -25,19 +26,17 @@ class ExplainMixin(EngineBase):
     :class:`HybridRetriever`)."""
 
     def evidence(self, candidates: Candidates, names: Sequence[str] | None = None) -> np.ndarray:
-        """``(n_queries, len(names))`` evidence of each retriever for each query, in [0, 1].
+        """``(n_queries, len(names))`` evidence of each retriever for each query within the
+        query's script, in [0, 1].
 
         The query-only measure of :meth:`Retriever.evidence` times, for script-bound retrievers
-        (BM25, SPLADE), the :func:`~hybrid.engine.evidence.document_reach` of their collection,
-        judged from the ranked lists of the retrievers that are not script-bound (kept in
-        ``candidates.evidence``, the parts in ``candidates.read`` and ``candidates.reach``, the
-        lists in ``candidates.reference``, so fusing the same candidates again does not measure
-        again); what ``"adaptive"`` fusion weighs by.
+        (BM25, SPLADE), the :func:`~hybrid.engine.evidence.stratum_reach` of their collection.
+        Kept in ``candidates.evidence`` (the one across scripts in ``candidates.
+        evidence_across``, the parts in ``read``, ``reach`` and ``reach_across``, the scripts in
+        ``candidates.strata``), so fusing the same candidates again does not measure again;
+        what ``"adaptive"`` fusion weighs by.
         """
         names = list(candidates.results if names is None else names)
-        ranked = {n: (r.ids, r.scores) for n, r in candidates.results.items()}
-        reference = reference_lists(self.retrievers, ranked)
-        candidates.reference = reference
         profiles = None  # the queries' scripts and crossing shares, found once for all
         for name in names:
             if name in candidates.evidence:
@@ -48,54 +47,67 @@ class ExplainMixin(EngineBase):
                 encoded = retriever.encode_queries(candidates.queries)
             if profiles is None and retriever.script_bound:
                 profiles = query_profiles(candidates.queries)
+                candidates.strata = strata_for(self.retrievers, profiles[0])
             scripts, crossing = (None, None) if profiles is None else profiles
-            read, reach = measure_evidence(
-                retriever, candidates.queries, encoded, name, reference, scripts, crossing
+            read, within, across = measure_evidence(
+                retriever, candidates.queries, encoded, name, scripts, crossing
             )
-            candidates.read[name], candidates.reach[name] = read, reach
-            candidates.evidence[name] = read * reach
+            candidates.read[name], candidates.reach[name] = read, within
+            candidates.reach_across[name] = across
+            candidates.evidence[name] = read * within
+            candidates.evidence_across[name] = read * across
         return np.stack([candidates.evidence[n] for n in names], axis=1)
 
     def _weighting(
         self,
         names: list[str],
         base: list[float],
-        used: np.ndarray,
-        evidence: np.ndarray | None,
+        used: list[float],
+        evidence: list[float] | None,
         candidates: Candidates,
         q: int,
+        within: bool = True,
+        placed_by: str | None = None,
     ) -> str | None:
-        """Why each retriever had its weight for one query, in words (adaptive fusion only)."""
+        """Why each retriever had its weight for one hit of query ``q``, in words (adaptive
+        fusion only); ``within``: the hit is in the query's script; ``placed_by``: the
+        script-free retrievers whose ranking placed the scripts (a query fused by strata)."""
         if evidence is None:
             return None
         parts = []
-        for name, b, w, e in zip(names, base, used.tolist(), evidence.tolist(), strict=True):
+        for name, b, w, e in zip(names, base, used, evidence, strict=True):
             scale = "" if b == 1.0 else f" = {b:g} x {e:.2f}"
-            why = self._why(name, candidates, q, e)
+            why = self._why(name, candidates, q, e, within)
             parts.append(f"{name} {w:.2f}{scale} ({why})")
-        if not np.any(np.asarray(base) * evidence > 0):
-            return (
+        if not np.any(np.asarray(base) * np.asarray(evidence) > 0):
+            text = (
                 "weights for this query: no retriever has evidence for it, so the configured "
                 "weights are used; " + ", ".join(parts)
             )
-        return "weights for this query (configured weight x evidence): " + ", ".join(parts)
+        else:
+            text = "weights for this query (configured weight x evidence): " + ", ".join(parts)
+        if placed_by:
+            side = "in the query's script" if within else "in other scripts"
+            text += (
+                f"; ranked among the documents {side} with these weights, and placed against the "
+                f"other scripts by {placed_by}'s ranking (its score at this place is the hit's)"
+            )
+        return text
 
-    def _why(self, name: str, candidates: Candidates, q: int, value: float) -> str:
-        """One retriever's evidence for query ``q`` in words: the query part, then the reach."""
+    def _why(
+        self, name: str, candidates: Candidates, q: int, value: float, within: bool = True
+    ) -> str:
+        """One retriever's evidence for query ``q`` in words: the query part, then the reach
+        over the hit's stratum (``within`` the query's script or not)."""
         retriever = self.retrievers[name]
         read = candidates.read.get(name)
         why = retriever.describe_evidence(value if read is None else float(read[q]))
         stats = retriever.collection_stats()
-        reach = candidates.reach.get(name)
+        reach = (candidates.reach if within else candidates.reach_across).get(name)
         if stats is not None and reach is not None and retriever.script_bound:
             text = candidates.queries[q]
-            ref = candidates.reference
             why += "; " + describe_reach(
-                stats,
-                dominant_script(text),
-                float(reach[q]),
-                None if ref is None else ref.rows(q),
-                crossing_share(text),
+                stats, dominant_script(text), float(reach[q]), crossing_share(text), within
             )
         return why
 
@@ -103,29 +115,49 @@ class ExplainMixin(EngineBase):
         self,
         result,
         names: list[str],
-        evidence: np.ndarray | None,
+        base: list[float] | None,
         label: str,
-        weighting: Callable[[], str | None] | None,
         candidates: Candidates,
         q: int,
     ) -> list[Hit]:
+        """The hits of query ``q``'s fused ``result``; ``base``: the configured weights under
+        ``"adaptive"`` fusion (each hit then carries its stratum's evidence and can say why),
+        None for other methods."""
         hits = []
-        used = result.weights.tolist()
-        evidence = [None] * len(names) if evidence is None else evidence.tolist()
+        n = len(result.ids)
+        used = np.broadcast_to(result.weights, (n, len(names))).tolist()
+        within = [True] * n
+        placed = None
+        if result.weights is not None and result.weights.ndim == 2 and candidates.strata:
+            placed = " and ".join(m for m in names if m in candidates.strata.reference)
+        if base is None:
+            evidence = [[None] * len(names)] * n
+        else:
+            inside = np.stack([candidates.evidence[m][q] for m in names])
+            if candidates.strata is not None:
+                within = candidates.strata.within(result.ids[None, :], np.array([q]))[0].tolist()
+                outside = np.stack(
+                    [candidates.evidence_across.get(m, candidates.evidence[m])[q] for m in names]
+                )
+                evidence = [(inside if w else outside).tolist() for w in within]
+            else:
+                evidence = [inside.tolist()] * n
         ranks, raw = result.ranks.tolist(), result.raw_scores.tolist()
         normalized, contributions = result.normalized.tolist(), result.contributions.tolist()
         scores = result.scores.tolist()
         for i, row in enumerate(result.ids.tolist()):
             rank_i, raw_i, norm_i, contrib_i = ranks[i], raw[i], normalized[i], contributions[i]
+            used_i, ev_i = used[i], evidence[i]
             sources = {
-                name: source_score(
-                    rank_i[j], raw_i[j], norm_i[j], contrib_i[j], used[j], evidence[j]
-                )
+                name: source_score(rank_i[j], raw_i[j], norm_i[j], contrib_i[j], used_i[j], ev_i[j])
                 for j, name in enumerate(names)
             }
-            hits.append(
-                self.make_hit(row, i + 1, scores[i], sources, label, candidates, q, weighting)
-            )
+            why = None
+            if base is not None:
+                why = partial(
+                    self._weighting, names, base, used_i, ev_i, candidates, q, within[i], placed
+                )
+            hits.append(self.make_hit(row, i + 1, scores[i], sources, label, candidates, q, why))
         return hits
 
     def make_hit(
@@ -164,20 +196,22 @@ class ExplainMixin(EngineBase):
     ) -> Callable:
         def explain(hit: Hit, top: int | None) -> Explanation:
             splade, bm25, notes = [], [], []
+            strata = candidates.strata
+            within = strata is None or bool(strata.within(np.array([[row]]), np.array([q]))[0, 0])
             for name, source in hit.sources.items():
                 retriever = self.retrievers[name]
                 if retriever.kind not in ("splade", "bm25"):
                     continue
                 what = "tokens" if retriever.kind == "splade" else "terms"
-                if not source.rank:
-                    notes.append(f"{name}: no {what} shown: it did not return this document")
-                    continue
                 if source.evidence is not None and source.evidence < EXPLAIN_MIN_EVIDENCE:
                     notes.append(
                         f"{name}: no {what} shown: its evidence for this query is "
                         f"{source.evidence:.2f}, so its matches are noise "
-                        f"({self._why(name, candidates, q, source.evidence)})"
+                        f"({self._why(name, candidates, q, source.evidence, within)})"
                     )
+                    continue
+                if not source.rank:
+                    notes.append(f"{name}: no {what} shown: it did not return this document")
                     continue
                 encoded = candidates.encoded_query(retriever, name, q)
                 with self._rw.read():  # the indexes as they are now

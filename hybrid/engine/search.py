@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from functools import partial
 from typing import Any, overload
 
 import numpy as np
@@ -233,14 +232,12 @@ class SearchMixin(ExplainMixin):
         if not names:
             raise ValueError("every retriever weight is 0: nothing to fuse")
         weights = [self._weight(cfg, n) for n in names]
-        evidence = None
-        if cfg.method == fusion_lib.ADAPTIVE:
-            evidence = self.evidence(candidates, names)
+        adaptive = cfg.method == fusion_lib.ADAPTIVE
+        if adaptive:
+            self.evidence(candidates, names)
         names, fused = candidates.fuse(cfg, k, names)  # through fusion/, as evaluation does
         label = fusion_label(cfg)
-        out = []
-        for q, result in enumerate(fused):
-            ev = None if evidence is None else evidence[q]
-            why = partial(self._weighting, names, weights, result.weights, ev, candidates, q)
-            out.append(self._hits(result, names, ev, label, why, candidates, q))
-        return out
+        base = weights if adaptive else None
+        return [
+            self._hits(result, names, base, label, candidates, q) for q, result in enumerate(fused)
+        ]

@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 
 from hybrid.engine.candidates import Candidates, CandidateSet
-from hybrid.engine.evidence import EVIDENCE_VERSION, measure_evidence, reference_lists
+from hybrid.engine.evidence import (
+    EVIDENCE_VERSION,
+    measure_evidence,
+    query_profiles,
+    strata_for,
+)
+from hybrid.engine.strata import Strata
 from hybrid.eval.datasets import Dataset
 from hybrid.protocols import RetrieverLike
 
@@ -178,8 +184,9 @@ def retrieve_candidates(
                 encoded = _index(built, data, cache_dir, doc_encodings, query_encodings, progress)
                 if cands.query_ids != list(data.queries):
                     raise RuntimeError(f"{path}: cached query order differs from the dataset")
-                ranked = {n: (cands.ids[n], cands.scores[n]) for n in cands.names}
-                cands.evidence = _evidence(built, data, encoded, ranked)
+                cands.evidence, cands.evidence_across, cands.strata = _evidence(
+                    built, data, encoded
+                )
                 cands.evidence_version = EVIDENCE_VERSION
                 cands.save(path)
                 return cands
@@ -258,18 +265,17 @@ def _evidence(
     retrievers: Mapping[str, Any],
     data: Dataset,
     encoded: Mapping[str, Any],
-    ranked: Mapping[str, tuple[np.ndarray, np.ndarray]],
-) -> dict[str, np.ndarray]:
-    """Each indexed retriever's evidence for ``data``'s queries, as the engine measures it
-    (:func:`hybrid.engine.evidence.measure_evidence`: query part times documents' reach; ``ranked``:
-    each retriever's ``(ids, scores)``)."""
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Strata | None]:
+    """Each indexed retriever's evidence for ``data``'s queries as the engine measures it
+    (:func:`hybrid.engine.evidence.measure_evidence`), within the queries' scripts and across
+    them, and the script strata the adaptive fusion fuses by."""
     q_texts = list(data.queries.values())
-    reference = reference_lists(retrievers, ranked)
-    out = {}
+    scripts, crossing = query_profiles(q_texts)
+    within, across = {}, {}
     for name, r in retrievers.items():
-        read, reach = measure_evidence(r, q_texts, encoded[name], name, reference)
-        out[name] = read * reach
-    return out
+        read, inside, outside = measure_evidence(r, q_texts, encoded[name], name, scripts, crossing)
+        within[name], across[name] = read * inside, read * outside
+    return within, across, strata_for(retrievers, scripts)
 
 
 def _retrieve(
@@ -288,9 +294,15 @@ def _retrieve(
         result = retriever.search_encoded(encoded[name], depth)
         ids[name] = np.asarray(result.ids, dtype=np.int64)
         scores[name] = np.asarray(result.scores, dtype=np.float32)
-    evidence = _evidence(retrievers, data, encoded, {n: (ids[n], scores[n]) for n in ids})
+    evidence, across, strata = _evidence(retrievers, data, encoded)
     cands = Candidates.from_arrays(
-        list(data.queries), list(data.doc_ids), ids, scores, evidence=evidence
+        list(data.queries),
+        list(data.doc_ids),
+        ids,
+        scores,
+        evidence=evidence,
+        evidence_across=across,
+        strata=strata,
     )
     cands.evidence_version = EVIDENCE_VERSION
     return cands

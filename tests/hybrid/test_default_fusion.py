@@ -106,8 +106,9 @@ def test_korean_query_over_english_documents_drops_lexical_retrievers(engine):
     e = top.explain()
     assert e.weighting.startswith("weights for this query (configured weight x evidence)")
     assert (
-        "bm25 0.00 (0% of the query's terms occur in the index; 0% of dense's top 4 are in "
-        "the query's script (Hangul): reach 0.00)" in e.weighting
+        "bm25 0.00 (0% of the query's terms occur in the index; the document is not in the "
+        "query's script (Hangul); 0% of the query (digits, other scripts' letters) can match "
+        "it: reach 0.00)" in e.weighting
     )
     assert "splade 0.00 (0% of the query's characters are whole tokens" in e.weighting
     assert "dense 1.00 (no evidence measure, always 1)" in e.weighting
@@ -256,34 +257,43 @@ def korean_engine():
 
 
 def test_english_query_over_korean_documents_discounts_lexical_retrievers(korean_engine):
-    """The English SPLADE reads the English query perfectly but not the Korean documents: its
-    evidence is query coverage 1 x intact share of the collection x share of dense's best
-    documents (here all 4) in the query's script (1 of 4), so about zero; its tokens are not
-    shown as explaining the hit."""
+    """The English SPLADE reads the English query perfectly but not the Korean documents: over
+    them (another script than the query's) its evidence is query coverage 1 x their intact share
+    x the query's crossing share (0 here), so zero, and its tokens are not shown as explaining
+    the hit. Over the Latin document it keeps its whole evidence; dense's ranking places the two
+    scripts against each other."""
     stats = korean_engine.retrievers["splade"].collection_stats()
     assert stats.totals()["per_script"] == {"HANGUL": 3, "LATIN": 1}
-    hits = korean_engine.search("satellite imagery for defense", k=4)
+    q = "satellite imagery for defense"
+    hits = korean_engine.search(q, k=4)
     top = next(h for h in hits if h.id == "imagery")
     sp = top.sources["splade"]
-    assert sp.evidence == pytest.approx(1.0 * stats.intact_share() * 0.25)
-    assert sp.evidence < 0.05 and stats.intact_share() < 0.2
+    assert sp.evidence == 0.0 and sp.weight == 0.0
+    assert korean_engine.search(q, k=4)[0].id == hits[0].id
+    nasa = next(h for h in hits if h.id == "nasa")  # in the query's script: read intact
+    assert nasa.sources["splade"].evidence == pytest.approx(1.0)
     bm25 = top.sources["bm25"]  # "satellite", "imagery", "defense": no term in the index
     assert bm25.evidence == 0.0 and bm25.weight == 0.0
     e = top.explain()
     assert e.splade_tokens == [] and e.bm25_terms == []
     why = "splade: no tokens shown: its evidence for this query is"
     assert any(n.startswith(why) for n in e.notes)
-    assert "25% of dense's top 4 are in the query's script (Latin)" in e.weighting
-    assert "reads" in e.weighting and "of the collection's characters intact" in e.weighting
+    assert "the document is not in the query's script (Latin)" in e.weighting
+    assert "placed against the other scripts by dense's ranking" in e.weighting
+    assert "reads" in e.weighting and "of those documents' characters intact" in e.weighting
     text = str(e)
     assert all(n in text for n in e.notes)
     assert top.to_dict(explain=True)["notes"] == e.notes
-    # the query's 4 digits (of 20 letters and digits) also reach the Hangul documents:
-    # reach 1/4 + 3/4 x 0.2
-    hit = next(
-        h for h in korean_engine.search("satellite imagery 2024", k=4) if h.sources["splade"].rank
-    )
-    assert hit.sources["splade"].evidence == pytest.approx(stats.intact_share() * 0.4)
+    # the places of the two scripts are dense's: the same sequence of scripts as dense alone,
+    # and the scores (dense's at each place) never rise
+    alone = korean_engine.search(q, k=4, weights={"splade": 0, "bm25": 0})
+    assert [h.id == "nasa" for h in hits] == [h.id == "nasa" for h in alone]
+    assert [h.score for h in hits] == [h.score for h in alone]
+    # the query's 4 digits (of 20 letters and digits) also reach the Hangul documents
+    q = "satellite imagery 2024"
+    hit = next(h for h in korean_engine.search(q, k=4) if h.id != "nasa")
+    outside = stats.intact_shares("LATIN")[1]
+    assert hit.sources["splade"].evidence == pytest.approx(outside * 0.2)
     assert "20% of the query (digits, other scripts' letters) can match" in hit.explain().weighting
 
 
@@ -291,12 +301,15 @@ def test_hits_a_retriever_did_not_return_show_none_of_its_terms(korean_engine):
     hits = korean_engine.search("위성 영상 국방", k=4)
     for hit in hits:
         e = hit.explain()
-        if hit.sources["bm25"].rank == 0:
+        if hit.id == "nasa":  # another script than the query's: BM25 reaches it not at all
+            assert e.bm25_terms == [] and hit.sources["bm25"].evidence == 0.0
+            assert any(n.startswith("bm25: no terms shown: its evidence") for n in e.notes)
+        elif hit.sources["bm25"].rank == 0:
             assert e.bm25_terms == []
             assert "bm25: no terms shown: it did not return this document" in e.notes
         else:
             assert e.bm25_terms  # a Korean query over Korean documents: BM25's terms explain
-    assert any(h.sources["bm25"].rank == 0 for h in hits)
+    assert any(h.sources["bm25"].rank == 0 and h.id != "nasa" for h in hits)
 
 
 def test_statistics_survive_save_load_commits_and_older_saves(korean_engine, tmp_path):

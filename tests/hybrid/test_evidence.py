@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybrid.engine.evidence import NO_SCRIPT, CollectionStats, document_reach
+from hybrid.engine.evidence import NO_SCRIPT, CollectionStats, stratum_reach
 from hybrid.engine.retrievers import BM25Retriever
 from hybrid.engine.scripts import char_script, dominant_script, intact_characters, script_counts
 
@@ -53,11 +53,11 @@ def test_collection_stats_by_hand_and_incremental_equals_from_scratch(tmp_path):
         "chars": 37,
         "intact": 25,
     }
-    # a document without letters counts for every script
-    assert s.script_share("HANGUL") == pytest.approx(3 / 4)
-    assert s.script_share("LATIN") == pytest.approx(2 / 4)
-    assert s.script_share("CYRILLIC") == pytest.approx(1 / 4)
-    assert s.script_share(None) == 1.0
+    # intact shares inside a script (with the documents without letters) and outside it
+    assert s.intact_shares("HANGUL") == pytest.approx((12 / 24, 13 / 13))  # KO+MIXED+DIGITS
+    assert s.intact_shares("LATIN") == pytest.approx((22 / 22, 3 / 15))  # EN+DIGITS | KO+MIXED
+    assert s.intact_shares("CYRILLIC") == pytest.approx((9 / 9, 16 / 28))  # DIGITS | the rest
+    assert s.intact_shares(None) == pytest.approx((25 / 37, 25 / 37))
     assert s.intact_share() == pytest.approx(25 / 37)
     # delete rows 0 and 3 (and ignore a repeat and an unknown row): totals of EN + MIXED
     s.delete([0, 3, 3, 99])
@@ -71,28 +71,38 @@ def test_collection_stats_by_hand_and_incremental_equals_from_scratch(tmp_path):
     }
     again = _recomputed([KO, EN, MIXED, DIGITS], [False, True, True, False], latin)
     assert again.totals() == s.totals()
-    assert s.script_share("LATIN") == pytest.approx(0.5) and s.intact_share() == pytest.approx(
-        16 / 22
-    )
+    assert s.intact_share() == pytest.approx(16 / 22)
+    assert s.intact_shares("HANGUL") == pytest.approx((3 / 9, 13 / 13))
+    assert again.intact_shares("HANGUL") == s.intact_shares("HANGUL")
     # save / load round trip: the same rows, and totals recomputed from the live rows
     loaded = CollectionStats.load(s.save(tmp_path / "stats.npz"))
     assert loaded.totals() == s.totals() and loaded.scripts == s.scripts
     np.testing.assert_array_equal(loaded.live, s.live)
-    np.testing.assert_array_equal(loaded.row_scripts(np.array([1, -1, 7])), [1, -2, -2])
+    np.testing.assert_array_equal(loaded.doc_script, s.doc_script)
+    assert loaded.intact_shares("LATIN") == s.intact_shares("LATIN")
 
 
-def test_document_reach_hand_worked():
+def test_stratum_reach_hand_worked():
+    """Within the query's script: the intact share of its documents; across: that of the
+    others times the query's crossing share; a query without letters is within everything."""
     latin = lambda chars: {c: not ("가" <= c <= "힣") for c in chars}  # noqa: E731
     s = CollectionStats()
-    s.add([KO, KO, KO, EN], latin)  # 3 Hangul documents (0 intact), 1 Latin (13 intact)
-    intact = 13 / (18 + 13)
-    reach = document_reach(s, ["LATIN", "HANGUL", None])
-    np.testing.assert_allclose(reach, [intact * 1 / 4, intact * 3 / 4, intact])
-    # an analyzer reads every character: only the script share remains
+    s.add([KO, KO, KO, EN], latin)  # 3 Hangul documents (18 chars, 0 intact), 1 Latin (13, 13)
+    within, across = stratum_reach(s, ["LATIN", "HANGUL", None], np.array([0.5, 0.25, 0.0]))
+    np.testing.assert_allclose(within, [1.0, 0.0, 13 / 31])
+    np.testing.assert_allclose(across, [0.0 * 0.5, 1.0 * 0.25, 13 / 31])
+    # an analyzer reads every character: within 1, across the crossing share alone
     t = CollectionStats()
     t.add([KO, KO, KO, EN])
-    np.testing.assert_allclose(document_reach(t, ["LATIN", "HANGUL"]), [0.25, 0.75])
-    np.testing.assert_allclose(document_reach(None, ["LATIN"]), [1.0])  # no statistics
+    within, across = stratum_reach(t, ["LATIN", "HANGUL"], np.array([0.0, 0.4]))
+    np.testing.assert_allclose(within, [1.0, 1.0])
+    np.testing.assert_allclose(across, [0.0, 0.4])
+    # a script no document has: nothing within (the whole collection's share), all across
+    within, across = stratum_reach(t, ["CYRILLIC"], np.array([1.0]))
+    np.testing.assert_allclose([within[0], across[0]], [1.0, 1.0])
+    assert [a.tolist() for a in stratum_reach(None, ["LATIN"])] == [[1.0], [1.0]]
+    with pytest.raises(ValueError, match="crossing must hold 2 values"):
+        stratum_reach(t, ["LATIN", "HANGUL"], np.array([0.1]))
 
 
 def test_bm25_retriever_keeps_stats_on_add_delete_save_load(tmp_path):
@@ -114,88 +124,6 @@ def test_bm25_retriever_keeps_stats_on_add_delete_save_load(tmp_path):
     assert old.collection_stats() is None
 
 
-def _reference(ids, scores, name="dense"):
-    from hybrid.engine.evidence import Reference
-
-    return Reference((name,), (np.asarray(ids),), (np.asarray(scores, dtype=float),))
-
-
-def test_script_standouts_hand_worked():
-    """Each script's best document standardised by that script's own documents in the list."""
-    from hybrid.engine.evidence import script_standouts, standout_reach
-
-    # a best-first list: H 0.9, L 0.8, H 0.5, H 0.4, H 0.3, L 0.2 (H Hangul = 0, L Latin = 1)
-    codes = np.array([[0, 1, 0, 0, 0, 1]] * 2)
-    scores = np.array([[0.9, 0.8, 0.5, 0.4, 0.3, 0.2]] * 2)
-    same, other, other_code = script_standouts(codes, scores, np.array([0, 1]))
-    # Hangul: mean 0.525, std sqrt(0.2075 / 4) = 0.22776 -> (0.9 - 0.525) / 0.2277608 = 1.646464
-    # Latin: mean 0.5, std 0.3 -> (0.8 - 0.5) / 0.3 = 1.0
-    np.testing.assert_allclose(same, [1.646464, 1.0], atol=1e-6)
-    np.testing.assert_allclose(other, [1.0, 1.646464], atol=1e-6)
-    np.testing.assert_array_equal(other_code, [1, 0])
-    np.testing.assert_allclose(standout_reach(same, other), [0.646464, 0.0], atol=1e-6)
-    # a document without letters joins the query's script; padding (-2 code, -inf) is left out;
-    # a script with one document is measured against the whole list; none of the query's
-    # script: reach 0
-    codes = np.array([[0, NO_SCRIPT, 1, -2], [1, 1, 1, 1], [1, 0, 0, 0]])
-    scores = np.array([[3.0, 1.0, 2.0, -np.inf], [4.0, 3.0, 2.0, 1.0], [4.0, 1.0, 1.0, 0.0]])
-    same, other, _ = script_standouts(codes, scores, np.array([0, 0, 0]))
-    # row 0: Hangul + no letters 3, 1 -> (3 - 2) / 1; Latin alone 2 vs the list 3, 1, 2 -> 0
-    # row 1: no Hangul; Latin 4 3 2 1 -> 1.5 / 1.118034
-    # row 2: Hangul 1 1 0 -> (1 - 2/3) / 0.471405; Latin alone 4 vs the list: (4 - 1.5) / 1.5
-    np.testing.assert_allclose(same, [1.0, -np.inf, 0.707107], atol=1e-6)
-    np.testing.assert_allclose(other, [0.0, 1.341641, 1.666667], atol=1e-6)
-    np.testing.assert_allclose(standout_reach(same, other), [1.0, 0.0, 0.0])
-    # no other script among the ranked documents: the query's script holds the answers
-    assert standout_reach(np.array([0.3]), np.array([-np.inf]))[0] == 1.0
-
-
-def test_document_reach_from_reference_lists_hand_worked():
-    """With a script-free retriever's ranked list, the reach is clip(standout of the query's
-    script - the best other script's standout, 0, 1), times the intact share."""
-    from hybrid.engine.evidence import describe_reach
-
-    s = CollectionStats()
-    s.add([KO, EN, KO, KO, KO, EN])  # rows 0..5: H L H H H L
-    ref = _reference([[0, 1, 2, 3, 4, 5]] * 3, [[0.9, 0.8, 0.5, 0.4, 0.3, 0.2]] * 3)
-    reach = document_reach(s, ["HANGUL", "LATIN", None], ref, measure="standout")
-    np.testing.assert_allclose(reach, [0.646464, 0.0, 1.0], atol=1e-6)
-    # dense ranks a Hangul document first and favours Hangul overall, but its best Latin
-    # document stands out further from the other Latin ones: Hangul 0.96 .95 .94 .93 -> 1.342,
-    # Latin .955 .5 .5 .5 -> sqrt(3) = 1.732; the answers are likely Latin
-    t = CollectionStats()
-    t.add([KO] * 4 + [EN] * 4)  # rows 0-3 Hangul, 4-7 Latin
-    biased = _reference(
-        [[0, 4, 1, 2, 3, 5, 6, 7]], [[0.96, 0.955, 0.95, 0.94, 0.93, 0.5, 0.5, 0.5]]
-    )
-    np.testing.assert_allclose(document_reach(t, ["HANGUL"], biased, measure="standout"), [0.0])
-    np.testing.assert_allclose(
-        document_reach(t, ["LATIN"], biased, measure="standout"),
-        [np.sqrt(3) - 0.015 / np.sqrt(0.000125)],
-        atol=1e-6,
-    )
-    with pytest.raises(ValueError, match="reference lists hold 1 queries, scripts 2"):
-        document_reach(t, ["HANGUL", "LATIN"], biased, measure="standout")
-    # two reference lists: the mean of their reaches
-    from hybrid.engine.evidence import Reference
-
-    # b: L .9, H .8 .5 .4 .3, L .2 -> Hangul 0.3 / sqrt(0.035) = 1.603567, Latin 1.0
-    other = _reference([[1, 0, 2, 3, 4, 5]], [[0.9, 0.8, 0.5, 0.4, 0.3, 0.2]])
-    both = Reference(("a", "b"), ref.rows(0).ids + other.ids, ref.rows(0).scores + other.scores)
-    np.testing.assert_allclose(
-        document_reach(s, ["HANGUL"], both, measure="standout"),
-        [(0.646464 + 0.603567) / 2],
-        atol=1e-6,
-    )
-    assert both.label == "a's top 6 and b's top 6"
-    assert describe_reach(s, "HANGUL", 0.65, ref.rows(0), measure="standout") == (
-        "in dense's top 6, the best Hangul document stands 1.6 sd above the other Hangul ones, "
-        "the best Latin one stands 1.0 sd above the other Latin ones: reach 0.65"
-    )
-    s.delete([1])  # a deleted row keeps its script: reference rows are live by definition
-    np.testing.assert_allclose(document_reach(s, ["LATIN"], ref.rows(1), measure="standout"), [0.0])
-
-
 def test_crossing_share_and_its_part_of_the_reach():
     """A query reaches documents in another script through its digits and the letters outside
     its dominant script: reach = p + (1 - p) x crossing."""
@@ -208,59 +136,111 @@ def test_crossing_share_and_its_part_of_the_reach():
     scripts, crossing = query_profiles([MIXED, EN])
     assert scripts == ["HANGUL", "LATIN"]
     np.testing.assert_allclose(crossing, [3 / 9, 0.0])
-    s = CollectionStats()
-    s.add([KO, EN, KO, KO, KO, EN])  # rows 0..5: H L H H H L
-    ref = _reference([[0, 1, 2, 3, 4, 5]] * 2, [[0.9, 0.8, 0.5, 0.4, 0.3, 0.2]] * 2)
-    reach = document_reach(s, scripts, ref, crossing, measure="standout")
-    # Hangul query: p = 0.646464, + 0.353536 x 1/3; Latin query: p = 0, crossing 0
-    np.testing.assert_allclose(reach, [0.646464 + 0.353536 / 3, 0.0], atol=1e-6)
-    # without a reference: the collection's share (Hangul 4 of 6)
-    np.testing.assert_allclose(
-        document_reach(s, ["HANGUL"], None, np.array([0.5])), [4 / 6 + 2 / 6 * 0.5]
-    )
-    from hybrid.engine.evidence import describe_reach
-
-    assert describe_reach(s, "HANGUL", 0.76, None, 1 / 3) == (
-        "67% of its documents are in the query's script (Hangul); 33% of the query (digits, "
-        "other scripts' letters) can match documents in other scripts: reach 0.76"
-    )
-
-
-def test_document_reach_share_of_reference_lists_hand_worked():
-    """The default measure: the share of a reference list's top 100 in the query's script (rows
-    without letters count, padding is left out), times the intact share."""
     from hybrid.engine.evidence import describe_reach
 
     s = CollectionStats()
-    s.add([KO, EN, DIGITS, KO, EN])  # rows 0..4: HANGUL, LATIN, none, HANGUL, LATIN
-    ids = np.array([[0, 3, 2, -1], [1, 0, -1, -1], [-1, -1, -1, -1]])
-    scores = np.where(ids >= 0, 1.0, -np.inf)
-    ref = _reference(ids, scores)
-    reach = document_reach(s, ["HANGUL", "LATIN", "LATIN"], ref)
-    # query 0: rows 0, 3 Hangul, 2 no letters -> 3/3; query 1: row 1 of rows 1, 0 -> 1/2;
-    # query 2: no reference rows -> the collection: LATIN 2 + no-script 1 of 5
-    np.testing.assert_allclose(reach, [1.0, 0.5, 3 / 5])
-    np.testing.assert_allclose(
-        document_reach(s, ["LATIN"], ref.rows(1), np.array([0.5])), [0.5 + 0.5 * 0.5]
+    s.add([KO, EN, KO, KO, KO, EN])
+    within, across = stratum_reach(s, scripts, crossing)
+    np.testing.assert_allclose(within, [1.0, 1.0])
+    np.testing.assert_allclose(across, [3 / 9, 0.0])
+    assert describe_reach(s, "HANGUL", 1 / 3, 1 / 3, within=False) == (
+        "the document is not in the query's script (Hangul); 33% of the query (digits, "
+        "other scripts' letters) can match it: reach 0.33"
     )
-    assert describe_reach(s, "LATIN", 0.5, ref.rows(1)) == (
-        "50% of dense's top 4 are in the query's script (Latin): reach 0.50"
+    assert describe_reach(s, "HANGUL", 1.0, 1 / 3) == (
+        "the document is in the query's script (Hangul) or has no letters: reach 1.00"
     )
-    with pytest.raises(ValueError, match="measure must be one of"):
-        document_reach(s, ["LATIN"], ref.rows(1), measure="vote")
 
 
-def test_document_reach_unknown_rows_scripts_and_the_live_count():
-    s = CollectionStats()
-    s.add([KO, EN, DIGITS])  # rows 0..2: HANGUL, LATIN, none
-    ids = np.array([[99, 1, -1], [0, 1, 2], [0, 1, 2]])
-    ref = _reference(ids, np.where(ids >= 0, 1.0, -np.inf))
-    # query 0: row 99 is unknown and left out -> 1 of 1; query 1 has no letters -> 1;
-    # query 2's script is in no document: only the row without letters counts -> 1 of 3
-    reach = document_reach(s, ["LATIN", None, "CYRILLIC"], ref)
-    assert reach.tolist() == [1.0, 1.0, 1 / 3]
+def test_strata_within_unknown_rows_scripts_and_the_live_count():
+    from hybrid.engine.evidence import strata_for
+
+    bm25 = BM25Retriever("english")
+    bm25.add([KO, EN, DIGITS])  # rows 0..2: HANGUL, LATIN, none
+    s = bm25.collection_stats()
+
+    class Dense:
+        script_bound = False
+
+    strata = strata_for({"bm25": bm25, "dense": Dense()}, ["LATIN", None, "CYRILLIC"])
+    assert strata.reference == ("dense",)
+    assert strata.query_scripts.tolist() == [1, NO_SCRIPT, -3]
+    ids = np.array([[0, 1, 2, -1, 99], [0, 1, 2, -1, 99], [0, 1, 2, -1, 99]])
+    # Latin query: row 1 and the row without letters; a query without letters: every row;
+    # a script no document has: only the row without letters; padding never; unknown rows within
+    assert strata.within(ids).tolist() == [
+        [False, True, True, False, True],
+        [True, True, True, False, True],
+        [False, False, True, False, True],
+    ]
+    assert strata.subset([2]).within(ids[:1]).tolist() == [[False, False, True, False, True]]
+    assert strata.only is None  # Hangul, Latin and a document without letters
+    latin = BM25Retriever("english")
+    latin.add([EN, "ocean fishing boats"])
+    assert strata_for({"bm25": latin}, ["LATIN"]).only == 0  # one script: known per query
+    assert strata_for({"dense": Dense()}, ["LATIN"]) is None  # no statistics anywhere
     assert len(s) == 3
     s.delete([0])
     assert len(s) == 2  # counted again after a write replaced the live mask
     s.add([EN])
-    assert len(s) == 3 and s.script_share("LATIN") == 3 / 3
+    assert len(s) == 3 and s.totals()["per_script"] == {"HANGUL": 0, "LATIN": 2}
+
+
+def test_candidates_fuse_by_strata_and_both_fusion_paths_agree(tmp_path):
+    """Query 0 holds documents of both scripts: each stratum is fused with its own evidence,
+    and dense's ranking places them. Query 1's candidates are all in another script: one
+    fusion with the evidence across scripts, exactly as the fusion layer computes it."""
+    import fusion
+    from hybrid.engine.candidates import Candidates
+    from hybrid.engine.config import DEFAULT_CONFIG, FusionConfig
+    from hybrid.engine.strata import Strata
+
+    dense = np.array([[0, 2, 1, 3], [2, 3, -1, -1]])
+    dense_s = np.array([[4.0, 3.0, 2.0, 1.0], [2.0, 1.0, -np.inf, -np.inf]])
+    bm25 = np.array([[1, 0, -1, -1], [3, 2, -1, -1]])
+    bm25_s = np.array([[9.0, 1.0, -np.inf, -np.inf], [5.0, 1.0, -np.inf, -np.inf]])
+    cands = Candidates.from_arrays(
+        ["q0", "q1"],
+        ["a", "b", "c", "d"],
+        {"dense": dense, "bm25": bm25},
+        {"dense": dense_s, "bm25": bm25_s},
+        evidence={"dense": np.ones(2), "bm25": np.ones(2)},
+        evidence_across={"dense": np.ones(2), "bm25": np.array([0.0, 0.3])},
+        strata=Strata(np.array([0, 0, 1, 1]), np.array([0, 0]), ("dense",)),
+    )
+    _, results = cands.fuse(DEFAULT_CONFIG, 4)
+    lists = [(dense, dense_s), (bm25, bm25_s)]
+    opts = {"method": "adaptive", "norm": "zscore", "depth": 100}
+
+    def alone(q, bm25_evidence):
+        one = [(i[q : q + 1], s[q : q + 1]) for i, s in lists]
+        return fusion.fuse_padded(one, evidence=[[1.0, bm25_evidence]], **opts)[0]
+
+    first = [d for d in alone(0, 1.0).ids.tolist() if d in (0, 1)]
+    assert first == [1, 0]  # BM25 lifts document 1 within the query's script
+    assert results[0].ids.tolist() == [1, 2, 0, 3]  # dense's places: script 0, 1, 0, 1
+    reference = fusion.fuse_padded([lists[0]], **opts)[0]  # dense alone: the places' scores
+    np.testing.assert_allclose(results[0].scores[:4], reference.scores[:4])
+    np.testing.assert_allclose(results[0].weights, [[1, 1], [1, 0], [1, 1], [1, 0]])
+    one = alone(1, 0.3)
+    assert results[1].ids.tolist() == one.ids.tolist()
+    np.testing.assert_allclose(results[1].scores, one.scores)
+    # the top-k arrays path gives the same rankings, and a saved set keeps its strata
+    ids, scores = cands.fused_arrays(DEFAULT_CONFIG, 4)
+    np.testing.assert_allclose(scores[0], results[0].scores)
+    assert ids.tolist() == [r.ids.tolist() + [-1] * (4 - len(r.ids)) for r in results]
+    loaded = Candidates.load(cands.save(tmp_path / "c"))
+    assert loaded.fused_arrays(DEFAULT_CONFIG, 4)[0].tolist() == ids.tolist()
+    assert loaded.strata.reference == ("dense",)
+    # a collection in one script: the per-query shortcut equals the full stratified path
+    one = Strata(np.array([1, 1, 1, 1]), np.array([0, 1]), ("dense",))
+    for only in (None, 1):
+        cands.strata = Strata(one.doc_scripts, one.query_scripts, one.reference, only)
+        got = cands.fused_arrays(DEFAULT_CONFIG, 4)
+        if only is None:
+            want = got
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1])
+    # another method than adaptive ignores the strata
+    rrf = cands.fused_arrays(FusionConfig(method="rrf", norm=None, depth=100), 4)[0]
+    assert rrf.tolist() == fusion.FusionTable(lists).top("rrf", top=4)[0].tolist()

@@ -304,20 +304,24 @@ def speed(name: str, docs: list[list[str]], queries: list[list[str]], repeats: i
 
 def synthetic(docs: list[list[str]], n_docs: int, seed: int = 0) -> list[list[str]]:
     """``n_docs`` documents drawn from SciFact's unigram and document-length distributions."""
+    return list(chain.from_iterable(synthetic_chunks(docs, n_docs, seed)))
+
+
+def synthetic_chunks(docs: list[list[str]], n_docs: int, seed: int = 0):
+    """:func:`synthetic`'s documents, yielded 100,000 at a time (the same documents, for less
+    memory when each chunk is turned into something smaller)."""
     rng = np.random.default_rng(seed)
     counts = Counter(chain.from_iterable(docs))
     terms = list(counts)
     cdf = np.cumsum(np.fromiter(counts.values(), dtype=np.float64))
     cdf /= cdf[-1]
     lengths = rng.choice(np.fromiter(map(len, docs), dtype=np.int64), size=n_docs)
-    out: list[list[str]] = []
     for s in range(0, n_docs, 100_000):
         ls = lengths[s : s + 100_000]
         flat = np.searchsorted(cdf, rng.random(int(ls.sum())), side="right")
         tokens = [terms[i] for i in np.minimum(flat, len(terms) - 1).tolist()]  # shared strings
         bounds = np.concatenate([[0], np.cumsum(ls)]).tolist()
-        out.extend(tokens[a:b] for a, b in pairwise(bounds))
-    return out
+        yield [tokens[a:b] for a, b in pairwise(bounds)]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,18 +17,26 @@ Every document gets a metadata field ``bucket``, uniform in 0..999; a filter
 - ``peers``: one collection of ``n`` documents with BM25 text (the bm25 tokens, joined) and a
   dense vector, searched by this engine (BM25 + Flat, RRF, ``search(filter=)``) and by LanceDB
   (FTS, exact vector search, hybrid with RRF, ``.where("bucket < t", prefilter=True)``, scalar
-  index on bucket) and by Qdrant local mode (dense, payload filter).
+  index on bucket), by Qdrant local mode (dense, payload filter) and by Qdrant Edge
+  (``qdrant-edge-py``, Qdrant's engine in-process: BM25 sparse + exact dense, RRF, payload
+  index, one search thread; skipped if not installed); ``--engines`` picks which, built once
+  each and searched in turn (run them in separate processes to keep one in memory at a time).
 
 Timings: one query at a time, single thread (NUMBA/OMP/BLAS threads 1), query encoding
 excluded, CPU seconds of this process for our indexes (``qps``), wall time for the peers (their
 work may run in other threads). "hits" is the mean number of hits per query at k=10;
-"post-filter hits" is what filtering the unfiltered top-10 afterwards would return.
+"post-filter hits" is what filtering the unfiltered top-10 afterwards would return. Peers:
+"queries" is how many distinct queries the hit counts are from, "timed runs" how many searches
+the q/s is from (slow peers: ``--lancedb-queries``, ``--qdrant-queries`` and ``--max-s`` bound
+them; Qdrant local mode is a brute force in Python, seconds per query at 1M).
 
     nice -n 10 python3 benchmarks/filters.py bm25 --n 200000 1000000
     nice -n 10 python3 benchmarks/filters.py dense --n 200000
     nice -n 10 python3 benchmarks/filters.py dense --n 1000000 --dim 128 --hnsw-m 16 \
         --ef-construction 20 --cache /tmp/dense-cache --dense-queries 100 --budget 3
     nice -n 10 python3 benchmarks/filters.py peers --n 200000
+    for e in ours lancedb qdrant qdrant-edge; do nice -n 10 python3 benchmarks/filters.py peers \
+        --n 1000000 --engines $e --lancedb-queries 20 --qdrant-queries 5 --max-s 90; done
 """
 
 from __future__ import annotations
@@ -326,22 +334,105 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------- peers
 
 
-def run_peers(n: int, args) -> list[dict]:
-    from hybrid.engine import HybridRetriever
-    from hybrid.engine.retrievers import BM25Retriever, DenseRetriever
+PEERS = ["ours", "lancedb", "qdrant", "qdrant-edge"]
 
+
+def measure(fn, nq: int, min_queries: int, budget_s: float, args, warm: bool = True) -> dict:
+    """Hits and wall-clock q/s of ``fn(i)``: an untimed warm-up call (unless ``warm`` is
+    false), then the queries in order, each run once for the hit count and again in turn until
+    ``min_queries`` distinct queries ran and ``budget_s`` seconds passed (or all ``nq`` ran and
+    one second passed); ``args.max_s`` cuts any row short, after at least one query."""
+    if warm:
+        fn(0)
+    hits: list[int] = []
+    done = 0
+    t0 = time.perf_counter()
+    while True:
+        got = fn(done % nq)
+        if done < nq:
+            hits.append(len(got))
+        done += 1
+        spent = time.perf_counter() - t0
+        if spent > args.max_s:
+            break
+        if len(hits) >= min(min_queries, nq) and (spent > budget_s or (done >= nq and spent > 1)):
+            break
+    return {
+        "qps": done / spent,
+        "hits": float(np.mean(hits)),
+        "min hits": min(hits),
+        "queries": len(hits),
+        "timed runs": done,
+    }
+
+
+def _peer_row(n: int, engine: str, label: str, build_s: float, got: dict) -> dict:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    row = {"part": "peers", "n": n, "engine": engine, "filter": label, **got}
+    row.update({"build s": round(build_s), "peak RSS GB": round(rss, 1)})
+    log(json.dumps(row))
+    return row
+
+
+def _filters():
+    """(label, selectivity) for no filter and each selectivity."""
+    return [("none" if s is None else f"{s:.1%}", s) for s in [None, *SELECTIVITY]]
+
+
+class Collection:
+    """The peers' collection: document texts, vectors and buckets, queries. The last engine to
+    run releases the documents once it holds its own copy (:meth:`release`)."""
+
+    def __init__(self, n, texts, x, bucket, q_text, q_vec, token_chunks) -> None:
+        self.n, self.texts, self.x, self.bucket = n, texts, x, bucket
+        self.q_text, self.q_vec = q_text, q_vec
+        self.token_chunks = token_chunks  # () -> the texts' tokens, 100,000 documents a time
+        self.last = False
+
+    def release(self) -> None:
+        if self.last:
+            self.texts = self.x = None
+            gc.collect()
+
+
+def run_peers(n: int, args) -> list[dict]:
+    """One collection searched by each engine of ``args.engines`` in turn (one in memory at a
+    time)."""
     bm, dm = _bench("bm25"), _bench("dense")
     _, corpus, _, queries, _ = bm.load_beir(DATA / "scifact")
     an = bm.get_analyzer("english")
     base = an.analyze_batch(corpus, progress=False)
     q_tok = an.analyze_batch(queries, progress=False)[: args.peer_queries]
-    texts = [" ".join(t) for t in bm.synthetic(base, n, seed=0)]
+
+    def token_chunks():
+        return bm.synthetic_chunks(base, n, seed=0)
+
+    texts = [" ".join(t) for c in token_chunks() for t in c]
     q_text = [" ".join(t) for t in q_tok]
     centres = np.random.default_rng(0).standard_normal((1000, 384), dtype=np.float32)
     x = dm.synthetic(n, centres, seed=1)
     q_vec = dm.synthetic(len(q_text), centres, seed=2)
     bucket = buckets(n)
     log(f"peers {n}: data ready")
+    runs = {"ours": _ours, "lancedb": _lancedb, "qdrant": _qdrant, "qdrant-edge": _qdrant_edge}
+    col = Collection(n, texts, x, bucket, q_text, q_vec, token_chunks)
+    del texts, x
+    rows: list[dict] = []
+    for j, name in enumerate(args.engines):
+        col.last = j == len(args.engines) - 1
+        rows += runs[name](col, args)
+        gc.collect()
+    return rows
+
+
+def _built_row(n: int, engine: str, build_s: float) -> list[dict]:
+    """``--build-only``: the build time and peak memory, no searches."""
+    return [_peer_row(n, engine, "(build only)", build_s, {})]
+
+
+def _ours(col: Collection, args) -> list[dict]:
+    from hybrid.engine import HybridRetriever
+    from hybrid.engine.retrievers import BM25Retriever, DenseRetriever
 
     class Lookup:
         dim, metric, name, spec = 384, "ip", "lookup", {"type": "lookup"}
@@ -351,76 +442,83 @@ def run_peers(n: int, args) -> list[dict]:
 
         encode_documents = encode_queries
 
+    t0 = time.perf_counter()
     engine = HybridRetriever(
         {"bm25": BM25Retriever("whitespace"), "dense": DenseRetriever(Lookup())},
         fusion="rrf",
         parallel=False,
     )
-    engine.add(texts, metadata=[{"bucket": int(b)} for b in bucket.tolist()], encoded={"dense": x})
+    n, q_text, q_vec = col.n, col.q_text, col.q_vec
+    # in parts (the engine encodes a whole call before indexing), with the tokens the texts were
+    # joined from as the BM25 encoding: the same tokens the whitespace analyzer would give, but
+    # sharing their strings (the index holds every token list until its first search)
+    for a, tokens in zip(range(0, n, 100_000), col.token_chunks(), strict=True):
+        b = a + len(tokens)
+        assert " ".join(tokens[-1]) == col.texts[b - 1]
+        meta = [{"bucket": int(v)} for v in col.bucket[a:b].tolist()]
+        encoded = {"dense": col.x[a:b], "bm25": tokens}
+        engine.add(col.texts[a:b], metadata=meta, encoded=encoded)
+    col.release()
     engine.retrievers["dense"].index.threads = 1
-    log(f"peers {n}: engine built")
+    engine.search(q_text[0], k=K)  # builds the BM25 postings
+    build_s = time.perf_counter() - t0
+    log(f"peers {n}: engine built in {build_s:.0f}s")
+    if args.build_only:
+        return _built_row(n, "ours", build_s)
     rows = []
     nq = len(q_text)
-    timings: list[tuple[str, str, object]] = []
-    for s in [None, *SELECTIVITY]:
+    for label, s in _filters():
         flt = None if s is None else spec_of(s)
-        label = "none" if s is None else f"{s:.1%}"
 
         def ours(i, f=flt):
             return engine.search(q_text[i], k=K, filter=f)
 
-        timings.append(("ours: BM25 + Flat, RRF", label, ours))
-
         def ours_bm25(i, f=flt):
             return engine.search(q_text[i], k=K, filter=f, weights={"dense": 0})
 
-        timings.append(("ours: BM25", label, ours_bm25))
-    for engine_name, label, fn in timings:
-        hits = np.mean([len(fn(i)) for i in range(nq)])
-        rate = qps(fn, nq, args.budget, clock=time.perf_counter)
-        rows.append(
-            {
-                "part": "peers",
-                "n": n,
-                "engine": engine_name,
-                "filter": label,
-                "qps": rate,
-                "hits": float(hits),
-            }
-        )
-        log(json.dumps(rows[-1]))
-    engine = None
-    gc.collect()
-    rows += _lancedb(texts, x, bucket, q_text, q_vec, n, args)
-    gc.collect()
-    rows += _qdrant(x, bucket, q_vec, n, args)
+        for name, fn in [("ours: BM25 + Flat, RRF", ours), ("ours: BM25", ours_bm25)]:
+            rows.append(_peer_row(n, name, label, build_s, measure(fn, nq, nq, args.budget, args)))
     return rows
 
 
-def _lancedb(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
+def _lancedb(col: Collection, args) -> list[dict]:
+    import shutil
+
     import lancedb
     import pyarrow as pa
 
+    n = col.n
     folder = tempfile.mkdtemp(prefix="lancedb-bench-")
-    db = lancedb.connect(folder)
-    table = pa.table(
-        {
-            "id": pa.array(np.arange(n)),
-            "text": pa.array(texts),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 384),
-            "bucket": pa.array(bucket),
-        }
-    )
-    t0 = time.perf_counter()
-    tbl = db.create_table("docs", data=table, mode="overwrite")
-    tbl.create_fts_index("text", replace=True)
-    tbl.create_scalar_index("bucket")
-    log(f"lancedb {n}: built in {time.perf_counter() - t0:.0f}s")
+    try:
+        db = lancedb.connect(folder)
+        table = pa.table(
+            {
+                "id": pa.array(np.arange(n)),
+                "text": pa.array(col.texts),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(col.x.ravel()), 384),
+                "bucket": pa.array(col.bucket),
+            }
+        )
+        col.release()
+        t0 = time.perf_counter()
+        tbl = db.create_table("docs", data=table, mode="overwrite")
+        del table
+        tbl.create_fts_index("text", replace=True)
+        tbl.create_scalar_index("bucket")
+        build_s = time.perf_counter() - t0
+        log(f"lancedb {n}: built in {build_s:.0f}s")
+        if args.build_only:
+            return _built_row(n, "LanceDB", build_s)
+        return _lancedb_rows(tbl, col.q_text, col.q_vec, n, build_s, args)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _lancedb_rows(tbl, q_text, q_vec, n, build_s, args) -> list[dict]:
     rows = []
     nq = len(q_text)
-    for s in [None, *SELECTIVITY]:
+    for label, s in _filters():
         where = None if s is None else f"bucket < {round(s * 1000)}"
-        label = "none" if s is None else f"{s:.1%}"
 
         def fts(i, w=where):
             b = tbl.search(q_text[i], query_type="fts", fts_columns="text")
@@ -440,28 +538,18 @@ def _lancedb(texts, x, bucket, q_text, q_vec, n, args) -> list[dict]:
             ("LanceDB: hybrid (RRF)", hyb),
         ]:
             try:
-                hits = np.mean([len(fn(i)) for i in range(min(nq, 50))])
-                rate = qps(fn, min(nq, 50), args.budget / 2, min_s=1.0, clock=time.perf_counter)
+                got = measure(fn, nq, args.lancedb_queries, args.budget / 2, args)
             except Exception as exc:  # report, keep going
                 log(f"{name} {label}: {type(exc).__name__}: {exc}")
-                hits, rate = float("nan"), float("nan")
-            rows.append(
-                {
-                    "part": "peers",
-                    "n": n,
-                    "engine": name,
-                    "filter": label,
-                    "qps": rate,
-                    "hits": float(hits),
-                }
-            )
-            log(json.dumps(rows[-1]))
+                got = {"qps": float("nan"), "hits": float("nan")}
+            rows.append(_peer_row(n, name, label, build_s, got))
     return rows
 
 
-def _qdrant(x, bucket, q_vec, n, args) -> list[dict]:
+def _qdrant(col: Collection, args) -> list[dict]:
     from qdrant_client import QdrantClient, models
 
+    n, x, bucket, q_vec = col.n, col.x, col.bucket, col.q_vec
     client = QdrantClient(":memory:")
     client.create_collection(
         "docs", vectors_config=models.VectorParams(size=384, distance=models.Distance.DOT)
@@ -476,10 +564,15 @@ def _qdrant(x, bucket, q_vec, n, args) -> list[dict]:
             ids=list(range(start, end)),
         )
     client.create_payload_index("docs", "bucket", models.PayloadSchemaType.INTEGER)
-    log(f"qdrant local {n}: built in {time.perf_counter() - t0:.0f}s")
+    build_s = time.perf_counter() - t0
+    x = None
+    col.release()
+    log(f"qdrant local {n}: built in {build_s:.0f}s")
+    if args.build_only:
+        return _built_row(n, "Qdrant local", build_s)
     rows = []
-    nq = min(len(q_vec), args.qdrant_queries)
-    for s in [None, *SELECTIVITY]:
+    nq = len(q_vec)
+    for label, s in _filters():
         flt = None
         if s is not None:
             cond = models.FieldCondition(key="bucket", range=models.Range(lt=round(s * 1000)))
@@ -488,19 +581,114 @@ def _qdrant(x, bucket, q_vec, n, args) -> list[dict]:
         def one(i, f=flt):
             return client.query_points("docs", query=q_vec[i], query_filter=f, limit=K).points
 
-        hits = np.mean([len(one(i)) for i in range(nq)])
-        rate = qps(one, nq, args.budget / 2, min_s=1.0, clock=time.perf_counter)
-        rows.append(
-            {
-                "part": "peers",
-                "n": n,
-                "engine": "Qdrant local: dense",
-                "filter": "none" if s is None else f"{s:.1%}",
-                "qps": rate,
-                "hits": float(hits),
-            }
+        # a brute force in Python: no warm-up to amortise, every query counts
+        got = measure(one, nq, args.qdrant_queries, args.budget / 2, args, warm=False)
+        rows.append(_peer_row(n, "Qdrant local: dense", label, build_s, got))
+    return rows
+
+
+def _qdrant_edge(col: Collection, args) -> list[dict]:
+    """Qdrant Edge (``qdrant-edge-py``: Qdrant's Rust engine in-process, one search thread):
+    named vectors ``dense`` (dot, searched exactly, no HNSW graph: m=0) and ``bm25`` (sparse,
+    its own BM25 embedding of the same tokens, IDF modifier), an integer payload index on
+    ``bucket``; hybrid = two prefetches of 100 (as our engine's depth) fused by RRF k=60."""
+    import shutil
+
+    try:
+        import qdrant_edge as qe
+    except ImportError:
+        log("Qdrant Edge skipped: pip install qdrant-edge-py (or 'splade-hybrid[bench]')")
+        return []
+    n, texts, x, bucket = col.n, col.texts, col.x, col.bucket
+    avg_len = float(np.mean([t.count(" ") + 1 for t in texts]))
+    bm25 = qe.Bm25(
+        qe.Bm25Config(
+            k=1.2,
+            b=0.75,
+            avg_len=avg_len,
+            tokenizer=qe.TokenizerType.Whitespace,
+            lowercase=False,
+            stemmer=qe.DisabledStemmer(),
+            stopwords=qe.StopwordsSet(custom=set()),
         )
-        log(json.dumps(rows[-1]))
+    )
+    config = qe.EdgeConfig(
+        vectors={"dense": qe.EdgeVectorParams(size=384, distance=qe.Distance.Dot)},
+        sparse_vectors={"bm25": qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
+        max_search_threads=1,
+        wal_enabled=False,
+    )
+    folder = tempfile.mkdtemp(prefix="qdrant-edge-bench-")
+    shard = qe.EdgeShard.create(folder, config)
+    try:
+        t0 = time.perf_counter()
+        shard.update(qe.UpdateOperation.create_field_index("bucket", qe.PayloadSchemaType.Integer))
+        for start in range(0, n, 2_000):
+            points = [
+                qe.Point(
+                    i,
+                    {"dense": x[i].tolist(), "bm25": bm25.embed_document(texts[i])},
+                    {"bucket": int(bucket[i])},
+                )
+                for i in range(start, min(n, start + 2_000))
+            ]
+            shard.update(qe.UpdateOperation.upsert_points(points))
+        texts = x = None
+        col.release()
+        shard.optimize()
+        shard.flush()
+        build_s = time.perf_counter() - t0
+        info = shard.info()
+        log(f"qdrant edge {n}: built in {build_s:.0f}s, {info.segments_count} segments")
+        if args.build_only:
+            return _built_row(n, "Qdrant Edge", build_s)
+        return _edge_rows(qe, shard, bm25, col.q_text, col.q_vec, n, build_s, args)
+    finally:
+        shard.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _edge_rows(qe, shard, bm25, q_text, q_vec, n, build_s, args) -> list[dict]:
+    exact = qe.SearchParams(exact=True)
+    rows = []
+    nq = len(q_text)
+    for label, s in _filters():
+        flt = None
+        if s is not None:
+            cond = qe.FieldCondition(key="bucket", range=qe.RangeFloat(lt=float(round(s * 1000))))
+            flt = qe.Filter(must=[cond])
+
+        def dense_query(i, f=flt):
+            vec = qe.Query.Nearest(q_vec[i].tolist(), using="dense")
+            return qe.Prefetch(limit=100, query=vec, params=exact, filter=f)
+
+        def bm25_query(i, f=flt):
+            return qe.Prefetch(
+                limit=100,
+                query=qe.Query.Nearest(bm25.embed_query(q_text[i]), using="bm25"),
+                filter=f,
+            )
+
+        def dense(i, f=flt):
+            vec = qe.Query.Nearest(q_vec[i].tolist(), using="dense")
+            return shard.query(qe.QueryRequest(limit=K, query=vec, filter=f, params=exact))
+
+        def sparse(i, f=flt):
+            vec = qe.Query.Nearest(bm25.embed_query(q_text[i]), using="bm25")
+            return shard.query(qe.QueryRequest(limit=K, query=vec, filter=f))
+
+        def hybrid(i, f=flt):
+            fetch = [dense_query(i), bm25_query(i)]
+            rrf = qe.Fusion.Rrf(k=60)
+            return shard.query(qe.QueryRequest(limit=K, prefetches=fetch, query=rrf, filter=f))
+
+        for name, fn in [
+            ("Qdrant Edge: BM25", sparse),
+            ("Qdrant Edge: dense (exact)", dense),
+            ("Qdrant Edge: hybrid (RRF)", hybrid),
+        ]:
+            rows.append(_peer_row(n, name, label, build_s, measure(fn, nq, nq, args.budget, args)))
     return rows
 
 
@@ -527,8 +715,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("part", choices=["bm25", "splade", "dense", "peers"])
     ap.add_argument("--n", type=int, nargs="+", default=[200_000])
     ap.add_argument("--budget", type=float, default=6.0, help="seconds per timed method")
-    ap.add_argument("--peer-queries", type=int, default=100)
-    ap.add_argument("--qdrant-queries", type=int, default=20)
+    ap.add_argument(
+        "--engines", nargs="+", choices=PEERS, default=PEERS, help="peers: which engines, in turn"
+    )
+    ap.add_argument("--peer-queries", type=int, default=100, help="peers: queries (ours: all)")
+    ap.add_argument("--lancedb-queries", type=int, default=50, help="peers: LanceDB, at least")
+    ap.add_argument("--qdrant-queries", type=int, default=20, help="peers: Qdrant, at least")
+    ap.add_argument(
+        "--max-s", type=float, default=float("inf"), help="peers: cut a row short after this"
+    )
     ap.add_argument("--json", type=Path, help="append rows as JSON lines here")
     ap.add_argument("--cache", type=Path, help="dense: keep built HNSW/IVF indexes here")
     ap.add_argument(
@@ -538,7 +733,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dim", type=int, default=384, help="dense: vector dimension")
     ap.add_argument("--hnsw-m", type=int, default=32, help="dense: HNSW links per node (M)")
     ap.add_argument("--ef-construction", type=int, default=40, help="dense: HNSW build beam")
-    ap.add_argument("--build-only", action="store_true", help="dense: build and cache, no timing")
+    ap.add_argument(
+        "--build-only",
+        action="store_true",
+        help="dense: build and cache, no timing; peers: build, no searches",
+    )
     args = ap.parse_args(argv)
     for n in args.n:
         if args.part in ("bm25", "splade"):

@@ -7,8 +7,9 @@ vectorised), :class:`FusionTable` (many queries fused for many configurations, t
 default; its evidence comes in as numbers (this package stays model-free). The per-method and
 per-normalisation functions are public in :mod:`fusion.methods` and :mod:`fusion.normalize`
 and re-exported here; :mod:`fusion.strata` merges rankings of disjoint strata of documents by a
-reference ranking's pattern (what the engine's fusion by script uses). Conventions (ranks from 1, missing documents, duplicates, ties,
-degenerate lists, weights, depth) are listed in :mod:`fusion.api`.
+reference ranking's pattern (what the engine's fusion by script uses). Conventions (ranks from
+1, missing documents, duplicates, ties, degenerate lists, weights, depth) are listed in
+:mod:`fusion.api`.
 """
 
 from ._core import FusionResult

@@ -133,16 +133,20 @@ class ExplainMixin(EngineBase):
         if base is None:
             evidence = [[None] * len(names)] * n
         else:
-            inside = np.stack([candidates.evidence[m][q] for m in names])
-            if candidates.strata is not None:
-                within = candidates.strata.within(result.ids[None, :], np.array([q]))[0].tolist()
-                outside = np.stack(
-                    [candidates.evidence_across.get(m, candidates.evidence[m])[q] for m in names]
-                )
-                choice = (outside.tolist(), inside.tolist())
+            inside = [float(candidates.evidence[m][q]) for m in names]
+            strata = candidates.strata
+            if strata is not None:
+                side = strata.side(q)  # every document on one side: no look at each
+                if side is None:
+                    within = strata.within(result.ids[None, :], np.array([q]))[0].tolist()
+                else:
+                    within = [side] * n
+                across = candidates.evidence_across
+                outside = [float(across.get(m, candidates.evidence[m])[q]) for m in names]
+                choice = (outside, inside)
                 evidence = [choice[w] for w in within]
             else:
-                evidence = [inside.tolist()] * n
+                evidence = [inside] * n
         ranks, raw = result.ranks.tolist(), result.raw_scores.tolist()
         normalized, contributions = result.normalized.tolist(), result.contributions.tolist()
         scores = result.scores.tolist()

@@ -65,6 +65,14 @@ class Strata:
         q = q.reshape((-1,) + (1,) * (ids.ndim - 1))
         return (ids >= 0) & ((codes == q) | (codes == NO_SCRIPT) | (q == NO_SCRIPT))
 
+    def side(self, q: int) -> bool | None:
+        """Whether every document is within query ``q``'s script (True) or none is (False),
+        when the collection is in one script (:attr:`only`); None when it depends on each."""
+        if self.only is None:
+            return None
+        code = int(self.query_scripts[q])
+        return code == self.only or code == NO_SCRIPT or self.only == NO_SCRIPT
+
     def subset(self, rows: Sequence[int] | np.ndarray) -> Strata:
         """The strata of some queries (by position)."""
         rows = np.asarray(rows)

@@ -35,11 +35,17 @@ def test_offline_preset_finds_the_obvious_documents(engine):
 
 
 def test_each_hit_reports_every_retriever(engine):
-    hits = engine.search(DEMO_QUERIES[1], k=5)
+    hits = engine.search(DEMO_QUERIES[1], k=5, fusion="wsum")
     for hit in hits:
         assert set(hit.sources) == {"splade", "dense", "bm25"}
         total = sum(s.contribution for s in hit.sources.values())
         assert total == pytest.approx(hit.score, abs=1e-9)
+    # adaptive fuses this bilingual collection by script strata: a hit's score is dense's at
+    # its place (the contributions add up to its fused score within its script)
+    adaptive = engine.search(DEMO_QUERIES[1], k=5)
+    alone = engine.search(DEMO_QUERIES[1], k=5, weights={"splade": 0, "bm25": 0})
+    assert [h.score for h in adaptive] == pytest.approx([h.score for h in alone])
+    assert "placed against the other scripts by dense" in adaptive[0].explain().weighting
     top = hits[0].sources
     assert top["splade"].rank >= 1 and top["splade"].score > 0
     assert top["dense"].rank >= 1

@@ -155,6 +155,19 @@ class CollectionStats:
         """Share of the live documents' non-space characters the retriever reads intact."""
         return self.total_intact / self.total_chars if self.total_chars else 1.0
 
+    def only_script(self) -> int | None:
+        """The one script code every live document has (:data:`NO_SCRIPT`: none has letters),
+        None when there are several or none (found once per state of the counts)."""
+        counts = self.docs_per_script
+        cached = self.__dict__.get("_only")
+        if cached is None or cached[0] is not counts or cached[1] != self.no_script_docs:
+            present = [c for c, n in enumerate(counts.tolist()) if n > 0]
+            if self.no_script_docs > 0:
+                present.append(NO_SCRIPT)
+            cached = (counts, self.no_script_docs, present[0] if len(present) == 1 else None)
+            self._only = cached
+        return cached[2]
+
     def intact_shares(self, script: str | None) -> tuple[float, float]:
         """``(inside, outside)``: the intact share of the characters of the live documents in
         ``script`` (with those without letters), and of all the others. A part without
@@ -250,13 +263,11 @@ def stratum_reach(
     if cross.shape != (n,):
         raise ValueError(f"crossing must hold {n} values, got shape {cross.shape}")
     cross = np.clip(cross, 0.0, 1.0)
-    within, across = np.empty(n), np.empty(n)
-    for script in set(scripts):
-        where = np.array([s == script for s in scripts])
-        inside, outside = stats.intact_shares(script)
-        within[where] = inside
-        across[where] = inside if script is None else outside * cross[where]
-    return within, across
+    shares = {script: stats.intact_shares(script) for script in set(scripts)}
+    within = np.array([shares[s][0] for s in scripts], dtype=np.float64)
+    outside = np.array([shares[s][1] for s in scripts], dtype=np.float64)
+    none = np.array([s is None for s in scripts], dtype=bool)
+    return within, np.where(none, within, outside * cross)
 
 
 def strata_for(retrievers: Mapping[str, Any], scripts: Sequence[str | None]) -> Strata | None:
@@ -277,11 +288,7 @@ def strata_for(retrievers: Mapping[str, Any], scripts: Sequence[str | None]) -> 
     codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
     query = np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
     reference = tuple(n for n, r in retrievers.items() if not getattr(r, "script_bound", False))
-    present = [c for c, n in enumerate(stats.docs_per_script.tolist()) if n > 0]
-    if stats.no_script_docs > 0:
-        present.append(NO_SCRIPT)
-    only = present[0] if len(present) == 1 else None
-    return Strata(stats.doc_script, query, reference, only)
+    return Strata(stats.doc_script, query, reference, stats.only_script())
 
 
 def describe_reach(

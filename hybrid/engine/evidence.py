@@ -259,6 +259,10 @@ def stratum_reach(
     n = len(scripts)
     if stats is None:
         return np.ones(n), np.ones(n)
+    if n == 1 and crossing is not None and len(crossing) == 1:  # one query: no arrays to build
+        inside, outside = stats.intact_shares(scripts[0])
+        c = min(max(float(crossing[0]), 0.0), 1.0)
+        return np.array([inside]), np.array([inside if scripts[0] is None else outside * c])
     cross = np.zeros(n) if crossing is None else np.asarray(crossing, dtype=np.float64)
     if cross.shape != (n,):
         raise ValueError(f"crossing must hold {n} values, got shape {cross.shape}")
@@ -339,7 +343,9 @@ def measure_evidence(
     """
     n_q = len(queries)
     read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
-    if read.shape != (n_q,) or not np.all((read >= 0) & (read <= 1)):
+    if read.shape != (n_q,) or not (
+        0.0 <= float(read[0]) <= 1.0 if n_q == 1 else np.all((read >= 0) & (read <= 1))
+    ):
         label = name or getattr(retriever, "kind", type(retriever).__name__)
         raise ValueError(
             f"retriever {label!r}: evidence must be {n_q} values in [0, 1], got shape {read.shape}"

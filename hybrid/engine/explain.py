@@ -37,6 +37,11 @@ class ExplainMixin(EngineBase):
         what ``"adaptive"`` fusion weighs by.
         """
         names = list(candidates.results if names is None else names)
+        self._measure(candidates, names)
+        return np.stack([candidates.evidence[n] for n in names], axis=1)
+
+    def _measure(self, candidates: Candidates, names: Sequence[str]) -> None:
+        """:meth:`evidence` without the matrix: fills ``candidates`` (what fusing reads)."""
         profiles = None  # the queries' scripts and crossing shares, found once for all
         for name in names:
             if name in candidates.evidence:
@@ -56,7 +61,6 @@ class ExplainMixin(EngineBase):
             candidates.reach_across[name] = across
             candidates.evidence[name] = read * within
             candidates.evidence_across[name] = read * across
-        return np.stack([candidates.evidence[n] for n in names], axis=1)
 
     def _weighting(
         self,
@@ -125,7 +129,8 @@ class ExplainMixin(EngineBase):
         None for other methods."""
         hits = []
         n = len(result.ids)
-        used = np.broadcast_to(result.weights, (n, len(names))).tolist()
+        weights = result.weights
+        used = weights.tolist() if weights.ndim == 2 else [weights.tolist()] * n
         within = [True] * n
         placed = None
         if result.weights is not None and result.weights.ndim == 2 and candidates.strata:

@@ -234,7 +234,7 @@ class SearchMixin(ExplainMixin):
         weights = [self._weight(cfg, n) for n in names]
         adaptive = cfg.method == fusion_lib.ADAPTIVE
         if adaptive:
-            self.evidence(candidates, names)
+            self._measure(candidates, names)
         names, fused = candidates.fuse(cfg, k, names)  # through fusion/, as evaluation does
         label = fusion_label(cfg)
         base = weights if adaptive else None

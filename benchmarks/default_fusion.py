@@ -127,12 +127,7 @@ def _mixed_share(cands) -> float:
     strata = cands.strata
     if strata is None or strata.only is not None:
         return 0.0
-    has_in = np.zeros(len(cands), dtype=bool)
-    has_out = np.zeros(len(cands), dtype=bool)
-    for ids in cands.ids.values():
-        inside = strata.within(ids[:, :100])
-        has_in |= inside.any(axis=1)
-        has_out |= ((ids[:, :100] >= 0) & ~inside).any(axis=1)
+    has_in, has_out = strata.holds([(ids, None) for ids in cands.ids.values()], 100)
     return float(np.mean(has_in & has_out))
 
 

@@ -214,7 +214,7 @@ class Candidates:
         with the names of the retrievers fused (the columns of each result). ``"adaptive"``
         fuses by script strata where :attr:`strata` is known (:mod:`hybrid.engine.strata`)."""
         names, lists, options = self.fusion_args(config, names)
-        if self._by_strata(config):
+        if self._by_strata(config, names, options):
             across = self._across(names)
             return names, stratified_fuse(lists, names, options, across, self.strata, k)
         return names, fusion.fuse_padded(lists, top=k, **options)
@@ -231,19 +231,29 @@ class Candidates:
             if config not in self.results:
                 raise ValueError(f"unknown retriever {config!r}; candidates hold: {self.names}")
             return self.results[config].ids[:, :k], self.results[config].scores[:, :k]
-        if self._by_strata(config):
+        names, lists, options = self.fusion_args(config)
+        if self._by_strata(config, names, options):
             _, results = self.fuse(config, k)
             ids = np.full((len(self), k), -1, dtype=np.int64)
             scores = np.full((len(self), k), -np.inf)
             for q, r in enumerate(results):
                 ids[q, : len(r.ids)], scores[q, : len(r.ids)] = r.ids, r.scores
             return ids, scores
-        _, lists, options = self.fusion_args(config)
         table = fusion.FusionTable(lists, depth=options.pop("depth", None))
         return table.top(top=k, **options)
 
-    def _by_strata(self, config: FusionConfig) -> bool:
-        return config.method == fusion.ADAPTIVE and self.strata is not None
+    def _by_strata(
+        self, config: FusionConfig, names: Sequence[str], options: dict[str, Any]
+    ) -> bool:
+        """Whether ``config`` fuses these candidates by script strata. On a collection in one
+        script it does not: ``options``' evidence becomes each query's stratum's instead."""
+        if config.method != fusion.ADAPTIVE or self.strata is None:
+            return False
+        one = self.strata.evidence(options["evidence"], self._across(names))
+        if one is None:
+            return True
+        options["evidence"] = one
+        return False
 
     def _across(self, names: Sequence[str]) -> np.ndarray:
         """``(n_queries, len(names))`` evidence across scripts (within where not measured)."""

@@ -259,10 +259,6 @@ def stratum_reach(
     n = len(scripts)
     if stats is None:
         return np.ones(n), np.ones(n)
-    if n == 1 and crossing is not None and len(crossing) == 1:  # one query: no arrays to build
-        inside, outside = stats.intact_shares(scripts[0])
-        c = min(max(float(crossing[0]), 0.0), 1.0)
-        return np.array([inside]), np.array([inside if scripts[0] is None else outside * c])
     cross = np.zeros(n) if crossing is None else np.asarray(crossing, dtype=np.float64)
     if cross.shape != (n,):
         raise ValueError(f"crossing must hold {n} values, got shape {cross.shape}")
@@ -279,14 +275,8 @@ def strata_for(retrievers: Mapping[str, Any], scripts: Sequence[str | None]) -> 
     (:func:`query_scripts`) over the documents ``retrievers`` hold: the scripts kept by the first
     script-bound retriever with statistics (every retriever holds the same rows), and the names
     of the retrievers that are not script-bound. None when no retriever keeps statistics."""
-    stats = next(
-        (
-            r.collection_stats()
-            for r in retrievers.values()
-            if getattr(r, "script_bound", False) and r.collection_stats() is not None
-        ),
-        None,
-    )
+    bound = (r.collection_stats() for r in retrievers.values() if getattr(r, "script_bound", 0))
+    stats = next((s for s in bound if s is not None), None)
     if stats is None:
         return None
     codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
@@ -343,9 +333,7 @@ def measure_evidence(
     """
     n_q = len(queries)
     read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
-    if read.shape != (n_q,) or not (
-        0.0 <= float(read[0]) <= 1.0 if n_q == 1 else np.all((read >= 0) & (read <= 1))
-    ):
+    if read.shape != (n_q,) or not np.all((read >= 0) & (read <= 1)):
         label = name or getattr(retriever, "kind", type(retriever).__name__)
         raise ValueError(
             f"retriever {label!r}: evidence must be {n_q} values in [0, 1], got shape {read.shape}"

@@ -141,11 +141,11 @@ class ExplainMixin(EngineBase):
             inside = [float(candidates.evidence[m][q]) for m in names]
             strata = candidates.strata
             if strata is not None:
-                side = strata.side(q)  # every document on one side: no look at each
-                if side is None:
+                sides = strata.sides()  # a collection in one script: no look at each hit
+                if sides is None:
                     within = strata.within(result.ids[None, :], np.array([q]))[0].tolist()
                 else:
-                    within = [side] * n
+                    within = [bool(sides[q])] * n
                 across = candidates.evidence_across
                 outside = [float(across.get(m, candidates.evidence[m])[q]) for m in names]
                 choice = (outside, inside)

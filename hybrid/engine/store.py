@@ -14,6 +14,16 @@ import numpy as np
 DocId = str | int
 
 
+def _check_id_types(ids: Sequence[Any], name: str) -> None:
+    """``TypeError`` naming the first item of ``ids`` that is not a str or int id."""
+    for i, doc_id in enumerate(ids):
+        if not _is_doc_id(doc_id):
+            raise TypeError(
+                f"{name}[{i}] is {type(doc_id).__name__} {reprlib.repr(doc_id)}; "
+                "ids must be str or int"
+            )
+
+
 def _is_doc_id(value: object) -> bool:
     return isinstance(value, (str, int)) and not isinstance(value, bool)
 
@@ -107,12 +117,7 @@ class DocumentStore:
             ids = list(ids)
             if len(ids) != n:
                 raise ValueError(f"got {n} documents but {len(ids)} ids")
-            for i, doc_id in enumerate(ids):
-                if not _is_doc_id(doc_id):
-                    raise TypeError(
-                        f"ids[{i}] is {type(doc_id).__name__} {reprlib.repr(doc_id)}; "
-                        "ids must be str or int"
-                    )
+            _check_id_types(ids, "ids")
             seen: set[DocId] = set()
             for i, doc_id in enumerate(ids):
                 if isinstance(doc_id, str):
@@ -184,12 +189,7 @@ class DocumentStore:
             raise TypeError(
                 f"{name} must be an id (str or int) or a list of them, got {reprlib.repr(ids)}"
             ) from None
-        for i, doc_id in enumerate(out):
-            if not _is_doc_id(doc_id):
-                raise TypeError(
-                    f"{name}[{i}] is {type(doc_id).__name__} {reprlib.repr(doc_id)}; "
-                    "ids must be str or int"
-                )
+        _check_id_types(out, name)
         seen: set[DocId] = set()
         for doc_id in out:
             if doc_id in seen:

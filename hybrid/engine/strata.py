@@ -65,13 +65,33 @@ class Strata:
         q = q.reshape((-1,) + (1,) * (ids.ndim - 1))
         return (ids >= 0) & ((codes == q) | (codes == NO_SCRIPT) | (q == NO_SCRIPT))
 
-    def side(self, q: int) -> bool | None:
-        """Whether every document is within query ``q``'s script (True) or none is (False),
+    def sides(self) -> np.ndarray | None:
+        """Per query, whether every document is within its script (True) or none is (False),
         when the collection is in one script (:attr:`only`); None when it depends on each."""
         if self.only is None:
             return None
-        code = int(self.query_scripts[q])
-        return code == self.only or code == NO_SCRIPT or self.only == NO_SCRIPT
+        q = self.query_scripts
+        return (q == self.only) | (q == NO_SCRIPT) | (self.only == NO_SCRIPT)
+
+    def holds(self, lists: Sequence[tuple[np.ndarray, Any]], depth: int | None) -> tuple:
+        """``(within, across)``, each ``(n_queries,)`` bool: whether the first ``depth``
+        entries of ``lists`` (padded ``(ids, scores)`` pairs) hold a document within the
+        query's script, and one across."""
+        has_in = np.zeros(self.query_scripts.shape[0], dtype=bool)
+        has_out = np.zeros_like(has_in)
+        for ids, _ in lists:
+            cut = ids[:, :depth] if depth is not None else ids
+            inside = self.within(cut)
+            has_in |= inside.any(axis=1)
+            has_out |= ((cut >= 0) & ~inside).any(axis=1)
+        return has_in, has_out
+
+    def evidence(self, within: np.ndarray, across: np.ndarray) -> np.ndarray | None:
+        """``(n_queries, L)`` evidence of each query's one stratum, picked from ``within`` and
+        ``across``, for a collection in one script; None when queries need :func:`
+        stratified_fuse`."""
+        sides = self.sides()
+        return None if sides is None else np.where(sides[:, None], within, across)
 
     def subset(self, rows: Sequence[int] | np.ndarray) -> Strata:
         """The strata of some queries (by position)."""
@@ -87,7 +107,8 @@ def stratified_fuse(
     strata: Strata,
     top: int | None,
 ) -> list[fusion.FusionResult]:
-    """Adaptive fusion of padded ``lists`` by script strata (see the module).
+    """Adaptive fusion of padded ``lists`` by script strata (see the module), for a collection
+    in several scripts (one in a single script needs no strata: :meth:`Strata.evidence`).
 
     ``options``: :func:`fusion.fuse_padded`'s keywords, ``evidence`` the ``(n_queries, L)``
     evidence within the query's script; ``across``: the same, across scripts. Returns one
@@ -96,19 +117,7 @@ def stratified_fuse(
     """
     within_ev = np.asarray(options["evidence"], dtype=np.float64)
     across = np.asarray(across, dtype=np.float64)
-    if strata.only is not None:  # one script in the collection: one stratum per query
-        q = strata.query_scripts
-        inside = (q == strata.only) | (q == NO_SCRIPT) | (strata.only == NO_SCRIPT)
-        evidence = np.where(inside[:, None], within_ev, across)
-        return fusion.fuse_padded(lists, top=top, **{**options, "evidence": evidence})
-    depth = options.get("depth")
-    has_in = np.zeros(within_ev.shape[0], dtype=bool)
-    has_out = np.zeros_like(has_in)
-    for ids, _ in lists:
-        cut = ids[:, :depth] if depth is not None else ids
-        inside = strata.within(cut)
-        has_in |= inside.any(axis=1)
-        has_out |= ((cut >= 0) & ~inside).any(axis=1)
+    has_in, has_out = strata.holds(lists, options.get("depth"))
     ref = [j for j, n in enumerate(names) if n in strata.reference]
     mixed = has_in & has_out if ref else np.zeros_like(has_in)
     evidence = np.where((has_out & ~has_in)[:, None], across, within_ev)

@@ -244,3 +244,17 @@ def test_candidates_fuse_by_strata_and_both_fusion_paths_agree(tmp_path):
     # another method than adaptive ignores the strata
     rrf = cands.fused_arrays(FusionConfig(method="rrf", norm=None, depth=100), 4)[0]
     assert rrf.tolist() == fusion.FusionTable(lists).top("rrf", top=4)[0].tolist()
+
+
+def test_collection_stats_refuse_unknown_script_codes(tmp_path):
+    """A damaged statistics file is refused naming the file, before any code indexes with it."""
+    s = CollectionStats()
+    s.add([KO, EN])
+    path = s.save(tmp_path / "stats.npz")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["doc_script"] = np.array([0, 7], dtype=np.int32)  # only two scripts are known
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ValueError, match="stats.npz: collection statistics hold unknown script"):
+        CollectionStats.load(path)

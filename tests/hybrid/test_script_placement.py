@@ -207,7 +207,7 @@ def test_confirmation_looks_a_first_page_deep():
     n = CONFIRM_DEPTH + 3
     doc_scripts = np.array([0] * n + [1], dtype=np.int32)
     dense = (np.arange(n + 1)[None, :], np.linspace(1.0, 0.5, n + 1)[None, :])
-    bm25_ids = np.array([list(range(n - 1, 0, -1)) + [0, -1]])  # dense's best comes last
+    bm25_ids = np.array([[*range(n - 1, 0, -1), 0, -1]])  # dense's best comes last
     bm25 = (bm25_ids, np.linspace(9, 1, n + 1)[None, :])
     base = {"dense": np.array([[0.0, 0.9, 0.1]])}
     strata = Strata(doc_scripts, np.array([0], dtype=np.int32), ("dense",), None, base)

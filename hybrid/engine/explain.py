@@ -94,7 +94,7 @@ class ExplainMixin(EngineBase):
             side = "in the query's script" if within else "in other scripts"
             text += (
                 f"; ranked among the documents {side} with these weights, and placed against the "
-                f"other scripts by {placed_by} (its score at this place is the hit's)"
+                f"other scripts by {placed_by}; its score at this place is the hit's"
             )
         return text
 

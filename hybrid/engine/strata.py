@@ -213,9 +213,9 @@ class Placement:
         """How the scripts were placed, in words (``scripts``: the names of the script codes)."""
         if self.confirmed_by is not None:
             return (
-                f"{reference}'s ranking as it scores them ({self.confirmed_by} confirms a "
-                f"document in the query's script: its best one there is in {reference}'s first "
-                f"{CONFIRM_DEPTH} there, or the reverse)"
+                f"{reference}'s ranking as it scores them, since {self.confirmed_by} confirms a "
+                f"document in the query's script (its best one there is among {reference}'s "
+                f"first {CONFIRM_DEPTH} there, or the reverse)"
             )
         if self.baselines is None:
             return f"{reference}'s ranking (its mean score per script is not known)"
@@ -224,9 +224,9 @@ class Placement:
             parts = [f"{s.title()} {base[c + 1]:.3f}" for c, s in enumerate(scripts)]
             means.append(f"{name}: " + ", ".join(parts))
         return (
-            f"{reference}'s ranking after taking away its mean score over each script's "
-            f"documents ({'; '.join(means)}), a multilingual model's lean towards the query's "
-            f"own script: no lexical retriever confirms a document in the query's script"
+            f"{reference}'s ranking less its mean score over each script's documents "
+            f"({'; '.join(means)}: a multilingual model leans towards the query's own script), "
+            f"since no lexical retriever confirms a document in the query's script"
         )
 
 

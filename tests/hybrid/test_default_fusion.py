@@ -357,5 +357,5 @@ def test_unconfirmed_korean_query_places_scripts_by_dense_minus_script_means(kor
     raw = [bool(latin[i]) for i in np.argsort(-(docs @ query), kind="stable")]
     assert want != raw  # the baselines moved the Latin document (else this test proves little)
     text = hits[0].explain().weighting
-    assert "after taking away its mean score over each script's documents" in text
+    assert "dense's ranking less its mean score over each script's documents" in text
     assert "no lexical retriever confirms a document in the query's script" in text

@@ -240,3 +240,17 @@ def test_plain_fusion_of_one_script_is_untouched_by_baselines():
     [want] = fusion.fuse_padded([dense, bm25], top=4, **options)
     np.testing.assert_array_equal(got.ids, want.ids)
     np.testing.assert_array_equal(got.scores, want.scores)
+
+
+def test_a_damaged_sample_file_is_refused_naming_it(tmp_path):
+    engine = standins.engine()
+    texts, ids, _ = standins.docs(20, seed=5)
+    engine.add(texts, ids=ids)
+    engine.save(tmp_path / "idx")
+    [path] = [p for p in (tmp_path / "idx").rglob("collection_stats.npz") if "dense" in str(p)]
+    path.write_bytes(path.read_bytes()[:-40])
+    from hybrid import HybridRetriever
+
+    with pytest.raises(Exception, match="collection_stats.npz") as info:
+        HybridRetriever.load(tmp_path / "idx", encoders=standins.encoders())
+    assert "dense" in str(info.value)

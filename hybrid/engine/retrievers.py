@@ -38,7 +38,10 @@ class Retriever(ABC):
     script_bound: ClassVar[bool] = False
     """Matches surface forms, so only finds documents in the query's script (BM25, SPLADE): such a
     retriever keeps :class:`~hybrid.engine.evidence.CollectionStats` of its documents."""
-    stats: CollectionStats | None = None
+    stats: CollectionStats | VectorSample | None = None
+    """What the retriever keeps about its documents beyond the index: script-bound retrievers
+    their :class:`CollectionStats`, dense ones a :class:`VectorSample` (saved as
+    ``collection_stats.npz`` beside the index, restored when a write is undone)."""
 
     @abstractmethod
     def encode_documents(self, texts: list[str]) -> Any: ...
@@ -70,7 +73,7 @@ class Retriever(ABC):
 
     def observe_documents(self, texts: Sequence[str], ids: np.ndarray) -> None:
         """Describe just-indexed documents (their internal ``ids``) in :attr:`stats`, the
-        collection statistics behind :func:`hybrid.engine.evidence.document_reach`. A no-op for
+        collection statistics behind :func:`hybrid.engine.evidence.stratum_reach`. A no-op for
         retrievers that are not :attr:`script_bound`. Statistics that would not line up with
         the index (documents indexed without them, e.g. a retriever saved before they existed)
         are dropped, and evidence is then taken from the query alone, as before."""

@@ -14,7 +14,10 @@ The sample is a Bernoulli sample with a deterministic key per internal id: row `
 while ``key(i) < rate``. Deleting a row drops it, which keeps the sample uniform over the live
 rows without reading any vector back from the index; when adds grow it past ``2 * target`` rows
 the rate halves and the rows above it leave. Arrays are replaced, never changed in place, so a
-copy (the undo point of a write) shares them safely.
+copy (the undo point of a write) shares them safely. Up to ``2 * target`` documents every vector
+is in the sample and the centroids are exact; beyond, two engines holding the same documents
+under other internal ids (one rebuilt from the survivors of another) estimate them from
+different samples, which can move a baseline in its last digits.
 """
 
 from __future__ import annotations

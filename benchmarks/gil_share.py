@@ -72,12 +72,14 @@ def instrument(engine) -> None:
     import fusion._core as fusion_core
     import fusion.api as fusion_api
     import fusion.normalize as fusion_normalize
+    import fusion.trusted as fusion_trusted
 
     for module, names in (
         (fusion_core, ("canonical_rows", "align_rows", "order_union", "entries_valid")),
         (fusion_normalize, ("zscore_rows",)),
         (fusion_api, ("fuse_lists", "fuse_entries", "gather_entries")),
         (fusion_combine, ("combine_per_list",)),
+        (fusion_trusted, ("fuse_lists", "entries_valid")),
     ):
         for name in names:
             if hasattr(module, name):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 import fusion
+from fusion.trusted import fuse_trusted
 from hybrid.engine.config import FusionConfig
 from hybrid.engine.strata import Strata, stratified_fuse
 from indexes.base import SearchResult
@@ -210,14 +211,15 @@ class Candidates:
     def fuse(
         self, config: FusionConfig, k: int, names: Sequence[str] | None = None
     ) -> tuple[list[str], list[fusion.FusionResult]]:
-        """Fused, explained rankings (:func:`fusion.fuse_padded`), one per query, top ``k``;
-        with the names of the retrievers fused (the columns of each result). ``"adaptive"``
-        fuses by script strata where :attr:`strata` is known (:mod:`hybrid.engine.strata`)."""
+        """Fused, explained rankings (:func:`fusion.fuse_padded`, through its trusted entry
+        :func:`fusion.trusted.fuse_trusted`), one per query, top ``k``; with the names of the
+        retrievers fused (the columns of each result). ``"adaptive"`` fuses by script strata
+        where :attr:`strata` is known (:mod:`hybrid.engine.strata`)."""
         names, lists, options = self.fusion_args(config, names)
         if self._by_strata(config, names, options):
             across = self._across(names)
             return names, stratified_fuse(lists, names, options, across, self.strata, k)
-        return names, fusion.fuse_padded(lists, top=k, **options)
+        return names, fuse_trusted(lists, top=k, **options)
 
     def fused_arrays(
         self, config: FusionConfig | str, k: int = 100

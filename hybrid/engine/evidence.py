@@ -262,12 +262,15 @@ def stratum_reach(
     cross = np.zeros(n) if crossing is None else np.asarray(crossing, dtype=np.float64)
     if cross.shape != (n,):
         raise ValueError(f"crossing must hold {n} values, got shape {cross.shape}")
-    cross = np.clip(cross, 0.0, 1.0)
     shares = {script: stats.intact_shares(script) for script in set(scripts)}
-    within = np.array([shares[s][0] for s in scripts], dtype=np.float64)
-    outside = np.array([shares[s][1] for s in scripts], dtype=np.float64)
-    none = np.array([s is None for s in scripts], dtype=bool)
-    return within, np.where(none, within, outside * cross)
+    pairs = [shares[s] for s in scripts]
+    within = [inside for inside, _ in pairs]
+    # a query without letters is within every document; else outside share x clipped crossing
+    across = [
+        inside if s is None else outside * min(max(c, 0.0), 1.0)
+        for (inside, outside), s, c in zip(pairs, scripts, cross.tolist(), strict=True)
+    ]
+    return np.array(within, dtype=np.float64), np.array(across, dtype=np.float64)
 
 
 def strata_for(retrievers: Mapping[str, Any], scripts: Sequence[str | None]) -> Strata | None:
@@ -333,7 +336,7 @@ def measure_evidence(
     """
     n_q = len(queries)
     read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
-    if read.shape != (n_q,) or not np.all((read >= 0) & (read <= 1)):
+    if read.shape != (n_q,) or (n_q and not (read.min() >= 0 and read.max() <= 1)):  # NaN: not
         label = name or getattr(retriever, "kind", type(retriever).__name__)
         raise ValueError(
             f"retriever {label!r}: evidence must be {n_q} values in [0, 1], got shape {read.shape}"

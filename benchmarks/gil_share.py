@@ -61,7 +61,8 @@ def instrument(engine) -> None:
     import indexes.bm25 as bm25
     import indexes.sparse as sparse
 
-    sparse.K.search_serial = _timed(sparse.K.search_serial, "SPLADE kernel")
+    for name in ("search_serial", "search_segment"):
+        setattr(sparse.K, name, _timed(getattr(sparse.K, name), "SPLADE kernel"))
     for name in ("search_positive", "search_batch"):
         setattr(bm25._k, name, _timed(getattr(bm25._k, name), "BM25 kernel"))
     import hybrid.engine.evidence as evidence

@@ -20,14 +20,16 @@ from typing import Any
 import numpy as np
 
 from . import methods as _m
-from ._core import PAD_ID, FusionResult
+from ._core import FusionResult
 from ._kernels import NORM_ZSCORE, entries_valid, fuse_lists
 from ._options import RANK_METHODS, resolve_options
+from ._scale import scale_rows
 from .api import _BLOCK_ENTRIES, fuse_padded
 
 _NORM_CODES = {"none": 0, "zscore": NORM_ZSCORE}
 _SCORE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _INT64 = np.dtype(np.int64)
+_FLOAT64 = np.dtype(np.float64)
 _TOP_MAX = int(np.iinfo(np.int64).max)
 
 
@@ -114,29 +116,15 @@ def _fuse(lists, fast, method, weights, norm, k, top, depth, evidence) -> list |
     if evidence is not None:
         if method != "adaptive" or not isinstance(evidence, np.ndarray):
             return None
-        if evidence.dtype != np.float64 or evidence.shape != (n_q, n_lists):
+        if evidence.dtype != _FLOAT64 or evidence.shape != (n_q, n_lists):
             return None
-        if not (evidence.min(initial=0.0) >= 0.0 and evidence.max(initial=0.0) <= 1.0):
-            return None  # NaN fails both
-        w = _m.scaled_weights(w, evidence)
-    positive = w > 0
-    active = np.flatnonzero(positive if w.ndim == 1 else positive.any(axis=0)).tolist()
-    width = max(sum(widths[j] for j in active), 1)
-    block = max(1, _BLOCK_ENTRIES // width)
-    if block < n_q or len(active) != n_lists:
-        return None  # several blocks or a list left out everywhere: the general path
-    if w.ndim == 2:
-        everywhere = positive.all(axis=0).tolist()
-        if not all(everywhere):  # a weight of 0 removes the list for that query
-            starts = np.cumsum([0, *widths])
-            ids = ids.copy()
-            for j in range(n_lists):
-                if not everywhere[j]:
-                    cols = ids[:, starts[j] : starts[j + 1]]
-                    cols[~positive[:, j]] = PAD_ID
-        w_rows = w
+        w_rows, in_range, everywhere = scale_rows(w[None], evidence)
+        if not (in_range and everywhere):  # bad evidence, or a list left out for some query
+            return None
     else:
-        w_rows = np.ascontiguousarray(np.broadcast_to(w, (n_q, n_lists)))
+        w_rows = np.repeat(w[None], n_q, axis=0)
+    if max(1, _BLOCK_ENTRIES // max(sum(widths), 1)) < n_q:
+        return None  # fused in several blocks
     return _kernel(ids, scores, widths, norm, method, depth, w_rows, n_lists, k, top)
 
 
@@ -144,7 +132,7 @@ def _kernel(ids, scores, widths, norm, method, depth, w_rows, n_lists, k, top) -
     """One :func:`fusion._kernels.fuse_lists` call, as :func:`fusion.api._fuse_raw` makes it;
     None when a statistic overflowed."""
     spec = _m.PER_LIST[method]
-    starts = np.cumsum([0, *widths], dtype=np.int64)
+    starts = np.array([0, *itertools.accumulate(widths)], dtype=np.int64)
     ok, *fields, keep = fuse_lists(
         ids,
         scores,

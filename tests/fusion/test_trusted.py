@@ -135,3 +135,25 @@ def test_same_errors(case):
     else:
         lists[1] = (ids[:1], scores[:1])
     assert _error(fuse_trusted, lists, **kwargs) == _error(fusion.fuse_padded, lists, **kwargs)
+
+
+def test_scaled_weights_match_the_numpy_formula():
+    """fusion.methods.scaled_weights (compiled) against the formula written with numpy:
+    weight x evidence per query, a query with no positive product keeping its weights."""
+    from fusion.methods import scaled_weights
+
+    rng = np.random.default_rng(11)
+    for shape in [(1, 3), (7, 2), (50, 4), (3,)]:
+        e = rng.uniform(0, 1, shape)
+        e[rng.uniform(size=shape) < 0.3] = 0.0
+        if len(shape) == 2:
+            e[0] = 0.0  # a dead row
+        for w in (rng.uniform(0.1, 2, shape[-1]), rng.uniform(0.0, 2, shape)):
+            base = np.broadcast_to(w, e.shape)
+            want = base * e
+            dead = ~(want > 0).any(axis=-1)
+            if dead.any():
+                want[dead] = base[dead]
+            got = scaled_weights(w, e)
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)

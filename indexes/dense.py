@@ -469,6 +469,9 @@ class DenseIndex:
         k_eff = min(k, n_stored)
         faiss = _faiss()
         params = self._search_params(faiss)
+        if params is None and threads is None:  # the common case, without a context manager
+            scores, ids = self._index.search(q, k_eff)
+            return finish(ids, scores, k_eff, k)
         with _omp_threads(faiss, threads):
             if params is None:
                 scores, ids = self._index.search(q, k_eff)

@@ -278,14 +278,19 @@ def strata_for(retrievers: Mapping[str, Any], scripts: Sequence[str | None]) -> 
     (:func:`query_scripts`) over the documents ``retrievers`` hold: the scripts kept by the first
     script-bound retriever with statistics (every retriever holds the same rows), and the names
     of the retrievers that are not script-bound. None when no retriever keeps statistics."""
-    bound = (r.collection_stats() for r in retrievers.values() if getattr(r, "script_bound", 0))
-    stats = next((s for s in bound if s is not None), None)
+    stats = None
+    reference = []
+    for name, r in retrievers.items():
+        if not getattr(r, "script_bound", False):
+            reference.append(name)
+        elif stats is None:
+            stats = r.collection_stats()
     if stats is None:
         return None
-    codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
+    known = stats.scripts
+    codes = {s: known.index(s) if s in known else -3 for s in set(scripts)}
     query = np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
-    reference = tuple(n for n, r in retrievers.items() if not getattr(r, "script_bound", False))
-    return Strata(stats.doc_script, query, reference, stats.only_script())
+    return Strata(stats.doc_script, query, tuple(reference), stats.only_script())
 
 
 def describe_reach(

@@ -395,6 +395,7 @@ def run_overhead() -> dict:
         out[f"fuse_pool_us[{key}]"] = (
             1e6 * best_of(lambda c=c: c.fused_arrays(DEFAULT_CONFIG, 10), 2) / len(pool)
         )
+    out.update(_baseline_cost())
     # -- retrieval to stats_depth (1000) instead of depth (100), encoded queries
     q_rows = {q: i for i, q in enumerate(json.loads((enc / "query_ids.json").read_text()))}
     order = np.array([q_rows[q] for q in cands.query_ids])
@@ -411,6 +412,45 @@ def run_overhead() -> dict:
             t = best_of(lambda r=r, q=q, d=depth: r.search_encoded(q, d), 3)
             out[f"search_us[{name}@{depth}]"] = 1e6 * t / n_q
     return out
+
+
+def _baseline_cost(n: int = 20_000, dim: int = 384) -> dict[str, float]:
+    """The per-script baselines of a dense retriever (:mod:`hybrid.engine.sample`): its sample's
+    upkeep on add, one query's baselines, and the centroids once per write; ``n`` random
+    documents, half in each of two scripts."""
+    from hybrid.engine.evidence import CollectionStats
+    from hybrid.engine.retrievers import DenseRetriever
+    from indexes import DenseIndex
+
+    vecs = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
+    plain = DenseIndex(dim, metric="ip", threads=1)
+    t_index = best_of(lambda: DenseIndex(dim, metric="ip", threads=1).add(vecs), 2)
+    dense = DenseRetriever(encoder=None, index=plain)
+    t_both = best_of(lambda: _fresh(dense, dim).add_encoded(vecs), 2)
+    stats = CollectionStats()
+    stats.add(["hello world" if i % 2 else "안녕 세계" for i in range(n)])
+    q = vecs[:1]
+    dense.script_baselines(q, stats)
+    t_query = best_of(lambda: [dense.script_baselines(q, stats) for _ in range(200)]) / 200
+
+    def centroids():
+        dense.stats._cache = None
+        dense.stats.centroids(stats.doc_script, len(stats.scripts))
+
+    return {
+        "sample_add_us_per_doc": 1e6 * max(t_both - t_index, 0.0) / n,
+        "baselines_us": 1e6 * t_query,
+        "centroids_ms": 1e3 * best_of(centroids),
+        "sample_rows": float(len(dense.stats)),
+    }
+
+
+def _fresh(dense, dim: int):
+    from indexes import DenseIndex
+
+    dense.index = DenseIndex(dim, metric="ip", threads=1)
+    dense.stats = None
+    return dense
 
 
 def format_overhead(o: dict) -> str:
@@ -445,7 +485,12 @@ def format_overhead(o: dict) -> str:
         f"collection statistics on add: {o['stats_add_us_per_doc']:.0f} us per document.",
         "Fusion by script strata on the bilingual news pool (959 queries, top 10, per query): "
         f"{o['fuse_pool_us[strata]']:.0f} us, against {o['fuse_pool_us[one_stratum]']:.0f} us "
-        "fused as one stratum (three fusions and the merge instead of one).",
+        "fused as one stratum (three fusions, a fourth where the baselines place the scripts, "
+        "and the merge, instead of one).",
+        f"Per-script baselines ({o['sample_rows']:.0f}-vector sample of 20,000 random 384-d "
+        f"documents in two scripts): {o['baselines_us']:.1f} us per query, centroids "
+        f"{o['centroids_ms']:.1f} ms once per write, sample upkeep on add "
+        f"{o['sample_add_us_per_doc']:.2f} us per document.",
         "Search to depth 100 -> 1000 (us/query): "
         + ", ".join(
             f"{n} {o[f'search_us[{n}@100]']:.0f} -> {o[f'search_us[{n}@1000]']:.0f}"

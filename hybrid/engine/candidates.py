@@ -22,7 +22,7 @@ import numpy as np
 import fusion
 from fusion.trusted import fuse_trusted
 from hybrid.engine.config import FusionConfig
-from hybrid.engine.strata import Strata, stratified_fuse
+from hybrid.engine.strata import Placement, Strata, stratified_fuse
 from indexes.base import SearchResult
 
 logger = logging.getLogger("hybrid")
@@ -64,6 +64,8 @@ class Candidates:
     strata: Strata | None = None
     """The documents' and queries' scripts and the script-free retrievers, when the adaptive
     fusion fuses by script strata (None: one stratum, as for retrievers without statistics)."""
+    placements: dict[int, Placement] = field(default_factory=dict)
+    """Query position -> how the last fusion by strata placed its scripts (explanations)."""
     evidence_version: int = 1
     """The :data:`hybrid.engine.evidence.EVIDENCE_VERSION` a cached evidence was measured with."""
 
@@ -223,7 +225,9 @@ class Candidates:
         names, lists, options = self.fusion_args(config, names)
         if self._by_strata(config, names, options):
             across = self._across(names)
-            return names, stratified_fuse(lists, names, options, across, self.strata, k)
+            return names, stratified_fuse(
+                lists, names, options, across, self.strata, k, self.placements
+            )
         return names, fuse_trusted(lists, top=k, **options)
 
     def fused_arrays(
@@ -304,6 +308,8 @@ class Candidates:
             arrays["doc_scripts"] = self.strata.doc_scripts
             arrays["query_scripts"] = self.strata.query_scripts
             arrays["only_script"] = np.array([-9 if self.strata.only is None else self.strata.only])
+            for n, b in (self.strata.baselines or {}).items():
+                arrays[f"baselines__{n}"] = np.asarray(b, dtype=np.float64)
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **arrays)
         tmp.replace(path.with_suffix(".npz"))
@@ -338,16 +344,28 @@ class Candidates:
             strata = None
             if "doc_scripts" in z and record.get("reference") is not None:
                 only = int(z["only_script"][0]) if "only_script" in z else -9
+                baselines = {
+                    n: z[f"baselines__{n}"] for n in record["reference"] if f"baselines__{n}" in z
+                }
                 strata = Strata(
                     z["doc_scripts"].astype(np.int32),
                     z["query_scripts"].astype(np.int32),
                     tuple(record["reference"]),
                     None if only == -9 else only,
+                    baselines or None,
                 )
                 if strata.doc_scripts.shape != (len(record["doc_ids"]),) or (
                     strata.query_scripts.shape != (len(record["query_ids"]),)
                 ):
                     raise ValueError(f"{path}: script codes do not match the documents/queries")
+                n_codes = int(strata.doc_scripts.max(initial=-1)) + 2
+                for n, b in baselines.items():
+                    if (
+                        b.ndim != 2
+                        or b.shape[0] != len(record["query_ids"])
+                        or b.shape[1] < n_codes
+                    ):
+                        raise ValueError(f"{path}: {n}'s script baselines have shape {b.shape}")
         out = cls.from_arrays(
             record["query_ids"],
             record["doc_ids"],

@@ -29,7 +29,7 @@ from hybrid.engine.scripts import _dominant, _intact, query_profiles
 from hybrid.engine.strata import NO_SCRIPT, Strata
 
 STATS_FILE = "collection_stats.npz"
-EVIDENCE_VERSION = 6
+EVIDENCE_VERSION = 7
 """Bumped when the evidence measures change: cached candidate sets measured with another
 version measure their evidence again (:func:`hybrid.eval.retrieve_candidates`)."""
 
@@ -273,16 +273,25 @@ def stratum_reach(
     return np.array(within, dtype=np.float64), np.array(across, dtype=np.float64)
 
 
-def strata_for(retrievers: Mapping[str, Any], scripts: Sequence[str | None]) -> Strata | None:
+def strata_for(
+    retrievers: Mapping[str, Any],
+    scripts: Sequence[str | None],
+    encoded: Mapping[str, Any] | None = None,
+) -> Strata | None:
     """The :class:`~hybrid.engine.strata.Strata` of queries with dominant ``scripts``
     (:func:`query_scripts`) over the documents ``retrievers`` hold: the scripts kept by the first
     script-bound retriever with statistics (every retriever holds the same rows), and the names
-    of the retrievers that are not script-bound. None when no retriever keeps statistics."""
+    of the retrievers that are not script-bound. None when no retriever keeps statistics.
+
+    ``encoded``: the queries as each retriever encoded them; with it, a collection in several
+    scripts also gets each reference retriever's per-script baselines (its
+    ``script_baselines``, e.g. :meth:`~hybrid.engine.retrievers.DenseRetriever.script_baselines`).
+    """
     stats = None
-    reference = []
+    names = []  # the reference: retrievers that are not script-bound
     for name, r in retrievers.items():
         if not getattr(r, "script_bound", False):
-            reference.append(name)
+            names.append(name)
         elif stats is None:
             stats = r.collection_stats()
     if stats is None:
@@ -290,7 +299,17 @@ def strata_for(retrievers: Mapping[str, Any], scripts: Sequence[str | None]) -> 
     known = stats.scripts
     codes = {s: known.index(s) if s in known else -3 for s in set(scripts)}
     query = np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
-    return Strata(stats.doc_script, query, tuple(reference), stats.only_script())
+    reference = tuple(names)
+    only = stats.only_script()
+    baselines = {}
+    if only is None and encoded:
+        for name in reference:
+            measure = getattr(retrievers[name], "script_baselines", None)
+            if measure is not None and encoded.get(name) is not None:
+                value = measure(encoded[name], stats)
+                if value is not None:
+                    baselines[name] = value
+    return Strata(stats.doc_script, query, reference, only, baselines or None)
 
 
 def describe_reach(

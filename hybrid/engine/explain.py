@@ -52,7 +52,7 @@ class ExplainMixin(EngineBase):
                 encoded = retriever.encode_queries(candidates.queries)
             if profiles is None and retriever.script_bound:
                 profiles = query_profiles(candidates.queries)
-                candidates.strata = strata_for(self.retrievers, profiles[0])
+                candidates.strata = strata_for(self.retrievers, profiles[0], candidates.encoded)
             scripts, crossing = (None, None) if profiles is None else profiles
             read, within, across = measure_evidence(
                 retriever, candidates.queries, encoded, name, scripts, crossing
@@ -74,8 +74,8 @@ class ExplainMixin(EngineBase):
         placed_by: str | None = None,
     ) -> str | None:
         """Why each retriever had its weight for one hit of query ``q``, in words (adaptive
-        fusion only); ``within``: the hit is in the query's script; ``placed_by``: the
-        script-free retrievers whose ranking placed the scripts (a query fused by strata)."""
+        fusion only); ``within``: the hit is in the query's script; ``placed_by``: how the
+        scripts were placed against each other, in words (a query fused by strata)."""
         if evidence is None:
             return None
         parts = []
@@ -94,9 +94,19 @@ class ExplainMixin(EngineBase):
             side = "in the query's script" if within else "in other scripts"
             text += (
                 f"; ranked among the documents {side} with these weights, and placed against the "
-                f"other scripts by {placed_by}'s ranking (its score at this place is the hit's)"
+                f"other scripts by {placed_by}; its score at this place is the hit's"
             )
         return text
+
+    def _placement(self, candidates: Candidates, q: int, names: list[str]) -> str:
+        """How query ``q``'s scripts were placed against each other, in words."""
+        reference = " and ".join(m for m in names if m in candidates.strata.reference)
+        placement = candidates.placements.get(q)
+        if placement is None:
+            return f"{reference}'s ranking"
+        bound = (r.collection_stats() for r in self.retrievers.values() if r.script_bound)
+        stats = next((s for s in bound if s is not None), None)
+        return placement.describe(reference, [] if stats is None else stats.scripts)
 
     def _why(
         self, name: str, candidates: Candidates, q: int, value: float, within: bool = True
@@ -134,7 +144,7 @@ class ExplainMixin(EngineBase):
         within = [True] * n
         placed = None
         if result.weights is not None and result.weights.ndim == 2 and candidates.strata:
-            placed = " and ".join(m for m in names if m in candidates.strata.reference)
+            placed = self._placement(candidates, q, names)
         if base is None:
             evidence = [[None] * len(names)] * n
         else:

@@ -19,6 +19,7 @@ import numpy as np
 
 from hybrid.encoders.lazy import LazyEncoder
 from hybrid.engine.evidence import STATS_FILE, CollectionStats
+from hybrid.engine.sample import VectorSample
 from hybrid.protocols import DenseEncoder, SparseEncoder
 from indexes.base import Index, SearchResult
 
@@ -37,7 +38,10 @@ class Retriever(ABC):
     script_bound: ClassVar[bool] = False
     """Matches surface forms, so only finds documents in the query's script (BM25, SPLADE): such a
     retriever keeps :class:`~hybrid.engine.evidence.CollectionStats` of its documents."""
-    stats: CollectionStats | None = None
+    stats: CollectionStats | VectorSample | None = None
+    """What the retriever keeps about its documents beyond the index: script-bound retrievers
+    their :class:`CollectionStats`, dense ones a :class:`VectorSample` (saved as
+    ``collection_stats.npz`` beside the index, restored when a write is undone)."""
 
     @abstractmethod
     def encode_documents(self, texts: list[str]) -> Any: ...
@@ -69,7 +73,7 @@ class Retriever(ABC):
 
     def observe_documents(self, texts: Sequence[str], ids: np.ndarray) -> None:
         """Describe just-indexed documents (their internal ``ids``) in :attr:`stats`, the
-        collection statistics behind :func:`hybrid.engine.evidence.document_reach`. A no-op for
+        collection statistics behind :func:`hybrid.engine.evidence.stratum_reach`. A no-op for
         retrievers that are not :attr:`script_bound`. Statistics that would not line up with
         the index (documents indexed without them, e.g. a retriever saved before they existed)
         are dropped, and evidence is then taken from the query alone, as before."""
@@ -160,9 +164,14 @@ class Retriever(ABC):
         if settings.get("type") not in kinds:
             raise ValueError(f"{spec_file}: unknown retriever type {settings.get('type')!r}")
         retriever = kinds[settings["type"]]._load(settings, path, encoder, index)
-        if retriever.script_bound and (path / STATS_FILE).is_file():
-            retriever.stats = CollectionStats.load(path / STATS_FILE)
+        if (path / STATS_FILE).is_file():
+            retriever.stats = retriever._load_stats(path / STATS_FILE)
         return retriever
+
+    def _load_stats(self, path: Path) -> Any:
+        """The statistics saved at ``path`` (script-bound retrievers: their
+        :class:`CollectionStats`; others keep none)."""
+        return CollectionStats.load(path) if self.script_bound else None
 
     def explain_terms(self, encoded_query: Any, doc_id: int, top: int | None) -> list[Any]:
         """Token- or term-level contributions of one document to one query (default: none)."""
@@ -360,6 +369,55 @@ class DenseRetriever(Retriever):
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode_queries(texts)
+
+    def add_encoded(self, encoded: Any) -> np.ndarray:
+        """Index document vectors, and offer them to :attr:`stats`, a
+        :class:`~hybrid.engine.sample.VectorSample` of the collection (dropped when it would
+        not line up with the index: vectors indexed without it, e.g. an older saved index)."""
+        ids = np.asarray(super().add_encoded(encoded))
+        if ids.size:
+            vectors = self._as_searched(encoded)
+            if self.stats is None and int(ids[0]) == 0:
+                self.stats = VectorSample(vectors.shape[1])
+            if self.stats is not None and int(ids[0]) == self.stats.n_rows:
+                self.stats.add(ids, vectors)
+            else:
+                self.stats = None
+        return ids
+
+    def _as_searched(self, vectors: Any) -> np.ndarray:
+        """Vectors as the index compares them (unit length under the cosine metric)."""
+        x = np.asarray(vectors, dtype=np.float32)
+        x = x.reshape(1, -1) if x.ndim == 1 else x
+        if getattr(self.index, "metric", "ip") == "cosine":
+            norms = np.linalg.norm(x, axis=1, keepdims=True)
+            x = x / np.where(norms > 0, norms, 1.0)
+        return x
+
+    def _load_stats(self, path: Path) -> Any:
+        return VectorSample.load(path)
+
+    def collection_stats(self) -> None:
+        """Dense retrievers read every script: no collection statistics of scripts."""
+        return None
+
+    def vector_sample(self) -> VectorSample | None:
+        """:attr:`stats` when it samples every document indexed so far, else None."""
+        sample = self.stats
+        n_ids = getattr(self.index, "next_id", None)
+        if sample is None or (n_ids is not None and sample.n_rows != n_ids):
+            return None
+        return sample
+
+    def script_baselines(self, encoded: Any, stats: CollectionStats) -> np.ndarray | None:
+        """``(n_queries, n_scripts + 1)``: each query's mean similarity to the documents of
+        each script of ``stats`` (column ``code + 1``; column 0: documents without letters),
+        estimated from :meth:`vector_sample`; None without a sample."""
+        sample = self.vector_sample()
+        if sample is None or len(sample) == 0:
+            return None
+        centroids = sample.centroids(stats.doc_script, len(stats.scripts))
+        return self._as_searched(encoded).astype(np.float64) @ centroids.T
 
     def _settings(self) -> dict[str, Any]:
         return {"encoder": self.encoder.spec, "factory": self.factory}

@@ -13,11 +13,21 @@ and the ranking of the retrievers that read every script (a multilingual dense m
 the reference's score at its place. Queries whose candidates lie in one stratum (every query of
 a collection in one script) are fused once, with that stratum's evidence: nothing changes for
 them.
+
+A multilingual dense model leans towards documents in the query's own language: an unrelated
+sentence in the query's language can score as high as a translation of the query. So the
+reference's own scores place the scripts only when a lexical retriever *confirms* a document in
+the query's script: its best document there is among the reference's first
+:data:`CONFIRM_DEPTH` there, or the reverse (the two retrievers agree the query has a match in
+its own script). Otherwise each reference score first loses the query's mean score over the
+documents of the document's script (:attr:`Strata.baselines`, from the dense retriever's
+:class:`~hybrid.engine.sample.VectorSample`), so a document places by how far it stands out
+among its own script's documents.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +36,7 @@ import numpy as np
 import fusion
 from fusion.strata import interleave_results
 
-__all__ = ["NO_SCRIPT", "Strata", "stratified_fuse"]
+__all__ = ["CONFIRM_DEPTH", "NO_SCRIPT", "Placement", "Strata", "stratified_fuse"]
 
 NO_SCRIPT = -1
 """Script code of a text without letters (only digits, punctuation, symbols)."""
@@ -48,6 +58,10 @@ class Strata:
     query_scripts: np.ndarray
     reference: tuple[str, ...]
     only: int | None = None
+    baselines: Mapping[str, np.ndarray] | None = None
+    """Reference retriever name -> ``(n_queries, n_scripts + 1)``: each query's mean score over
+    the documents of each script (column ``code + 1``), what :func:`stratified_fuse` takes
+    away before that retriever places the scripts of an unconfirmed query (None: not known)."""
 
     def within(self, ids: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Boolean mask over ``ids`` (``(n, m)`` internal ids of the queries ``rows``, all by
@@ -101,7 +115,12 @@ class Strata:
     def subset(self, rows: Sequence[int] | np.ndarray) -> Strata:
         """The strata of some queries (by position)."""
         rows = np.asarray(rows)
-        return Strata(self.doc_scripts, self.query_scripts[rows], self.reference, self.only)
+        baselines = None
+        if self.baselines is not None:
+            baselines = {n: b[rows] for n, b in self.baselines.items()}
+        return Strata(
+            self.doc_scripts, self.query_scripts[rows], self.reference, self.only, baselines
+        )
 
 
 def stratified_fuse(
@@ -111,6 +130,7 @@ def stratified_fuse(
     across: np.ndarray,
     strata: Strata,
     top: int | None,
+    placements: dict[int, Placement] | None = None,
 ) -> list[fusion.FusionResult]:
     """Adaptive fusion of padded ``lists`` by script strata (see the module), for a collection
     in several scripts (one in a single script needs no strata: :meth:`Strata.evidence`).
@@ -118,7 +138,8 @@ def stratified_fuse(
     ``options``: :func:`fusion.fuse_padded`'s keywords, ``evidence`` the ``(n_queries, L)``
     evidence within the query's script; ``across``: the same, across scripts. Returns one
     :class:`fusion.FusionResult` per query; those of queries fused by strata carry per-document
-    ``weights`` ``(n, L)``.
+    ``weights`` ``(n, L)``. ``placements`` (filled when given): query position -> how its
+    scripts were placed (:class:`Placement`).
     """
     within_ev = np.asarray(options["evidence"], dtype=np.float64)
     across = np.asarray(across, dtype=np.float64)
@@ -144,6 +165,20 @@ def stratified_fuse(
         for i, q in enumerate(rows.tolist()):
             own = strata.subset([q])
             r = reference[i]
+            confirmed = _confirmer(sub, names, ref, i, within_ev[q], own, r.ids)
+            shift = None if confirmed else _shift(strata, names, ref, q)
+            if shift is not None:
+                moved = [
+                    (
+                        sub[j][0][i : i + 1],
+                        _shifted(sub[j][0][i], sub[j][1][i], shift[names[j]], strata),
+                    )
+                    for j in ref
+                ]
+                one = _options(options, np.array([q]), within_ev[[q]][:, ref], ref)
+                r = fusion.fuse_padded(moved, top=None, **one)[0]
+            if placements is not None:
+                placements[q] = Placement(confirmed, shift)
             inside = own.within(r.ids[None, :])[0]
             pattern = np.where(inside, 0, 1)
             results[q] = interleave_results(
@@ -154,6 +189,89 @@ def stratified_fuse(
                 top,
             )
     return results  # type: ignore[return-value]
+
+
+CONFIRM_DEPTH = 10
+"""How far down each other's ranking of the query's script a lexical retriever and the reference
+look for their best document there (a first page of results)."""
+
+CONFIRM_EVIDENCE = 0.5
+"""A lexical retriever confirms only with at least this evidence within the query's script (it
+reads most of the query and of those documents)."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How one query's scripts were placed against each other.
+
+    ``confirmed_by``: the lexical retriever whose best document in the query's script is among
+    the reference's first :data:`CONFIRM_DEPTH` there, or the reverse (the reference's own
+    scores then placed the scripts); ``baselines``: otherwise, per reference retriever, the
+    query's mean score over each script's documents (column ``code + 1``), subtracted from its
+    scores before they placed the scripts (None: not known, its scores placed them as they are).
+    """
+
+    confirmed_by: str | None
+    baselines: dict[str, np.ndarray] | None
+
+    def describe(self, reference: str, scripts: Sequence[str]) -> str:
+        """How the scripts were placed, in words (``scripts``: the names of the script codes)."""
+        if self.confirmed_by is not None:
+            return (
+                f"{reference}'s ranking as it scores them, since {self.confirmed_by} confirms a "
+                f"document in the query's script (its best one there is among {reference}'s "
+                f"first {CONFIRM_DEPTH} there, or the reverse)"
+            )
+        if self.baselines is None:
+            return f"{reference}'s ranking (its mean score per script is not known)"
+        means = []
+        for name, base in self.baselines.items():
+            parts = [f"{s.title()} {base[c + 1]:.3f}" for c, s in enumerate(scripts)]
+            means.append(f"{name}: " + ", ".join(parts))
+        return (
+            f"{reference}'s ranking less its mean score over each script's documents "
+            f"({'; '.join(means)}: a multilingual model leans towards the query's own script), "
+            f"since no lexical retriever confirms a document in the query's script"
+        )
+
+
+def _confirmer(sub, names, ref, i, evidence, own, reference_ids) -> str | None:
+    """The first lexical list whose best document in the query's script the reference ranks in
+    its first :data:`CONFIRM_DEPTH` there, or the reverse; None if none does."""
+    mine = _in_script(reference_ids, own)
+    if mine.size == 0:
+        return None
+    for j, name in enumerate(names):
+        if j in ref or evidence[j] < CONFIRM_EVIDENCE:
+            continue
+        theirs = _in_script(sub[j][0][i], own)
+        if theirs.size and (theirs[0] in mine[:CONFIRM_DEPTH] or mine[0] in theirs[:CONFIRM_DEPTH]):
+            return name
+    return None
+
+
+def _in_script(ids: np.ndarray, own: Strata) -> np.ndarray:
+    """The ids (padding dropped) in the query's script, in order (``own``: one query)."""
+    ids = ids[ids >= 0]
+    return ids[own.within(ids[None, :])[0]]
+
+
+def _shift(strata: Strata, names, ref, q: int) -> dict[str, np.ndarray] | None:
+    """Reference name -> query ``q``'s per-script baselines, for every reference list; None
+    unless all are known."""
+    known = strata.baselines or {}
+    if not all(names[j] in known for j in ref):
+        return None
+    return {names[j]: known[names[j]][q] for j in ref}
+
+
+def _shifted(ids: np.ndarray, scores: np.ndarray, baseline: np.ndarray, strata: Strata):
+    """``scores`` (one row, ``-1`` padded ``ids``) minus each document's script baseline."""
+    n_rows = strata.doc_scripts.shape[0]
+    valid = (ids >= 0) & (ids < n_rows)
+    codes = np.where(valid, strata.doc_scripts.take(np.clip(ids, 0, max(n_rows - 1, 0))), NO_SCRIPT)
+    out = np.asarray(scores, dtype=np.float64) - np.where(ids >= 0, baseline[codes + 1], 0.0)
+    return out[None, :]
 
 
 def _rows(lists: list[tuple[np.ndarray, np.ndarray]], rows: np.ndarray) -> list:

@@ -275,7 +275,7 @@ def _evidence(
     for name, r in retrievers.items():
         read, inside, outside = measure_evidence(r, q_texts, encoded[name], name, scripts, crossing)
         within[name], across[name] = read * inside, read * outside
-    return within, across, strata_for(retrievers, scripts)
+    return within, across, strata_for(retrievers, scripts, encoded)
 
 
 def _retrieve(

@@ -337,3 +337,25 @@ def test_statistics_survive_save_load_commits_and_older_saves(korean_engine, tmp
         want = totals(live)
     assert want["bm25"]["per_script"] == {"HANGUL": 3, "LATIN": 1}
     assert totals(HybridRetriever.load(tmp_path / "idx")) == want
+
+
+def test_unconfirmed_korean_query_places_scripts_by_dense_minus_script_means(korean_engine):
+    """No lexical retriever confirms a Hangul document for a query none of them can match, so
+    dense's scores minus its mean score over each script's documents (every document is in the
+    sample of this small collection) place the Latin document, and the hit says so."""
+    q = "고양이 사료"  # "cat food": no term in the collection
+    hits = korean_engine.search(q, k=4)
+    dense = korean_engine.retrievers["dense"]
+    texts = [*KO_DOCS, "NASA 2024"]
+    docs = dense._as_searched(dense.encode_documents(texts)).astype(np.float64)
+    query = dense._as_searched(dense.encode_queries([q]))[0].astype(np.float64)
+    latin = np.array([False, False, False, True])
+    means = np.where(latin, docs[latin].mean(0) @ query, docs[~latin].mean(0) @ query)
+    shifted = docs @ query - means
+    want = [bool(latin[i]) for i in np.argsort(-shifted, kind="stable")]
+    assert [h.id == "nasa" for h in hits] == want
+    raw = [bool(latin[i]) for i in np.argsort(-(docs @ query), kind="stable")]
+    assert want != raw  # the baselines moved the Latin document (else this test proves little)
+    text = hits[0].explain().weighting
+    assert "dense's ranking less its mean score over each script's documents" in text
+    assert "no lexical retriever confirms a document in the query's script" in text

@@ -2,8 +2,8 @@
 
 Concurrent searches from several threads can only overlap the parts that run without the GIL:
 the index kernels (SPLADE and BM25 numba ``nogil`` kernels, FAISS), the evidence kernel and the
-fusion kernels (:mod:`fusion._kernels`; the time of a call includes numba's dispatch, a few
-microseconds that do hold the GIL).
+fusion kernels (:mod:`fusion._kernels`, :mod:`fusion._scale`; the time of a call includes
+numba's dispatch, a few microseconds that do hold the GIL).
 Everything else (query handling, validation, fusion, evidence, hit assembly, locks) is Python
 holding the GIL, and with a share ``p`` of it two threads give at most ``min(2, 1 / p)`` times
 one thread's queries per second, less in practice (a thread returning from a kernel waits for
@@ -80,7 +80,7 @@ def instrument(engine) -> None:
         (fusion_normalize, ("zscore_rows",)),
         (fusion_api, ("fuse_lists", "fuse_entries", "gather_entries")),
         (fusion_combine, ("combine_per_list",)),
-        (fusion_trusted, ("fuse_lists", "entries_valid")),
+        (fusion_trusted, ("fuse_checked",)),
     ):
         for name in names:
             if hasattr(module, name):

@@ -1,11 +1,17 @@
-"""The compiled step of adaptive fusion's weights (private): per query, each list's weight times
-its evidence, in one GIL-free call (:func:`fusion.methods.scaled_weights` and
-:func:`fusion.trusted.fuse_trusted` use it)."""
+"""Compiled steps of the engine's fusion (private): adaptive fusion's per-query weights
+(:func:`scale_rows`, behind :func:`fusion.methods.scaled_weights`) and the trusted entry's one
+GIL-free call (:func:`fuse_checked`, behind :func:`fusion.trusted.fuse_trusted`)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from ._kernels import entries_valid, fuse_lists
+
+FUSED, INVALID, LEFT_OUT, OVERFLOW = 0, 1, 2, 3
+"""What :func:`fuse_checked` says: fused, an invalid entry, evidence out of range or a list left
+out for some query, a statistic or fused score that overflowed."""
 
 
 @njit(cache=True, nogil=True)
@@ -37,3 +43,38 @@ def scale_rows(w, e):
             if not out[q, j] > 0:
                 all_positive = False
     return out, in_range, all_positive
+
+
+@njit(cache=True, nogil=True)
+def fuse_checked(ids, scores, starts, norm, depth, w, e, scaled, uses_rank, kind, power, k, top):
+    """:func:`fusion._kernels.fuse_lists` of side-by-side lists after their checks, in one call:
+    ``(status, weights, *fields, kept)``. ``w`` ``(1, L)`` positive weights, scaled by the
+    evidence ``e`` ``(n, L)`` when ``scaled`` (:func:`scale_rows`); ``status`` :data:`FUSED`
+    or why not (then the other fields are empty)."""
+    n_q = ids.shape[0]
+    n_lists = w.shape[1]
+    if not entries_valid(ids, scores):
+        return _failed(INVALID, n_lists)
+    if scaled:
+        rows, in_range, positive = scale_rows(w, e)
+        if not (in_range and positive):
+            return _failed(LEFT_OUT, n_lists)
+    else:
+        rows = np.empty((n_q, n_lists))
+        for q in range(n_q):
+            rows[q] = w[0]
+    active = np.arange(n_lists)
+    ok, union, fused, ranks, raw, terms, contrib, kept = fuse_lists(
+        ids, scores, starts, norm, depth, rows, active, n_lists, uses_rank, kind, power, k, top
+    )
+    if not ok:
+        return _failed(OVERFLOW, n_lists)
+    return FUSED, rows, union, fused, ranks, raw, terms, contrib, kept
+
+
+@njit(cache=True, nogil=True)
+def _failed(status, n_lists):
+    none = np.empty(0, np.int64)
+    matrix = np.empty((0, n_lists))
+    ranks = np.empty((0, n_lists), np.int64)
+    return status, matrix, none, np.empty(0), ranks, matrix, matrix, matrix, none

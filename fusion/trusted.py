@@ -4,7 +4,8 @@
 weights and evidence as lists), which costs a search more holding the GIL than its fusion
 kernel takes without it. :func:`fuse_trusted` takes the fast road only for what indexes return
 (2-D int64 ids and float32/float64 scores of equal shapes, positive finite weights, evidence in
-[0, 1]): the same checks done with a few array calls, then the same compiled kernel
+[0, 1]): the lists side by side, then one GIL-free call (:func:`fusion._scale.fuse_checked`)
+that checks their entries, scales the weights by the evidence and runs the same kernel
 (:func:`fusion._kernels.fuse_lists`) with the same arguments as :func:`fusion.fuse_padded`.
 Anything else (another dtype, an invalid entry, a method fused step by step, an overflow) goes
 through :func:`fusion.fuse_padded` itself, so results and errors are always exactly its.
@@ -21,9 +22,9 @@ import numpy as np
 
 from . import methods as _m
 from ._core import FusionResult
-from ._kernels import NORM_ZSCORE, entries_valid, fuse_lists
+from ._kernels import NORM_ZSCORE
 from ._options import RANK_METHODS, resolve_options
-from ._scale import scale_rows
+from ._scale import FUSED, fuse_checked
 from .api import _BLOCK_ENTRIES, fuse_padded
 
 _NORM_CODES = {"none": 0, "zscore": NORM_ZSCORE}
@@ -31,6 +32,7 @@ _SCORE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _INT64 = np.dtype(np.int64)
 _FLOAT64 = np.dtype(np.float64)
 _TOP_MAX = int(np.iinfo(np.int64).max)
+_NO_EVIDENCE = np.empty((0, 0))
 
 
 def fuse_trusted(
@@ -56,7 +58,8 @@ def fuse_trusted(
 
 def _arrays(lists: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
     """The lists side by side (int64 ids, float64 scores) and their widths, when every list is
-    a valid pair of 2-D arrays as indexes produce them; None otherwise."""
+    a pair of 2-D arrays as indexes produce them (their entries are checked in the kernel);
+    None otherwise."""
     if not isinstance(lists, list | tuple) or not lists:
         return None
     n_q = None
@@ -77,25 +80,24 @@ def _arrays(lists: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, list[int]] | 
     else:
         ids = np.concatenate([p[0] for p in lists], axis=1)
         scores = np.concatenate([p[1] for p in lists], axis=1, dtype=np.float64)
-    if not entries_valid(ids, scores):  # fuse_padded names the list and the entry
-        return None
     return ids, scores, [p[0].shape[1] for p in lists]
 
 
 def _checked_weights(weights: Any, n_lists: int) -> np.ndarray | None:
-    """Positive finite per-list weights as float64, None for anything else."""
+    """Positive finite per-list weights as a float64 ``(1, n_lists)`` row, None otherwise."""
     if weights is None:
-        return np.ones(n_lists)
+        return np.ones((1, n_lists))
     if not isinstance(weights, list | tuple) or len(weights) != n_lists:
         return None
     for x in weights:
         if type(x) is not float or not (x > 0 and math.isfinite(x)):
             return None
-    return np.array(weights, dtype=np.float64)
+    return np.array([weights], dtype=np.float64)
 
 
 def _fuse(lists, fast, method, weights, norm, k, top, depth, evidence) -> list | None:
-    """The fused results, or None where :func:`fusion.fuse_padded` must decide."""
+    """The fused results, or None where :func:`fusion.fuse_padded` must decide (an invalid
+    entry, bad evidence, a list left out for some query, an overflow, several blocks)."""
     ids, scores, widths = fast
     n_lists = len(lists)
     n_q = ids.shape[0]
@@ -118,39 +120,27 @@ def _fuse(lists, fast, method, weights, norm, k, top, depth, evidence) -> list |
             return None
         if evidence.dtype != _FLOAT64 or evidence.shape != (n_q, n_lists):
             return None
-        w_rows, in_range, everywhere = scale_rows(w[None], evidence)
-        if not (in_range and everywhere):  # bad evidence, or a list left out for some query
-            return None
-    else:
-        w_rows = np.repeat(w[None], n_q, axis=0)
     if max(1, _BLOCK_ENTRIES // max(sum(widths), 1)) < n_q:
         return None  # fused in several blocks
-    return _kernel(ids, scores, widths, norm, method, depth, w_rows, n_lists, k, top)
-
-
-def _kernel(ids, scores, widths, norm, method, depth, w_rows, n_lists, k, top) -> list | None:
-    """One :func:`fusion._kernels.fuse_lists` call, as :func:`fusion.api._fuse_raw` makes it;
-    None when a statistic overflowed."""
     spec = _m.PER_LIST[method]
-    starts = np.array([0, *itertools.accumulate(widths)], dtype=np.int64)
-    ok, *fields, keep = fuse_lists(
+    status, w_rows, *fields, keep = fuse_checked(
         ids,
         scores,
-        starts,
+        np.array([0, *itertools.accumulate(widths)], dtype=np.int64),
         _NORM_CODES.get(norm, 0),
         -1 if depth is None else depth,
-        w_rows,
-        np.arange(n_lists, dtype=np.int64),
-        n_lists,
+        w,
+        _NO_EVIDENCE if evidence is None else evidence,
+        evidence is not None,
         spec.uses == "rank",
         spec.term,
         spec.count_power,
-        float(k) if method == "rrf" else 0.0,
+        float(k) if method == "rrf" else 0.0,  # what fuse_padded passes (only RRF reads k)
         -1 if top is None else top,
     )
-    if not ok:
+    if status != FUSED:
         return None
-    if ids.shape[0] == 1:
+    if n_q == 1:
         return [FusionResult(*fields, weights=w_rows[0])]
     cuts = [0, *np.cumsum(keep).tolist()]
     return [

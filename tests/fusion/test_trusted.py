@@ -106,6 +106,7 @@ def _error(fn, lists, **kwargs):
         "bad depth",
         "bad top",
         "shape mismatch",
+        "overflow",
     ],
 )
 def test_same_errors(case):
@@ -132,6 +133,11 @@ def test_same_errors(case):
         kwargs["depth"] = 0
     elif case == "bad top":
         kwargs["top"] = -1
+    elif case == "overflow":  # fused scores beyond float64: the general path says so
+        ids0 = lists[0][0]
+        huge = np.where(ids0 >= 0, 1.5e308, -np.inf)
+        lists[:] = [(ids0, huge), (ids0.copy(), huge.copy())]
+        kwargs = {"method": "wsum", "norm": "none", "weights": [1.0, 1.0]}
     else:
         lists[1] = (ids[:1], scores[:1])
     assert _error(fuse_trusted, lists, **kwargs) == _error(fusion.fuse_padded, lists, **kwargs)

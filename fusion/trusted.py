@@ -101,7 +101,10 @@ def _fuse(lists, fast, method, weights, norm, k, top, depth, evidence) -> list |
     ids, scores, widths = fast
     n_lists = len(lists)
     n_q = ids.shape[0]
-    norm = resolve_options(method, norm, k, None, n_lists, top)
+    try:
+        norm = resolve_options(method, norm, k, None, n_lists, top)
+    except (TypeError, ValueError):
+        return None  # fuse_padded raises it, after checking the lists first
     if method not in RANK_METHODS and norm not in _NORM_CODES:
         return None
     if depth is not None:

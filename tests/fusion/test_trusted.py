@@ -107,6 +107,7 @@ def _error(fn, lists, **kwargs):
         "bad top",
         "shape mismatch",
         "overflow",
+        "nan score and bad norm",
     ],
 )
 def test_same_errors(case):
@@ -133,6 +134,9 @@ def test_same_errors(case):
         kwargs["depth"] = 0
     elif case == "bad top":
         kwargs["top"] = -1
+    elif case == "nan score and bad norm":  # the lists are checked first, as fuse_padded does
+        scores[0, 0], ids[0, 0] = np.nan, 3
+        kwargs["norm"] = "nope"
     elif case == "overflow":  # fused scores beyond float64: the general path says so
         ids0 = lists[0][0]
         huge = np.where(ids0 >= 0, 1.5e308, -np.inf)

@@ -2,8 +2,8 @@
 
 Concurrent searches from several threads can only overlap the parts that run without the GIL:
 the index kernels (SPLADE and BM25 numba ``nogil`` kernels, FAISS), the evidence kernel and the
-fusion kernels (:mod:`fusion._kernels`; the time of a call includes numba's dispatch, a few
-microseconds that do hold the GIL).
+fusion kernels (:mod:`fusion._kernels`, :mod:`fusion._scale`; the time of a call includes
+numba's dispatch, a few microseconds that do hold the GIL).
 Everything else (query handling, validation, fusion, evidence, hit assembly, locks) is Python
 holding the GIL, and with a share ``p`` of it two threads give at most ``min(2, 1 / p)`` times
 one thread's queries per second, less in practice (a thread returning from a kernel waits for
@@ -61,7 +61,8 @@ def instrument(engine) -> None:
     import indexes.bm25 as bm25
     import indexes.sparse as sparse
 
-    sparse.K.search_serial = _timed(sparse.K.search_serial, "SPLADE kernel")
+    for name in ("search_serial", "search_segment"):
+        setattr(sparse.K, name, _timed(getattr(sparse.K, name), "SPLADE kernel"))
     for name in ("search_positive", "search_batch"):
         setattr(bm25._k, name, _timed(getattr(bm25._k, name), "BM25 kernel"))
     import hybrid.engine.evidence as evidence
@@ -72,12 +73,14 @@ def instrument(engine) -> None:
     import fusion._core as fusion_core
     import fusion.api as fusion_api
     import fusion.normalize as fusion_normalize
+    import fusion.trusted as fusion_trusted
 
     for module, names in (
         (fusion_core, ("canonical_rows", "align_rows", "order_union", "entries_valid")),
         (fusion_normalize, ("zscore_rows",)),
         (fusion_api, ("fuse_lists", "fuse_entries", "gather_entries")),
         (fusion_combine, ("combine_per_list",)),
+        (fusion_trusted, ("fuse_checked",)),
     ):
         for name in names:
             if hasattr(module, name):

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._kernels import TERM_ISR, TERM_RRF, TERM_VALUE, contributions_of, terms_of
+from ._scale import scale_rows
 from ._validate import check_real, matrix, rank_matrix, real_array, weights_arg
 
 __all__ = [
@@ -277,12 +278,12 @@ def adaptive_weights(weights: np.ndarray | None, evidence: np.ndarray) -> np.nda
 def scaled_weights(w: np.ndarray, e: np.ndarray) -> np.ndarray:
     """:func:`adaptive_weights` of checked float64 arrays (what :func:`fusion.fuse_padded`
     calls after checking its arguments)."""
-    base = np.broadcast_to(w, e.shape)
-    out = base * e
-    dead = ~(out > 0).any(axis=-1)
-    if dead.any():
-        out[dead] = base[dead]
-    return out
+    base = np.broadcast_to(w, e.shape)  # (refuses shapes that do not match)
+    if e.size == 0:
+        return base * e
+    rows = e.shape[-1] if e.ndim else 1
+    out, _, _ = scale_rows(base.reshape(-1, rows), e.reshape(-1, rows))
+    return out.reshape(e.shape)
 
 
 def adaptive(

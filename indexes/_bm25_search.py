@@ -67,7 +67,8 @@ class SearchMixin:
         if not q_terms or not st.segments or k == 0:
             return empty_result(n_q, k)
         terms = np.array(q_terms, dtype=np.int32)
-        stats = (_ro(idf), *self._formula(), _ro(st.absent))
+        views = _views(st)
+        stats = (views[0], *self._formula(), views[1])
         mask = None if allowed is None else _ro(allowed.view(np.uint8))
         if st.impacts is None and st.stale is not None and positive:
             rows = [self._search_stale(st, stats, terms[a:b], k, mask) for a, b in pairwise(q_ptr)]
@@ -79,11 +80,14 @@ class SearchMixin:
         n_q = q_ptr.shape[0] - 1
         best: tuple[np.ndarray, np.ndarray] | None = None
         for i, seg in enumerate(st.segments):
-            imp = _NO_IMPACTS if st.impacts is None else st.impacts[i]
+            seg_views = _views(st)[2][i]
+            imp = _NO_IMPACTS if st.impacts is None else seg_views[3]
             seg_mask = None if mask is None else mask[seg.base : seg.base + seg.n_docs]
             if seg_mask is not None and not seg_mask.any():
                 continue
-            res = self._search_segment(seg, st, imp, stats, positive, q_ptr, terms, k, seg_mask)
+            res = self._search_segment(
+                seg, st, imp, stats, positive, q_ptr, terms, k, seg_mask, views=seg_views
+            )
             if seg.base:
                 res[0][res[0] >= 0] += seg.base
             best = res if best is None else _k.merge_top(*best, *res, k)
@@ -143,40 +147,51 @@ class SearchMixin:
                 return None
         return best
 
-    def _search_segment(self, seg, st, imp, stats, positive, q_ptr, terms, k, seg_mask, scale=None):
+    def _search_segment(
+        self, seg, st, imp, stats, positive, q_ptr, terms, k, seg_mask, scale=None, views=None
+    ):
+        """One segment's top ``k``. ``views``: the segment's read-only arrays from
+        :func:`_views` (``imp`` is then read-only already); made here when None."""
         n_docs = seg.n_docs
         lo, hi = seg.base, seg.base + n_docs
-        postings = (_ro(seg.indptr), _ro(seg.docs), _ro(seg.tfs), _ro(imp))
+        if views is None:
+            indptr, docs, tfs, imp = _ro(seg.indptr), _ro(seg.docs), _ro(seg.tfs), _ro(imp)
+            dn = None
+        else:
+            indptr, docs, tfs, _, dn = views
         if not positive:  # the general kernel: contributions that may be <= 0
-            args = (*postings[:3], None, st.dn[lo:hi], *stats, q_ptr, terms, k)
+            args = (indptr, docs, tfs, None, st.dn[lo:hi], *stats, q_ptr, terms, k)
             with (
                 self._pool.take(("acc", n_docs), np.float32) as acc,
                 self._pool.take(("seen", n_docs), np.uint8) as seen,
                 self._pool.take(("touched", n_docs), np.int32) as touched,
             ):
                 return _k.search_batch(*args, acc, seen, touched)
-        args = (*postings, _ro(st.dn[lo:hi]), *stats, q_ptr, terms, k)
+        dn = _ro(st.dn[lo:hi]) if dn is None else dn
+        args = (indptr, docs, tfs, imp, dn, *stats, q_ptr, terms, k)
         if seg_mask is not None and np.count_nonzero(seg_mask) * _c._SELECTIVE_RATIO < n_docs:
             rows = _kr.allowed_rows(seg_mask)
             with self._pool.take(("acc", n_docs), np.float32) as acc:
                 return _kr.search_allowed(*args, acc, seg_mask, rows, _c._GALLOP_RATIO)
         # Room for the last block's scan chunk past n_docs, and for a whole block.
         n_acc = max(_c._BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK)
-        with (
-            self._pool.take(("acc", n_acc), np.float32) as acc,
-            self._pool.take(("touched", n_docs), np.int32) as touched,
-        ):
-            mask = _NO_MASK if seg_mask is None else seg_mask
-            args = (*args[:4], _NO_SCALE if scale is None else _ro(scale), *args[4:])
-            return _k.search_positive(
-                *args,
-                acc,
-                touched,
-                mask,
-                _c._BLOCK_DOCS,
-                _k.CHUNK,
-                _c._SPARSE_RATIO,
-            )
+        pool = self._pool
+        acc = pool.get(("acc", n_acc), np.float32)
+        touched = pool.get(("touched", n_docs), np.int32)
+        out = _k.search_positive(
+            *args[:4],
+            _NO_SCALE if scale is None else _ro(scale),
+            *args[4:],
+            acc,
+            touched,
+            _NO_MASK if seg_mask is None else seg_mask,
+            _c._BLOCK_DOCS,
+            _k.CHUNK,
+            _c._SPARSE_RATIO,
+        )  # a kernel that raised leaves its buffers dirty: they are not put back
+        pool.put(("acc", n_acc), acc)
+        pool.put(("touched", n_docs), touched)
+        return out
 
     def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:
         """Per-term score contributions of one live document, largest first.
@@ -215,6 +230,27 @@ class SearchMixin:
             out.append((term, count * value))
         out.sort(key=lambda tv: (-tv[1], tv[0]))
         return out
+
+
+def _views(st: Any) -> tuple:
+    """Read-only views of what the kernels read of state ``st``, made once per state (a
+    frozen :class:`~indexes._bm25_common._State`, replaced by every write): ``(idf, absent,
+    per segment (indptr, docs, tfs, impacts or None, dn))``."""
+    views = st.__dict__.get("_views")
+    if views is None:
+        segs = tuple(
+            (
+                _ro(seg.indptr),
+                _ro(seg.docs),
+                _ro(seg.tfs),
+                None if st.impacts is None else _ro(st.impacts[i]),
+                _ro(st.dn[seg.base : seg.base + seg.n_docs]),
+            )
+            for i, seg in enumerate(st.segments)
+        )
+        views = (_ro(st.idf), _ro(st.absent), segs)
+        st.__dict__["_views"] = views  # (two searches may both make them: equal views)
+    return views
 
 
 _WARM: set[tuple] = set()

@@ -43,6 +43,8 @@ def finish(ids: np.ndarray, scores: np.ndarray, k_eff: int, k: int) -> SearchRes
     n_q = ids.shape[0]
     ids = ids.astype(np.int64, copy=False)
     scores = scores.astype(np.float32, copy=False)
+    if k_eff == k == ids.shape[1] and (ids.size == 0 or ids.min() >= 0):  # full rows, no padding
+        return SearchResult(np.ascontiguousarray(ids), np.ascontiguousarray(scores))
     pad = ids < 0
     if pad.any():
         # move padding to the end of each row, keeping hit order, and give it PAD_SCORE

@@ -16,7 +16,8 @@ import numpy as np
 
 
 class ScratchPool:
-    """``with pool.take((name, size), dtype) as buf:`` a zeroed array of ``size`` elements."""
+    """``with pool.take((name, size), dtype) as buf:`` a zeroed array of ``size`` elements
+    (or :meth:`get` and :meth:`put`, without a context manager)."""
 
     def __init__(self, keep: int = 8, keys: int = 64) -> None:
         self._free: dict[Hashable, list[np.ndarray]] = {}
@@ -26,6 +27,13 @@ class ScratchPool:
 
     @contextmanager
     def take(self, key: tuple[Hashable, int], dtype: type) -> Iterator[np.ndarray]:
+        buf = self.get(key, dtype)
+        yield buf  # an exception in the block skips the return below: the buffer is dropped
+        self.put(key, buf)
+
+    def get(self, key: tuple[Hashable, int], dtype: type) -> np.ndarray:
+        """A zeroed buffer of ``key[1]`` elements, to :meth:`put` back once it is clean
+        again (what :meth:`take` does; a caller whose kernel raised keeps it instead)."""
         with self._lock:
             free = self._free.get(key)
             buf = free.pop() if free else None
@@ -33,7 +41,10 @@ class ScratchPool:
                 del self._free[key]
         if buf is None:
             buf = np.zeros(key[1], dtype=dtype)
-        yield buf  # an exception in the block skips the return below: the buffer is dropped
+        return buf
+
+    def put(self, key: tuple[Hashable, int], buf: np.ndarray) -> None:
+        """Return a clean buffer taken with :meth:`get` under the same ``key``."""
         with self._lock:
             free = self._free.pop(key, [])
             if len(free) < self._keep:

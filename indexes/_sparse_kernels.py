@@ -396,3 +396,24 @@ def search_parallel(ptr, docs, w, dense_of, dense, deleted, q_ptr, q_idx, q_val,
             b = q_ptr[q + 1]
             out_n[q] = _search_one(ptr, docs, w, dense_of, dense, deleted, q_idx[a:b],
                                    q_val[a:b], k, theta[q], acc, out_s[q], out_i[q])
+
+
+@njit(cache=_CACHE, nogil=True)
+def search_segment(ptr, docs, w, dense_of, dense, deleted, q_ptr, q_idx, q_val, k, acc2):
+    """:func:`search_serial` over the only segment of an index, from the queries' CSR arrays as
+    they are (their indices widened here), with the first accumulator row of ``acc2``:
+    ``(ids, scores, overflow)``, ``(n_queries, k)`` each
+    padded with -1 / -inf, ``overflow`` whether a score reached +inf."""
+    n_q = q_ptr.shape[0] - 1
+    out_s = np.full((n_q, k), -np.inf, np.float32)
+    out_i = np.full((n_q, k), -1, np.int64)
+    out_n = np.zeros(n_q, np.int64)
+    theta = np.zeros(n_q, np.float32)
+    search_serial(ptr, docs, w, dense_of, dense, deleted, q_ptr.astype(np.int64),
+                  q_idx.astype(np.int64), q_val, k, theta, acc2[0], out_s, out_i, out_n)
+    overflow = False
+    for q in range(n_q):
+        for j in range(k):
+            if out_s[q, j] == np.inf:
+                overflow = True
+    return out_i, out_s, overflow

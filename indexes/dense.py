@@ -274,7 +274,7 @@ class DenseIndex:
             with np.errstate(invalid="ignore"):
                 big = np.abs(raw) > np.finfo(np.float32).max
             if big.any():
-                rows = np.flatnonzero(big.reshape(-1, big.shape[-1]).any(axis=1))
+                rows = np.flatnonzero(big.reshape(-1, big.shape[-1] if big.ndim else 1).any(1))
                 raise ValueError(
                     f"{what} hold values beyond float32's range (+-3.4e38) in row(s) "
                     f"{rows[:10].tolist()}; scale them down"
@@ -469,6 +469,9 @@ class DenseIndex:
         k_eff = min(k, n_stored)
         faiss = _faiss()
         params = self._search_params(faiss)
+        if params is None and threads is None:  # the common case, without a context manager
+            scores, ids = self._index.search(q, k_eff)
+            return finish(ids, scores, k_eff, k)
         with _omp_threads(faiss, threads):
             if params is None:
                 scores, ids = self._index.search(q, k_eff)

@@ -106,6 +106,13 @@ def _as_csr(x: Any, what: str) -> sp.csr_matrix:
     return m
 
 
+def _overflow() -> ValueError:
+    return ValueError(
+        "a score overflowed float32 (query weight x document weight too large); "
+        "scale the query or document weights down"
+    )
+
+
 class SparseIndex:
     """Exact dot-product top-k over sparse document vectors (rows of a CSR matrix).
 
@@ -314,10 +321,12 @@ class SparseIndex:
             raise ValueError(f"queries have {q.shape[1]} columns, the index has dim={self.dim}")
         if not self._segments or n_q == 0 or k == 0:
             return empty_result(n_q, k)
-        q_ptr = q.indptr.astype(np.int64)
-        q_idx = q.indices.astype(np.int64)
         q_val = (q.data * self.quant_step).astype(np.float32)
         n_threads = self._n_threads(threads, n_q)
+        if n_threads == 1 and len(self._segments) == 1 and not self._segments[0].base:
+            return self._search_one_segment(q, q_val, k, allowed)
+        q_ptr = q.indptr.astype(np.int64)
+        q_idx = q.indices.astype(np.int64)
         best_i = best_s = None
         theta = np.zeros(n_q, np.float32)
         acc = self._workspace(n_threads)
@@ -362,11 +371,25 @@ class SparseIndex:
         if best_i is None:
             return empty_result(n_q, k)
         if (best_s == np.inf).any():
-            raise ValueError(
-                "a score overflowed float32 (query weight x document weight too large); "
-                "scale the query or document weights down"
-            )
+            raise _overflow()
         return SearchResult(best_i, best_s)
+
+    def _search_one_segment(self, q, q_val, k, allowed) -> SearchResult:
+        """:meth:`search` of an index with one segment in the calling thread."""
+        seg = self._segments[0]
+        excluded = seg.deleted
+        if allowed is not None:
+            part = allowed[: seg.n_docs]
+            if not part.any():
+                return empty_result(int(q.shape[0]), k)
+            excluded = (seg.deleted | ~part).view(np.uint8)
+        acc = self._workspace(1)
+        args = (seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense, excluded)
+        ids, scores, overflow = K.search_segment(*args, q.indptr, q.indices, q_val, k, acc)
+        self._pool.append(acc)
+        if overflow:
+            raise _overflow()
+        return SearchResult(ids, scores)
 
     def _n_threads(self, threads: int | None, n_q: int) -> int:
         t = threads if threads is not None else self.threads

@@ -150,7 +150,15 @@ class EngineBase:
 
 
 def fusion_label(cfg: FusionConfig) -> str:
-    """How a fusion configuration is named in explanations."""
+    """How a fusion configuration is named in explanations (found once per configuration:
+    it is frozen)."""
+    label = cfg.__dict__.get("_label")
+    if label is None:
+        label = cfg.__dict__["_label"] = _label(cfg)
+    return label
+
+
+def _label(cfg: FusionConfig) -> str:
     if cfg.method in fusion_lib.RANK_METHODS:
         return f"{cfg.method} k={cfg.rrf_k:g}" if cfg.method == "rrf" else cfg.method
     norm = fusion_lib.check_options(cfg.method, cfg.norm, cfg.rrf_k)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 import fusion
+from fusion.trusted import fuse_trusted
 from hybrid.engine.config import FusionConfig
 from hybrid.engine.strata import Placement, Strata, stratified_fuse
 from indexes.base import SearchResult
@@ -170,25 +171,28 @@ class Candidates:
         retrievers with a positive weight, their lists (cut to ``config.retrieval_depth``) and
         the keyword arguments (method, weights, norm, k; ``depth`` and ``evidence`` for
         ``"adaptive"``, which reads :attr:`evidence`: 1.0, with a warning, where missing)."""
-        weights = {n: float(config.weights.get(n, 1.0)) for n in self.names}
-        unknown = {n for n, w in config.weights.items() if n not in self.results and w > 0}
+        given = config.weights
+        weights = {n: float(given.get(n, 1.0)) for n in self.results}
+        unknown = {n for n, w in given.items() if n not in self.results and w > 0}
         if unknown:  # (a weight of 0 may name a retriever that was not searched)
             raise ValueError(
                 f"weights name unknown retrievers {sorted(unknown)}; have {self.names}"
             )
         if names is None:
-            names = [n for n in self.names if weights[n] > 0]
+            names = [n for n in self.results if weights[n] > 0]
         names = list(names)
         if not names:
             raise ValueError("every retriever weight is 0: nothing to fuse")
-        depth = min(config.retrieval_depth, self.depth)
+        wanted = config.retrieval_depth
+        have = self.depth
+        depth = min(wanted, have)
         n_docs = len(self.doc_ids) if self.doc_ids else depth
-        if min(config.retrieval_depth, n_docs) > self.depth:  # shallower than asked
+        if min(wanted, n_docs) > have:  # shallower than asked
             logger.warning(
                 "hybrid: config depth %d exceeds the candidates' depth %d; using %d",
-                config.retrieval_depth,
-                self.depth,
-                self.depth,
+                wanted,
+                have,
+                have,
             )
         options: dict[str, Any] = {
             "method": config.method,
@@ -203,25 +207,28 @@ class Candidates:
                     "hybrid: candidates carry no evidence for %s; adaptive fusion uses 1.0",
                     ", ".join(missing),
                 )
-            ones = np.ones(len(self))
-            evidence = np.stack([self.evidence.get(n, ones) for n in names], axis=1)
-            options.update(depth=min(int(config.depth), depth), evidence=evidence)
-        lists = [(self.results[n].ids[:, :depth], self.results[n].scores[:, :depth]) for n in names]
+            options.update(depth=min(int(config.depth), depth), evidence=self._columns(names))
+        lists = []
+        for n in names:  # a cut that keeps every column is the arrays themselves
+            r = self.results[n]
+            cut = depth < r.ids.shape[1]
+            lists.append((r.ids[:, :depth], r.scores[:, :depth]) if cut else (r.ids, r.scores))
         return names, lists, options
 
     def fuse(
         self, config: FusionConfig, k: int, names: Sequence[str] | None = None
     ) -> tuple[list[str], list[fusion.FusionResult]]:
-        """Fused, explained rankings (:func:`fusion.fuse_padded`), one per query, top ``k``;
-        with the names of the retrievers fused (the columns of each result). ``"adaptive"``
-        fuses by script strata where :attr:`strata` is known (:mod:`hybrid.engine.strata`)."""
+        """Fused, explained rankings (:func:`fusion.fuse_padded`, through its trusted entry
+        :func:`fusion.trusted.fuse_trusted`), one per query, top ``k``; with the names of the
+        retrievers fused (the columns of each result). ``"adaptive"`` fuses by script strata
+        where :attr:`strata` is known (:mod:`hybrid.engine.strata`)."""
         names, lists, options = self.fusion_args(config, names)
         if self._by_strata(config, names, options):
             across = self._across(names)
             return names, stratified_fuse(
                 lists, names, options, across, self.strata, k, self.placements
             )
-        return names, fusion.fuse_padded(lists, top=k, **options)
+        return names, fuse_trusted(lists, top=k, **options)
 
     def fused_arrays(
         self, config: FusionConfig | str, k: int = 100
@@ -253,18 +260,30 @@ class Candidates:
         script it does not: ``options``' evidence becomes each query's stratum's instead."""
         if config.method != fusion.ADAPTIVE or self.strata is None:
             return False
-        one = self.strata.evidence(options["evidence"], self._across(names))
-        if one is None:
+        sides = self.strata.sides()
+        if sides is None:
             return True
-        options["evidence"] = one
+        if not sides.all():  # (every query within its script: the evidence stays as it is)
+            options["evidence"] = np.where(sides[:, None], options["evidence"], self._across(names))
         return False
 
     def _across(self, names: Sequence[str]) -> np.ndarray:
         """``(n_queries, len(names))`` evidence across scripts (within where not measured)."""
-        ones = np.ones(len(self))
-        return np.stack(
-            [self.evidence_across.get(n, self.evidence.get(n, ones)) for n in names], axis=1
-        )
+        return self._columns(names, self.evidence_across)
+
+    def _columns(self, names: Sequence[str], first: dict | None = None) -> np.ndarray:
+        """``(n_queries, len(names))`` float64 evidence: each name's in ``first``, else in
+        :attr:`evidence`, else 1.0."""
+        ones = None
+        cols = []
+        for n in names:
+            col = None if first is None else first.get(n)
+            if col is None:
+                col = self.evidence.get(n)
+            if col is None:
+                col = ones = np.ones(len(self)) if ones is None else ones
+            cols.append(col)
+        return np.ascontiguousarray(np.array(cols, dtype=np.float64).T)
 
     def run(self, config: FusionConfig | str, k: int = 100) -> dict[str, dict[str, float]]:
         """A ranx/TREC-style run: query id -> {doc id: score} of the top ``k``."""

@@ -262,12 +262,15 @@ def stratum_reach(
     cross = np.zeros(n) if crossing is None else np.asarray(crossing, dtype=np.float64)
     if cross.shape != (n,):
         raise ValueError(f"crossing must hold {n} values, got shape {cross.shape}")
-    cross = np.clip(cross, 0.0, 1.0)
     shares = {script: stats.intact_shares(script) for script in set(scripts)}
-    within = np.array([shares[s][0] for s in scripts], dtype=np.float64)
-    outside = np.array([shares[s][1] for s in scripts], dtype=np.float64)
-    none = np.array([s is None for s in scripts], dtype=bool)
-    return within, np.where(none, within, outside * cross)
+    pairs = [shares[s] for s in scripts]
+    within = [inside for inside, _ in pairs]
+    # a query without letters is within every document; else outside share x clipped crossing
+    across = [
+        inside if s is None else outside * min(max(c, 0.0), 1.0)
+        for (inside, outside), s, c in zip(pairs, scripts, cross.tolist(), strict=True)
+    ]
+    return np.array(within, dtype=np.float64), np.array(across, dtype=np.float64)
 
 
 def strata_for(
@@ -284,13 +287,19 @@ def strata_for(
     scripts also gets each reference retriever's per-script baselines (its
     ``script_baselines``, e.g. :meth:`~hybrid.engine.retrievers.DenseRetriever.script_baselines`).
     """
-    bound = (r.collection_stats() for r in retrievers.values() if getattr(r, "script_bound", 0))
-    stats = next((s for s in bound if s is not None), None)
+    stats = None
+    names = []  # the reference: retrievers that are not script-bound
+    for name, r in retrievers.items():
+        if not getattr(r, "script_bound", False):
+            names.append(name)
+        elif stats is None:
+            stats = r.collection_stats()
     if stats is None:
         return None
-    codes = {s: stats.scripts.index(s) if s in stats.scripts else -3 for s in set(scripts)}
+    known = stats.scripts
+    codes = {s: known.index(s) if s in known else -3 for s in set(scripts)}
     query = np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
-    reference = tuple(n for n, r in retrievers.items() if not getattr(r, "script_bound", False))
+    reference = tuple(names)
     only = stats.only_script()
     baselines = {}
     if only is None and encoded:
@@ -351,7 +360,7 @@ def measure_evidence(
     """
     n_q = len(queries)
     read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
-    if read.shape != (n_q,) or not np.all((read >= 0) & (read <= 1)):
+    if read.shape != (n_q,) or not all(0 <= x <= 1 for x in read.tolist()):  # (NaN is not)
         label = name or getattr(retriever, "kind", type(retriever).__name__)
         raise ValueError(
             f"retriever {label!r}: evidence must be {n_q} values in [0, 1], got shape {read.shape}"

@@ -165,20 +165,61 @@ class ExplainMixin(EngineBase):
         ranks, raw = result.ranks.tolist(), result.raw_scores.tolist()
         normalized, contributions = result.normalized.tolist(), result.contributions.tolist()
         scores = result.scores.tolist()
+        whys: dict[int, tuple] = {}  # row -> what its weighting is said from (adaptive only)
+        explain = self._query_explainer(label, candidates, q, names, base, placed, whys)
+        store = self.store
+        doc_ids, texts, metadata = store.ids, store.texts, store.metadata
+        columns = list(enumerate(names))
         for i, row in enumerate(result.ids.tolist()):
             rank_i, raw_i, norm_i, contrib_i = ranks[i], raw[i], normalized[i], contributions[i]
             used_i, ev_i = used[i], evidence[i]
             sources = {
                 name: source_score(rank_i[j], raw_i[j], norm_i[j], contrib_i[j], used_i[j], ev_i[j])
-                for j, name in enumerate(names)
+                for j, name in columns
             }
+            if base is not None:
+                whys[row] = (used_i, ev_i, within[i])
+            score = scores[i]
+            hits.append(  # what make_hit builds, with one explainer shared by the query's hits
+                new_hit(
+                    id=doc_ids[row],
+                    score=score,
+                    text=texts[row],
+                    rank=i + 1,
+                    sources=sources,
+                    fused_score=score,
+                    fused_rank=i + 1,
+                    metadata=metadata[row],
+                    reranker_score=None,
+                    _row=row,
+                    _explainer=explain,
+                )
+            )
+        return hits
+
+    def _query_explainer(
+        self,
+        label: str,
+        candidates: Candidates,
+        q: int,
+        names: list[str],
+        base: list[float] | None,
+        placed: str | None,
+        whys: dict[int, tuple],
+    ) -> Callable[[Hit, int | None], Explanation]:
+        """The explainer of every hit of query ``q`` (:meth:`_hits`): the hit's own
+        :meth:`_explainer`, made when asked, with its weighting from ``whys[hit._row]``."""
+
+        def explain(hit: Hit, top: int | None) -> Explanation:
             why = None
             if base is not None:
+                used, evidence, within = whys[hit._row]
                 why = partial(
-                    self._weighting, names, base, used_i, ev_i, candidates, q, within[i], placed
+                    self._weighting, names, base, used, evidence, candidates, q, within, placed
                 )
-            hits.append(self.make_hit(row, i + 1, scores[i], sources, label, candidates, q, why))
-        return hits
+            return self._explainer(hit._row, label, candidates, q, why)(hit, top)
+
+        return explain
 
     def make_hit(
         self,

@@ -39,7 +39,7 @@ class RWLock:
         finally:
             with self._cond:
                 self._readers -= 1
-                if self._readers == 0:
+                if self._readers == 0 and self._waiting_writers:  # only writers wait for 0
                     self._cond.notify_all()
 
     @contextmanager

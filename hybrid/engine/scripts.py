@@ -60,7 +60,11 @@ def _scripts(counts: Counter[str]) -> dict[str, int]:
 
 
 def _dominant(counts: Counter[str]) -> str | None:
-    scripts = _scripts(counts)
+    return _pick(_scripts(counts))
+
+
+def _pick(scripts: dict[str, int]) -> str | None:
+    """The script with most letters in ``scripts`` (:func:`_scripts`; ties: alphabetical)."""
     if not scripts:
         return None
     return min(scripts, key=lambda s: (-scripts[s], s))
@@ -91,8 +95,9 @@ def crossing_share(text: str) -> float:
     return _crossing(Counter(text))
 
 
-def _crossing(counts: Counter[str]) -> float:
-    scripts = _scripts(counts)
+def _crossing(counts: Counter[str], scripts: dict[str, int] | None = None) -> float:
+    if scripts is None:
+        scripts = _scripts(counts)
     digits = sum(n for c, n in counts.items() if c.isdigit())
     total = sum(scripts.values()) + digits
     if total == 0:
@@ -103,5 +108,10 @@ def _crossing(counts: Counter[str]) -> float:
 
 def query_profiles(queries: Sequence[str]) -> tuple[list[str | None], np.ndarray]:
     """Each query's dominant script (:func:`dominant_script`) and :func:`crossing_share`."""
-    counts = [Counter(q) for q in queries]
-    return [_dominant(c) for c in counts], np.array([_crossing(c) for c in counts])
+    dominant, crossing = [], []
+    for q in queries:
+        counts = Counter(q)
+        scripts = _scripts(counts)  # once for both
+        dominant.append(_pick(scripts))
+        crossing.append(_crossing(counts, scripts))
+    return dominant, np.array(crossing)

@@ -84,8 +84,13 @@ class Strata:
         when the collection is in one script (:attr:`only`); None when it depends on each."""
         if self.only is None:
             return None
-        q = self.query_scripts
-        return (q == self.only) | (q == NO_SCRIPT) | (self.only == NO_SCRIPT)
+        cached = self.__dict__.get("_sides")  # found once per Strata (it is frozen)
+        if cached is None:
+            q = self.query_scripts
+            cached = (q == self.only) | (q == NO_SCRIPT) | (self.only == NO_SCRIPT)
+            cached.flags.writeable = False
+            self.__dict__["_sides"] = cached
+        return cached
 
     def holds(self, lists: Sequence[tuple[np.ndarray, Any]], depth: int | None) -> tuple:
         """``(within, across)``, each ``(n_queries,)`` bool: whether the first ``depth``

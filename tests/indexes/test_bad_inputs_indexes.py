@@ -378,3 +378,15 @@ def test_dense_add_and_search_junk(vectors):
         index.search(vectors, 2)
     except ALLOWED as exc:
         assert names_argument(exc, "vectors", "inner product"), exc
+
+
+def test_dense_values_beyond_float32_in_any_shape_name_the_row():
+    """A scalar or a single vector beyond float32's range is refused like a matrix row (the
+    check once failed with an IndexError on a scalar: hypothesis found 1e39)."""
+    from indexes import DenseIndex
+
+    index = DenseIndex(dim=4)
+    index.add(np.ones((3, 4), np.float32))
+    for vectors, row in ((1e39, 0), (np.full(4, 1e39), 0), ([[1.0] * 4, [1e39] * 4], 1)):
+        with pytest.raises(ValueError, match=rf"beyond float32's range .* row\(s\) \[{row}\]"):
+            index.search(vectors, 2)

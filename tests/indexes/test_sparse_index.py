@@ -258,3 +258,21 @@ def test_threads_give_identical_results():
     np.testing.assert_array_equal(one.scores, two.scores)
     with pytest.raises(ValueError, match="threads"):
         index.search(queries, 10, threads=0)
+
+
+def test_one_call_search_equals_the_general_path_with_deletes_and_filters():
+    """A one-segment index searched in the calling thread (one compiled call,
+    search_segment) gives what the general path gives (threads=2: search_parallel)."""
+    rng = np.random.default_rng(9)
+    index = SparseIndex()
+    index.add(random_csr(rng, 3000, 200, 0.04))
+    index.delete(rng.choice(3000, size=300, replace=False))
+    queries = random_csr(rng, 12, 200, 0.06)
+    allowed = rng.uniform(size=3000) < 0.3
+    for kwargs in ({}, {"allowed": allowed}, {"allowed": np.zeros(3000, dtype=bool)}):
+        for k in (1, 10, 5000):
+            one = index.search(queries, k, threads=1, **kwargs)
+            two = index.search(queries, k, threads=2, **kwargs)
+            np.testing.assert_array_equal(one.ids, two.ids)
+            np.testing.assert_array_equal(one.scores, two.scores)
+            assert one.ids.dtype == two.ids.dtype and one.scores.dtype == two.scores.dtype

@@ -17,7 +17,7 @@ from hybrid.engine.evidence import (
     query_profiles,
     strata_for,
 )
-from hybrid.engine.results import Explanation, Hit, SourceScore, new_hit, source_score
+from hybrid.engine.results import Explanation, Hit, SourceScore, new_hit
 from hybrid.engine.scripts import crossing_share, dominant_script
 
 
@@ -169,14 +169,10 @@ class ExplainMixin(EngineBase):
         explain = self._query_explainer(label, candidates, q, names, base, placed, whys)
         store = self.store
         doc_ids, texts, metadata = store.ids, store.texts, store.metadata
-        columns = list(enumerate(names))
+        names = list(names)
         for i, row in enumerate(result.ids.tolist()):
-            rank_i, raw_i, norm_i, contrib_i = ranks[i], raw[i], normalized[i], contributions[i]
             used_i, ev_i = used[i], evidence[i]
-            sources = {
-                name: source_score(rank_i[j], raw_i[j], norm_i[j], contrib_i[j], used_i[j], ev_i[j])
-                for j, name in columns
-            }
+            sources = (names, ranks[i], raw[i], normalized[i], contributions[i], used_i, ev_i)
             if base is not None:
                 whys[row] = (used_i, ev_i, within[i])
             score = scores[i]
@@ -186,7 +182,7 @@ class ExplainMixin(EngineBase):
                     score=score,
                     text=texts[row],
                     rank=i + 1,
-                    sources=sources,
+                    _sources_from=sources,
                     fused_score=score,
                     fused_rank=i + 1,
                     metadata=metadata[row],

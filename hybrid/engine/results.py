@@ -122,7 +122,10 @@ class Explanation:
 
 @dataclass
 class Hit:
-    """One search result, best first. ``score`` is the final score, ``fused_score`` the fusion's."""
+    """One search result, best first. ``score`` is the final score, ``fused_score`` the fusion's.
+
+    A search's hits make ``sources`` on first access (it is then in ``vars(hit)`` too).
+    """
 
     id: Any
     score: float
@@ -137,6 +140,17 @@ class Hit:
     _explainer: Callable[[Hit, int | None], Explanation] | None = field(
         default=None, repr=False, compare=False
     )
+
+    def __getattr__(self, name: str) -> Any:
+        # ``sources`` of a hit built by a search is made on first access, from what the fusion
+        # gave (:func:`new_hit`'s ``_sources_from``): most callers never read it
+        if name == "sources":
+            d = self.__dict__
+            made = d.get("_sources_from")
+            if made is not None:
+                d["sources"] = _sources(*made)
+                return d["sources"]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def explain(self, top: int | None = 5) -> Explanation:
         """Per-retriever scores and the ``top`` SPLADE tokens / BM25 terms (None: all of them)."""
@@ -183,7 +197,18 @@ class Hit:
 
 def new_hit(**fields: Any) -> Hit:
     """``Hit(**fields)`` given every field, the same object, built without the dataclass's
-    ``__init__`` (every search builds ``k`` of them, holding the GIL)."""
+    ``__init__`` (every search builds ``k`` of them, holding the GIL). Instead of ``sources``,
+    ``_sources_from`` may give ``(names, ranks, scores, normalized, contributions, weights,
+    evidence)``, one entry per retriever: ``sources`` is then made on first access."""
     out = object.__new__(Hit)
     out.__dict__.update(fields)
     return out
+
+
+def _sources(names, ranks, scores, normalized, contributions, weights, evidence) -> dict:
+    return {
+        name: source_score(
+            ranks[j], scores[j], normalized[j], contributions[j], weights[j], evidence[j]
+        )
+        for j, name in enumerate(names)
+    }

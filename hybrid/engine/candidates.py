@@ -22,6 +22,7 @@ import numpy as np
 import fusion
 from fusion.trusted import fuse_trusted
 from hybrid.engine.config import FusionConfig
+from hybrid.engine.npz import write_npz
 from hybrid.engine.strata import Placement, Strata, stratified_fuse
 from indexes.base import SearchResult
 
@@ -310,9 +311,7 @@ class Candidates:
             arrays["only_script"] = np.array([-9 if self.strata.only is None else self.strata.only])
             for n, b in (self.strata.baselines or {}).items():
                 arrays[f"baselines__{n}"] = np.asarray(b, dtype=np.float64)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path.with_suffix(".npz"))
+        write_npz(path.with_suffix(".npz"), **arrays)
         record = {
             "type": _CANDS_KIND,
             "format_version": CACHE_FORMAT_VERSION,

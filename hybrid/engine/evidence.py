@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from hybrid.engine.npz import write_npz
 from hybrid.engine.scripts import _dominant, _intact, query_profiles
 from hybrid.engine.strata import NO_SCRIPT, Strata
 
@@ -189,19 +190,14 @@ class CollectionStats:
 
     def save(self, path: str | Path) -> Path:
         """Write the per-document arrays (the totals are recomputed on load)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                scripts=np.array(json.dumps(self.scripts)),
-                doc_script=self.doc_script,
-                chars=self.chars,
-                intact=self.intact,
-                live=self.live,
-            )
-        tmp.replace(path)
-        return path
+        return write_npz(
+            path,
+            scripts=np.array(json.dumps(self.scripts)),
+            doc_script=self.doc_script,
+            chars=self.chars,
+            intact=self.intact,
+            live=self.live,
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> CollectionStats:

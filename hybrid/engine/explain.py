@@ -142,9 +142,7 @@ class ExplainMixin(EngineBase):
         weights = result.weights
         used = weights.tolist() if weights.ndim == 2 else [weights.tolist()] * n
         within = [True] * n
-        placed = None
-        if result.weights is not None and result.weights.ndim == 2 and candidates.strata:
-            placed = self._placement(candidates, q, names)
+        merged = weights.ndim == 2 and candidates.strata is not None  # fused by strata
         if base is None:
             evidence = [[None] * len(names)] * n
         else:
@@ -166,10 +164,9 @@ class ExplainMixin(EngineBase):
         normalized, contributions = result.normalized.tolist(), result.contributions.tolist()
         scores = result.scores.tolist()
         whys: dict[int, tuple] = {}  # row -> what its weighting is said from (adaptive only)
-        explain = self._query_explainer(label, candidates, q, names, base, placed, whys)
+        explain = self._query_explainer(label, candidates, q, names, base, merged, whys)
         store = self.store
         doc_ids, texts, metadata = store.ids, store.texts, store.metadata
-        names = list(names)
         for i, row in enumerate(result.ids.tolist()):
             used_i, ev_i = used[i], evidence[i]
             sources = (names, ranks[i], raw[i], normalized[i], contributions[i], used_i, ev_i)
@@ -200,16 +197,18 @@ class ExplainMixin(EngineBase):
         q: int,
         names: list[str],
         base: list[float] | None,
-        placed: str | None,
+        merged: bool,
         whys: dict[int, tuple],
     ) -> Callable[[Hit, int | None], Explanation]:
         """The explainer of every hit of query ``q`` (:meth:`_hits`): the hit's own
-        :meth:`_explainer`, made when asked, with its weighting from ``whys[hit._row]``."""
+        :meth:`_explainer`, made when asked, with its weighting from ``whys[hit._row]``;
+        ``merged``: the query was fused by strata (its weighting says how they were placed)."""
 
         def explain(hit: Hit, top: int | None) -> Explanation:
             why = None
             if base is not None:
                 used, evidence, within = whys[hit._row]
+                placed = self._placement(candidates, q, names) if merged else None
                 why = partial(
                     self._weighting, names, base, used, evidence, candidates, q, within, placed
                 )

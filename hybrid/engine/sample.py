@@ -27,6 +27,8 @@ from zipfile import BadZipFile
 
 import numpy as np
 
+from hybrid.engine.npz import write_npz
+
 __all__ = ["SAMPLE_TARGET", "VectorSample", "sample_keys"]
 
 SAMPLE_TARGET = 2048
@@ -121,19 +123,14 @@ class VectorSample:
     # -- persistence -----------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                kind=np.array("vector_sample"),
-                meta=np.array([self.dim, self.target, self.n_rows], dtype=np.int64),
-                rate=np.array([self.rate]),
-                rows=self.rows,
-                vectors=self.vectors,
-            )
-        tmp.replace(path)
-        return path
+        return write_npz(
+            path,
+            kind=np.array("vector_sample"),
+            meta=np.array([self.dim, self.target, self.n_rows], dtype=np.int64),
+            rate=np.array([self.rate]),
+            rows=self.rows,
+            vectors=self.vectors,
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> VectorSample:

@@ -69,15 +69,18 @@ class Strata:
         query has none. Padding is False; ids the statistics do not know count as within."""
         ids = np.asarray(ids, dtype=np.int64)
         q = self.query_scripts if rows is None else self.query_scripts[rows]
-        n_rows = self.doc_scripts.shape[0]
-        known = (ids >= 0) & (ids < n_rows)
-        codes = np.where(
-            known,
-            self.doc_scripts.take(np.clip(ids, 0, max(n_rows - 1, 0))) if n_rows else NO_SCRIPT,
-            NO_SCRIPT,
-        )
+        codes = self.codes(ids)
         q = q.reshape((-1,) + (1,) * (ids.ndim - 1))
         return (ids >= 0) & ((codes == q) | (codes == NO_SCRIPT) | (q == NO_SCRIPT))
+
+    def codes(self, ids: np.ndarray) -> np.ndarray:
+        """The script code of each internal id in ``ids`` (:data:`NO_SCRIPT` for padding and
+        for ids the statistics do not know)."""
+        n_rows = self.doc_scripts.shape[0]
+        known = (ids >= 0) & (ids < n_rows)
+        if not n_rows:
+            return np.full(ids.shape, NO_SCRIPT, dtype=self.doc_scripts.dtype)
+        return np.where(known, self.doc_scripts.take(np.clip(ids, 0, n_rows - 1)), NO_SCRIPT)
 
     def sides(self) -> np.ndarray | None:
         """Per query, whether every document is within its script (True) or none is (False),
@@ -105,13 +108,6 @@ class Strata:
             has_out |= ((cut >= 0) & ~inside).any(axis=1)
         return has_in, has_out
 
-    def evidence(self, within: np.ndarray, across: np.ndarray) -> np.ndarray | None:
-        """``(n_queries, L)`` evidence of each query's one stratum, picked from ``within`` and
-        ``across``, for a collection in one script; None when queries need :func:`
-        stratified_fuse`."""
-        sides = self.sides()
-        return None if sides is None else np.where(sides[:, None], within, across)
-
     def subset(self, rows: Sequence[int] | np.ndarray) -> Strata:
         """The strata of some queries (by position)."""
         rows = np.asarray(rows)
@@ -133,7 +129,7 @@ def stratified_fuse(
     placements: dict[int, Placement] | None = None,
 ) -> list[fusion.FusionResult]:
     """Adaptive fusion of padded ``lists`` by script strata (see the module), for a collection
-    in several scripts (one in a single script needs no strata: :meth:`Strata.evidence`).
+    in several scripts (one in a single script needs no strata: :meth:`Strata.sides`).
 
     ``options``: :func:`fusion.fuse_padded`'s keywords, ``evidence`` the ``(n_queries, L)``
     evidence within the query's script; ``across``: the same, across scripts. Returns one
@@ -267,9 +263,7 @@ def _shift(strata: Strata, names, ref, q: int) -> dict[str, np.ndarray] | None:
 
 def _shifted(ids: np.ndarray, scores: np.ndarray, baseline: np.ndarray, strata: Strata):
     """``scores`` (one row, ``-1`` padded ``ids``) minus each document's script baseline."""
-    n_rows = strata.doc_scripts.shape[0]
-    valid = (ids >= 0) & (ids < n_rows)
-    codes = np.where(valid, strata.doc_scripts.take(np.clip(ids, 0, max(n_rows - 1, 0))), NO_SCRIPT)
+    codes = strata.codes(ids)
     out = np.asarray(scores, dtype=np.float64) - np.where(ids >= 0, baseline[codes + 1], 0.0)
     return out[None, :]
 

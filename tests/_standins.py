@@ -119,6 +119,21 @@ def state(engine: Any) -> dict[str, Any]:
     }
 
 
+def check_sample(engine: Any) -> None:
+    """The dense retriever's vector sample holds exactly the live rows under its rate, with the
+    vectors its index searches (unit length: the stand-in encoder normalises)."""
+    from hybrid.engine.sample import sample_keys
+
+    retriever = engine.retrievers["dense"]
+    sample = retriever.vector_sample()
+    assert sample is not None, "the dense retriever keeps no vector sample"
+    live = retriever.index.live_ids()
+    np.testing.assert_array_equal(sample.rows, live[sample_keys(live) < sample.rate])
+    want = hash_dense([engine.store.texts[int(r)] for r in sample.rows])
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(sample.vectors, want, rtol=1e-5, atol=1e-6)
+
+
 def processes():
     """A multiprocessing context whose children fork from a clean server process (no OpenMP
     team, no open database), with the engine's modules already imported: fast to start."""

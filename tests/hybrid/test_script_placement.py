@@ -103,34 +103,20 @@ def test_sample_round_trip_and_damaged_files_name_the_file(tmp_path):
 # ----------------------------------------------------------------------------- in the engine
 
 
-def _dense_sample_matches(engine) -> None:
-    """The dense retriever's sample holds exactly the live rows under its rate, with the
-    vectors its index searches (unit length: the stand-in encoder normalises)."""
-    retriever = engine.retrievers["dense"]
-    sample = retriever.vector_sample()
-    assert sample is not None
-    live = retriever.index.live_ids()
-    np.testing.assert_array_equal(sample.rows, _sampled(sample, live))
-    texts = [engine.store.texts[int(r)] for r in sample.rows]
-    want = standins.hash_dense(texts)
-    want /= np.linalg.norm(want, axis=1, keepdims=True)
-    np.testing.assert_allclose(sample.vectors, want, rtol=1e-5, atol=1e-6)
-
-
 def test_engine_writes_keep_the_sample_and_folders_restore_it(tmp_path):
     texts, ids, _ = standins.docs(60, seed=3)
     with standins.engine(tmp_path / "idx") as live:
         live.add(texts, ids=ids)
         live.delete(ids[:10])
         live.upsert(["alpha omega", "radar radar"], ids=[ids[20], "new"])
-        _dense_sample_matches(live)
+        standins.check_sample(live)
         want = live.retrievers["dense"].vector_sample().rows
     from hybrid import HybridRetriever
 
     back = HybridRetriever.open(tmp_path / "idx", encoders=standins.encoders())
     try:
         np.testing.assert_array_equal(back.retrievers["dense"].vector_sample().rows, want)
-        _dense_sample_matches(back)
+        standins.check_sample(back)
     finally:
         back.close()
 
@@ -149,7 +135,7 @@ def test_a_failed_write_leaves_the_sample_as_before(monkeypatch):
     with pytest.raises(RuntimeError):
         engine.upsert(["alpha beta"], ids=[ids[0]])
     np.testing.assert_array_equal(engine.retrievers["dense"].vector_sample().rows, before)
-    _dense_sample_matches(engine)
+    standins.check_sample(engine)
 
 
 # ----------------------------------------------------------------------------- placement

@@ -197,6 +197,7 @@ def kill_loop(tmp_path, kills: int, seed: int = 0) -> dict[str, int]:
                 copy_states = [S.state(ref)]
         opened = reopen(path)
         got = S.state(opened)
+        S.check_sample(opened)  # the dense vector sample survives the kill with the index
         opened.close()
         pending = [k for k in begun if k not in done]
         if pending:

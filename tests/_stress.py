@@ -25,6 +25,10 @@ from tests._standins import encoders as standin_encoders
 from tests._standins import engine as standin_engine
 
 WORDS = [f"w{i}" for i in range(80)]
+HANGUL = [chr(0xAC00 + 97 * i) + chr(0xAC00 + 89 * i + 5) for i in range(80)]
+"""Two-syllable Hangul words: with ``bilingual``, half the documents and queries use them, so
+fusion places two scripts against each other (the dense retriever's vector sample, its
+per-script baselines)."""
 FUSIONS = ["adaptive", "rrf", "wsum"]
 
 
@@ -41,14 +45,16 @@ class StressReport:
 
 
 class _Writer:
-    def __init__(self, w: int, rng: random.Random) -> None:
+    def __init__(self, w: int, rng: random.Random, vocabularies: list[list[str]]) -> None:
         self.w = w
         self.rng = rng
+        self.vocabularies = vocabularies
         self.next = 0
         self.live: dict[str, tuple[str, dict]] = {}
 
     def text(self, doc_id: str, version: int) -> str:
-        words = self.rng.choices(WORDS, k=self.rng.randint(3, 12))
+        vocabulary = self.rng.choice(self.vocabularies)
+        words = self.rng.choices(vocabulary, k=self.rng.randint(3, 12))
         return f"{doc_id} v{version} " + " ".join(words)
 
     def new_id(self) -> str:
@@ -65,12 +71,15 @@ def run_stress(
     save_every: float | None = None,
     seed: int = 0,
     parallel: bool = True,
+    bilingual: bool = False,
 ) -> tuple[HybridRetriever, StressReport, dict[str, tuple[str, dict]]]:
     """Run the threads for ``seconds``; returns the engine, the report and the documents the
-    writers believe are live (id -> (text, metadata))."""
+    writers believe are live (id -> (text, metadata)). ``bilingual``: half the documents and
+    queries in Hangul words (:data:`HANGUL`)."""
+    vocabularies = [WORDS, HANGUL] if bilingual else [WORDS]
     engine = standin_engine(dense_factory=factory, parallel=parallel)
     report = StressReport(seconds)
-    ws = [_Writer(w, random.Random(seed * 100 + w)) for w in range(writers)]
+    ws = [_Writer(w, random.Random(seed * 100 + w), vocabularies) for w in range(writers)]
     versions: dict[str, int] = {}
     deleted_at: dict[str, float] = {}
     upserted_at: dict[str, tuple[int, float]] = {}
@@ -155,7 +164,10 @@ def run_stress(
         try:
             while not stop.is_set():
                 kind = rng.random()
-                queries = [" ".join(rng.choices(WORDS, k=rng.randint(1, 5))) for _ in range(3)]
+                queries = [
+                    " ".join(rng.choices(rng.choice(vocabularies), k=rng.randint(1, 5)))
+                    for _ in range(3)
+                ]
                 k = rng.randint(5, 30)
                 fusion = rng.choice(FUSIONS)
                 t0 = time.monotonic()

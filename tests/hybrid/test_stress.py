@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests._stress import rebuilt, run_stress
+from tests._standins import check_sample
+from tests._stress import HANGUL, rebuilt, run_stress
 
 QUERIES = ["w1 w2", "w3", "w7 w7 w40", "w10 w20 w30 w50", "w79 w0"]
 
@@ -41,3 +42,18 @@ def test_searches_and_writes_at_once(factory):
         ids_b = [[fresh.store.ids[i] for i in row if i >= 0] for row in b.results[name].ids]
         assert ids_a == ids_b, name
         np.testing.assert_allclose(a.results[name].scores, b.results[name].scores, rtol=1e-6)
+
+
+def test_bilingual_searches_and_writes_at_once():
+    """Half the documents and queries in Hangul: searches fuse by script strata and place the
+    scripts with the dense retriever's vector sample while writers change it."""
+    engine, report, live = run_stress(4.0, seed=2, bilingual=True)
+    assert report.errors == []
+    assert report.violations == []
+    assert report.searches > 30
+    assert sorted(engine.ids()) == sorted(live)
+    stats = engine.retrievers["bm25"].collection_stats()
+    assert stats.only_script() is None  # two scripts: the strata and baselines were in use
+    hits = engine.search(" ".join(HANGUL[:3]), k=10)
+    assert any("placed against the other scripts" in h.explain().weighting for h in hits)
+    check_sample(engine)

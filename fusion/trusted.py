@@ -56,7 +56,7 @@ def fuse_trusted(
     return fuse_padded(lists, method, weights, norm, k, top, depth=depth, evidence=evidence)
 
 
-def _arrays(lists: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
+def _arrays(lists: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]] | None:
     """The lists side by side (int64 ids, float64 scores) and their widths, when every list is
     a pair of 2-D arrays as indexes produce them (their entries are checked in the kernel);
     None otherwise."""
@@ -80,7 +80,31 @@ def _arrays(lists: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, list[int]] | 
     else:
         ids = np.concatenate([p[0] for p in lists], axis=1)
         scores = np.concatenate([p[1] for p in lists], axis=1, dtype=np.float64)
-    return ids, scores, [p[0].shape[1] for p in lists]
+    return ids, scores, tuple(p[0].shape[1] for p in lists)
+
+
+_INVALID = object()
+_RESOLVED: dict[tuple, Any] = {}  # checked options -> the norm that applies (a few entries)
+_STARTS: dict[tuple[int, ...], np.ndarray] = {}  # list widths -> first columns (never written)
+
+
+def _resolved(method: Any, norm: Any, k: Any, n_lists: int, top: Any) -> Any:
+    """:func:`resolve_options` (no bounds) remembered per distinct options; ``_INVALID`` where
+    it raises."""
+    key = (type(method), method, type(norm), norm, type(k), k, n_lists, type(top), top)
+    try:
+        return _RESOLVED[key]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable options: check them every time
+        key = None
+    try:
+        out = resolve_options(method, norm, k, None, n_lists, top)
+    except (TypeError, ValueError):
+        out = _INVALID
+    if key is not None and len(_RESOLVED) < 256:
+        _RESOLVED[key] = out
+    return out
 
 
 def _checked_weights(weights: Any, n_lists: int) -> np.ndarray | None:
@@ -101,9 +125,8 @@ def _fuse(lists, fast, method, weights, norm, k, top, depth, evidence) -> list |
     ids, scores, widths = fast
     n_lists = len(lists)
     n_q = ids.shape[0]
-    try:
-        norm = resolve_options(method, norm, k, None, n_lists, top)
-    except (TypeError, ValueError):
+    norm = _resolved(method, norm, k, n_lists, top)
+    if norm is _INVALID:
         return None  # fuse_padded raises it, after checking the lists first
     if method not in RANK_METHODS and norm not in _NORM_CODES:
         return None
@@ -126,10 +149,15 @@ def _fuse(lists, fast, method, weights, norm, k, top, depth, evidence) -> list |
     if max(1, _BLOCK_ENTRIES // max(sum(widths), 1)) < n_q:
         return None  # fused in several blocks
     spec = _m.PER_LIST[method]
+    starts = _STARTS.get(widths)
+    if starts is None:
+        starts = np.array([0, *itertools.accumulate(widths)], dtype=np.int64)
+        if len(_STARTS) < 256:
+            _STARTS[widths] = starts
     status, w_rows, *fields, keep = fuse_checked(
         ids,
         scores,
-        np.array([0, *itertools.accumulate(widths)], dtype=np.int64),
+        starts,
         _NORM_CODES.get(norm, 0),
         -1 if depth is None else depth,
         w,

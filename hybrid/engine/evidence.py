@@ -370,7 +370,7 @@ def measure_evidence(
         )
     if not getattr(retriever, "script_bound", False):
         ones = np.ones(n_q)
-        return read, ones, ones.copy()
+        return read, ones, ones
     stats = retriever.collection_stats()
     if scripts is None or crossing is None:
         scripts, crossing = query_profiles(queries)

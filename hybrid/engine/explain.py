@@ -59,8 +59,11 @@ class ExplainMixin(EngineBase):
             )
             candidates.read[name], candidates.reach[name] = read, within
             candidates.reach_across[name] = across
-            candidates.evidence[name] = read * within
-            candidates.evidence_across[name] = read * across
+            if retriever.script_bound:
+                candidates.evidence[name] = read * within
+                candidates.evidence_across[name] = read * across
+            else:  # reached everywhere (within = across = 1): the query-only part is all
+                candidates.evidence[name] = candidates.evidence_across[name] = read
 
     def _weighting(
         self,
@@ -167,27 +170,29 @@ class ExplainMixin(EngineBase):
         explain = self._query_explainer(label, candidates, q, names, base, merged, whys)
         store = self.store
         doc_ids, texts, metadata = store.ids, store.texts, store.metadata
+        make = object.__new__
         for i, row in enumerate(result.ids.tolist()):
             used_i, ev_i = used[i], evidence[i]
             sources = (names, ranks[i], raw[i], normalized[i], contributions[i], used_i, ev_i)
             if base is not None:
                 whys[row] = (used_i, ev_i, within[i])
             score = scores[i]
-            hits.append(  # what make_hit builds, with one explainer shared by the query's hits
-                new_hit(
-                    id=doc_ids[row],
-                    score=score,
-                    text=texts[row],
-                    rank=i + 1,
-                    _sources_from=sources,
-                    fused_score=score,
-                    fused_rank=i + 1,
-                    metadata=metadata[row],
-                    reranker_score=None,
-                    _row=row,
-                    _explainer=explain,
-                )
-            )
+            # what make_hit builds (see new_hit), with one explainer shared by the query's hits
+            hit = make(Hit)
+            hit.__dict__ = {
+                "id": doc_ids[row],
+                "score": score,
+                "text": texts[row],
+                "rank": i + 1,
+                "_sources_from": sources,
+                "fused_score": score,
+                "fused_rank": i + 1,
+                "metadata": metadata[row],
+                "reranker_score": None,
+                "_row": row,
+                "_explainer": explain,
+            }
+            hits.append(hit)
         return hits
 
     def _query_explainer(

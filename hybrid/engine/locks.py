@@ -27,20 +27,23 @@ class RWLock:
         self._readers = 0
         self._writer = False
         self._waiting_writers = 0
+        self._read = _Read(self)
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
+    def read(self) -> _Read:
+        """The read side as a context manager (one object, shared: it holds no state)."""
+        return self._read
+
+    def _acquire_read(self) -> None:
         with self._cond:
             while self._writer or self._waiting_writers:
                 self._cond.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0 and self._waiting_writers:  # only writers wait for 0
-                    self._cond.notify_all()
+
+    def _release_read(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0 and self._waiting_writers:  # only writers wait for 0
+                self._cond.notify_all()
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -58,6 +61,21 @@ class RWLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+class _Read:
+    """``with lock.read():`` (a class rather than a generator: every search takes it)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: RWLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock._acquire_read()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock._release_read()
 
 
 # -- the shared thread pool behind ``parallel=True`` ------------------------------------------

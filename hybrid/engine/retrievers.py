@@ -407,9 +407,8 @@ class BM25Retriever(Retriever):
         known = getattr(self.index, "vocabulary", None)
         if known is None:
             return np.ones(len(encoded))
-        return np.array(
-            [sum(t in known for t in terms) / len(terms) if terms else 0.0 for terms in encoded]
-        )
+        has = known.__contains__
+        return np.array([sum(map(has, terms)) / len(terms) if terms else 0.0 for terms in encoded])
 
     def explain_terms(self, encoded_query, doc_id: int, top: int | None) -> list[Any]:
         from hybrid.engine.results import TermContribution

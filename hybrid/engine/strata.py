@@ -85,12 +85,16 @@ class Strata:
     def sides(self) -> np.ndarray | None:
         """Per query, whether every document is within its script (True) or none is (False),
         when the collection is in one script (:attr:`only`); None when it depends on each."""
-        if self.only is None:
+        only = self.only
+        if only is None:
             return None
         cached = self.__dict__.get("_sides")  # found once per Strata (it is frozen)
         if cached is None:
             q = self.query_scripts
-            cached = (q == self.only) | (q == NO_SCRIPT) | (self.only == NO_SCRIPT)
+            if only == NO_SCRIPT:  # no document has letters: every one is within
+                cached = np.ones(q.shape, dtype=bool)
+            else:
+                cached = (q == only) | (q == NO_SCRIPT)
             cached.flags.writeable = False
             self.__dict__["_sides"] = cached
         return cached

@@ -103,22 +103,21 @@ class SearchMixin:
                 return None
             terms += [t for t in map(get, tokens) if t is not None and t < n_idf]
             ptr.append(len(terms))
-        k = min(k, len(self))
+        k = min(k, self._n_live)
         if not terms or not st.segments or k == 0:
             return empty_result(len(token_lists), k)
         q_ptr = np.array(ptr, dtype=np.int64)
         q_terms = np.array(terms, dtype=np.int32)
         block, chunk, ratio, pool = _c._BLOCK_DOCS, _k.CHUNK, _c._SPARSE_RATIO, self._pool
         best: tuple[np.ndarray, np.ndarray] | None = None
-        for base, n_docs, args in _plan(st, self._formula()):
-            n_acc = max(block, -(-n_docs // chunk) * chunk)  # as _search_segment
-            acc = pool.get(("acc", n_acc), np.float32)
-            touched = pool.get(("touched", n_docs), np.int32)
+        plan = st.__dict__.get("_plan") or _plan(st, self._formula())
+        for base, n_docs, args in plan:
+            key, sizes = _positive_scratch(n_docs, block, chunk)
+            acc, touched = pool.get_group(key, sizes)
             res = _k.search_positive(
                 *args, q_ptr, q_terms, k, acc, touched, _NO_MASK, block, chunk, ratio
             )  # a kernel that raised leaves its buffers dirty: they are not put back
-            pool.put(("acc", n_acc), acc)
-            pool.put(("touched", n_docs), touched)
+            pool.put(key, (acc, touched))
             if base:
                 res[0][res[0] >= 0] += base
             best = res if best is None else _k.merge_top(*best, *res, k)
@@ -221,11 +220,8 @@ class SearchMixin:
             rows = _kr.allowed_rows(seg_mask)
             with self._pool.take(("acc", n_docs), np.float32) as acc:
                 return _kr.search_allowed(*args, acc, seg_mask, rows, _c._GALLOP_RATIO)
-        # Room for the last block's scan chunk past n_docs, and for a whole block.
-        n_acc = max(_c._BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK)
-        pool = self._pool
-        acc = pool.get(("acc", n_acc), np.float32)
-        touched = pool.get(("touched", n_docs), np.int32)
+        key, sizes = _positive_scratch(n_docs, _c._BLOCK_DOCS, _k.CHUNK)
+        acc, touched = self._pool.get_group(key, sizes)
         out = _k.search_positive(
             *args[:4],
             _NO_SCALE if scale is None else _ro(scale),
@@ -237,8 +233,7 @@ class SearchMixin:
             _k.CHUNK,
             _c._SPARSE_RATIO,
         )  # a kernel that raised leaves its buffers dirty: they are not put back
-        pool.put(("acc", n_acc), acc)
-        pool.put(("touched", n_docs), touched)
+        self._pool.put(key, (acc, touched))
         return out
 
     def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:
@@ -299,6 +294,14 @@ def _views(st: Any) -> tuple:
         views = (_ro(st.idf), _ro(st.absent), segs)
         st.__dict__["_views"] = views  # (two searches may both make them: equal views)
     return views
+
+
+def _positive_scratch(n_docs: int, block: int, chunk: int) -> tuple:
+    """The pool key and sizes of :func:`indexes._bm25_kernels.search_positive`'s scratch
+    buffers for a segment of ``n_docs``: ``acc`` with room for the last block's scan chunk past
+    ``n_docs`` and for a whole ``block``, and ``touched``."""
+    n_acc = max(block, -(-n_docs // chunk) * chunk)
+    return ("positive", n_acc, n_docs), ((n_acc, np.float32), (n_docs, np.int32))
 
 
 def _plan(st: Any, formula: tuple) -> tuple:

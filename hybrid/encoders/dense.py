@@ -25,6 +25,7 @@ import numpy as np
 
 from hybrid.encoders._common import auto_device, validate_texts
 from hybrid.progress import bar as progress_bar
+from hybrid.progress import wanted as progress_wanted
 
 E5_QUERY_PREFIX = "query: "
 E5_PASSAGE_PREFIX = "passage: "
@@ -83,14 +84,17 @@ class BaseDenseEncoder:
         items = validate_texts(texts)
         side = "query" if is_query else "document"
         step = max(1, int(self.progress_step))
-        parts = []
-        unit = "query" if is_query else "doc"
-        with progress_bar(len(items), f"dense {side}s", self.show_progress, unit) as bar:
-            for start in range(0, len(items), step):
-                chunk = items[start : start + step]
-                parts.append(self._checked(self._encode(chunk, is_query), chunk, side))
-                bar.update(len(chunk))
-        out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        if len(items) <= step and not progress_wanted(self.show_progress, len(items)):
+            out = self._checked(self._encode(items, is_query), items, side)  # a search's queries
+        else:
+            parts = []
+            unit = "query" if is_query else "doc"
+            with progress_bar(len(items), f"dense {side}s", self.show_progress, unit) as bar:
+                for start in range(0, len(items), step):
+                    chunk = items[start : start + step]
+                    parts.append(self._checked(self._encode(chunk, is_query), chunk, side))
+                    bar.update(len(chunk))
+            out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
         if self.normalize:
             out = _l2_normalize(out)
         return np.ascontiguousarray(out, dtype=np.float32)

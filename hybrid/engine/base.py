@@ -113,10 +113,12 @@ class EngineBase:
     def _encode_queries(self, queries: list[str], names: list[str]) -> dict[str, Any]:
         """Each named retriever's encoding of ``queries``: side by side in the shared pool when
         enabled and worth it (see :data:`ENCODE_PARALLEL_MIN_SECONDS`)."""
+        if not self.parallel or len(names) < 2:  # one after another: no costs to keep
+            return {name: self.retrievers[name].encode_queries(queries) for name in names}
         costs: dict[str, float] = self.__dict__.setdefault("_encode_costs", {})
         n = max(len(queries), 1)
-        parallel = self.parallel and len(names) > 1
-        if parallel and all(name in costs for name in names):
+        parallel = True
+        if all(name in costs for name in names):
             expected = sorted(costs[name] * n for name in names)
             parallel = sum(expected[:-1]) >= ENCODE_PARALLEL_MIN_SECONDS
 

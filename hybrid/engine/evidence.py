@@ -174,6 +174,15 @@ class CollectionStats:
         ``script`` (with those without letters), and of all the others. A part without
         characters, and both parts of a query without letters (None), take the whole
         collection's share."""
+        per_state = self.__dict__.get("_shares")  # found once per script and state of counts
+        if per_state is None or per_state[0] is not self.chars_per_script:
+            per_state = self._shares = (self.chars_per_script, {})  # (writes replace the array)
+        shares = per_state[1].get(script)
+        if shares is None:
+            shares = per_state[1][script] = self._intact_shares(script)
+        return shares
+
+    def _intact_shares(self, script: str | None) -> tuple[float, float]:
         whole = self.intact_share()
         if script is None:
             return whole, whole
@@ -258,14 +267,12 @@ def stratum_reach(
     cross = np.zeros(n) if crossing is None else np.asarray(crossing, dtype=np.float64)
     if cross.shape != (n,):
         raise ValueError(f"crossing must hold {n} values, got shape {cross.shape}")
-    shares = {script: stats.intact_shares(script) for script in set(scripts)}
-    pairs = [shares[s] for s in scripts]
-    within = [inside for inside, _ in pairs]
-    # a query without letters is within every document; else outside share x clipped crossing
-    across = [
-        inside if s is None else outside * min(max(c, 0.0), 1.0)
-        for (inside, outside), s, c in zip(pairs, scripts, cross.tolist(), strict=True)
-    ]
+    within, across = [], []
+    for s, c in zip(scripts, cross.tolist(), strict=True):
+        inside, outside = stats.intact_shares(s)  # (a look-up per script and state)
+        within.append(inside)
+        # a query without letters is within every document; else outside share x clipped crossing
+        across.append(inside if s is None else outside * min(max(c, 0.0), 1.0))
     return np.array(within, dtype=np.float64), np.array(across, dtype=np.float64)
 
 
@@ -292,9 +299,9 @@ def strata_for(
             stats = r.collection_stats()
     if stats is None:
         return None
-    known = stats.scripts
-    codes = {s: known.index(s) if s in known else -3 for s in set(scripts)}
-    query = np.array([NO_SCRIPT if s is None else codes[s] for s in scripts], dtype=np.int32)
+    known = stats.scripts  # (a script no document has: a code none has)
+    codes = [NO_SCRIPT if s is None else known.index(s) if s in known else -3 for s in scripts]
+    query = np.array(codes, dtype=np.int32)
     reference = tuple(names)
     only = stats.only_script()
     baselines = {}
@@ -362,7 +369,8 @@ def measure_evidence(
             f"retriever {label!r}: evidence must be {n_q} values in [0, 1], got shape {read.shape}"
         )
     if not getattr(retriever, "script_bound", False):
-        return read, np.ones(n_q), np.ones(n_q)
+        ones = np.ones(n_q)
+        return read, ones, ones.copy()
     stats = retriever.collection_stats()
     if scripts is None or crossing is None:
         scripts, crossing = query_profiles(queries)

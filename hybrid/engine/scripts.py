@@ -4,6 +4,7 @@ query that documents in another script can match (its digits and foreign letters
 
 from __future__ import annotations
 
+import string
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -12,6 +13,8 @@ from functools import lru_cache
 import numpy as np
 
 _ALIASES = {"FULLWIDTH": "LATIN", "CJK": "HAN"}
+_ASCII_LETTERS = string.ascii_letters.encode()
+_ASCII_DIGITS = string.digits.encode()
 
 
 @lru_cache(maxsize=1 << 16)
@@ -41,7 +44,7 @@ def script_counts(text: str) -> dict[str, int]:
 
 def dominant_script(text: str) -> str | None:
     """The script holding most of ``text``'s letters (ties: alphabetical); None without letters."""
-    return _dominant(Counter(text))
+    return _profile(text)[0]
 
 
 def intact_characters(text: str, known: Callable[[list[str]], dict[str, bool]] | None) -> int:
@@ -92,7 +95,7 @@ def crossing_share(text: str) -> float:
     its digits and the letters outside its dominant script (a Korean question's "NASA" and
     "2024"). A lexical retriever reaches documents in another script only through them. 0 for
     a text in one script without digits, 0 without letters or digits."""
-    return _crossing(Counter(text))
+    return _profile(text)[1]
 
 
 def _crossing(counts: Counter[str], scripts: dict[str, int] | None = None) -> float:
@@ -110,8 +113,20 @@ def query_profiles(queries: Sequence[str]) -> tuple[list[str | None], np.ndarray
     """Each query's dominant script (:func:`dominant_script`) and :func:`crossing_share`."""
     dominant, crossing = [], []
     for q in queries:
-        counts = Counter(q)
-        scripts = _scripts(counts)  # once for both
-        dominant.append(_pick(scripts))
-        crossing.append(_crossing(counts, scripts))
+        script, share = _profile(q)
+        dominant.append(script)
+        crossing.append(share)
     return dominant, np.array(crossing)
+
+
+def _profile(text: str) -> tuple[str | None, float]:
+    """``(dominant_script(text), crossing_share(text))``, found together."""
+    if text.isascii():  # every letter is Latin: count letters and digits without a look at each
+        raw = text.encode("ascii")
+        letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
+        digits = len(raw) - len(raw.translate(None, _ASCII_DIGITS))
+        total = letters + digits
+        return ("LATIN" if letters else None), (digits / total if total else 0.0)
+    counts = Counter(text)
+    scripts = _scripts(counts)  # once for both
+    return _pick(scripts), _crossing(counts, scripts)

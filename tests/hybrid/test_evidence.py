@@ -152,6 +152,27 @@ def test_crossing_share_and_its_part_of_the_reach():
     )
 
 
+def test_ascii_profiles_equal_the_per_character_path():
+    """ASCII texts skip the per-character look-up (every letter is Latin): the same dominant
+    script and the same crossing share, to the bit, as counting each character's script."""
+    import random
+    from collections import Counter
+
+    from hybrid.engine.scripts import _crossing, _pick, _profile, _scripts
+
+    rng = random.Random(5)
+    ascii_chars = [chr(i) for i in range(128)]
+    texts = ["", " ", "...", "2024", "a", "NASA 2024", "0-dimensional biomaterials", "\t\n7x"]
+    texts += ["".join(rng.choices(ascii_chars, k=rng.randint(1, 40))) for _ in range(2000)]
+    texts += ["".join(rng.choices("ab1 .", k=rng.randint(1, 12))) for _ in range(500)]
+    for text in texts:
+        counts = Counter(text)
+        scripts = _scripts(counts)
+        assert _profile(text) == (_pick(scripts), _crossing(counts, scripts)), repr(text)
+    assert _profile("ab 12") == ("LATIN", 0.5) and _profile("12") == (None, 1.0)
+    assert _profile("가 12") == ("HANGUL", 2 / 3)  # not ASCII: the per-character path
+
+
 def test_strata_within_unknown_rows_scripts_and_the_live_count():
     from hybrid.engine.evidence import strata_for
 

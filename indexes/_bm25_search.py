@@ -44,6 +44,10 @@ class SearchMixin:
         documents: only those are scored; otherwise disallowed documents are skipped when the
         top k are collected).
         """
+        if allowed is None and type(k) is int and k > 0 and type(token_lists) is list:
+            found = self._search_common(token_lists, k)
+            if found is not None:
+                return found
         _check_tokens(token_lists, "queries")
         st = self._state  # one consistent state for this whole search
         positive = st.positive if self._positive is None else self._positive
@@ -75,6 +79,49 @@ class SearchMixin:
             if all(r is not None for r in rows):
                 return SearchResult(*(np.concatenate(x) for x in zip(*rows, strict=True)))
         return self._search_all(st, stats, positive, q_ptr, terms, k, mask)
+
+    def _search_common(self, token_lists: list, k: int) -> SearchResult | None:
+        """:meth:`search` without a filter of a list of token lists (lists of ``str``) when
+        every contribution is > 0 and the impacts are precomputed (the state between writes):
+        what the general path does, the token checks at C speed and the kernels' arguments
+        made once per state (:func:`_plan`). None for anything else, including every input
+        the general path refuses: it checks and searches those."""
+        st = self._state
+        positive = st.positive if self._positive is None else self._positive
+        if not positive or not token_lists or st.impacts is None:
+            return None
+        n_idf = st.idf.shape[0]  # terms added since this state have no statistics in it
+        get = self._vocab.get
+        terms: list[int] = []
+        ptr = [0]
+        for tokens in token_lists:
+            if type(tokens) is not list:
+                return None
+            try:
+                "".join(tokens)  # a TypeError unless every token is a str
+            except TypeError:
+                return None
+            terms += [t for t in map(get, tokens) if t is not None and t < n_idf]
+            ptr.append(len(terms))
+        k = min(k, self._n_live)
+        if not terms or not st.segments or k == 0:
+            return empty_result(len(token_lists), k)
+        q_ptr = np.array(ptr, dtype=np.int64)
+        q_terms = np.array(terms, dtype=np.int32)
+        block, chunk, ratio, pool = _c._BLOCK_DOCS, _k.CHUNK, _c._SPARSE_RATIO, self._pool
+        best: tuple[np.ndarray, np.ndarray] | None = None
+        plan = st.__dict__.get("_plan") or _plan(st, self._formula())
+        for base, n_docs, args in plan:
+            key, sizes = _positive_scratch(n_docs, block, chunk)
+            acc, touched = pool.get_group(key, sizes)
+            res = _k.search_positive(
+                *args, q_ptr, q_terms, k, acc, touched, _NO_MASK, block, chunk, ratio
+            )  # a kernel that raised leaves its buffers dirty: they are not put back
+            pool.put(key, (acc, touched))
+            if base:
+                res[0][res[0] >= 0] += base
+            best = res if best is None else _k.merge_top(*best, *res, k)
+        return SearchResult(*best)
 
     def _search_all(self, st, stats, positive, q_ptr, terms, k, mask) -> SearchResult:
         n_q = q_ptr.shape[0] - 1
@@ -173,11 +220,8 @@ class SearchMixin:
             rows = _kr.allowed_rows(seg_mask)
             with self._pool.take(("acc", n_docs), np.float32) as acc:
                 return _kr.search_allowed(*args, acc, seg_mask, rows, _c._GALLOP_RATIO)
-        # Room for the last block's scan chunk past n_docs, and for a whole block.
-        n_acc = max(_c._BLOCK_DOCS, -(-n_docs // _k.CHUNK) * _k.CHUNK)
-        pool = self._pool
-        acc = pool.get(("acc", n_acc), np.float32)
-        touched = pool.get(("touched", n_docs), np.int32)
+        key, sizes = _positive_scratch(n_docs, _c._BLOCK_DOCS, _k.CHUNK)
+        acc, touched = self._pool.get_group(key, sizes)
         out = _k.search_positive(
             *args[:4],
             _NO_SCALE if scale is None else _ro(scale),
@@ -189,8 +233,7 @@ class SearchMixin:
             _k.CHUNK,
             _c._SPARSE_RATIO,
         )  # a kernel that raised leaves its buffers dirty: they are not put back
-        pool.put(("acc", n_acc), acc)
-        pool.put(("touched", n_docs), touched)
+        self._pool.put(key, (acc, touched))
         return out
 
     def explain(self, query_tokens: Sequence[str], doc_id: int) -> list[tuple[str, float]]:
@@ -251,6 +294,30 @@ def _views(st: Any) -> tuple:
         views = (_ro(st.idf), _ro(st.absent), segs)
         st.__dict__["_views"] = views  # (two searches may both make them: equal views)
     return views
+
+
+def _positive_scratch(n_docs: int, block: int, chunk: int) -> tuple:
+    """The pool key and sizes of :func:`indexes._bm25_kernels.search_positive`'s scratch
+    buffers for a segment of ``n_docs``: ``acc`` with room for the last block's scan chunk past
+    ``n_docs`` and for a whole ``block``, and ``touched``."""
+    n_acc = max(block, -(-n_docs // chunk) * chunk)
+    return ("positive", n_acc, n_docs), ((n_acc, np.float32), (n_docs, np.int32))
+
+
+def _plan(st: Any, formula: tuple) -> tuple:
+    """Per segment of state ``st``: ``(base, n_docs, the leading arguments of
+    search_positive)``, as :meth:`SearchMixin._search_segment` passes them without a filter or
+    scale, made once per state (``formula``: the index's :meth:`_formula`, the same for every
+    state of an index)."""
+    plan = st.__dict__.get("_plan")
+    if plan is None:
+        idf, absent, segs = _views(st)
+        plan = tuple(
+            (seg.base, seg.n_docs, (indptr, docs, tfs, imp, _NO_SCALE, dn, idf, *formula, absent))
+            for seg, (indptr, docs, tfs, imp, dn) in zip(st.segments, segs, strict=True)
+        )
+        st.__dict__["_plan"] = plan  # (two searches may both make it: equal plans)
+    return plan
 
 
 _WARM: set[tuple] = set()

@@ -54,6 +54,7 @@ from indexes._base import (
 )
 from indexes._dense_filter import FILTER_POLICIES, search_allowed
 from indexes._dense_io import load_index, save_index
+from indexes._dense_query import search_common, unit_rows
 from indexes._faiss import check_threads, finish, stores_ids
 from indexes._faiss import faiss_module as _faiss
 from indexes._faiss import omp_threads as _omp_threads
@@ -254,11 +255,7 @@ class DenseIndex:
             and vectors.flags.c_contiguous
             and np.isfinite(vectors).all()
         ):
-            if self.metric != "cosine":
-                return vectors
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            norms[norms == 0] = 1.0
-            return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+            return unit_rows(vectors) if self.metric == "cosine" else vectors
         try:
             raw = vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors)
         except (TypeError, ValueError) as exc:
@@ -297,11 +294,7 @@ class DenseIndex:
                 f"{what} contain NaN or infinite values in {rows.size} row(s), "
                 f"first rows: {rows[:10].tolist()}"
             )
-        if self.metric == "cosine":
-            norms = np.linalg.norm(arr, axis=1, keepdims=True)
-            norms[norms == 0] = 1.0
-            arr = arr / norms
-        return np.ascontiguousarray(arr, dtype=np.float32)
+        return unit_rows(arr) if self.metric == "cosine" else np.ascontiguousarray(arr)
 
     def _threads(self, threads: int | None) -> int | None:
         return check_threads(threads) if threads is not None else self.threads
@@ -452,6 +445,10 @@ class DenseIndex:
         otherwise approximate with a widened beam (HNSW ``efSearch``) or more probed lists (IVF
         ``nprobe``).
         """
+        if allowed is None and threads is None and model_name is None:
+            found = search_common(self, queries, k)  # the common case, in fewer steps
+            if found is not None:
+                return found
         k = check_search_k(k, len(self))
         threads = self._threads(threads)
         q = self._as_matrix(queries, "query vectors", model_name)

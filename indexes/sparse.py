@@ -34,6 +34,7 @@ from indexes._base import (
     check_allowed,
     empty_result,
 )
+from indexes._sparse_query import overflow_error, search_common
 from indexes._sparse_segments import (
     _SEG_ARRAYS,
     WEIGHT_DTYPES,
@@ -106,13 +107,6 @@ def _as_csr(x: Any, what: str) -> sp.csr_matrix:
     return m
 
 
-def _overflow() -> ValueError:
-    return ValueError(
-        "a score overflowed float32 (query weight x document weight too large); "
-        "scale the query or document weights down"
-    )
-
-
 class SparseIndex:
     """Exact dot-product top-k over sparse document vectors (rows of a CSR matrix).
 
@@ -175,8 +169,9 @@ class SparseIndex:
         n = self.n_postings
         if n == 0:
             return float(4 + np.dtype(WEIGHT_DTYPES[self.weight_dtype]).itemsize)
-        data = sum(s.docs.nbytes + s.weights.nbytes + s.dense.nbytes + s.ptr.nbytes
-                   for s in self._segments)
+        data = sum(
+            s.docs.nbytes + s.weights.nbytes + s.dense.nbytes + s.ptr.nbytes for s in self._segments
+        )
         return data / n
 
     # ------------------------------------------------------------------ building
@@ -230,8 +225,13 @@ class SparseIndex:
     def checkpoint(self) -> tuple:
         """An opaque token of the current state, for :meth:`rollback` (O(segments): segments
         are immutable but for their ``deleted`` masks, which writes replace)."""
-        return (self.dim, self.quant_step, self._n_assigned, self._n_live,
-                [(seg, seg.deleted) for seg in self._segments])
+        return (
+            self.dim,
+            self.quant_step,
+            self._n_assigned,
+            self._n_live,
+            [(seg, seg.deleted) for seg in self._segments],
+        )
 
     def rollback(self, token: tuple) -> None:
         """Undo every write since :meth:`checkpoint` returned ``token``."""
@@ -272,8 +272,9 @@ class SparseIndex:
 
     @staticmethod
     def _term_major(seg: _Segment, offset: int = 0, ratio: float = 1.0):
-        return K.to_term_major(seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense,
-                               seg.deleted, offset, ratio)
+        return K.to_term_major(
+            seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense, seg.deleted, offset, ratio
+        )
 
     def _rebuild(self, seg: _Segment, ratio: float) -> _Segment:
         ptr, d, w = self._term_major(seg, 0, ratio)
@@ -311,6 +312,10 @@ class SparseIndex:
         skip deleted ones, so the result is the unfiltered ranking with the other documents
         removed, with the same scores.
         """
+        if threads is None and allowed is None:  # what encoders give: one call, checked in it
+            found = search_common(self, queries, k)
+            if found is not None:
+                return found
         k = check_search_k(k, self._n_live)  # rows min(k, live documents) wide (issue #18)
         check_positive_int(threads, "threads", allow_none=True)
         if allowed is not None:
@@ -341,8 +346,19 @@ class SparseIndex:
                     if not part.any():
                         continue  # nothing to find in this segment
                     excluded = (seg.deleted | ~part).view(np.uint8)
-                args = (seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense, excluded,
-                        q_ptr, q_idx, q_val, k, theta)
+                args = (
+                    seg.ptr,
+                    seg.docs,
+                    seg.weights,
+                    seg.dense_of,
+                    seg.dense,
+                    excluded,
+                    q_ptr,
+                    q_idx,
+                    q_val,
+                    k,
+                    theta,
+                )
                 if n_threads == 1:
                     K.search_serial(*args, acc[0], out_s, out_i, out_n)
                 else:
@@ -371,7 +387,7 @@ class SparseIndex:
         if best_i is None:
             return empty_result(n_q, k)
         if (best_s == np.inf).any():
-            raise _overflow()
+            raise overflow_error()
         return SearchResult(best_i, best_s)
 
     def _search_one_segment(self, q, q_val, k, allowed) -> SearchResult:
@@ -388,7 +404,7 @@ class SparseIndex:
         ids, scores, overflow = K.search_segment(*args, q.indptr, q.indices, q_val, k, acc)
         self._pool.append(acc)
         if overflow:
-            raise _overflow()
+            raise overflow_error()
         return SearchResult(ids, scores)
 
     def _n_threads(self, threads: int | None, n_q: int) -> int:
@@ -427,8 +443,9 @@ class SparseIndex:
                 raise KeyError(f"deleted documents: {gone.tolist()}")
             wanted = local.astype(np.uint32)
             by_scan = wanted.size * 32 * seg.dense_of.size >= seg.docs.size  # else bisect
-            r, t, v = K.extract_docs(seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense,
-                                     seg.n_docs, wanted, by_scan)
+            r, t, v = K.extract_docs(
+                seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense, seg.n_docs, wanted, by_scan
+            )
             rows.append(r + start)
             cols.append(t)
             vals.append(v)
@@ -436,9 +453,15 @@ class SparseIndex:
         dim = self.dim or 0
         step = self.quant_step or 1.0
         m = sp.csr_matrix(
-            ((np.concatenate(vals) * step).astype(np.float32) if vals else np.zeros(0, np.float32),
-             (np.concatenate(rows) if rows else np.zeros(0, np.int64),
-              np.concatenate(cols) if cols else np.zeros(0, np.int64))),
+            (
+                (np.concatenate(vals) * step).astype(np.float32)
+                if vals
+                else np.zeros(0, np.float32),
+                (
+                    np.concatenate(rows) if rows else np.zeros(0, np.int64),
+                    np.concatenate(cols) if cols else np.zeros(0, np.int64),
+                ),
+            ),
             shape=(uniq.size, dim),
         )
         return m[inverse]

@@ -63,6 +63,9 @@ def instrument(engine) -> None:
 
     for name in ("search_serial", "search_segment"):
         setattr(sparse.K, name, _timed(getattr(sparse.K, name), "SPLADE kernel"))
+    import indexes._sparse_query as sparse_query  # the common one-segment search
+
+    sparse_query.search_checked = _timed(sparse_query.search_checked, "SPLADE kernel")
     for name in ("search_positive", "search_batch"):
         setattr(bm25._k, name, _timed(getattr(bm25._k, name), "BM25 kernel"))
     import hybrid.engine.evidence as evidence

@@ -86,6 +86,27 @@ class SearchMixin:
         what the general path does, the token checks at C speed and the kernels' arguments
         made once per state (:func:`_plan`). None for anything else, including every input
         the general path refuses: it checks and searches those."""
+        query = self._common_query(token_lists, k)
+        if query is None or isinstance(query, SearchResult):
+            return query
+        st, q_ptr, q_terms, k = query
+        block, chunk, ratio, pool = _c._BLOCK_DOCS, _k.CHUNK, _c._SPARSE_RATIO, self._pool
+        best: tuple[np.ndarray, np.ndarray] | None = None
+        for base, n_docs, args in st.__dict__.get("_plan") or _plan(st, self._formula()):
+            key, sizes = _positive_scratch(n_docs, block, chunk)
+            acc, touched = pool.get_group(key, sizes)
+            res = _k.search_positive(
+                *args, q_ptr, q_terms, k, acc, touched, _NO_MASK, block, chunk, ratio
+            )  # a kernel that raised leaves its buffers dirty: they are not put back
+            pool.put(key, (acc, touched))
+            if base:
+                res[0][res[0] >= 0] += base
+            best = res if best is None else _k.merge_top(*best, *res, k)
+        return SearchResult(*best)
+
+    def _common_query(self, token_lists: list, k: int) -> tuple | SearchResult | None:
+        """:meth:`_search_common`'s query: ``(state, q_ptr, q_terms, k)``, the empty result
+        of a query without known terms, or None where the general path must search."""
         st = self._state
         positive = st.positive if self._positive is None else self._positive
         if not positive or not token_lists or st.impacts is None:
@@ -106,22 +127,24 @@ class SearchMixin:
         k = min(k, self._n_live)
         if not terms or not st.segments or k == 0:
             return empty_result(len(token_lists), k)
-        q_ptr = np.array(ptr, dtype=np.int64)
-        q_terms = np.array(terms, dtype=np.int32)
-        block, chunk, ratio, pool = _c._BLOCK_DOCS, _k.CHUNK, _c._SPARSE_RATIO, self._pool
-        best: tuple[np.ndarray, np.ndarray] | None = None
+        return st, np.array(ptr, dtype=np.int64), np.array(terms, dtype=np.int32), k
+
+    def _one_call(self, token_lists: list, k: int) -> tuple | None:
+        """``search(token_lists, k)`` as one call of ``search_positive`` for an index of one
+        segment: ``(head, scratch key, scratch sizes, tail)``, its arguments being ``head``,
+        the scratch buffers (taken from ``self._pool`` under that key, given back once the
+        kernel returned), then ``tail``. None where the search takes other steps."""
+        query = self._common_query(token_lists, k)
+        if query is None or isinstance(query, SearchResult):
+            return None
+        st, q_ptr, q_terms, k = query
         plan = st.__dict__.get("_plan") or _plan(st, self._formula())
-        for base, n_docs, args in plan:
-            key, sizes = _positive_scratch(n_docs, block, chunk)
-            acc, touched = pool.get_group(key, sizes)
-            res = _k.search_positive(
-                *args, q_ptr, q_terms, k, acc, touched, _NO_MASK, block, chunk, ratio
-            )  # a kernel that raised leaves its buffers dirty: they are not put back
-            pool.put(key, (acc, touched))
-            if base:
-                res[0][res[0] >= 0] += base
-            best = res if best is None else _k.merge_top(*best, *res, k)
-        return SearchResult(*best)
+        if len(plan) != 1:
+            return None
+        _, n_docs, args = plan[0]  # (the first segment starts at id 0)
+        block, chunk = _c._BLOCK_DOCS, _k.CHUNK
+        key, sizes = _positive_scratch(n_docs, block, chunk)
+        return (*args, q_ptr, q_terms, k), key, sizes, (_NO_MASK, block, chunk, _c._SPARSE_RATIO)
 
     def _search_all(self, st, stats, positive, q_ptr, terms, k, mask) -> SearchResult:
         n_q = q_ptr.shape[0] - 1

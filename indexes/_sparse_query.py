@@ -86,6 +86,19 @@ def search_common(index: Any, queries: Any, k: Any) -> SearchResult | None:
     matrix of float32 weights, ``k`` an int and the index one segment searched in the calling
     thread; None for anything else (and for input that needs canonicalising or is not valid):
     the caller then takes the general path."""
+    args = common_args(index, queries, k)
+    if args is None:
+        return None
+    acc = index._workspace(1)
+    out = search_checked(*args, acc)
+    index._pool.append(acc)  # clean again: the kernel returned
+    return common_result(out)
+
+
+def common_args(index: Any, queries: Any, k: Any) -> tuple | None:
+    """:func:`search_checked`'s arguments but the last (an accumulator of
+    ``index._workspace(1)``, to give back to ``index._pool`` once the kernel returned) for
+    :func:`search_common`'s case; None for anything else."""
     segments = index._segments
     if type(queries) not in _CSR or type(k) is not int or k < 1 or len(segments) != 1:
         return None
@@ -101,10 +114,14 @@ def search_common(index: Any, queries: Any, k: Any) -> SearchResult | None:
     data, idx, ptr = queries.data, queries.indices, queries.indptr
     if data.dtype != _F32 or idx.dtype not in _POINTERS or ptr.dtype != idx.dtype:
         return None
-    acc = index._workspace(1)
     postings = (seg.ptr, seg.docs, seg.weights, seg.dense_of, seg.dense, seg.deleted)
-    ids, scores, status = search_checked(*postings, ptr, idx, data, step, n_cols, k, acc)
-    index._pool.append(acc)  # clean again: the kernel returned
+    return (*postings, ptr, idx, data, step, n_cols, k)
+
+
+def common_result(out: tuple) -> SearchResult | None:
+    """The result of :func:`search_checked`'s output ``out``: None when the query needs the
+    general path; the overflow error when a score overflowed."""
+    ids, scores, status = out
     if status == _GENERAL:
         return None
     if status == _OVERFLOW:

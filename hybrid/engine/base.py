@@ -141,8 +141,12 @@ class EngineBase:
     ) -> dict[str, _T]:
         """Apply ``fn`` to each retriever name: in the shared thread pool when enabled and
         ``work`` (documents x queries; None: unknown, e.g. encoding) is not tiny."""
-        parallel = self.parallel and (work is None or work >= PARALLEL_MIN_WORK)
-        return run_each(fn, names, parallel)
+        return run_each(fn, names, self._parallel_for(work))
+
+    def _parallel_for(self, work: int | None) -> bool:
+        """Whether work of ``work`` documents x queries (None: unknown) runs the retrievers
+        side by side in the shared pool."""
+        return self.parallel and (work is None or work >= PARALLEL_MIN_WORK)
 
     # Public hooks for engines built on this one (e.g. hybrid.backends.qdrant); the underscored
     # names stay as the same functions.

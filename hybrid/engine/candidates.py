@@ -264,7 +264,7 @@ class Candidates:
         sides = self.strata.sides()
         if sides is None:
             return True
-        if not sides.all():  # (every query within its script: the evidence stays as it is)
+        if not self.strata.all_within():  # (all within: the evidence stays as it is)
             options["evidence"] = np.where(sides[:, None], options["evidence"], self._across(names))
         return False
 
@@ -284,7 +284,7 @@ class Candidates:
             if col is None:
                 col = ones = np.ones(len(self)) if ones is None else ones
             cols.append(col)
-        return np.ascontiguousarray(np.array(cols, dtype=np.float64).T)
+        return np.array(cols, dtype=np.float64, order="F").T  # (C order: one copy)
 
     def run(self, config: FusionConfig | str, k: int = 100) -> dict[str, dict[str, float]]:
         """A ranx/TREC-style run: query id -> {doc id: score} of the top ``k``."""

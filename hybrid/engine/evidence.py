@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from hybrid.engine.npz import write_npz
-from hybrid.engine.scripts import _dominant, _intact, query_profiles
+from hybrid.engine.scripts import _dominant, _intact, _profiles
 from hybrid.engine.strata import NO_SCRIPT, Strata
 
 STATS_FILE = "collection_stats.npz"
@@ -264,16 +264,33 @@ def stratum_reach(
     n = len(scripts)
     if stats is None:
         return np.ones(n), np.ones(n)
-    cross = np.zeros(n) if crossing is None else np.asarray(crossing, dtype=np.float64)
-    if cross.shape != (n,):
-        raise ValueError(f"crossing must hold {n} values, got shape {cross.shape}")
+    within, across = _reach(stats, scripts, crossing)
+    return np.array(within, dtype=np.float64), np.array(across, dtype=np.float64)
+
+
+def _reach(
+    stats: CollectionStats | None, scripts: Sequence[str | None], crossing: Any
+) -> tuple[list[float], list[float]]:
+    """:func:`stratum_reach` as lists (``crossing`` a list of floats, an array or None)."""
+    n = len(scripts)
+    if stats is None:
+        return [1.0] * n, [1.0] * n
+    if crossing is None:
+        cross = [0.0] * n
+    elif type(crossing) is list and len(crossing) == n:  # as _profiles gives it
+        cross = crossing
+    else:
+        values = np.asarray(crossing, dtype=np.float64)
+        if values.shape != (n,):
+            raise ValueError(f"crossing must hold {n} values, got shape {values.shape}")
+        cross = values.tolist()
     within, across = [], []
-    for s, c in zip(scripts, cross.tolist(), strict=True):
+    for s, c in zip(scripts, cross, strict=True):
         inside, outside = stats.intact_shares(s)  # (a look-up per script and state)
         within.append(inside)
         # a query without letters is within every document; else outside share x clipped crossing
         across.append(inside if s is None else outside * min(max(c, 0.0), 1.0))
-    return np.array(within, dtype=np.float64), np.array(across, dtype=np.float64)
+    return within, across
 
 
 def strata_for(
@@ -361,17 +378,42 @@ def measure_evidence(
     statistics). ``scripts`` and ``crossing``: :func:`query_profiles` of the queries when the
     caller has them already.
     """
+    return evidence_parts(retriever, queries, encoded, name, scripts, crossing)[:3]
+
+
+def evidence_parts(
+    retriever: Any,
+    queries: Sequence[str],
+    encoded: Any,
+    name: str | None = None,
+    scripts: Sequence[str | None] | None = None,
+    crossing: Any = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`measure_evidence` and the products fusion weighs by: ``(read, within, across,
+    read x within, read x across)``, each ``(n_queries,)``. The arrays of a retriever that is
+    not script-bound are shared (within = across = 1, the products are ``read``): read only."""
     n_q = len(queries)
     read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
-    if read.shape != (n_q,) or not all(0 <= x <= 1 for x in read.tolist()):  # (NaN is not)
+    values = read.tolist()
+    if read.shape != (n_q,) or not all(0 <= x <= 1 for x in values):  # (NaN is not)
         label = name or getattr(retriever, "kind", type(retriever).__name__)
         raise ValueError(
             f"retriever {label!r}: evidence must be {n_q} values in [0, 1], got shape {read.shape}"
         )
     if not getattr(retriever, "script_bound", False):
         ones = np.ones(n_q)
-        return read, ones, ones
+        return read, ones, ones, read, read
     stats = retriever.collection_stats()
     if scripts is None or crossing is None:
-        scripts, crossing = query_profiles(queries)
-    return (read, *stratum_reach(stats, scripts, crossing))
+        scripts, crossing = _profiles(queries)
+    within, across = _reach(stats, scripts, crossing)
+    rows = np.array(  # one array for the four (a search measures every query: few calls)
+        [
+            within,
+            across,
+            [r * w for r, w in zip(values, within, strict=True)],
+            [r * a for r, a in zip(values, across, strict=True)],
+        ],
+        dtype=np.float64,
+    )
+    return read, rows[0], rows[1], rows[2], rows[3]

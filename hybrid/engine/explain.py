@@ -13,12 +13,11 @@ from hybrid.engine.candidates import Candidates
 from hybrid.engine.evidence import (
     EXPLAIN_MIN_EVIDENCE,
     describe_reach,
-    measure_evidence,
-    query_profiles,
+    evidence_parts,
     strata_for,
 )
 from hybrid.engine.results import Explanation, Hit, SourceScore, new_hit
-from hybrid.engine.scripts import crossing_share, dominant_script
+from hybrid.engine.scripts import _profiles, crossing_share, dominant_script
 
 
 class ExplainMixin(EngineBase):
@@ -51,19 +50,13 @@ class ExplainMixin(EngineBase):
             if encoded is None:
                 encoded = retriever.encode_queries(candidates.queries)
             if profiles is None and retriever.script_bound:
-                profiles = query_profiles(candidates.queries)
+                profiles = _profiles(candidates.queries)
                 candidates.strata = strata_for(self.retrievers, profiles[0], candidates.encoded)
             scripts, crossing = (None, None) if profiles is None else profiles
-            read, within, across = measure_evidence(
-                retriever, candidates.queries, encoded, name, scripts, crossing
-            )
-            candidates.read[name], candidates.reach[name] = read, within
-            candidates.reach_across[name] = across
-            if retriever.script_bound:
-                candidates.evidence[name] = read * within
-                candidates.evidence_across[name] = read * across
-            else:  # reached everywhere (within = across = 1): the query-only part is all
-                candidates.evidence[name] = candidates.evidence_across[name] = read
+            parts = evidence_parts(retriever, candidates.queries, encoded, name, scripts, crossing)
+            candidates.read[name], candidates.reach[name] = parts[0], parts[1]
+            candidates.reach_across[name] = parts[2]
+            candidates.evidence[name], candidates.evidence_across[name] = parts[3], parts[4]
 
     def _weighting(
         self,
@@ -149,7 +142,7 @@ class ExplainMixin(EngineBase):
         if base is None:
             evidence = [[None] * len(names)] * n
         else:
-            inside = [float(candidates.evidence[m][q]) for m in names]
+            inside = [candidates.evidence[m].item(q) for m in names]
             strata = candidates.strata
             if strata is not None:
                 sides = strata.sides()  # a collection in one script: no look at each hit
@@ -158,7 +151,7 @@ class ExplainMixin(EngineBase):
                 else:
                     within = [bool(sides[q])] * n
                 across = candidates.evidence_across
-                outside = [float(across.get(m, candidates.evidence[m])[q]) for m in names]
+                outside = [across.get(m, candidates.evidence[m]).item(q) for m in names]
                 choice = (outside, inside)
                 evidence = [choice[w] for w in within]
             else:

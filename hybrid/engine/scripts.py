@@ -111,12 +111,18 @@ def _crossing(counts: Counter[str], scripts: dict[str, int] | None = None) -> fl
 
 def query_profiles(queries: Sequence[str]) -> tuple[list[str | None], np.ndarray]:
     """Each query's dominant script (:func:`dominant_script`) and :func:`crossing_share`."""
+    dominant, crossing = _profiles(queries)
+    return dominant, np.array(crossing)
+
+
+def _profiles(queries: Sequence[str]) -> tuple[list[str | None], list[float]]:
+    """:func:`query_profiles` as two lists."""
     dominant, crossing = [], []
     for q in queries:
         script, share = _profile(q)
         dominant.append(script)
         crossing.append(share)
-    return dominant, np.array(crossing)
+    return dominant, crossing
 
 
 def _profile(text: str) -> tuple[str | None, float]:

@@ -17,7 +17,10 @@ from hybrid.engine.explain import ExplainMixin
 from hybrid.engine.filters import MetadataIndex, parse
 from hybrid.engine.rerankers import RerankCandidates, Reranker, get_reranker
 from hybrid.engine.results import Hit
+from hybrid.engine.retrievers import Retriever
+from indexes import BM25Index, SparseIndex
 from indexes.base import SearchResult, check_k, short
+from indexes.joint import search_lexical
 
 
 class SearchMixin(ExplainMixin):
@@ -89,8 +92,9 @@ class SearchMixin(ExplainMixin):
             if allowed is not None and not allowed.any():
                 nothing: list[list[Hit]] = [[] for _ in queries]
                 return nothing[0] if single else nothing
+            adaptive = cfg.method == fusion_lib.ADAPTIVE  # (its evidence: measured on the way)
             candidates = self._retrieve_encoded(
-                queries, encoded, cfg.retrieval_depth, names, allowed, filter
+                queries, encoded, cfg.retrieval_depth, names, allowed, filter, measure=adaptive
             )
             hits = self._fuse_checked(candidates, top, cfg)
             if rerank is not None and rerank.reads_index:
@@ -163,14 +167,75 @@ class SearchMixin(ExplainMixin):
         names: list[str],
         allowed: np.ndarray | None = None,
         filter: Mapping[str, Any] | None = None,
+        measure: bool = False,
     ) -> Candidates:
         """Search every named retriever with its encoded queries (caller holds the read lock);
-        ``allowed`` (the row mask of ``filter``, see :meth:`_allowed`) restricts them."""
+        ``allowed`` (the row mask of ``filter``, see :meth:`_allowed`) restricts them.
+        ``measure``: the candidates get the retrievers' evidence too (:meth:`_measure`)."""
+        candidates = Candidates(queries=queries, results={}, encoded=dict(encoded))
         work = len(self.store) * len(queries)  # small searches stay in the calling thread
-        results = self._each(
-            lambda n: self._search_retriever(n, encoded[n], depth, allowed, filter), names, work
-        )
-        return Candidates(queries=queries, results=results, encoded=dict(encoded))
+        results = None
+        if allowed is None and not self._parallel_for(work):
+            results = self._search_lexical_together(candidates, depth, names, filter, measure)
+        if results is None:
+            results = self._each(
+                lambda n: self._search_retriever(n, encoded[n], depth, allowed, filter),
+                names,
+                work,
+            )
+        candidates.results = results
+        return candidates
+
+    def _search_lexical_together(
+        self,
+        candidates: Candidates,
+        depth: int,
+        names: list[str],
+        filter: Mapping[str, Any] | None,
+        measure: bool,
+    ) -> dict[str, SearchResult] | None:
+        """Every named retriever's results, a SPLADE and a BM25 index searched in one GIL-free
+        call (:func:`indexes.joint.search_lexical`: one GIL hand-over fewer per search when
+        threads search at once); None where the engine has no such pair or they cannot.
+
+        With ``measure``, the evidence is measured (:meth:`_measure`: it reads only the
+        queries) between that call and the other retrievers' searches: there it splits the
+        Python a search runs holding the GIL into shorter stretches, which a thread returning
+        from a kernel waits for less."""
+        pair = self._lexical_pair(names)
+        if pair is None:
+            return None
+        encoded = candidates.encoded
+        (splade, splade_index), (bm25, bm25_index) = pair
+        found = search_lexical(splade_index, encoded[splade], bm25_index, encoded[bm25], depth)
+        if found is None:
+            return None
+        if measure:
+            self._measure(candidates, names)
+        results = {splade: found[0], bm25: found[1]}
+        for n in names:
+            if n not in results:
+                results[n] = self._search_retriever(n, encoded[n], depth, None, filter)
+        return {n: results[n] for n in names}
+
+    def _lexical_pair(self, names: list[str]) -> tuple | None:
+        """``((name, index), (name, index))`` of the first retriever of ``names`` searching a
+        :class:`~indexes.sparse.SparseIndex` and the first searching a
+        :class:`~indexes.bm25.BM25Index`, each as :meth:`Retriever.search_encoded` does; None
+        when there is no such pair, or a subclass of the engine searches its own way."""
+        if type(self)._search_retriever is not SearchMixin._search_retriever:
+            return None
+        splade = bm25 = None
+        for n in names:
+            r = self.retrievers[n]
+            if type(r).search_encoded is not Retriever.search_encoded:
+                continue
+            index = r.index
+            if splade is None and type(index) is SparseIndex:
+                splade = (n, index)
+            elif bm25 is None and type(index) is BM25Index:
+                bm25 = (n, index)
+        return None if splade is None or bm25 is None else (splade, bm25)
 
     def _search_retriever(
         self,

@@ -90,14 +90,20 @@ class Strata:
             return None
         cached = self.__dict__.get("_sides")  # found once per Strata (it is frozen)
         if cached is None:
-            q = self.query_scripts
-            if only == NO_SCRIPT:  # no document has letters: every one is within
-                cached = np.ones(q.shape, dtype=bool)
-            else:
-                cached = (q == only) | (q == NO_SCRIPT)
+            flags = [  # (a search has one query: Python is cheaper than array operations)
+                only == NO_SCRIPT or c == only or c == NO_SCRIPT
+                for c in self.query_scripts.tolist()
+            ]
+            cached = np.array(flags, dtype=bool)
             cached.flags.writeable = False
             self.__dict__["_sides"] = cached
+            self.__dict__["_all_within"] = all(flags)
         return cached
+
+    def all_within(self) -> bool:
+        """Whether every query's documents are all within its script (:meth:`sides` all True;
+        False when it depends on each document)."""
+        return self.sides() is not None and self.__dict__["_all_within"]
 
     def holds(self, lists: Sequence[tuple[np.ndarray, Any]], depth: int | None) -> tuple:
         """``(within, across)``, each ``(n_queries,)`` bool: whether the first ``depth``

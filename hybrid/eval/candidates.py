@@ -25,10 +25,10 @@ import numpy as np
 from hybrid.engine.candidates import Candidates, CandidateSet
 from hybrid.engine.evidence import (
     EVIDENCE_VERSION,
-    measure_evidence,
-    query_profiles,
+    evidence_parts,
     strata_for,
 )
+from hybrid.engine.scripts import query_profiles
 from hybrid.engine.strata import Strata
 from hybrid.eval.datasets import Dataset
 from hybrid.protocols import RetrieverLike
@@ -273,8 +273,8 @@ def _evidence(
     scripts, crossing = query_profiles(q_texts)
     within, across = {}, {}
     for name, r in retrievers.items():
-        read, inside, outside = measure_evidence(r, q_texts, encoded[name], name, scripts, crossing)
-        within[name], across[name] = read * inside, read * outside
+        parts = evidence_parts(r, q_texts, encoded[name], name, scripts, crossing)
+        within[name], across[name] = parts[3], parts[4]
     return within, across, strata_for(retrievers, scripts, encoded)
 
 

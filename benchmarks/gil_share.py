@@ -1,7 +1,8 @@
 """How much of a search holds the GIL: CPU time in the kernels that release it against the rest.
 
 Concurrent searches from several threads can only overlap the parts that run without the GIL:
-the index kernels (SPLADE and BM25 numba ``nogil`` kernels, FAISS), the evidence kernel and the
+the index kernels (SPLADE and BM25 numba ``nogil`` kernels, one call for both where the engine
+searches them one after another: :mod:`indexes.joint`; FAISS), the evidence kernel and the
 fusion kernels (:mod:`fusion._kernels`, :mod:`fusion._scale`; the time of a call includes
 numba's dispatch, a few microseconds that do hold the GIL).
 Everything else (query handling, validation, fusion, evidence, hit assembly, locks) is Python
@@ -64,8 +65,10 @@ def instrument(engine) -> None:
     for name in ("search_serial", "search_segment"):
         setattr(sparse.K, name, _timed(getattr(sparse.K, name), "SPLADE kernel"))
     import indexes._sparse_query as sparse_query  # the common one-segment search
+    import indexes.joint as joint  # SPLADE and BM25 in one call (the engine's serial searches)
 
     sparse_query.search_checked = _timed(sparse_query.search_checked, "SPLADE kernel")
+    joint._both = _timed(joint._both, "SPLADE + BM25 kernels (one call)")
     for name in ("search_positive", "search_batch"):
         setattr(bm25._k, name, _timed(getattr(bm25._k, name), "BM25 kernel"))
     import hybrid.engine.evidence as evidence

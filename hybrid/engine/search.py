@@ -230,7 +230,7 @@ class SearchMixin(ExplainMixin):
             r = self.retrievers[n]
             if type(r).search_encoded is not Retriever.search_encoded:
                 continue
-            index = r.index
+            index = getattr(r, "index", None)
             if splade is None and type(index) is SparseIndex:
                 splade = (n, index)
             elif bm25 is None and type(index) is BM25Index:

@@ -390,8 +390,9 @@ def evidence_parts(
     crossing: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`measure_evidence` and the products fusion weighs by: ``(read, within, across,
-    read x within, read x across)``, each ``(n_queries,)``. The arrays of a retriever that is
-    not script-bound are shared (within = across = 1, the products are ``read``): read only."""
+    read x within, read x across)``, each ``(n_queries,)``. A retriever that is not
+    script-bound gets shared arrays, not copies (within = across = 1, the products are
+    ``read``): callers must not write to them."""
     n_q = len(queries)
     read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
     values = read.tolist()

@@ -44,6 +44,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -161,24 +162,32 @@ def score_dataset(label, cands, qrels, tuned, oracle, tuned_how) -> dict:
 
 def mixed_candidates(query_set: str):
     """Candidates of ``query_set``'s queries over the pooled AutoRAG + Belebele documents."""
+    parts = [load_dataset(DATA / n, "test") for n in (AUTORAG, BELEBELE)]
+    own = parts[0] if query_set == AUTORAG else parts[1]
+    return pooled_candidates(parts, own, "mixed-ko-en", [AUTORAG, BELEBELE])
+
+
+def pooled_candidates(parts: list, own: Any, name: str, pooled: list[str]):
+    """``(data, candidates)`` of ``own``'s queries (``own`` one of ``parts``) over the documents of
+    every dataset in ``parts``, ids prefixed by the dataset's name; each dataset's document
+    encodings are cached on their own, so pools sharing a dataset encode it once. ``name`` and
+    ``pooled`` name the pool in the candidate cache."""
     import scipy.sparse as sp
 
     from hybrid.engine.presets import offline_retrievers
     from hybrid.eval import Dataset, cached_encode, retrieve_candidates
 
-    parts = [load_dataset(DATA / n, "test") for n in (AUTORAG, BELEBELE)]
-    own = parts[0] if query_set == AUTORAG else parts[1]
     retrievers = offline_retrievers()
     docs: dict[str, list] = {n: [] for n in retrievers}
-    for d in parts:  # the per-dataset document encodings (cached by the Korean rows)
-        for name, r in retrievers.items():
-            docs[name].append(
-                cached_encode(r, d.doc_texts, "documents", CACHE, d.fingerprint(), False, name)
+    for d in parts:
+        for r_name, r in retrievers.items():
+            docs[r_name].append(
+                cached_encode(r, d.doc_texts, "documents", CACHE, d.fingerprint(), False, r_name)
             )
     q_texts = list(own.queries.values())
     queries = {
-        name: cached_encode(r, q_texts, "queries", CACHE, _hash(q_texts), False, name)
-        for name, r in retrievers.items()
+        r_name: cached_encode(r, q_texts, "queries", CACHE, _hash(q_texts), False, r_name)
+        for r_name, r in retrievers.items()
     }
     doc_enc = {
         "splade": sp.vstack(docs["splade"], format="csr"),
@@ -186,12 +195,12 @@ def mixed_candidates(query_set: str):
         "bm25": [t for part in docs["bm25"] for t in part],
     }
     data = Dataset(
-        name="mixed-ko-en",
+        name=name,
         doc_ids=[f"{d.name}:{i}" for d in parts for i in d.doc_ids],
         doc_texts=[t for d in parts for t in d.doc_texts],
         queries=own.queries,
         qrels={q: {f"{own.name}:{i}": v for i, v in r.items()} for q, r in own.qrels.items()},
-        split=query_set,
+        split=own.name,
     )
     cands = retrieve_candidates(
         retrievers,
@@ -200,7 +209,7 @@ def mixed_candidates(query_set: str):
         cache_dir=CACHE,
         doc_encodings=doc_enc,
         query_encodings=queries,
-        extra={"pooled": [AUTORAG, BELEBELE]},
+        extra={"pooled": pooled},
         progress=False,
     )
     return data, cands

@@ -360,27 +360,6 @@ def describe_reach(
     return f"{where}: reach {value:.2f}"
 
 
-def measure_evidence(
-    retriever: Any,
-    queries: Sequence[str],
-    encoded: Any,
-    name: str | None = None,
-    scripts: Sequence[str | None] | None = None,
-    crossing: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A retriever's evidence for each query in parts, ``(read, within, across)``: ``read x
-    within`` is what ``"adaptive"`` fusion weighs it by among the documents in the query's
-    script, ``read x across`` among the others.
-
-    ``read``: :meth:`~hybrid.engine.retrievers.Retriever.evidence`, measured on the query alone.
-    ``within`` and ``across``: for script-bound retrievers, :func:`stratum_reach` of the
-    collection it holds (1 for other retrievers, and for script-bound ones without
-    statistics). ``scripts`` and ``crossing``: :func:`query_profiles` of the queries when the
-    caller has them already.
-    """
-    return evidence_parts(retriever, queries, encoded, name, scripts, crossing)[:3]
-
-
 def evidence_parts(
     retriever: Any,
     queries: Sequence[str],
@@ -389,10 +368,18 @@ def evidence_parts(
     scripts: Sequence[str | None] | None = None,
     crossing: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`measure_evidence` and the products fusion weighs by: ``(read, within, across,
-    read x within, read x across)``, each ``(n_queries,)``. A retriever that is not
-    script-bound gets shared arrays, not copies (within = across = 1, the products are
-    ``read``): callers must not write to them."""
+    """A retriever's evidence for each query in parts and the products fusion weighs by:
+    ``(read, within, across, read x within, read x across)``, each ``(n_queries,)``; ``"adaptive"``
+    fusion weighs the retriever by ``read x within`` among the documents in the query's script,
+    by ``read x across`` among the others.
+
+    ``read``: :meth:`~hybrid.engine.retrievers.Retriever.evidence`, measured on the query alone.
+    ``within`` and ``across``: for script-bound retrievers, :func:`stratum_reach` of the
+    collection it holds (1 for other retrievers, and for script-bound ones without
+    statistics). ``scripts`` and ``crossing``: the queries' profiles
+    (:func:`~hybrid.engine.scripts.query_profiles`) when the caller has them already. A
+    retriever that is not script-bound gets shared arrays, not copies (within = across = 1, the
+    products are ``read``): callers must not write to them."""
     n_q = len(queries)
     read = np.asarray(retriever.evidence(queries, encoded), dtype=np.float64)
     values = read.tolist()

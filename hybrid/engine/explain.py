@@ -163,29 +163,29 @@ class ExplainMixin(EngineBase):
         explain = self._query_explainer(label, candidates, q, names, base, merged, whys)
         store = self.store
         doc_ids, texts, metadata = store.ids, store.texts, store.metadata
-        make = object.__new__
         for i, row in enumerate(result.ids.tolist()):
             used_i, ev_i = used[i], evidence[i]
             sources = (names, ranks[i], raw[i], normalized[i], contributions[i], used_i, ev_i)
             if base is not None:
                 whys[row] = (used_i, ev_i, within[i])
             score = scores[i]
-            # what make_hit builds (see new_hit), with one explainer shared by the query's hits
-            hit = make(Hit)
-            hit.__dict__ = {
-                "id": doc_ids[row],
-                "score": score,
-                "text": texts[row],
-                "rank": i + 1,
-                "_sources_from": sources,
-                "fused_score": score,
-                "fused_rank": i + 1,
-                "metadata": metadata[row],
-                "reranker_score": None,
-                "_row": row,
-                "_explainer": explain,
-            }
-            hits.append(hit)
+            hits.append(  # what make_hit builds, with one explainer shared by the query's hits
+                new_hit(
+                    {
+                        "id": doc_ids[row],
+                        "score": score,
+                        "text": texts[row],
+                        "rank": i + 1,
+                        "_sources_from": sources,
+                        "fused_score": score,
+                        "fused_rank": i + 1,
+                        "metadata": metadata[row],
+                        "reranker_score": None,
+                        "_row": row,
+                        "_explainer": explain,
+                    }
+                )
+            )
         return hits
 
     def _query_explainer(
@@ -229,17 +229,19 @@ class ExplainMixin(EngineBase):
         demand (a public hook: engines on other backends build their hits with it)."""
         store = self.store
         return new_hit(
-            id=store.ids[row],
-            score=score,
-            text=store.texts[row],
-            rank=rank,
-            sources=sources,
-            fused_score=score,
-            fused_rank=rank,
-            metadata=store.metadata[row],
-            reranker_score=None,
-            _row=row,
-            _explainer=self._explainer(row, label, candidates, q, weighting),
+            {
+                "id": store.ids[row],
+                "score": score,
+                "text": store.texts[row],
+                "rank": rank,
+                "sources": sources,
+                "fused_score": score,
+                "fused_rank": rank,
+                "metadata": store.metadata[row],
+                "reranker_score": None,
+                "_row": row,
+                "_explainer": self._explainer(row, label, candidates, q, weighting),
+            }
         )
 
     def _explainer(

@@ -195,13 +195,14 @@ class Hit:
         return out
 
 
-def new_hit(**fields: Any) -> Hit:
-    """``Hit(**fields)`` given every field, the same object, built without the dataclass's
-    ``__init__`` (every search builds ``k`` of them, holding the GIL). Instead of ``sources``,
-    ``_sources_from`` may give ``(names, ranks, scores, normalized, contributions, weights,
-    evidence)``, one entry per retriever: ``sources`` is then made on first access."""
+def new_hit(fields: dict[str, Any]) -> Hit:
+    """``Hit(**fields)`` given every field in order, the same object, built without the
+    dataclass's ``__init__`` (every search builds ``k`` of them, holding the GIL); ``fields``
+    becomes the hit's ``__dict__``. Instead of ``sources``, ``_sources_from`` may give ``(names,
+    ranks, scores, normalized, contributions, weights, evidence)``, one entry per retriever:
+    ``sources`` is then made on first access."""
     out = object.__new__(Hit)
-    out.__dict__.update(fields)
+    out.__dict__ = fields
     return out
 
 

@@ -267,7 +267,7 @@ def _evidence(
     encoded: Mapping[str, Any],
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Strata | None]:
     """Each indexed retriever's evidence for ``data``'s queries as the engine measures it
-    (:func:`hybrid.engine.evidence.measure_evidence`), within the queries' scripts and across
+    (:func:`hybrid.engine.evidence.evidence_parts`), within the queries' scripts and across
     them, and the script strata the adaptive fusion fuses by."""
     q_texts = list(data.queries.values())
     scripts, crossing = query_profiles(q_texts)

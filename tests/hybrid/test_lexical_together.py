@@ -10,9 +10,9 @@ from tests._standins import docs
 from tests._standins import engine as standin_engine
 
 
-def _engine(parallel=False):
+def _engine(parallel=False, n=300):
     engine = standin_engine(parallel=parallel)
-    texts, ids, meta = docs(300, seed=4)
+    texts, ids, meta = docs(n, seed=4)
     engine.add(texts, ids=ids, metadata=meta)
     for retriever in engine.retrievers.values():  # BM25's impacts, as between writes
         precompute = getattr(retriever.index, "precompute", None)
@@ -95,3 +95,72 @@ def test_filters_parallel_searches_and_other_backends_search_one_by_one(monkeypa
     assert OwnSearch._lexical_pair(engine, list(engine.names)) is not None
     engine.__class__ = OwnSearch
     assert engine._lexical_pair(list(engine.names)) is None
+
+
+def test_threads_search_together_while_a_writer_deletes(monkeypatch):
+    """8 threads search through the one-call path while a writer deletes documents (BM25's
+    impacts precomputed again soon after each): every search equals a one-thread search of the
+    same state (pooled scratch buffers are never shared), and no hit is a document whose delete
+    returned before the search began."""
+    import threading
+    import time
+
+    engine, texts = _engine(n=3000)  # kernels long enough for threads to overlap in them
+    engine.retrievers["bm25"].index.precompute_delay = 0.005
+    calls = _calls(monkeypatch)
+    queries = [t.split(".")[0][:40] for t in texts[:40]]
+    ids = engine.ids()
+    deleted_at: dict[str, float] = {}
+    errors: list[str] = []
+    done = threading.Event()
+
+    def writer():
+        try:
+            for doc_id in ids[::7][:25]:
+                engine.delete([doc_id])
+                deleted_at[doc_id] = time.monotonic()
+                time.sleep(0.01)
+        except Exception as exc:  # reported below
+            errors.append(repr(exc))
+        finally:
+            done.set()
+
+    def searcher(seed):
+        try:
+            i = seed
+            while not done.is_set() or i < seed + 40:
+                q = queries[i % len(queries)]
+                began = time.monotonic()
+                hits = engine.search(q, k=20)
+                gone = {d for d, t in list(deleted_at.items()) if t < began}
+                if gone & {h.id for h in hits}:
+                    errors.append(f"deleted document found by {q!r}")
+                if len({h.id for h in hits}) != len(hits):
+                    errors.append(f"duplicate hits for {q!r}")
+                i += 1
+        except Exception as exc:
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=searcher, args=(s,)) for s in range(8)]
+    threads.append(threading.Thread(target=writer))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(calls) > 50  # the one-call path served many of the concurrent searches
+    engine.retrievers["bm25"].index.precompute()
+    before = sum(calls)
+    results: dict[str, list] = {}
+
+    def final(q):
+        results[q] = _view(engine.search(q, k=20))
+
+    threads = [threading.Thread(target=final, args=(q,)) for q in queries]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(calls) - before == len(queries)  # all together, all through the one call
+    monkeypatch.setattr(search_module, "search_lexical", lambda *args: None)
+    assert results == {q: _view(engine.search(q, k=20)) for q in queries}
